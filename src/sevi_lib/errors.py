@@ -1,0 +1,20 @@
+"""User-facing exceptions.
+
+Every error that a physicist can cause by what they feed the tool (a missing file, a wrong
+dataset, an unphysical parameter set) is raised as a :class:`SeviError` with a one-line message
+naming the file or the parameter and the problem. The ``sevi`` command turns it into
+``sevi: error: <message>`` on stderr and exit status 2; anything else is a bug and keeps its
+traceback.
+"""
+
+
+class SeviError(Exception):
+    """Base class of the errors a user can cause and fix."""
+
+
+class InputError(SeviError):
+    """A file or argument is missing, unreadable or has the wrong layout."""
+
+
+class UnphysicalError(SeviError, ValueError):
+    """A beta vector whose angular density is negative somewhere on [-1, 1]."""
