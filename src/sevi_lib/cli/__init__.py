@@ -15,6 +15,7 @@ from ..errors import SeviError
 COMMANDS = [
     "score",
     "train",
+    "nn",
 ]
 
 
