@@ -85,3 +85,21 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(InputError, match="detector_fraction"):
         synthesize(tmp_path / "x.h5", PRIOR, VIEW, 2, 1, "k", detector_fraction=1.5)
     assert not list(tmp_path.iterdir())
+
+
+def test_detector_like_samples(tmp_path):
+    from sevi_lib.synth import detector_map
+
+    R, sigma_R = np.array([0.5, 0.8]), np.array([0.007, 0.008])
+    beta = np.array([[0.5, 0.2], [-0.3, 0.1]])
+    n_el = np.array([400, 600])
+    m = detector_map(R, sigma_R, beta, n_el, seed=4, electrons_per_frame=80)
+    # realised detected electrons are Poisson around 1000; the detector finds nearly all of them
+    # at this sparse occupancy (isotropic-ish shells, ~72 spots per frame): allow 5 sigma + 5 %
+    assert abs(m.sum() - 1000) < 5 * np.sqrt(1000) + 50
+    np.testing.assert_array_equal(m, detector_map(R, sigma_R, beta, n_el, seed=4, electrons_per_frame=80))
+    prior = pretrain_prior({"electrons": [300, 400]})
+    synthesize(tmp_path / "d.h5", prior, VIEW, 2, seed=2, key="d", detector_fraction=1.0)
+    d = _read(tmp_path / "d.h5")
+    assert d["detector"].all()
+    np.testing.assert_allclose(d["inputs"].sum(axis=(1, 2, 3)), 255.0, rtol=1e-5)

@@ -115,7 +115,8 @@ def simulate_maps(R, sigma_R, beta, n_electrons, seeds):
     return out
 
 
-def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, detection_loss=0.1, detect_kwargs=None):
+def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, detection_loss=0.1,
+                 detector_params=None, chunk=32):
     """Count map of one sample built frame by frame through the renderer and the detector.
 
     Parameters
@@ -123,7 +124,8 @@ def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, 
     R, sigma_R : array_like, shape (2,)
     beta : array_like, shape (2, N)
     n_electrons : array_like of int, shape (2,)
-        Expected number of *detected* electrons of each shell.
+        Expected number of *detected* electrons of each shell (the frame count is chosen so;
+        the realised numbers are Poisson around them).
     seed : int
         Seed of the frame simulation and rendering, in [0, 2**32).
     electrons_per_frame : float
@@ -131,34 +133,39 @@ def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, 
         it in proportion to `n_electrons`.
     detection_loss : float
         Fraction of electrons that never reach the screen.
-    detect_kwargs : dict, optional
-        Keyword arguments of the detector.
+    detector_params : dict, optional
+        Fields of :class:`sevi_lib.detect.DetectorParams` (default: its defaults).
+    chunk : int
+        Frames rendered and detected at a time.
 
     Returns
     -------
     ndarray of float64, shape (1024, 1024)
         Count map of the detected positions.
     """
-    from .detect import detect_frames
-    from .render import iter_rendered_frames
+    from .detect import DetectorParams, FrameDetector
+    from .render import render_chunk
     from .shells import Shells
-    from .simulate import count_map, iter_frame_electrons
+    from .simulate import iter_frame_electrons
 
     n_el = np.asarray(n_electrons, dtype=np.float64)
-    total = n_el.sum()
-    n_frames = max(1, int(np.ceil(total / ((1.0 - detection_loss) * electrons_per_frame))))
+    seen = (1.0 - detection_loss) * float(electrons_per_frame)
+    n_frames = max(1, int(np.ceil(n_el.sum() / seen)))
     means = n_el / ((1.0 - detection_loss) * n_frames)
     shells = Shells(R, sigma_R, beta)
-    out = np.zeros((N_PIX, N_PIX))
-    chunks = iter_frame_electrons(shells, n_frames, means, detection_loss, seed)
-    for frames in iter_rendered_frames(chunks, seed):
-        found = detect_frames(frames, **(detect_kwargs or {}))
-        count_map(found["x"], found["z"], out=out)
-    return out
+    frames = np.empty((chunk, N_PIX, N_PIX), dtype=np.uint8)
+    with FrameDetector(DetectorParams(**(detector_params or {}))) as det:
+        for ch in iter_frame_electrons(shells, n_frames, means, detection_loss, seed, chunk):
+            ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
+            out = frames[: ch.n_frames]
+            render_chunk(ids, ch.frame_offsets, np.ascontiguousarray(ch.detected["x"]),
+                         np.ascontiguousarray(ch.detected["z"]), seed, out, get_num_threads())
+            det.process(ids.astype(np.int32), out)
+        return det.count_map.copy()
 
 
 def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons_per_frame=80.0,
-               threads=None, progress=False):
+               detector_params=None, threads=None, progress=False):
     """Write one synthesis shard (atomically; see the module docstring for the layout).
 
     Parameters
@@ -176,6 +183,8 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
         Expected fraction of samples synthesised through the renderer and the detector.
     electrons_per_frame : float
         Mean electrons per frame (both shells) of those samples.
+    detector_params : dict, optional
+        Fields of :class:`sevi_lib.detect.DetectorParams` for those samples.
     threads : int, optional
         numba threads for the simulation (default: numba's current setting).
     progress : bool
@@ -239,7 +248,7 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
                     bar.update(len(idx))
             for i in np.flatnonzero(use_detector):
                 m = detector_map(draw.R[i], draw.sigma_R[i], draw.beta[i], draw.n_electrons[i],
-                                 int(sim_seeds[i, 0]), electrons_per_frame)
+                                 int(sim_seeds[i, 0]), electrons_per_frame, detector_params=detector_params)
                 inputs[i] = apply_view(m, view)
                 if bar is not None:
                     bar.update(1)

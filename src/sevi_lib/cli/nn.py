@@ -57,6 +57,8 @@ def register(sub):
                    help="fraction of samples rendered into frames and detected (default 0)")
     s.add_argument("--electrons-per-frame", type=float, default=80.0,
                    help="electrons per frame of the detector-like samples (default 80)")
+    s.add_argument("--detector-params", type=_json, default={},
+                   help="JSON of DetectorParams fields for the detector-like samples (default: detector defaults)")
     s.add_argument("--threads", type=int, default=1, help="numba threads (default 1)")
     s.add_argument("--progress", action="store_true", help="progress bar")
     s.set_defaults(func=run_synth)
@@ -136,7 +138,7 @@ def run_synth(args):
     view = View.from_config(args.view)
     attrs = synthesize(args.out, prior, view, args.n, args.seed, args.key,
                        detector_fraction=args.detector_fraction, electrons_per_frame=args.electrons_per_frame,
-                       threads=args.threads, progress=args.progress)
+                       detector_params=args.detector_params, threads=args.threads, progress=args.progress)
     print(f"{args.out}: {args.n} samples, view {view.to_config()}, prior {prior.name}, "
           f"acceptance {attrs['acceptance']:.3f} (beta {attrs['beta_acceptance']:.3f} per shell, "
           f"radii {attrs['R_acceptance']:.3f})")
