@@ -14,6 +14,7 @@ from ..errors import SeviError
 
 COMMANDS = [
     "score",
+    "simulate",
     "train",
     "nn",
 ]
