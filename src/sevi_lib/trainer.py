@@ -45,7 +45,8 @@ Run folder
                                    state, history
 ``run_dir/metrics.csv``            one row per epoch (see ``METRIC_COLUMNS``)
 ``run_dir/tb/``                    TensorBoard events
-``run_dir/loss.png``               train / validation distance curves
+``run_dir/loss.png``               train / validation distance curves (redrawn at most every
+                                   ``PLOT_SECONDS`` and at the end of the call)
 ``run_dir/result.yaml``            the dict returned by :func:`train`
 
 Resume and determinism
@@ -92,6 +93,8 @@ METRIC_COLUMNS = [
     "val_shell0", "val_shell1", "best", "t_data", "t_forward", "t_backward", "t_optimizer",
     "t_val", "t_epoch", "samples_per_s",
 ]
+
+PLOT_SECONDS = 60.0  # redraw loss.png at most this often during a run (and always at its end)
 
 # Fields that may change between an interrupted run and its resumption.
 RESUME_FREE = frozenset({
@@ -800,6 +803,7 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
 
     from tqdm.auto import tqdm
     stop = _StopFlag()
+    last_plot = time.monotonic()
     try:
         with stop:
             while state.epoch < cfg.epochs and not state.stopped_early:
@@ -914,7 +918,9 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
                     writer.add_scalar(f"time/{key[2:]}", row[key], state.step)
                 writer.flush()
                 _write_metrics(run_dir, state.history)
-                _plot(run_dir, state.history)
+                if time.monotonic() - last_plot > PLOT_SECONDS:
+                    _plot(run_dir, state.history)
+                    last_plot = time.monotonic()
                 save_last()
                 log.info("epoch %d/%d  train %.4g +- %.3g  val %.4g +- %.3g%s  lr %.3g  %.1f samples/s",
                          epoch + 1, cfg.epochs, train_mean, train_std, val_mean, val_std,
@@ -924,4 +930,9 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
                              state.bad_epochs, state.best_val, state.best_epoch)
     finally:
         writer.close()
+        if state.history:
+            try:
+                _plot(run_dir, state.history)
+            except Exception as exc:  # never hide the training outcome behind a plotting failure
+                log.warning("could not draw %s: %s", run_dir / "loss.png", exc)
     return result()
