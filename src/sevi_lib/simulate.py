@@ -119,7 +119,7 @@ def _cdf_density(c, a, alpha, gamma):
     return F, f
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _solve(u, lo, hi, c, a, alpha, gamma):
     """Root of F(c) = u in the bracket [lo, hi] by safeguarded Newton (bisection fallback).
 
@@ -186,7 +186,7 @@ def make_sampler(beta, K=TABLE_SIZE):
 _BLOCK = 64
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def sample_c_into(u, out, sampler):
     """Map uniforms `u` to c = F^-1(u) exactly, writing into `out` (numba).
 
