@@ -175,8 +175,6 @@ def test_simulate_electrons_tables():
     # frame offsets index the detected table by frame
     counts = np.bincount(d["ImageId"], minlength=400)
     np.testing.assert_array_equal(np.diff(out.frame_offsets), counts)
-    # per-frame counts are Poisson(50 * 0.9)? their mean is the sum of the shell means
-    per_frame = np.bincount(np.repeat(np.arange(400), 1), minlength=400)  # noqa: F841 (layout check above)
 
 
 def test_frame_chunks_do_not_change_result():
