@@ -1,0 +1,106 @@
+"""Tests of ``sevi simulate``: happy path from YAML and flags, bad input exits 2 leaving nothing."""
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from sevi_lib.cli import main
+
+SIM = {
+    "seed": 3,
+    "n_frames": 3,
+    "electrons_per_shell": [5, 4],
+    "detection_loss": 0.1,
+    "shells": [
+        {"R": 0.8, "sigma_R": 0.008, "beta": [1.0, 0.85, 0.55]},
+        {"R": 0.5, "sigma_R": 0.007, "beta": [-0.3]},
+    ],
+}
+
+
+def _yaml(path, doc):
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+def _run(tmp_path, *extra):
+    return main(["simulate", "--frames", str(tmp_path / "out" / "f.h5"), "--truth", str(tmp_path / "out" / "t.h5"),
+                 "--no-progress", *extra])
+
+
+def test_simulate_from_workflow_config(tmp_path, capsys):
+    params = _yaml(tmp_path / "config.yaml", {"simulation": SIM, "other_stage": {"x": 1}})
+    assert _run(tmp_path, "--params", params) == 0
+    assert "3 frames" in capsys.readouterr().out
+    with h5py.File(tmp_path / "out" / "t.h5", "r") as f:
+        truth = f["Truth"][()]
+        assert f["DetectedElectrons"].shape[0] > 0
+    np.testing.assert_array_equal(truth["R"], [0.5, 0.8])  # sorted, smaller radius first
+    np.testing.assert_array_equal(truth["beta"][0], [-0.3, 0, 0])
+    with h5py.File(tmp_path / "out" / "f.h5", "r") as f:
+        assert f["FinalImage"].shape == (3,)
+
+
+def test_flags_override_and_section_alone(tmp_path):
+    params = _yaml(tmp_path / "sim.yaml", SIM)
+    assert _run(tmp_path, "--params", params, "--n-frames", "2", "--R", "0.4", "0.7", "--seed", "5") == 0
+    with h5py.File(tmp_path / "out" / "f.h5", "r") as f:
+        assert f["FinalImage"].shape == (2,)
+    with h5py.File(tmp_path / "out" / "t.h5", "r") as f:
+        np.testing.assert_array_equal(f["Truth"]["R"], [0.4, 0.7])
+        assert f.attrs["seed"] == 5
+
+
+def test_flags_only(tmp_path):
+    assert _run(tmp_path, "--R", "0.5", "0.8", "--sigma-R", "0.007", "0.008", "--beta", "1,0.5", "-0.2",
+                "--n-frames", "1", "--electrons-per-shell", "3") == 0
+
+
+BAD = [
+    (["--params", "{missing}"], "cannot read"),
+    (["--params", "{broken}"], "not valid YAML"),
+    (["--params", "{good}", "--beta", "-1.0", "0"], "unphysical"),
+    (["--params", "{good}", "--R", "0.5"], "1 values given for 2 shells"),
+    (["--params", "{good}", "--detection-loss", "1.5"], "detection_loss"),
+    (["--params", "{good}", "--electrons-per-shell", "1", "2", "3"], "electrons_per_shell"),
+    (["--params", "{good}", "--seed", "-4"], "seed"),
+    (["--params", "{good}", "--beta", "1,x", "0"], "comma-separated"),
+    (["--params", "{noshells}"], "no shells"),
+    (["--R", "0.5", "0.8"], "lacks sigma_R, beta"),
+    (["--params", "{good}", "--R", "-0.5", "0.8"], "radius"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD)
+def test_bad_input_exits_2_and_leaves_nothing(tmp_path, capsys, argv, message):
+    names = {
+        "missing": str(tmp_path / "nope.yaml"),
+        "broken": str(tmp_path / "broken.yaml"),
+        "good": str(tmp_path / "good.yaml"),
+        "noshells": str(tmp_path / "noshells.yaml"),
+    }
+    (tmp_path / "broken.yaml").write_text("simulation: [unclosed\n")
+    _yaml(tmp_path / "good.yaml", {"simulation": SIM})
+    _yaml(tmp_path / "noshells.yaml", {"simulation": {"n_frames": 2}})
+    before = set(tmp_path.iterdir())
+    assert _run(tmp_path, *[a.format(**names) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sevi: error:") and message in err[0], err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert set(tmp_path.iterdir()) - before <= {tmp_path / "out"}
+
+
+def test_same_output_paths_rejected(tmp_path, capsys):
+    params = _yaml(tmp_path / "good.yaml", SIM)
+    same = str(tmp_path / "x.h5")
+    assert main(["simulate", "--frames", same, "--truth", same, "--params", params, "--no-progress"]) == 2
+    assert "same file" in capsys.readouterr().err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", "--help"])
+    assert exc.value.code == 0
+    assert "--electrons-per-shell" in capsys.readouterr().out
