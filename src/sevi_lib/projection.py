@@ -232,8 +232,13 @@ def projected_density(x, z, R, sigma_R, beta):
     return f.reshape(np.shape(x))
 
 
-def radial_spline(R, sigma_R, n, h, rho_max, derivatives=0, contract=None):
-    """Cubic-spline table of the radial functions on the uniform grid rho = 0, h, 2h, ...
+def _spline_coefficients(rho, vals):
+    cs = CubicSpline(rho, vals, axis=0, bc_type="not-a-knot")
+    return np.ascontiguousarray(np.moveaxis(cs.c, 0, 1))
+
+
+def radial_spline(R, sigma_R, n, h, rho_max, derivatives=0, contract=None, contract_derivatives=None):
+    """Cubic-spline tables of the radial functions on the uniform grid rho = 0, h, 2h, ...
 
     Parameters
     ----------
@@ -246,29 +251,36 @@ def radial_spline(R, sigma_R, n, h, rho_max, derivatives=0, contract=None):
     rho_max : float
         The table covers [0, rho_max]; beyond R + 9 sigma_R all functions vanish.
     derivatives : {0, 1, 2}
-        Derivative slots tabulated (see :func:`radial_moments`).
+        Derivative slots of the full table (see :func:`radial_moments`).
     contract : ndarray, shape (n + 1,), optional
-        Coefficients a_l: if given, tabulate H_m = sum_l a_l G_lm (n + 1 columns per slot)
-        instead of all pairs l >= m.
+        Coefficients a_l: also return a table of H_m = sum_l a_l G_lm (n + 1 columns per slot).
+    contract_derivatives : {0, 1, 2}, optional
+        Derivative slots of the contracted table (default: `derivatives`).
 
     Returns
     -------
-    coef : ndarray, shape (n_grid - 1, 4, n_deriv * n_cols)
+    full : ndarray, shape (n_grid - 1, 4, n_deriv * n_pairs)
         Spline coefficients per interval, highest power first in t = rho - rho_i
-        (value = ((c0 t + c1) t + c2) t + c3). Without `contract` the columns of one slot are the
-        pairs (l, m), m <= l, in row-major order (see :func:`pair_index`).
+        (value = ((c0 t + c1) t + c2) t + c3). The columns of one slot are the pairs (l, m),
+        m <= l, in the order of :func:`pair_index`; slots follow each other.
+    contracted : ndarray, shape (n_grid - 1, 4, n_deriv_c * (n + 1))
+        Only if `contract` is given.
     """
+    cd = derivatives if contract_derivatives is None else contract_derivatives
     n_grid = int(np.ceil(rho_max / h)) + 2
     rho = np.arange(n_grid) * h
-    g = radial_functions(rho, R, sigma_R, n, derivatives)  # (nd, ng, l, m)
+    m = radial_moments(rho, R, sigma_R, n, max(derivatives, cd))
+    d = separation_coefficients(n)
+    li, mi = pair_index(n)
+    nd = N_DERIV[derivatives]
+    vals = np.einsum("dik,pk->idp", m[:nd], d[li, mi, :]).reshape(n_grid, -1)
+    full = _spline_coefficients(rho, vals)
     if contract is None:
-        li, mi = pair_index(n)
-        vals = g[:, :, li, mi]  # (nd, ng, npairs)
-    else:
-        vals = np.einsum("dilm,l->dim", g, np.asarray(contract, dtype=np.float64))
-    vals = np.moveaxis(vals, 0, 1).reshape(n_grid, -1)
-    cs = CubicSpline(rho, vals, axis=0, bc_type="not-a-knot")
-    return np.ascontiguousarray(np.moveaxis(cs.c, 0, 1))
+        return full
+    ncd = N_DERIV[cd]
+    dc = np.einsum("lmk,l->mk", d, np.asarray(contract, dtype=np.float64))
+    cvals = np.einsum("dik,mk->idm", m[:ncd], dc).reshape(n_grid, -1)
+    return full, _spline_coefficients(rho, cvals)
 
 
 def pair_index(n):
