@@ -88,6 +88,13 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "sevi-train/1"
 
+# metrics.csv, one row per epoch: epoch (1-based), step (optimiser steps so far), lr (of the epoch's
+# last step), train_mean / train_std (per-sample distance summed over shells, from the training
+# forward passes, train mode), val_mean / val_std (same on the validation shards, eval mode),
+# val_shell0 / val_shell1 (mean per-shell validation distance), best (new best validation),
+# t_data / t_forward / t_backward / t_optimizer (seconds waiting for and moving batches, in the
+# forward pass + loss, the backward pass, the optimiser step), t_val, t_epoch (seconds),
+# samples_per_s (training samples over training time).
 METRIC_COLUMNS = [
     "epoch", "step", "lr", "train_mean", "train_std", "val_mean", "val_std",
     "val_shell0", "val_shell1", "best", "t_data", "t_forward", "t_backward", "t_optimizer",
@@ -602,6 +609,12 @@ class _StopFlag:
         return False
 
 
+def _worker_ignores_signals(_worker_id: int) -> None:
+    """DataLoader workers leave SIGTERM / SIGINT to the main process, which saves and stops."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 # --------------------------------------------------------------------------- training
 
 @dataclass
@@ -721,6 +734,8 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    deterministic_before = (torch.are_deterministic_algorithms_enabled(),
+                            torch.is_deterministic_algorithms_warn_only_enabled())
     if cfg.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -771,7 +786,8 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
     workers = cfg.num_workers
     loader_gen = torch.Generator().manual_seed(cfg.seed)
     loader_kw = dict(num_workers=workers, pin_memory=cfg.pin_memory and cuda,
-                     persistent_workers=workers > 0, generator=loader_gen)
+                     persistent_workers=workers > 0, generator=loader_gen,
+                     worker_init_fn=_worker_ignores_signals if workers else None)
     if workers:
         loader_kw["prefetch_factor"] = cfg.prefetch_factor
     train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=drop_last, **loader_kw)
@@ -928,8 +944,13 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
                 if state.stopped_early:
                     log.info("early stop: no improvement for %d epochs (best %.4g at epoch %d)",
                              state.bad_epochs, state.best_val, state.best_epoch)
+                if stop.signum is not None and state.epoch < cfg.epochs and not state.stopped_early:
+                    raise TrainingInterrupted(
+                        f"training interrupted by {signal.Signals(stop.signum).name} after epoch {epoch + 1}; "
+                        f"state saved to {last_path}, rerun to resume")
     finally:
         writer.close()
+        torch.use_deterministic_algorithms(deterministic_before[0], warn_only=deterministic_before[1])
         if state.history:
             try:
                 _plot(run_dir, state.history)
