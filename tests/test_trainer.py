@@ -137,6 +137,9 @@ def test_shard_dataset_errors_name_the_file(make_shard, tmp_path):
         ShardDataset([make_shard("a.h5", 2, 0), other])
     with pytest.raises(InputError, match="no such file"):
         ShardDataset([tmp_path / "missing.h5"])
+    folded = make_shard("folded.h5", 2, 0, view='{"name": "fold"}')
+    with pytest.raises(InputError, match="folded.h5: input view"):
+        ShardDataset([make_shard("full.h5", 2, 0, view='{"name": "full"}'), folded])
 
 
 # ----------------------------------------------------------------------------- training
@@ -271,8 +274,10 @@ def test_fine_tuning_with_frozen_stem(make_shard, tmp_path):
 
 
 def test_predict_matches_training_evaluation(make_shard, tmp_path):
-    tr, va = make_shard("t.h5", 8, 0), make_shard("v.h5", 6, 1)
+    view = '{"name": "fold", "downsample": 32, "scale": 255.0}'
+    tr, va = make_shard("t.h5", 8, 0, view=view), make_shard("v.h5", 6, 1, view=view)
     out = train(TrainConfig(**{**TINY, "epochs": 1}), [tr], [va], tmp_path / "run")
+    assert load_checkpoint(out["best_checkpoint"])[1]["view"] == {"name": "fold", "downsample": 32, "scale": 255.0}
     with h5py.File(va) as f:
         x, y = f["inputs"][()], f["labels"][()]
     beta = predict(out["best_checkpoint"], x, batch_size=4)

@@ -29,7 +29,7 @@ API
 ``evaluate(model, data, ...)`` -> ``(pred (n, S, N) float64, dist (n, S) float64)``.
 ``predict(checkpoint, inputs, ...)`` -> ``(n, n_shells, N)`` float64 betas.
 ``load_checkpoint(path, device="cpu")`` -> ``(model, info)``; the model is in eval mode,
-    ``info`` holds ``spec`` (network), ``input_shape``, ``epoch``, ``step``, ``val_distance``,
+    ``info`` holds ``spec`` (network), ``input_shape``, ``view``, ``epoch``, ``step``, ``val_distance``,
     ``config``.
 ``TrainingInterrupted``: raised by :func:`train` after SIGTERM / SIGINT once the state has been
     saved to ``run_dir/last.pt`` (rerun the same call to resume).
@@ -62,6 +62,7 @@ that affects the result (anything but ``RESUME_FREE``) while a ``last.pt`` exist
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -167,12 +168,16 @@ class ShardDataset(Dataset):
     ----------
     input_shape : tuple (C, H, W)
     label_shape : tuple (S, N)
+    view : dict or None
+        The shards' ``view`` attribute (JSON, as :mod:`sevi_lib.synth` writes it), decoded;
+        stored in every checkpoint. All shards must agree.
     paths : list of Path
 
     Raises
     ------
     InputError
-        Missing file, missing dataset, wrong rank or shapes that disagree (names the file).
+        Missing file, missing dataset, wrong rank, shapes or views that disagree (names the
+        file).
     """
 
     def __init__(self, paths):
@@ -181,7 +186,7 @@ class ShardDataset(Dataset):
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise InputError("no training shards given")
-        sizes = []
+        sizes, views = [], []
         self.input_shape = self.label_shape = None
         for path in self.paths:
             with open_h5(path) as f:
@@ -200,7 +205,12 @@ class ShardDataset(Dataset):
                         f"{path}: inputs {tuple(x.shape[1:])} / labels {tuple(y.shape[1:])} differ from "
                         f"{self.paths[0]}: {self.input_shape} / {self.label_shape}")
                 sizes.append(int(x.shape[0]))
+                views.append(f.attrs.get("view"))
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.view = _decode_view(views[0])
+        for path, v in zip(self.paths, views):
+            if _decode_view(v) != self.view:
+                raise InputError(f"{path}: input view {_decode_view(v)} differs from {self.paths[0]}: {self.view}")
         self._files: dict[int, h5py.File] = {}
         self._pid = None
 
@@ -248,6 +258,17 @@ class ShardDataset(Dataset):
         state = self.__dict__.copy()
         state["_files"], state["_pid"] = {}, None
         return state
+
+
+def _decode_view(value):
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode()
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 class EpochSampler(Sampler):
@@ -431,9 +452,10 @@ def _sync(device: torch.device) -> None:
 
 # --------------------------------------------------------------------------- checkpoints
 
-def _weights_payload(model, input_shape, **meta) -> dict:
+def _weights_payload(model, input_shape, view=None, **meta) -> dict:
     return {"format": CHECKPOINT_FORMAT, "spec": dict(model.spec), "input_shape": list(input_shape),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "meta": meta}
+            "view": json.dumps(view), "meta": meta,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
 
 
 def _save(payload: dict, path: Path) -> None:
@@ -467,15 +489,17 @@ def load_checkpoint(path, device: str | torch.device = "cpu"):
     model : BetaResNet
         In eval mode, on ``device``.
     info : dict
-        ``spec`` (build_model arguments), ``input_shape`` (C, H, W), ``path`` and the saved
-        meta data (``epoch``, ``step``, ``val_distance``, ``config``).
+        ``spec`` (build_model arguments), ``input_shape`` (C, H, W), ``view`` (the training
+        shards' view attribute, or None), ``path`` and the saved meta data (``epoch``,
+        ``step``, ``val_distance``, ``config``).
     """
     payload = _load_payload(path)
     model = build_model(**payload["spec"])
     model.load_state_dict(payload["state_dict"])
     model.to(resolve_device(device) if isinstance(device, str) else device).eval()
     info = dict(payload.get("meta", {}))
-    info.update(spec=dict(payload["spec"]), input_shape=tuple(payload["input_shape"]), path=str(path))
+    info.update(spec=dict(payload["spec"]), input_shape=tuple(payload["input_shape"]),
+                view=json.loads(payload.get("view", "null")), path=str(path))
     return model, info
 
 
@@ -728,7 +752,10 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
     if (train_ds.input_shape, train_ds.label_shape) != (val_ds.input_shape, val_ds.label_shape):
         raise InputError(f"validation shards have inputs {val_ds.input_shape} / labels {val_ds.label_shape} but "
                          f"training shards {train_ds.input_shape} / {train_ds.label_shape}")
+    if getattr(train_ds, "view", None) != getattr(val_ds, "view", None):
+        raise InputError(f"validation shards have view {val_ds.view} but training shards {train_ds.view}")
     n_shells, n_beta = train_ds.label_shape
+    view = getattr(train_ds, "view", None)
     in_channels = train_ds.input_shape[0]
 
     device = resolve_device(cfg.device)
@@ -804,7 +831,7 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
     def save_last():
         st = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
               "rng": _rng_state(), "loop": dataclasses.asdict(state)}
-        payload = _weights_payload(model, train_ds.input_shape, epoch=state.epoch, step=state.step,
+        payload = _weights_payload(model, train_ds.input_shape, view, epoch=state.epoch, step=state.step,
                                    val_distance=state.history[-1]["val_mean"] if state.history else None,
                                    config=cfg.to_dict())
         payload["train_state"] = st
@@ -923,7 +950,7 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
                     state.stopped_early = True
 
                 meta = dict(epoch=epoch + 1, step=state.step, val_distance=val_mean, config=cfg.to_dict())
-                weights = _weights_payload(model, train_ds.input_shape, **meta)
+                weights = _weights_payload(model, train_ds.input_shape, view, **meta)
                 if cfg.save_every_epochs and (epoch + 1) % cfg.save_every_epochs == 0:
                     _save(weights, run_dir / "checkpoints" / f"epoch_{epoch + 1:04d}.pt")
                 if improved:
