@@ -40,7 +40,8 @@ Run folder
 ``run_dir/checkpoints/epoch_XXXX.pt``  weights after epoch XXXX (1-based; every
                                    ``save_every_epochs``)
 ``run_dir/best.pt``                weights of the epoch with the lowest validation distance
-``run_dir/last.pt``                full state: weights, optimiser, AMP scaler, RNG states, epoch,
+``run_dir/last.pt``                full state: weights, optimiser, AMP scaler, RNG states (torch,
+                                   CUDA, DataLoader generator), epoch,
                                    batch within the epoch, partial epoch sums, early-stopping
                                    state, history
 ``run_dir/metrics.csv``            one row per epoch (see ``METRIC_COLUMNS``)
@@ -811,7 +812,9 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
     steps_per_epoch = n_train // cfg.batch_size if drop_last else 1
     sampler = EpochSampler(n_train, cfg.seed)
     workers = cfg.num_workers
-    loader_gen = torch.Generator().manual_seed(cfg.seed)
+    loader_gen = torch.Generator().manual_seed(cfg.seed)  # worker base seeds (shards need none)
+    if resumed and "loader_rng" in st:
+        loader_gen.set_state(st["loader_rng"])
     loader_kw = dict(num_workers=workers, pin_memory=cfg.pin_memory and cuda,
                      persistent_workers=workers > 0, generator=loader_gen,
                      worker_init_fn=_worker_ignores_signals if workers else None)
@@ -830,7 +833,7 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
 
     def save_last():
         st = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-              "rng": _rng_state(), "loop": dataclasses.asdict(state)}
+              "rng": _rng_state(), "loader_rng": loader_gen.get_state(), "loop": dataclasses.asdict(state)}
         payload = _weights_payload(model, train_ds.input_shape, view, epoch=state.epoch, step=state.step,
                                    val_distance=state.history[-1]["val_mean"] if state.history else None,
                                    config=cfg.to_dict())
