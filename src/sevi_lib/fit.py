@@ -731,3 +731,230 @@ def fit_count_map(image, n_beta=12, n_shells=2, R0=None, sigma0=None, h=None, ma
     return _poisson_fit("binned", pts, counts, theta, n_shells, max_iter, log, counts.sum(),
                         {"R_start": R0.tolist(), "sigma_start": s0.tolist(), "table_step": pts.h,
                          "pixels": int(len(ix))})
+
+
+# ------------------------------------------------------------------------ raw-frame-sum variant
+@dataclass(frozen=True)
+class SpotKernel:
+    """Mean rendered spot of one electron at a pixel centre (Monte Carlo over A, sigma, rho).
+
+    Attributes
+    ----------
+    mean : ndarray, shape (2w + 1, 2w + 1)
+        ``mean[w + dx, w + dz]``: expected value (after rounding) of pixel (i + dx, j + dz) for an
+        electron at the centre of pixel (i, j).
+    square : ndarray, shape (2w + 1, 2w + 1)
+        Expected squared value (the compound-Poisson variance per electron).
+    total_ratio : float
+        E[T^2] / E[T]^2 of a spot's total T (amplitude spread; enters the sandwich SEs).
+    total : float
+        Mean total of one spot (pixel-value units).
+    n_spots : int
+    """
+
+    mean: np.ndarray
+    square: np.ndarray
+    total_ratio: float
+    total: float
+    n_spots: int
+
+
+def mean_spot(n_spots=40000, seed=12345, half_width=32):
+    """Mean rendered spot of the published model, through :mod:`sevi_lib.render`.
+
+    Spots are rendered on a sparse lattice of pixel centres (70 px apart, so none overlap), each
+    frame quantised like a camera frame (``render.render_frame``: round, clip, uint8), so the
+    support square, the 5 x 5 sub-grid and the rounding are those of the renderer. Electrons sit
+    exactly at pixel centres: the sum model samples the electron density there (midpoint rule,
+    spectrally accurate for densities smooth on the pixel scale).
+
+    Parameters
+    ----------
+    n_spots : int
+    seed : int
+    half_width : int
+        Kernel half-width w in pixels (the support half-width is about 24 px).
+
+    Returns
+    -------
+    SpotKernel
+    """
+    from .render import draw_spot_params, render_frame
+
+    rng = np.random.default_rng(seed)
+    w = int(half_width)
+    step = 2 * w + 6
+    lattice = np.arange(w + 2, N_PIX - w - 2, step)
+    gi, gj = [a.ravel() for a in np.meshgrid(lattice, lattice, indexing="ij")]
+    per_frame = len(gi)
+    acc = np.zeros((2 * w + 1, 2 * w + 1))
+    acc2 = np.zeros_like(acc)
+    tot = []
+    done = 0
+    hp = 1.0 / PIX_PER_UNIT
+    while done < n_spots:
+        k = min(per_frame, n_spots - done)
+        A, sig, rho = draw_spot_params(k, rng)
+        frame = render_frame(-1.0 + (gi[:k] + 0.5) * hp, -1.0 + (gj[:k] + 0.5) * hp, A, sig, rho)
+        ii = gi[:k, None, None] + np.arange(-w, w + 1)[None, :, None]
+        jj = gj[:k, None, None] + np.arange(-w, w + 1)[None, None, :]
+        cut = frame[ii, jj].astype(np.float64)
+        acc += cut.sum(axis=0)
+        acc2 += (cut ** 2).sum(axis=0)
+        tot.append(cut.sum(axis=(1, 2)))
+        done += k
+    tot = np.concatenate(tot)
+    mean = acc / done
+    square = acc2 / done
+    # x <-> z symmetry of the spot model (rho symmetric): halve the Monte Carlo noise
+    mean = 0.5 * (mean + mean.T)
+    square = 0.5 * (square + square.T)
+    return SpotKernel(mean, square, float(np.mean(tot ** 2) / np.mean(tot) ** 2), float(np.mean(tot)), done)
+
+
+def _fold(img):
+    """Quadrant fold: pixel i pairs with 1023 - i on both axes; returns [512:, 512:] sums."""
+    h = N_PIX // 2
+    return img[h:, h:] + img[h - 1::-1, h:] + img[h:, h - 1::-1] + img[h - 1::-1, h - 1::-1]
+
+
+def _unfold(q):
+    h = N_PIX // 2
+    out = np.empty((N_PIX, N_PIX) + q.shape[2:])
+    out[h:, h:] = q
+    out[h - 1::-1, h:] = q
+    out[h:, h - 1::-1] = q
+    out[h - 1::-1, h - 1::-1] = q
+    return out
+
+
+class _Convolver:
+    """Convolution of full frames with a fixed centred kernel via real FFTs (zero padding)."""
+
+    def __init__(self, kernel):
+        from scipy import fft
+
+        self.fft = fft
+        w = kernel.shape[0] // 2
+        self.w = w
+        self.shape = (fft.next_fast_len(N_PIX + 2 * w, real=True),) * 2
+        self.kf = fft.rfft2(kernel, self.shape)
+        self.kf_adj = fft.rfft2(kernel[::-1, ::-1], self.shape)
+
+    def __call__(self, img, adjoint=False):
+        f = self.fft.rfft2(img, self.shape)
+        out = self.fft.irfft2(f * (self.kf_adj if adjoint else self.kf), self.shape)
+        w = self.w
+        return out[w:w + N_PIX, w:w + N_PIX]
+
+
+def fit_frame_sum(intensity_sum, kernel=None, n_beta=12, n_shells=2, R0=None, sigma0=None, h=None,
+                  mask=None, max_iter=40, n_reweight=2, log=None, what="frame sum"):
+    """Weighted least-squares fit of the sum of raw camera frames.
+
+    The expected sum is ``sum_q area lambda(q) K(p - q)`` over pixel centres q (K the mean
+    rendered spot, :func:`mean_spot`); its compound-Poisson variance uses the mean squared spot.
+    The image is folded into one quadrant (the model is even in x and z). Weights are refreshed
+    `n_reweight` times from the current fit. Standard errors are sandwich estimates that account
+    for each spot covering many pixels.
+
+    Parameters
+    ----------
+    intensity_sum : ndarray, shape (1024, 1024)
+        Sum of frames, ``Image[ix, iz]``.
+    kernel : SpotKernel, optional
+        Default: ``mean_spot()``.
+    n_beta, n_shells, R0, sigma0, h, max_iter, log
+        As in :func:`fit_electrons`.
+    mask : ndarray of bool, shape (1024, 1024), optional
+        Pixels to leave out (e.g. pixels that saturated in some frame); the mask is folded
+        (a folded pixel is dropped if any of its four mirror pixels is masked).
+    n_reweight : int
+    what : str
+
+    Returns
+    -------
+    FitResult
+    """
+    img = _check_map(intensity_sum, what)
+    if kernel is None:
+        kernel = mean_spot()
+    conv = _Convolver(kernel.mean)
+    conv2 = _Convolver(kernel.square)
+    data = _fold(img)
+    keep = np.ones_like(data, dtype=bool) if mask is None else ~(_fold(np.asarray(mask, dtype=np.float64)) > 0)
+    hp = 1.0 / PIX_PER_UNIT
+    half = N_PIX // 2
+    iq, jq = np.meshgrid(np.arange(half, N_PIX), np.arange(half, N_PIX), indexing="ij")
+    xq = -1.0 + (iq.ravel() + 0.5) * hp
+    zq = -1.0 + (jq.ravel() + 0.5) * hp
+    total = img.sum() / kernel.total
+    if total < 10 * n_shells * (n_beta + 3):
+        raise InputError(f"{what}: too little intensity to fit ({img.sum():g})")
+    rho_q = np.hypot(xq, zq)
+    if R0 is None:
+        R0, _ = initial_geometry(rho_q, data.ravel(), n_shells)
+        sigma0 = np.full(n_shells, 0.008) if sigma0 is None else sigma0
+    theta, R0, s0 = _start(rho_q, data.ravel(), n_shells, n_beta, total, R0, sigma0)
+    theta[-1] = 0.0
+    pts = PointSet(xq, zq, 1, np.full(len(xq), hp * hp), n_beta, _table_step(s0, h))
+    zeros = np.zeros(pts.n_groups)
+
+    def expected(th, var=False):
+        mu = np.empty(pts.n_groups)
+        pts.loglike(th, zeros, n_shells, want=0, mu_out=mu)
+        full = _unfold(mu.reshape(half, half))
+        m = _fold(conv(full))
+        return (m, _fold(conv2(full))) if var else m
+
+    def jac(th):
+        Jq = pts.jacobian(th, n_shells)
+        out = np.empty((keep.sum(), len(th)))
+        for k in range(len(th)):
+            out[:, k] = _fold(conv(_unfold(Jq[:, k].reshape(half, half))))[keep]
+        return out
+
+    d = data[keep]
+    weight = None
+
+    def value(th):
+        _, R, s = _unpack(th, n_shells)
+        if np.any(s <= 0) or np.any(R <= 0):
+            return -np.inf
+        r = d - expected(th)[keep]
+        return -0.5 * float(np.sum(weight * r * r))
+
+    def derivs(th):
+        J = jac(th)
+        r = d - expected(th)[keep]
+        Jw = J * weight[:, None]
+        return -0.5 * float(np.sum(weight * r * r)), Jw.T @ r, J.T @ Jw
+
+    n_iter_total = 0
+    for rep in range(n_reweight + 1):
+        m, v = expected(theta, var=True)
+        v0 = 1e-3 * kernel.square.max()
+        weight = 1.0 / (np.maximum(v[keep], 0.0) + v0)
+        theta, f, g, H, n_iter, conv_ok, active = _maximise(_Objective(value, derivs), theta, n_shells,
+                                                            max_iter, log=log)
+        n_iter_total += n_iter
+    # sandwich: Var(J^T W r) = sum over electrons of u u^T, u = adjoint-convolved W J
+    J = jac(theta)
+    Wfull = np.zeros(data.shape)
+    Wfull[keep] = weight
+    mu = np.empty(pts.n_groups)
+    pts.loglike(theta, zeros, n_shells, want=0, mu_out=mu)
+    mu_full = _unfold(mu.reshape(half, half))
+    U = np.empty((N_PIX * N_PIX, len(theta)))
+    for k in range(len(theta)):
+        wj = np.zeros(data.shape)
+        wj[keep] = weight * J[:, k]
+        U[:, k] = conv(_unfold(wj), adjoint=True).ravel()
+    meat = kernel.total_ratio * (U * mu_full.ravel()[:, None]).T @ U
+    bread = H
+    bi = np.linalg.pinv(bread)
+    cov = bi @ meat @ bi
+    return _result("sum", theta, f, bread, n_shells, n_iter_total, conv_ok, active, total, cov=cov,
+                   diagnostics={"R_start": np.asarray(R0).tolist(), "sigma_start": np.asarray(s0).tolist(),
+                                "table_step": pts.h, "spot_total": kernel.total, "spots_in_kernel": kernel.n_spots,
+                                "pixels_masked": int((~keep).sum())})
