@@ -13,6 +13,7 @@ from .. import __version__
 from ..errors import SeviError
 
 COMMANDS = [
+    "fit",
     "score",
     "simulate",
     "train",
