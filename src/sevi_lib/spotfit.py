@@ -1,0 +1,651 @@
+"""Mixture fit of model spots to one blob of a camera frame (numba kernels).
+
+A blob is handed over as a dense patch ``D`` (its bounding box): the pixel values of the blob,
+``-1`` for pixels of the box outside the blob. The model is a sum of K spots of exactly the
+published form, component k with parameters ``comp[k] = (a, b, A, s, rho)``:
+``A exp(-[(x - a)^2 + (z - b)^2 + 2 rho (x - a)(z - b)] / (2 s^2))``, where patch pixel (i, j)
+samples the model at ``(i + off, j + off)`` (``off`` = mean sub-grid offset, 0.4 px for the
+published generator). Width and correlation are free but held near their published
+distributions (``s ~ N(sigma, 0.512^2)`` px, ``rho ~ N(0, 0.1^2)``) by Gaussian penalty terms:
+fitting them matters, a fixed shape leaves residuals that look like extra or missing spots.
+Saturated pixels (255) are censored: they add a residual only while the model is below 255.
+
+A component is evaluated on its window (+-``WINDOW_SIGMAS`` s) by recurrences: two
+exponentials per row, one multiplication per pixel. The fit is Levenberg-Marquardt on all 5K
+parameters (only overlapping windows couple).
+
+:func:`decompose` turns a patch into components: seeds at local maxima and at the saturated
+centroid, then rounds of (split components with the light of two or more spots, add
+components at residual peaks, refit, merge components that converged onto each other), then
+removal of weak components. A component's electron count is its flux
+``2 pi A s^2 / sqrt(1 - rho^2)`` in units of the mean spot's (rounded; spots closer than about
+2 px are indistinguishable in shape, only in flux).
+"""
+
+import numpy as np
+from numba import njit
+
+#: Parameters per component: a, b (patch pixel coordinates), A (peak), s (width, px), rho.
+NPAR = 5
+
+#: Levenberg-Marquardt iterations of the intermediate fits (growth, removal).
+INTERMEDIATE_ITER = 10
+
+#: Components that converge closer than this (pixels) are merged into one of summed flux.
+MERGE_PX = 3.0
+
+#: Components fainter than this fraction of a mean spot must earn their place (see removal_cost).
+WEAK_RATIO = 0.8
+
+#: Half-width of a component's evaluation window in widths (exp(-3.3^2 / 2) * 255 < 1.2 counts).
+WINDOW_SIGMAS = 3.3
+
+#: Spread of the published spot width (pixels: 0.001 screen units) and correlation.
+SIGMA_SD_PX = 0.512
+RHO_SD = 0.1
+
+#: Weight of the shape priors, in counts of pixel residual per standard deviation.
+PRIOR_WEIGHT = 2.0
+
+#: Bounds of the fitted width (in units of the nominal width) and correlation.
+S_MIN = 0.6
+S_MAX = 1.6
+RHO_MAX = 0.6
+
+
+@njit(cache=True, nogil=True)
+def _eval(comp, K, nbi, nbj, off, win, E, tz):
+    """Windows and unit-amplitude spot values E[k, i - i0, j - j0] of comp[:K]."""
+    for k in range(K):
+        a = comp[k, 0]
+        b = comp[k, 1]
+        s = comp[k, 3]
+        rho = comp[k, 4]
+        half = WINDOW_SIGMAS * s
+        i0 = max(int(np.floor(a - half)), 0)
+        i1 = max(min(int(np.ceil(a + half)) + 1, nbi), i0)
+        j0 = max(int(np.floor(b - half)), 0)
+        j1 = max(min(int(np.ceil(b + half)) + 1, nbj), j0)
+        win[k, 0] = i0
+        win[k, 1] = i1
+        win[k, 2] = j0
+        win[k, 3] = j1
+        c2 = 0.5 / (s * s)
+        cr = -rho / (s * s)
+        dz0 = j0 + off - b
+        for j in range(j0, j1):
+            dz = j + off - b
+            tz[j - j0] = np.exp(-dz * dz * c2)
+        for i in range(i0, i1):
+            dx = i + off - a
+            ex = np.exp(-dx * dx * c2)
+            q = np.exp(cr * dx)
+            gg = np.exp(cr * dx * dz0)
+            for j in range(j0, j1):
+                E[k, i - i0, j - j0] = ex * tz[j - j0] * gg
+                gg *= q
+
+
+@njit(cache=True, nogil=True)
+def _model(comp, K, win, E, M, nbi, nbj):
+    for i in range(nbi):
+        for j in range(nbj):
+            M[i, j] = 0.0
+    for k in range(K):
+        A = comp[k, 2]
+        i0 = win[k, 0]
+        j0 = win[k, 2]
+        for i in range(i0, win[k, 1]):
+            for j in range(j0, win[k, 3]):
+                M[i, j] += A * E[k, i - i0, j - j0]
+
+
+@njit(cache=True, nogil=True)
+def _sse(D, M, nbi, nbj, comp, K, sigma):
+    """Censored squared residual plus the shape penalties."""
+    s = 0.0
+    for i in range(nbi):
+        for j in range(nbj):
+            d = D[i, j]
+            if d < 0.0:
+                continue
+            if d >= 255.0:
+                r = 255.0 - M[i, j]
+                if r < 0.0:
+                    r = 0.0
+            else:
+                r = d - M[i, j]
+            s += r * r
+    ws = PRIOR_WEIGHT / SIGMA_SD_PX
+    wr = PRIOR_WEIGHT / RHO_SD
+    for k in range(K):
+        s += (ws * (comp[k, 3] - sigma)) ** 2 + (wr * comp[k, 4]) ** 2
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _jacobian(comp, K, win, E, off, J):
+    """Derivatives of each component's model over its window: J[k, p, i - i0, j - j0]."""
+    for k in range(K):
+        a = comp[k, 0]
+        b = comp[k, 1]
+        A = comp[k, 2]
+        s = comp[k, 3]
+        rho = comp[k, 4]
+        is2 = 1.0 / (s * s)
+        is3 = is2 / s
+        i0 = win[k, 0]
+        j0 = win[k, 2]
+        for i in range(i0, win[k, 1]):
+            dx = i + off - a
+            for j in range(j0, win[k, 3]):
+                dz = j + off - b
+                e = E[k, i - i0, j - j0]
+                Ae = A * e
+                J[k, 0, i - i0, j - j0] = Ae * (dx + rho * dz) * is2
+                J[k, 1, i - i0, j - j0] = Ae * (dz + rho * dx) * is2
+                J[k, 2, i - i0, j - j0] = e
+                J[k, 3, i - i0, j - j0] = Ae * (dx * dx + dz * dz + 2.0 * rho * dx * dz) * is3
+                J[k, 4, i - i0, j - j0] = -Ae * dx * dz * is2
+
+
+@njit(cache=True, nogil=True)
+def _cholesky_solve(H, g, n, out):
+    """Solve H x = g for the leading n x n block of SPD H (H overwritten); False if singular."""
+    for j in range(n):
+        s = H[j, j]
+        for k in range(j):
+            s -= H[j, k] * H[j, k]
+        if s <= 1e-300:
+            return False
+        d = np.sqrt(s)
+        H[j, j] = d
+        for i in range(j + 1, n):
+            t = H[i, j]
+            for k in range(j):
+                t -= H[i, k] * H[j, k]
+            H[i, j] = t / d
+    for i in range(n):
+        t = g[i]
+        for k in range(i):
+            t -= H[i, k] * out[k]
+        out[i] = t / H[i, i]
+    for i in range(n - 1, -1, -1):
+        t = out[i]
+        for k in range(i + 1, n):
+            t -= H[k, i] * out[k]
+        out[i] = t / H[i, i]
+    return True
+
+
+class FitWorkspace:
+    """Buffers of :func:`decompose` for patches up to (n, n) pixels and `kmax` components."""
+
+    def __init__(self, n, kmax, sigma_max=8.0):
+        L = int(2 * WINDOW_SIGMAS * S_MAX * sigma_max) + 4
+        k1 = kmax + 1
+        self.D = np.empty((n, n), dtype=np.float64)
+        self.M = np.empty((n, n), dtype=np.float64)
+        self.R = np.empty((n, n), dtype=np.float64)
+        self.comp = np.zeros((k1, NPAR), dtype=np.float64)
+        self.flag = np.zeros(k1, dtype=np.float64)
+        self.trial = np.zeros((k1, NPAR), dtype=np.float64)
+        self.win = np.zeros((k1, 4), dtype=np.int64)
+        self.twin = np.zeros((k1, 4), dtype=np.int64)
+        self.E = np.zeros((k1, L, L), dtype=np.float64)
+        self.J = np.zeros((k1, NPAR, L, L), dtype=np.float64)
+        self.tz = np.zeros(L, dtype=np.float64)
+        self.H = np.zeros((NPAR * k1, NPAR * k1), dtype=np.float64)
+        self.Hc = np.zeros_like(self.H)
+        self.g = np.zeros(NPAR * k1, dtype=np.float64)
+        self.step = np.zeros(NPAR * k1, dtype=np.float64)
+        self.cand = np.zeros((4096, 4), dtype=np.float64)
+
+    def args(self):
+        return (self.D, self.M, self.R, self.comp, self.flag, self.trial, self.win, self.twin, self.E, self.J,
+                self.tz, self.H, self.Hc, self.g, self.step, self.cand)
+
+
+@njit(cache=True, nogil=True)
+def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step):
+    """Levenberg-Marquardt fit of comp[:K] to D; leaves win, E and M consistent with comp."""
+    n = NPAR * K
+    _eval(comp, K, nbi, nbj, off, win, E, tz)
+    _model(comp, K, win, E, M, nbi, nbj)
+    cur = _sse(D, M, nbi, nbj, comp, K, sigma)
+    lam = 1e-3
+    ws2 = (PRIOR_WEIGHT / SIGMA_SD_PX) ** 2
+    wr2 = (PRIOR_WEIGHT / RHO_SD) ** 2
+    acc = np.empty((NPAR, NPAR))
+    for it in range(max_iter):
+        _jacobian(comp, K, win, E, off, J)
+        for u in range(n):
+            g[u] = 0.0
+            for w in range(n):
+                H[u, w] = 0.0
+        for k in range(K):
+            i0 = win[k, 0]
+            j0 = win[k, 2]
+            for i in range(i0, win[k, 1]):
+                for j in range(j0, win[k, 3]):
+                    d = D[i, j]
+                    if d < 0.0:
+                        continue
+                    m = M[i, j]
+                    if d >= 255.0:
+                        if m >= 255.0:
+                            continue
+                        r = 255.0 - m
+                    else:
+                        r = d - m
+                    for p in range(NPAR):
+                        g[NPAR * k + p] += J[k, p, i - i0, j - j0] * r
+            for l in range(k, K):
+                ia0 = max(win[k, 0], win[l, 0])
+                ia1 = min(win[k, 1], win[l, 1])
+                ib0 = max(win[k, 2], win[l, 2])
+                ib1 = min(win[k, 3], win[l, 3])
+                if ia1 <= ia0 or ib1 <= ib0:
+                    continue
+                l0 = win[l, 0]
+                m0 = win[l, 2]
+                for p in range(NPAR):
+                    for q in range(NPAR):
+                        acc[p, q] = 0.0
+                for i in range(ia0, ia1):
+                    for j in range(ib0, ib1):
+                        d = D[i, j]
+                        if d < 0.0 or (d >= 255.0 and M[i, j] >= 255.0):
+                            continue
+                        for p in range(NPAR):
+                            jk = J[k, p, i - i0, j - j0]
+                            for q in range(NPAR):
+                                acc[p, q] += jk * J[l, q, i - l0, j - m0]
+                for p in range(NPAR):
+                    for q in range(NPAR):
+                        H[NPAR * k + p, NPAR * l + q] += acc[p, q]
+                        if l != k:
+                            H[NPAR * l + q, NPAR * k + p] += acc[p, q]
+            # shape priors
+            H[NPAR * k + 3, NPAR * k + 3] += ws2
+            g[NPAR * k + 3] += ws2 * (sigma - comp[k, 3])
+            H[NPAR * k + 4, NPAR * k + 4] += wr2
+            g[NPAR * k + 4] -= wr2 * comp[k, 4]
+        improved = False
+        maxstep = 0.0
+        for attempt in range(6):
+            for u in range(n):
+                for w in range(n):
+                    Hc[u, w] = H[u, w]
+                Hc[u, u] = H[u, u] * (1.0 + lam) + 1e-6
+            if not _cholesky_solve(Hc, g, n, step):
+                lam *= 10.0
+                continue
+            for k in range(K):
+                o = NPAR * k
+                trial[k, 0] = min(max(comp[k, 0] + step[o], -3.0), nbi + 3.0)
+                trial[k, 1] = min(max(comp[k, 1] + step[o + 1], -3.0), nbj + 3.0)
+                trial[k, 2] = max(comp[k, 2] + step[o + 2], 1.0)
+                trial[k, 3] = min(max(comp[k, 3] + step[o + 3], S_MIN * sigma), S_MAX * sigma)
+                trial[k, 4] = min(max(comp[k, 4] + step[o + 4], -RHO_MAX), RHO_MAX)
+            _eval(trial, K, nbi, nbj, off, twin, E, tz)
+            _model(trial, K, twin, E, M, nbi, nbj)
+            new = _sse(D, M, nbi, nbj, trial, K, sigma)
+            if new <= cur:
+                for k in range(K):
+                    dd = abs(trial[k, 0] - comp[k, 0]) + abs(trial[k, 1] - comp[k, 1])
+                    if dd > maxstep:
+                        maxstep = dd
+                    for u in range(NPAR):
+                        comp[k, u] = trial[k, u]
+                    for u in range(4):
+                        win[k, u] = twin[k, u]
+                cur = new
+                lam = max(lam * 0.3, 1e-7)
+                improved = True
+                break
+            lam *= 8.0
+        if not improved:
+            _eval(comp, K, nbi, nbj, off, win, E, tz)
+            _model(comp, K, win, E, M, nbi, nbj)
+            break
+        if maxstep < 0.01:
+            break
+    return cur
+
+
+@njit(cache=True, nogil=True)
+def _is_patch_max(P, a, b, nbi, nbj):
+    """Plateau-safe local maximum of patch P at (a, b): > earlier neighbours, >= later ones."""
+    v = P[a, b]
+    for da in range(-1, 2):
+        aa = a + da
+        if aa < 0 or aa >= nbi:
+            continue
+        for db in range(-1, 2):
+            bb = b + db
+            if (da == 0 and db == 0) or bb < 0 or bb >= nbj:
+                continue
+            w = P[aa, bb]
+            if da < 0 or (da == 0 and db < 0):
+                if w >= v:
+                    return False
+            elif w > v:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _flux(comp, k, sigma):
+    """Flux of component k as the peak of a nominal spot (width `sigma`, rho 0) of equal flux."""
+    s = comp[k, 3]
+    return comp[k, 2] * s * s / (sigma * sigma * np.sqrt(1.0 - comp[k, 4] ** 2))
+
+
+@njit(cache=True, nogil=True)
+def _split(D, M, comp, k, K, win, E, off, sigma, apply):
+    """Replace component k by two of half its amplitude along its long axis (new one at index K).
+
+    The axis and separation come from the second moments of the light attributed to k
+    (data x model_k / model): two spots at +-h along u widen the light by h^2 along u only.
+    """
+    a0 = win[k, 0]
+    b0 = win[k, 2]
+    sw = 0.0
+    sxx = 0.0
+    szz = 0.0
+    sxz = 0.0
+    for a in range(a0, win[k, 1]):
+        for b in range(b0, win[k, 3]):
+            d = D[a, b]
+            m = M[a, b]
+            if d < 0.0 or m <= 0.0:
+                continue
+            ek = comp[k, 2] * E[k, a - a0, b - b0]
+            w = ek * (1.0 if d >= 255.0 and m < d else d / m)
+            dx = a + off - comp[k, 0]
+            dz = b + off - comp[k, 1]
+            sw += w
+            sxx += w * dx * dx
+            szz += w * dz * dz
+            sxz += w * dx * dz
+    ux = 1.0
+    uz = 0.0
+    h = 1.5
+    if sw > 0.0:
+        cxx = sxx / sw
+        czz = szz / sw
+        cxz = sxz / sw
+        det = np.sqrt(0.25 * (cxx - czz) ** 2 + cxz * cxz)
+        lam1 = 0.5 * (cxx + czz) + det
+        if abs(cxz) > 1e-12:
+            ux = lam1 - czz
+            uz = cxz
+        elif czz > cxx:
+            ux = 0.0
+            uz = 1.0
+        nrm = np.sqrt(ux * ux + uz * uz)
+        ux /= nrm
+        uz /= nrm
+        h = min(max(np.sqrt(2.0 * det), 1.5), sigma)
+    if not apply:
+        return ux, uz, 2.0 * det
+    px = comp[k, 0]
+    pz = comp[k, 1]
+    A = comp[k, 2]
+    comp[k, 0] = px + h * ux
+    comp[k, 1] = pz + h * uz
+    comp[k, 2] = 0.5 * A
+    comp[k, 3] = sigma
+    comp[k, 4] = 0.0
+    comp[K, 0] = px - h * ux
+    comp[K, 1] = pz - h * uz
+    comp[K, 2] = 0.5 * A
+    comp[K, 3] = sigma
+    comp[K, 4] = 0.0
+    return ux, uz, 2.0 * det
+
+
+@njit(cache=True, nogil=True)
+def _expand(D, M, comp, K, win, E, off, sigma, A0, min_amp, out, cap):
+    """Electrons of the fitted components into out[:, (a, b, amplitude, multiplicity)].
+
+    A component of amplitude A is ``n = round(A / A0)`` electrons (A < min_amp: none). For
+    n >= 2 they are spread evenly along the component's long axis so that their spread matches
+    the excess second moment of its light (n spots spaced s apart add s^2 (n^2 - 1) / 12).
+    Returns the number of electrons written, or -1 if more than `cap`.
+    """
+    n_out = 0
+    for k in range(K):
+        A = _flux(comp, k, sigma)
+        if A < min_amp:
+            continue
+        n = max(int(np.sqrt(A * comp[k, 2]) / A0 + 0.5), 1)
+        if n_out + n > cap:
+            return -1
+        if n == 1:
+            out[n_out, 0] = comp[k, 0]
+            out[n_out, 1] = comp[k, 1]
+            out[n_out, 2] = comp[k, 2]
+            out[n_out, 3] = 1
+            n_out += 1
+            continue
+        ux, uz, excess = _split(D, M, comp, k, K, win, E, off, sigma, False)
+        s = min(np.sqrt(12.0 * max(excess, 0.0) / (n * n - 1)), 2.0 * sigma / (n - 1))
+        for r in range(n):
+            t = (r - 0.5 * (n - 1)) * s
+            out[n_out, 0] = comp[k, 0] + t * ux
+            out[n_out, 1] = comp[k, 1] + t * uz
+            out[n_out, 2] = A / n
+            out[n_out, 3] = n
+            n_out += 1
+    return n_out
+
+
+@njit(cache=True, nogil=True)
+def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio, removal_cost, kmax, max_iter,
+               D, M, R, comp, flag, trial, win, twin, E, J, tz, H, Hc, g, step, cand):
+    """Components of the blob in D[:nbi, :nbj]; returns K (in comp[:K], patch coordinates)."""
+    final_iter = max_iter
+    max_iter = min(max_iter, INTERMEDIATE_ITER)
+    K = 0
+    sat_n = 0
+    sat_a = 0.0
+    sat_b = 0.0
+    for a in range(nbi):
+        for b in range(nbj):
+            d = D[a, b]
+            if d >= 255.0:
+                sat_n += 1
+                sat_a += a + off
+                sat_b += b + off
+            elif d >= peak_min and K < kmax and _is_patch_max(D, a, b, nbi, nbj):
+                close = False
+                for k in range(K):
+                    if abs(comp[k, 0] - (a + off)) < 3.0 and abs(comp[k, 1] - (b + off)) < 3.0:
+                        close = True
+                if not close:
+                    comp[K, 0] = a + off
+                    comp[K, 1] = b + off
+                    comp[K, 2] = d
+                    comp[K, 3] = sigma
+                    comp[K, 4] = 0.0
+                    K += 1
+    if sat_n > 0 and K < kmax:
+        comp[K, 0] = sat_a / sat_n
+        comp[K, 1] = sat_b / sat_n
+        comp[K, 2] = 255.0
+        comp[K, 3] = sigma
+        comp[K, 4] = 0.0
+        K += 1
+    if K == 0:
+        return 0
+    # seed amplitudes: remove half of the neighbours' light at each seed
+    inv2s2 = 0.5 / (sigma * sigma)
+    for k in range(K):
+        others = 0.0
+        for q in range(K):
+            if q != k:
+                dx = comp[k, 0] - comp[q, 0]
+                dz = comp[k, 1] - comp[q, 1]
+                others += comp[q, 2] * np.exp(-(dx * dx + dz * dz) * inv2s2)
+        comp[k, 2] = max(comp[k, 2] - 0.5 * others, 0.5 * comp[k, 2])
+    _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+    # growth: try splitting components bright enough to be several spots, add components at
+    # residual peaks, refit, merge components that converged onto each other; until stable.
+    for k in range(K):
+        flag[k] = 0.0
+    for rnd in range(kmax):
+        K0 = K
+        for k in range(K0):
+            if K < kmax and flag[k] == 0.0 and _flux(comp, k, sigma) >= split_ratio * A0:
+                _split(D, M, comp, k, K, win, E, off, sigma, True)
+                flag[k] = 1.0
+                flag[K] = 1.0
+                K += 1
+        for a in range(nbi):
+            for b in range(nbj):
+                d = D[a, b]
+                if d < 0.0:
+                    R[a, b] = -1e9
+                elif d >= 255.0:
+                    R[a, b] = max(255.0 - M[a, b], 0.0)
+                else:
+                    R[a, b] = d - M[a, b]
+        nc = 0
+        for a in range(nbi):
+            for b in range(nbj):
+                if R[a, b] >= add_thr and nc < cand.shape[0] and _is_patch_max(R, a, b, nbi, nbj):
+                    cand[nc, 0] = a + off
+                    cand[nc, 1] = b + off
+                    cand[nc, 2] = R[a, b]
+                    nc += 1
+        K1 = K
+        while K < kmax:
+            best = -1
+            bv = 0.0
+            for c in range(nc):
+                if cand[c, 2] > bv:
+                    bv = cand[c, 2]
+                    best = c
+            if best < 0:
+                break
+            ok = True
+            for k in range(K1, K):
+                dx = comp[k, 0] - cand[best, 0]
+                dz = comp[k, 1] - cand[best, 1]
+                if dx * dx + dz * dz < sigma * sigma:
+                    ok = False
+            if ok:
+                comp[K, 0] = cand[best, 0]
+                comp[K, 1] = cand[best, 1]
+                comp[K, 2] = cand[best, 2]
+                comp[K, 3] = sigma
+                comp[K, 4] = 0.0
+                flag[K] = 0.0
+                K += 1
+            cand[best, 2] = 0.0
+        if K == K0:
+            break
+        _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+        # merge components closer than MERGE_PX (an unresolved pair keeps its amplitude)
+        merged = False
+        k = 0
+        while k < K:
+            q = k + 1
+            while q < K:
+                dx = comp[k, 0] - comp[q, 0]
+                dz = comp[k, 1] - comp[q, 1]
+                if dx * dx + dz * dz < MERGE_PX * MERGE_PX:
+                    fk = _flux(comp, k, sigma)
+                    fq = _flux(comp, q, sigma)
+                    comp[k, 0] = (comp[k, 0] * fk + comp[q, 0] * fq) / (fk + fq)
+                    comp[k, 1] = (comp[k, 1] * fk + comp[q, 1] * fq) / (fk + fq)
+                    comp[k, 2] = fk + fq
+                    comp[k, 3] = sigma
+                    comp[k, 4] = 0.0
+                    flag[k] = 1.0
+                    for u in range(NPAR):
+                        comp[q, u] = comp[K - 1, u]
+                    flag[q] = flag[K - 1]
+                    K -= 1
+                    merged = True
+                else:
+                    q += 1
+            k += 1
+        if merged:
+            _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+    # drop components below min_amp; then test the faint ones (flux < WEAK_RATIO * A0), faintest
+    # first: remove and refit, keep the removal if the squared residual grows by < removal_cost
+    for rnd in range(3):
+        K0 = K
+        k = 0
+        while k < K and K > 1:
+            if _flux(comp, k, sigma) < min_amp:
+                for u in range(NPAR):
+                    comp[k, u] = comp[K - 1, u]
+                flag[k] = flag[K - 1]
+                K -= 1
+            else:
+                k += 1
+        if K == K0:
+            break
+        _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+    cur = _sse(D, M, nbi, nbj, comp, K, sigma)
+    for k in range(K):
+        flag[k] = 0.0
+    while K > 1:
+        worst = -1
+        wv = WEAK_RATIO * A0
+        for k in range(K):
+            f = _flux(comp, k, sigma)
+            if flag[k] == 0.0 and f < wv:
+                wv = f
+                worst = k
+        if worst < 0:
+            break
+        for q in range(K):  # R (free by now) keeps the components in case the removal fails
+            for u in range(NPAR):
+                R[q, u] = comp[q, u]
+        for u in range(NPAR):
+            comp[worst, u] = comp[K - 1, u]
+        flag[worst] = flag[K - 1]
+        new = _lm(D, nbi, nbj, comp, K - 1, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+        if new - cur < removal_cost:
+            K -= 1
+            cur = new
+        else:
+            for q in range(K):
+                for u in range(NPAR):
+                    comp[q, u] = R[q, u]
+            flag[worst] = 1.0
+            cur = _lm(D, nbi, nbj, comp, K, off, sigma, 0, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+    if final_iter > max_iter:
+        _lm(D, nbi, nbj, comp, K, off, sigma, final_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+    return K
+
+
+def decompose(patch, sigma=7.68, amplitude=100.0, off=0.4, peak_min=30.0, add_threshold=25.0, min_amplitude=40.0,
+              split_ratio=1.5, removal_cost=1000.0, kmax=32, max_iter=30):
+    """Decompose one blob patch into model spots.
+
+    Parameters
+    ----------
+    patch : ndarray, shape (n, m)
+        Pixel values of the blob's bounding box (``Image[ix, iz]`` order), ``-1`` outside the blob.
+    sigma, amplitude, off, peak_min, add_threshold, min_amplitude, split_ratio, removal_cost, kmax, max_iter
+        See :class:`sevi_lib.detect.DetectorParams`.
+
+    Returns
+    -------
+    ndarray, shape (K, 5)
+        Components ``(a, b, A, s, rho)``: continuous patch pixel coordinates (pixel a covers
+        [a, a + 1)), peak amplitude, width (pixels) and correlation.
+    """
+    patch = np.asarray(patch, dtype=np.float64)
+    nbi, nbj = patch.shape
+    ws = FitWorkspace(max(nbi, nbj), kmax, sigma_max=sigma)
+    ws.D[:nbi, :nbj] = patch
+    K = _decompose(nbi, nbj, off, sigma, amplitude, peak_min, add_threshold, min_amplitude, split_ratio,
+                   removal_cost, kmax, max_iter, *ws.args())
+    return ws.comp[:K].copy()
