@@ -554,3 +554,123 @@ def detect_frame(frame, params=None):
     """
     with FrameDetector(params) as det:
         return det.process([0], frame)
+
+
+# ------------------------------------------------------------------------------ shards (files)
+#: Datasets of a detection shard file (``sevi detect --out``).
+SHARD_DATASETS = ("DetectedElectrons", "CountMap", "IntensitySum", "BlobMultiplicity")
+
+
+def shard_range(n_frames, shard, shards):
+    """Frame range ``[shard * n // shards, (shard + 1) * n // shards)`` of one of `shards` shards.
+
+    Contiguous, disjoint, covering ``[0, n_frames)``; empty for some shards when
+    ``n_frames < shards``.
+
+    Examples
+    --------
+    >>> [shard_range(3, i, 5) for i in range(5)]
+    [(0, 0), (0, 1), (1, 1), (1, 2), (2, 3)]
+    """
+    if not (0 <= shard < shards):
+        raise ValueError(f"shard {shard} is not in 0..{shards - 1}")
+    return shard * n_frames // shards, (shard + 1) * n_frames // shards
+
+
+def detect_file(path, start, stop, params=None, threads=1, chunk=64, progress=None):
+    """Detect the electrons of frames [start, stop) of a ``FinalImage`` file, streaming chunks.
+
+    Parameters
+    ----------
+    path : str or Path
+    start, stop : int
+        Frame range (may be empty).
+    params : DetectorParams, optional
+    threads : int
+        Detection threads (frames of a chunk in parallel) and decompression threads.
+    chunk : int
+        Frames read at a time.
+    progress : callable, optional
+        Called with the number of frames done after each chunk.
+
+    Returns
+    -------
+    dict
+        ``electrons`` (ELECTRON_DTYPE, ElectronId numbered from 0), ``count_map``,
+        ``intensity_sum`` (float64 (1024, 1024)), ``blob_hist`` (int64), ``n_frames``,
+        ``n_file_frames``.
+
+    Raises
+    ------
+    sevi_lib.errors.InputError
+        Missing or corrupt file, wrong layout, a frame that cannot be read (named), a range
+        outside the file.
+    """
+    from .errors import InputError
+    from .io import FrameReader
+
+    parts = []
+    with FrameReader(path, threads=threads) as reader, FrameDetector(params, threads=threads) as det:
+        for ids, frames in reader.iter_chunks(start, stop, chunk=chunk):
+            try:
+                parts.append(det.process(ids, frames))
+            except OverflowError as exc:
+                raise InputError(f"{path}: {exc}") from None
+            if progress is not None:
+                progress(det.n_frames)
+        table = np.concatenate(parts) if parts else np.empty(0, dtype=ELECTRON_DTYPE)
+        table["ElectronId"] = np.arange(table.size, dtype=np.int32)
+        return {"electrons": table, "count_map": det.count_map, "intensity_sum": det.intensity_sum(),
+                "blob_hist": det.blob_hist, "n_frames": det.n_frames, "n_file_frames": reader.n_frames}
+
+
+def write_shard(path, result, source, start, stop, params):
+    """Write a detection shard atomically (datasets :data:`SHARD_DATASETS`, range in attributes)."""
+    import json
+
+    from .io import write_h5
+
+    write_h5(path, attrs={"source": str(source), "start": int(start), "stop": int(stop),
+                          "n_frames": int(result["n_frames"]), "params": json.dumps(params.to_dict())},
+             compression="gzip",
+             DetectedElectrons=result["electrons"], CountMap=result["count_map"],
+             IntensitySum=result["intensity_sum"], BlobMultiplicity=result["blob_hist"])
+
+
+def read_shard(path):
+    """Read a shard written by :func:`write_shard`, checking its layout.
+
+    Returns
+    -------
+    dict
+        The datasets by name plus ``start``, ``stop``, ``n_frames``, ``params`` (dict).
+
+    Raises
+    ------
+    sevi_lib.errors.InputError
+    """
+    import json
+
+    from .errors import InputError
+    from .io import open_h5
+
+    out = {}
+    with open_h5(path) as f:
+        missing = [n for n in SHARD_DATASETS if n not in f]
+        if missing:
+            raise InputError(f"{path}: not a detection shard (missing {', '.join(missing)})")
+        try:
+            for name in SHARD_DATASETS:
+                out[name] = f[name][()]
+            for key in ("start", "stop", "n_frames"):
+                out[key] = int(f.attrs[key])
+            out["params"] = json.loads(f.attrs.get("params", "{}"))
+        except (OSError, KeyError, ValueError) as exc:
+            raise InputError(f"{path}: corrupt detection shard ({exc})") from None
+    e = out["DetectedElectrons"]
+    if e.dtype.names is None or not {"ImageId", "x", "z"} <= set(e.dtype.names):
+        raise InputError(f"{path}: DetectedElectrons lacks ImageId, x or z")
+    for name in ("CountMap", "IntensitySum"):
+        if out[name].shape != (N_PIX, N_PIX):
+            raise InputError(f"{path}: {name} has shape {out[name].shape}, expected ({N_PIX}, {N_PIX})")
+    return out
