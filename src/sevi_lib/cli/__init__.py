@@ -13,6 +13,8 @@ from .. import __version__
 from ..errors import SeviError
 
 COMMANDS = [
+    "detect",
+    "accumulate",
     "fit",
     "score",
     "simulate",
