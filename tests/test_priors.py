@@ -109,3 +109,10 @@ def test_bad_priors_raise():
     impossible = pretrain_prior({"beta_mu": [-3.0], "beta_sigma": [0.01], "beta_low": [-3.1], "beta_high": [-2.9]})
     with pytest.raises(InputError, match="acceptable"):
         sample(impossible, 2, np.random.default_rng(0))
+
+
+def test_pretrain_electrons_from_map():
+    p = pretrain_prior({"electrons": "map", "electrons_share": [0.3, 0.7]}, map_total=100000)
+    np.testing.assert_array_equal(p.electrons_range, [[30000, 70000], [30000, 70000]])
+    with pytest.raises(InputError, match="map"):
+        pretrain_prior({"electrons": "map"})

@@ -285,7 +285,18 @@ def _range(value, key):
     return a
 
 
-def pretrain_prior(cfg=None, n_beta=12):
+def _electrons(c, map_total, what):
+    """Electron-count range from a config: ``[low, high]``, or ``"map"`` (share of the real map)."""
+    value = c["electrons"]
+    if isinstance(value, str):
+        if value != "map" or map_total is None:
+            raise InputError(f'{what} prior: electrons must be [low, high], or "map" with the real map\'s total')
+        share = _range(c.get("electrons_share", [0.4, 0.6]), "electrons_share")
+        return np.rint(share * float(map_total)).astype(np.int64)
+    return _range(value, "electrons").astype(np.int64)
+
+
+def pretrain_prior(cfg=None, n_beta=12, map_total=None):
     """The pretraining prior from its config section.
 
     Parameters
@@ -293,9 +304,13 @@ def pretrain_prior(cfg=None, n_beta=12):
     cfg : dict, optional
         Keys of :data:`PRETRAIN_DEFAULTS`; missing keys take the defaults (the seed team's
         ranges). Per-coefficient lists are cut to `n_beta` entries or padded with zeros;
-        scalars apply to every coefficient.
+        scalars apply to every coefficient. ``electrons`` is ``[low, high]`` or ``"map"``.
     n_beta : int
         Number of beta coefficients per shell.
+    map_total : float, optional
+        Number of electrons in the real count map; required when ``electrons`` is ``"map"``,
+        which draws each shell's count from ``electrons_share`` (default ``[0.4, 0.6]``) times
+        `map_total`, so that the synthetic maps carry the real map's shot noise.
 
     Returns
     -------
@@ -308,7 +323,7 @@ def pretrain_prior(cfg=None, n_beta=12):
         R_range=_range(c["R"], "R"),
         min_separation=float(c["min_separation"]),
         sigma_R_range=_range(c["sigma_R"], "sigma_R"),
-        electrons_range=_range(c["electrons"], "electrons").astype(np.int64),
+        electrons_range=_electrons(c, map_total, "pretraining"),
         name="pretrain",
         **beta,
     )
@@ -334,9 +349,8 @@ def finetune_prior(R, beta, cfg=None, sigma_R=None, map_total=None):
     sigma_R : array_like, shape (2,), optional
         First-pass sigma_R, used only with ``sigma_R_width``.
     map_total : float, optional
-        Number of electrons in the real count map; required when ``electrons`` is ``"map"``,
-        which draws each shell's count from ``electrons_share`` (default ``[0.4, 0.6]``) times
-        `map_total`, so that the synthetic maps carry the real map's shot noise.
+        Number of electrons in the real count map (for ``electrons: "map"``, as in
+        :func:`pretrain_prior`).
 
     Returns
     -------
@@ -360,13 +374,7 @@ def finetune_prior(R, beta, cfg=None, sigma_R=None, map_total=None):
         s = np.asarray(sigma_R, dtype=np.float64)[order]
         sw = float(c["sigma_R_width"])
         sr = np.stack([np.clip(s - sw, 0.0, None), s + sw], axis=1)
-    if isinstance(c["electrons"], str):
-        if c["electrons"] != "map" or map_total is None:
-            raise InputError('fine-tuning prior: electrons must be [low, high], or "map" with the real map\'s total')
-        share = _range(c.get("electrons_share", [0.4, 0.6]), "electrons_share")
-        electrons = np.rint(share * float(map_total)).astype(np.int64)
-    else:
-        electrons = _range(c["electrons"], "electrons").astype(np.int64)
+    electrons = _electrons(c, map_total, "fine-tuning")
     return Prior(
         beta_mu=beta,
         beta_sigma=np.broadcast_to(width, beta.shape),

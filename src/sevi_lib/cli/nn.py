@@ -9,6 +9,10 @@
     Apply a trained network to the real count map and write an ``Answer`` table.
 ``sevi nn gpu-run --lock-dir DIR -- COMMAND ...``
     Run COMMAND on one GPU of its own (:mod:`sevi_lib.gpu_slot`).
+``sevi nn run-dir DIR --key TEXT [--inputs FILE ...]``
+    Prepare a training run folder: keep it (so that ``sevi train`` resumes from ``last.pt``)
+    if it was prepared with the same key and the same input files (path, size, modification
+    time), otherwise empty it, so that changed settings or data start a fresh run.
 
 JSON arguments are the config sections ``nn.<stage>.prior`` and ``nn.view`` (see the README).
 """
@@ -35,7 +39,7 @@ def _add_prior_args(p):
     p.add_argument("--prior", type=_json, default={}, help="JSON of the prior's config section (defaults: README)")
     p.add_argument("--n-beta", type=int, default=12, help="beta coefficients per shell (default 12)")
     p.add_argument("--first-pass", help="fine-tuning: Answer file whose R and beta centre the prior")
-    p.add_argument("--count-map", help='fine-tuning with electrons "map": the real count map (.npy)')
+    p.add_argument("--count-map", help='with electrons "map": the real count map (.npy) whose total sets the counts')
 
 
 def register(sub):
@@ -90,6 +94,14 @@ def register(sub):
     g.add_argument("cmd", nargs="+", metavar="COMMAND", help="command (put it after --)")
     g.set_defaults(func=run_gpu)
 
+    d = nsub.add_parser("run-dir", help="keep a run folder for resuming, or empty it if settings/inputs changed",
+                        description="Keep RUN_DIR if RUN_DIR/run_key.json records the same --key and the same "
+                        "input files (path, size, mtime); otherwise delete its contents. Then record them.")
+    d.add_argument("run_dir")
+    d.add_argument("--key", required=True, help="text identifying the run's settings (e.g. its training options)")
+    d.add_argument("--inputs", nargs="*", default=[], help="files the run reads (shards)")
+    d.set_defaults(func=run_run_dir)
+
 
 def load_count_map(path):
     """Read a 1024 x 1024 count map from a .npy file (InputError naming the file otherwise)."""
@@ -121,12 +133,12 @@ def build_prior(args):
     """The prior selected by ``--stage`` and its arguments."""
     from ..priors import finetune_prior, pretrain_prior
 
+    total = load_count_map(args.count_map).sum() if args.count_map else None
     if args.stage == "pretrain":
-        return pretrain_prior(args.prior, n_beta=args.n_beta)
+        return pretrain_prior(args.prior, n_beta=args.n_beta, map_total=total)
     if not args.first_pass:
         raise InputError("the fine-tuning prior needs --first-pass ANSWER (the estimate it is centred on)")
     R, beta = read_first_pass(args.first_pass, args.n_beta)
-    total = load_count_map(args.count_map).sum() if args.count_map else None
     return finetune_prior(R, beta, args.prior, map_total=total)
 
 
@@ -192,3 +204,33 @@ def run_gpu(args):
         raise InputError("gpu-run: no command given")
     sys.stdout.flush()
     return run_on_slot(cmd, args.lock_dir)
+
+
+def run_run_dir(args):
+    import os
+    import shutil
+    from pathlib import Path
+
+    from ..io import write_text
+
+    run_dir = Path(args.run_dir)
+    files = []
+    for f in sorted(args.inputs):
+        try:
+            st = os.stat(f)
+        except OSError as exc:
+            raise InputError(f"{f}: cannot read ({exc.strerror})") from None
+        files.append([str(f), st.st_size, st.st_mtime_ns])
+    record = json.dumps({"key": args.key, "inputs": files}, indent=1, sort_keys=True)
+    key_file = run_dir / "run_key.json"
+    if run_dir.exists() and not (key_file.exists() and key_file.read_text() == record):
+        for child in run_dir.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        print(f"{run_dir}: settings or inputs changed, starting afresh")
+    elif (run_dir / "last.pt").exists():
+        print(f"{run_dir}: same settings and inputs, resuming from last.pt")
+    write_text(key_file, record)
+    return 0
