@@ -575,8 +575,10 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
             k += 1
         if merged:
             _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
-    # drop components below min_amp; then test the faint ones (flux < WEAK_RATIO * A0), faintest
-    # first: remove and refit, keep the removal if the squared residual grows by < removal_cost
+    # drop components below min_amp; then test the faint ones (flux < WEAK_RATIO * A0, or peak
+    # below it with a neighbour closer than sigma), faintest first: remove (handing the light
+    # to the nearest neighbour) and refit, keep the removal if the squared residual grows by
+    # less than removal_cost
     for rnd in range(3):
         K0 = K
         k = 0
@@ -598,8 +600,17 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
         worst = -1
         wv = WEAK_RATIO * A0
         for k in range(K):
+            if flag[k] != 0.0:
+                continue
             f = _flux(comp, k, sigma)
-            if flag[k] == 0.0 and f < wv:
+            if f >= WEAK_RATIO * A0 and comp[k, 2] < WEAK_RATIO * A0:
+                # a spot shared by two components: each is wide and of low peak
+                for q in range(K):
+                    dx = comp[q, 0] - comp[k, 0]
+                    dz = comp[q, 1] - comp[k, 1]
+                    if q != k and dx * dx + dz * dz < sigma * sigma:
+                        f = comp[k, 2]
+            if f < wv:
                 wv = f
                 worst = k
         if worst < 0:
@@ -607,6 +618,21 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
         for q in range(K):  # R (free by now) keeps the components in case the removal fails
             for u in range(NPAR):
                 R[q, u] = comp[q, u]
+        # hand the faint component's light to its nearest neighbour if it overlaps it
+        near = -1
+        nd = 4.0 * sigma * sigma
+        for q in range(K):
+            dx = comp[q, 0] - comp[worst, 0]
+            dz = comp[q, 1] - comp[worst, 1]
+            if q != worst and dx * dx + dz * dz < nd:
+                nd = dx * dx + dz * dz
+                near = q
+        if near >= 0:
+            fw = _flux(comp, worst, sigma)
+            fn = _flux(comp, near, sigma)
+            comp[near, 0] = (comp[near, 0] * fn + comp[worst, 0] * fw) / (fn + fw)
+            comp[near, 1] = (comp[near, 1] * fn + comp[worst, 1] * fw) / (fn + fw)
+            comp[near, 2] = (fn + fw) * sigma * sigma / (comp[near, 3] * comp[near, 3])
         for u in range(NPAR):
             comp[worst, u] = comp[K - 1, u]
         flag[worst] = flag[K - 1]

@@ -88,16 +88,22 @@ def summary_text(acc):
     return "\n".join(lines) + "\n"
 
 
-def plot_count_map(count_map, path, title=None):
-    """PNG of a count map, log colour scale, x horizontal and z (polarisation axis) vertical."""
+def plot_count_map(count_map, path, title=None, bin_px=4):
+    """PNG of a count map, log colour scale, x horizontal and z (polarisation axis) vertical.
+
+    The map is summed over ``bin_px x bin_px`` pixel blocks first, so that sparse maps stay
+    visible at screen resolution.
+    """
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
     from ..plots import save_figure
 
+    n = count_map.shape[0] // bin_px
+    binned = count_map[: n * bin_px, : n * bin_px].reshape(n, bin_px, n, bin_px).sum(axis=(1, 3))
     fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    img = np.ma.masked_less_equal(count_map.T, 0)  # Image[ix, iz] -> rows z, columns x
-    vmax = max(float(count_map.max()), 1.0)
+    img = np.ma.masked_less_equal(binned.T, 0)  # Image[ix, iz] -> rows z, columns x
+    vmax = max(float(binned.max()), 1.0)
     im = ax.imshow(img, origin="lower", extent=[-1, 1, -1, 1], norm=LogNorm(vmin=1.0, vmax=max(vmax, 1.0 + 1e-9)),
                    cmap="viridis", interpolation="nearest")
     ax.set_facecolor("black")
@@ -106,7 +112,7 @@ def plot_count_map(count_map, path, title=None):
     ax.set_aspect("equal")
     if title:
         ax.set_title(title)
-    fig.colorbar(im, ax=ax, label="electrons per pixel")
+    fig.colorbar(im, ax=ax, label=f"electrons per {bin_px} x {bin_px} px")
     save_figure(fig, path)
 
 
