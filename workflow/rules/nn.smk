@@ -106,7 +106,7 @@ rule synth:
     benchmark:
         "results/benchmarks/nn/synth_{stage}_{split}_{k}.tsv"
     shell:
-        "sevi nn synth {output} --stage {wildcards.stage} --n {params.n} --seed {params.seed} "
+        "NUMBA_NUM_THREADS={threads} sevi nn synth {output} --stage {wildcards.stage} --n {params.n} --seed {params.seed} "
         "--key {wildcards.stage}/{wildcards.split}/{wildcards.k} --prior {params.prior:q} --view {params.view:q} "
         "--n-beta {params.n_beta} {params.first_pass} {params.count_map} "
         "--detector-fraction {params.detector_fraction} --electrons-per-frame {params.electrons_per_frame} "
