@@ -100,7 +100,7 @@ class DetectorParams:
     add_threshold: float = 25.0
     min_amplitude: float = 40.0
     split_ratio: float = 1.5
-    removal_cost: float = 3000.0
+    removal_cost: float = 750.0
     max_per_blob: int = 32
     max_iter: int = 30
     max_per_frame: int = 4096

@@ -25,6 +25,11 @@ removal of weak components. A component's electron count is its flux
 import numpy as np
 from numba import njit
 
+#: The fit uses the pixels of the patch whose coordinates are both multiples of STRIDE (spots are
+#: 7.7 px wide and noise-free up to rounding, so a quarter of the pixels determine them as well;
+#: the fit costs a quarter).
+STRIDE = 2
+
 #: Parameters per component: a, b (patch pixel coordinates), A (peak), s (width, px), rho.
 NPAR = 5
 
@@ -54,6 +59,12 @@ RHO_MAX = 0.6
 
 
 @njit(cache=True, nogil=True)
+def _up(i):
+    """Smallest multiple of STRIDE >= i (i >= 0)."""
+    return (i + STRIDE - 1) // STRIDE * STRIDE
+
+
+@njit(cache=True, nogil=True)
 def _eval(comp, K, nbi, nbj, off, win, E, tz):
     """Windows and unit-amplitude spot values E[k, i - i0, j - j0] of comp[:K]."""
     for k in range(K):
@@ -76,7 +87,7 @@ def _eval(comp, K, nbi, nbj, off, win, E, tz):
         for j in range(j0, j1):
             dz = j + off - b
             tz[j - j0] = np.exp(-dz * dz * c2)
-        for i in range(i0, i1):
+        for i in range(_up(i0), i1, STRIDE):
             dx = i + off - a
             ex = np.exp(-dx * dx * c2)
             q = np.exp(cr * dx)
@@ -88,15 +99,15 @@ def _eval(comp, K, nbi, nbj, off, win, E, tz):
 
 @njit(cache=True, nogil=True)
 def _model(comp, K, win, E, M, nbi, nbj):
-    for i in range(nbi):
-        for j in range(nbj):
+    for i in range(0, nbi, STRIDE):
+        for j in range(0, nbj, STRIDE):
             M[i, j] = 0.0
     for k in range(K):
         A = comp[k, 2]
         i0 = win[k, 0]
         j0 = win[k, 2]
-        for i in range(i0, win[k, 1]):
-            for j in range(j0, win[k, 3]):
+        for i in range(_up(i0), win[k, 1], STRIDE):
+            for j in range(_up(j0), win[k, 3], STRIDE):
                 M[i, j] += A * E[k, i - i0, j - j0]
 
 
@@ -104,8 +115,8 @@ def _model(comp, K, win, E, M, nbi, nbj):
 def _sse(D, M, nbi, nbj, comp, K, sigma):
     """Censored squared residual plus the shape penalties."""
     s = 0.0
-    for i in range(nbi):
-        for j in range(nbj):
+    for i in range(0, nbi, STRIDE):
+        for j in range(0, nbj, STRIDE):
             d = D[i, j]
             if d < 0.0:
                 continue
@@ -136,9 +147,9 @@ def _jacobian(comp, K, win, E, off, J):
         is3 = is2 / s
         i0 = win[k, 0]
         j0 = win[k, 2]
-        for i in range(i0, win[k, 1]):
+        for i in range(_up(i0), win[k, 1], STRIDE):
             dx = i + off - a
-            for j in range(j0, win[k, 3]):
+            for j in range(_up(j0), win[k, 3], STRIDE):
                 dz = j + off - b
                 e = E[k, i - i0, j - j0]
                 Ae = A * e
@@ -226,8 +237,8 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
         for k in range(K):
             i0 = win[k, 0]
             j0 = win[k, 2]
-            for i in range(i0, win[k, 1]):
-                for j in range(j0, win[k, 3]):
+            for i in range(_up(i0), win[k, 1], STRIDE):
+                for j in range(_up(j0), win[k, 3], STRIDE):
                     d = D[i, j]
                     if d < 0.0:
                         continue
@@ -252,8 +263,8 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
                 for p in range(NPAR):
                     for q in range(NPAR):
                         acc[p, q] = 0.0
-                for i in range(ia0, ia1):
-                    for j in range(ib0, ib1):
+                for i in range(_up(ia0), ia1, STRIDE):
+                    for j in range(_up(ib0), ib1, STRIDE):
                         d = D[i, j]
                         if d < 0.0 or (d >= 255.0 and M[i, j] >= 255.0):
                             continue
@@ -315,14 +326,14 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
 
 
 @njit(cache=True, nogil=True)
-def _is_patch_max(P, a, b, nbi, nbj):
-    """Plateau-safe local maximum of patch P at (a, b): > earlier neighbours, >= later ones."""
+def _is_patch_max(P, a, b, nbi, nbj, st):
+    """Plateau-safe local maximum of P at (a, b) among the neighbours `st` pixels away."""
     v = P[a, b]
-    for da in range(-1, 2):
+    for da in range(-st, st + 1, st):
         aa = a + da
         if aa < 0 or aa >= nbi:
             continue
-        for db in range(-1, 2):
+        for db in range(-st, st + 1, st):
             bb = b + db
             if (da == 0 and db == 0) or bb < 0 or bb >= nbj:
                 continue
@@ -355,8 +366,8 @@ def _split(D, M, comp, k, K, win, E, off, sigma, apply):
     sxx = 0.0
     szz = 0.0
     sxz = 0.0
-    for a in range(a0, win[k, 1]):
-        for b in range(b0, win[k, 3]):
+    for a in range(_up(a0), win[k, 1], STRIDE):
+        for b in range(_up(b0), win[k, 3], STRIDE):
             d = D[a, b]
             m = M[a, b]
             if d < 0.0 or m <= 0.0:
@@ -459,7 +470,7 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                 sat_n += 1
                 sat_a += a + off
                 sat_b += b + off
-            elif d >= peak_min and K < kmax and _is_patch_max(D, a, b, nbi, nbj):
+            elif d >= peak_min and K < kmax and _is_patch_max(D, a, b, nbi, nbj, 1):
                 close = False
                 for k in range(K):
                     if abs(comp[k, 0] - (a + off)) < 3.0 and abs(comp[k, 1] - (b + off)) < 3.0:
@@ -503,8 +514,8 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                 flag[k] = 1.0
                 flag[K] = 1.0
                 K += 1
-        for a in range(nbi):
-            for b in range(nbj):
+        for a in range(0, nbi, STRIDE):
+            for b in range(0, nbj, STRIDE):
                 d = D[a, b]
                 if d < 0.0:
                     R[a, b] = -1e9
@@ -513,9 +524,9 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                 else:
                     R[a, b] = d - M[a, b]
         nc = 0
-        for a in range(nbi):
-            for b in range(nbj):
-                if R[a, b] >= add_thr and nc < cand.shape[0] and _is_patch_max(R, a, b, nbi, nbj):
+        for a in range(0, nbi, STRIDE):
+            for b in range(0, nbj, STRIDE):
+                if R[a, b] >= add_thr and nc < cand.shape[0] and _is_patch_max(R, a, b, nbi, nbj, STRIDE):
                     cand[nc, 0] = a + off
                     cand[nc, 1] = b + off
                     cand[nc, 2] = R[a, b]
@@ -652,7 +663,7 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
 
 
 def decompose(patch, sigma=7.68, amplitude=100.0, off=0.4, peak_min=30.0, add_threshold=25.0, min_amplitude=40.0,
-              split_ratio=1.5, removal_cost=1000.0, kmax=32, max_iter=30):
+              split_ratio=1.5, removal_cost=750.0, kmax=32, max_iter=30):
     """Decompose one blob patch into model spots.
 
     Parameters
