@@ -91,8 +91,7 @@ def main():
 
     print(f"bench_synth: {n} maps of 2 x {args.electrons} electrons, project with {args.threads} numba thread(s), "
           f"{os.cpu_count()} CPUs visible")
-    print(f"  prior draw (physical, exact check): {n / t_prior:10.1f} parameter sets/s "
-          f"(acceptance {draw.acceptance:.3f})")
+    print(f"  prior draw (physical, exact check): {n / t_prior:10.1f} parameter sets/s")
     print(f"  seed team (np.interp 1e6 table + np.add.at, full view): {n / t_seed:8.2f} maps/s "
           f"{electrons / t_seed / 1e6:8.2f} M electrons/s")
     for name, t in results.items():
