@@ -202,10 +202,15 @@ def test_resume_after_sigterm_mid_epoch_is_identical(resume_data, tmp_path):
     assert again["steps"] == 8 and steps == [4, 5, 6, 7, 8]
 
 
-def test_resume_after_sigkill_from_step_checkpoint(resume_data, tmp_path):
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM to the process group, 2 loader workers"])
+def test_resume_after_killing_a_training_process(how, resume_data, tmp_path):
+    """A separate training process killed in its second epoch; rerunning resumes identically."""
     train_paths, val_paths = resume_data
-    cfg = TrainConfig(**{**TINY, "epochs": 2, "save_every_steps": 1, "optimizer": "sgd", "lr": 0.01})
-    ref = train(cfg, train_paths, val_paths, tmp_path / "ref")
+    kill = how == "SIGKILL"
+    cfg = TrainConfig(**{**TINY, "epochs": 2, "optimizer": "sgd", "lr": 0.01,
+                         "save_every_steps": 1 if kill else 0, "num_workers": 0 if kill else 2})
+    ref = train(TrainConfig(**{**cfg.to_dict(), "num_workers": 0, "save_every_steps": 0}),
+                train_paths, val_paths, tmp_path / "ref")
     run = tmp_path / "run"
     script = textwrap.dedent(f"""
         import sys, torch
@@ -217,16 +222,24 @@ def test_resume_after_sigkill_from_step_checkpoint(resume_data, tmp_path):
         train(cfg, {[str(p) for p in train_paths]!r}, {[str(p) for p in val_paths]!r}, {str(run)!r}, callback=report)
         print("finished", flush=True)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
     for line in proc.stdout:
         if line.strip() == "step 6":  # in the second epoch
-            proc.kill()
+            if kill:
+                proc.kill()
+            else:
+                os.killpg(proc.pid, signal.SIGTERM)
             break
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
+    _, err = proc.communicate(timeout=120)
     saved = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["meta"]["step"]
-    assert 5 <= saved <= 6
-    out = train(cfg, train_paths, val_paths, run)
+    if kill:
+        assert proc.returncode == -signal.SIGKILL
+        assert 5 <= saved <= 6
+    else:
+        assert "TrainingInterrupted: training interrupted by SIGTERM" in err, err
+        assert 6 <= saved <= 7
+    out = train(TrainConfig(**{**cfg.to_dict(), "num_workers": 0}), train_paths, val_paths, run)
     _assert_same_weights(ref["last_checkpoint"], out["last_checkpoint"])
     _same_history(tmp_path / "ref", run)
 
@@ -286,3 +299,12 @@ def test_predict_matches_training_evaluation(make_shard, tmp_path):
     np.testing.assert_array_equal(predict(out["best_checkpoint"], [va], batch_size=4), beta)
     with pytest.raises(InputError, match=r"\(1, 32, 32\)"):
         predict(out["best_checkpoint"], np.zeros((2, 1, 32, 32), np.float32))
+
+
+def test_loader_workers_give_the_same_run(resume_data, tmp_path):
+    train_paths, val_paths = resume_data
+    cfg = TrainConfig(**{**TINY, "epochs": 2})
+    serial = train(cfg, train_paths, val_paths, tmp_path / "serial")
+    parallel = train(TrainConfig(**{**cfg.to_dict(), "num_workers": 2, "prefetch_factor": 1}),
+                     train_paths, val_paths, tmp_path / "parallel")
+    _assert_same_weights(serial["last_checkpoint"], parallel["last_checkpoint"])

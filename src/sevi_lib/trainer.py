@@ -621,6 +621,11 @@ class _StopFlag:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt  # second Ctrl-C: stop now
         self.signum = signum
+        # A signal sent to the whole process group also ends the DataLoader workers, and
+        # PyTorch's SIGCHLD handler would then raise at a random point (e.g. while last.pt is
+        # written). Let the loader find its dead workers itself; the loop saves and stops.
+        if hasattr(signal, "SIGCHLD") and signal.SIGCHLD not in self._old:
+            self._old[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -634,10 +639,10 @@ class _StopFlag:
         return False
 
 
-def _worker_ignores_signals(_worker_id: int) -> None:
-    """DataLoader workers leave SIGTERM / SIGINT to the main process, which saves and stops."""
+def _worker_ignores_sigint(_worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which saves and stops. (SIGTERM
+    stays fatal: the DataLoader itself terminates its workers with it.)"""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 # --------------------------------------------------------------------------- training
@@ -817,7 +822,7 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
         loader_gen.set_state(st["loader_rng"])
     loader_kw = dict(num_workers=workers, pin_memory=cfg.pin_memory and cuda,
                      persistent_workers=workers > 0, generator=loader_gen,
-                     worker_init_fn=_worker_ignores_signals if workers else None)
+                     worker_init_fn=_worker_ignores_sigint if workers else None)
     if workers:
         loader_kw["prefetch_factor"] = cfg.prefetch_factor
     train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=drop_last, **loader_kw)
@@ -866,7 +871,22 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
                 bar = tqdm(total=steps_per_epoch, initial=state.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                            file=sys.stderr, disable=not cfg.progress, leave=False, dynamic_ncols=True)
                 t_mark = time.perf_counter()
-                for x, y in train_loader:
+                batches = iter(train_loader)
+                while True:
+                    try:
+                        x, y = next(batches)
+                    except StopIteration:
+                        break
+                    except Exception:
+                        # a SIGTERM sent to the whole process group also ends the loader's workers;
+                        # the state is that of the last completed step: save it and stop cleanly
+                        if stop.signum is None:
+                            raise
+                        save_last()
+                        bar.close()
+                        raise TrainingInterrupted(
+                            f"training interrupted by {signal.Signals(stop.signum).name} at epoch {epoch + 1}, "
+                            f"batch {state.batch}; state saved to {last_path}, rerun to resume") from None
                     x = x.to(device, non_blocking=True)
                     y = y.to(device, non_blocking=True)
                     if cfg.channels_last and cuda:
