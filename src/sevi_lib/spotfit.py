@@ -136,7 +136,7 @@ def _sse(D, M, nbi, nbj, comp, K, sigma):
 
 @njit(cache=True, nogil=True)
 def _jacobian(comp, K, win, E, off, J):
-    """Derivatives of each component's model over its window: J[k, p, i - i0, j - j0]."""
+    """Derivatives of each component's model over its window: J[k, i - i0, j - j0, p]."""
     for k in range(K):
         a = comp[k, 0]
         b = comp[k, 1]
@@ -153,11 +153,11 @@ def _jacobian(comp, K, win, E, off, J):
                 dz = j + off - b
                 e = E[k, i - i0, j - j0]
                 Ae = A * e
-                J[k, 0, i - i0, j - j0] = Ae * (dx + rho * dz) * is2
-                J[k, 1, i - i0, j - j0] = Ae * (dz + rho * dx) * is2
-                J[k, 2, i - i0, j - j0] = e
-                J[k, 3, i - i0, j - j0] = Ae * (dx * dx + dz * dz + 2.0 * rho * dx * dz) * is3
-                J[k, 4, i - i0, j - j0] = -Ae * dx * dz * is2
+                J[k, i - i0, j - j0, 0] = Ae * (dx + rho * dz) * is2
+                J[k, i - i0, j - j0, 1] = Ae * (dz + rho * dx) * is2
+                J[k, i - i0, j - j0, 2] = e
+                J[k, i - i0, j - j0, 3] = Ae * (dx * dx + dz * dz + 2.0 * rho * dx * dz) * is3
+                J[k, i - i0, j - j0, 4] = -Ae * dx * dz * is2
 
 
 @njit(cache=True, nogil=True)
@@ -204,7 +204,7 @@ class FitWorkspace:
         self.win = np.zeros((k1, 4), dtype=np.int64)
         self.twin = np.zeros((k1, 4), dtype=np.int64)
         self.E = np.zeros((k1, L, L), dtype=np.float64)
-        self.J = np.zeros((k1, NPAR, L, L), dtype=np.float64)
+        self.J = np.zeros((k1, L, L, NPAR), dtype=np.float64)
         self.tz = np.zeros(L, dtype=np.float64)
         self.H = np.zeros((NPAR * k1, NPAR * k1), dtype=np.float64)
         self.Hc = np.zeros_like(self.H)
@@ -250,7 +250,7 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
                     else:
                         r = d - m
                     for p in range(NPAR):
-                        g[NPAR * k + p] += J[k, p, i - i0, j - j0] * r
+                        g[NPAR * k + p] += J[k, i - i0, j - j0, p] * r
             for l in range(k, K):
                 ia0 = max(win[k, 0], win[l, 0])
                 ia1 = min(win[k, 1], win[l, 1])
@@ -269,9 +269,9 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
                         if d < 0.0 or (d >= 255.0 and M[i, j] >= 255.0):
                             continue
                         for p in range(NPAR):
-                            jk = J[k, p, i - i0, j - j0]
+                            jk = J[k, i - i0, j - j0, p]
                             for q in range(NPAR):
-                                acc[p, q] += jk * J[l, q, i - l0, j - m0]
+                                acc[p, q] += jk * J[l, i - l0, j - m0, q]
                 for p in range(NPAR):
                     for q in range(NPAR):
                         H[NPAR * k + p, NPAR * l + q] += acc[p, q]
