@@ -250,6 +250,10 @@ def test_resume_refuses_changed_settings(resume_data, tmp_path):
     train(cfg, train_paths, val_paths, tmp_path / "run")
     with pytest.raises(InputError, match="lr: 0.001 -> 0.01"):
         train(TrainConfig(**{**TINY, "epochs": 2, "lr": 0.01}), train_paths, val_paths, tmp_path / "run")
+    with pytest.raises(InputError, match="trained on 32 samples.*now hold 20"):
+        train(TrainConfig(**{**TINY, "epochs": 2}), train_paths[:1], val_paths, tmp_path / "run")
+    out = train(TrainConfig(**{**TINY, "epochs": 2, "patience": 5}), train_paths, val_paths, tmp_path / "run")
+    assert out["epochs_run"] == 2  # more epochs and another patience may resume
 
 
 def test_early_stopping_and_run_folder(make_shard, tmp_path):

@@ -802,8 +802,11 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
         if conflicts:
             raise InputError(f"{last_path} was written with other settings ({'; '.join(conflicts)}); "
                              "use another run folder or remove it")
-        model.load_state_dict(payload["state_dict"])
         st = payload["train_state"]
+        if st.get("n_train", len(train_ds)) != len(train_ds):
+            raise InputError(f"{last_path} was trained on {st['n_train']} samples, the training shards now hold "
+                             f"{len(train_ds)}; use another run folder or remove it")
+        model.load_state_dict(payload["state_dict"])
         optimizer.load_state_dict(st["optimizer"])
         scaler.load_state_dict(st["scaler"]) if st.get("scaler") else None
         _set_rng_state(st["rng"])
@@ -838,7 +841,8 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
 
     def save_last():
         st = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-              "rng": _rng_state(), "loader_rng": loader_gen.get_state(), "loop": dataclasses.asdict(state)}
+              "rng": _rng_state(), "loader_rng": loader_gen.get_state(), "n_train": len(train_ds),
+              "loop": dataclasses.asdict(state)}
         payload = _weights_payload(model, train_ds.input_shape, view, epoch=state.epoch, step=state.step,
                                    val_distance=state.history[-1]["val_mean"] if state.history else None,
                                    config=cfg.to_dict())
