@@ -318,7 +318,7 @@ def _detect_frame(frame, frame64, par, label, pi, pj, isum, out_pos, out_amp, ou
                                par[_P_RCOST], int(par[_P_KMAX]), int(par[_P_ITER]), D, M, R, comp, flag, trial, win, twin, E, J, tz,
                                H, Hc, g, step, cand)
                 first = nout
-                ne = _expand(D, M, comp, K, win, E, off, sigma, A0, par[_P_MINA], cand, cand.shape[0])
+                ne = _expand(D, M, comp, flag, K, win, E, off, sigma, A0, par[_P_MINA], cand, cand.shape[0])
                 if ne < 0 or nout + ne > cap:
                     full = True
                     break

@@ -418,10 +418,11 @@ def _split(D, M, comp, k, K, win, E, off, sigma, apply):
 
 
 @njit(cache=True, nogil=True)
-def _expand(D, M, comp, K, win, E, off, sigma, A0, min_amp, out, cap):
+def _expand(D, M, comp, flag, K, win, E, off, sigma, A0, min_amp, out, cap):
     """Electrons of the fitted components into out[:, (a, b, amplitude, multiplicity)].
 
-    A component of amplitude A is ``n = round(A / A0)`` electrons (A < min_amp: none). For
+    A component of flux F (as a nominal spot's peak) and peak A is ``n = round(sqrt(F A) / A0)``
+    electrons (F < min_amp: none, unless it is a member of a split group: one). For
     n >= 2 they are spread evenly along the component's long axis so that their spread matches
     the excess second moment of its light (n spots spaced s apart add s^2 (n^2 - 1) / 12).
     Returns the number of electrons written, or -1 if more than `cap`.
@@ -429,7 +430,7 @@ def _expand(D, M, comp, K, win, E, off, sigma, A0, min_amp, out, cap):
     n_out = 0
     for k in range(K):
         A = _flux(comp, k, sigma)
-        if A < min_amp:
+        if A < min_amp and flag[k] != 2.0:
             continue
         n = max(int(np.sqrt(A * comp[k, 2]) / A0 + 0.5), 1)
         if n_out + n > cap:
@@ -657,8 +658,33 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                     comp[q, u] = R[q, u]
             flag[worst] = 1.0
             cur = _lm(D, nbi, nbj, comp, K, off, sigma, 0, M, trial, win, twin, E, J, tz, H, Hc, g, step)
-    if final_iter > max_iter:
-        _lm(D, nbi, nbj, comp, K, off, sigma, final_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+    # a component with the light of n >= 2 spots becomes n components spread along its long
+    # axis (their spread matching the excess second moment of its light), fitted together with
+    # the rest and never merged again: the fit places unresolved pairs better than the moments
+    K0 = K
+    for k in range(K0):
+        f = _flux(comp, k, sigma)
+        n = int(np.sqrt(f * comp[k, 2]) / A0 + 0.5)
+        if n < 2 or K + n - 1 > kmax:
+            continue
+        ux, uz, excess = _split(D, M, comp, k, K, win, E, off, sigma, False)
+        sp = min(max(np.sqrt(12.0 * max(excess, 0.0) / (n * n - 1)), 1.0), 2.0 * sigma / (n - 1))
+        a = comp[k, 0]
+        b = comp[k, 1]
+        for r in range(n):
+            q = k if r == 0 else K + r - 1
+            t = (r - 0.5 * (n - 1)) * sp
+            comp[q, 0] = a + t * ux
+            comp[q, 1] = b + t * uz
+            comp[q, 2] = f / n
+            comp[q, 3] = sigma
+            comp[q, 4] = 0.0
+            flag[q] = 2.0
+        K += n - 1
+    for k in range(K):
+        if flag[k] != 2.0:
+            flag[k] = 0.0
+    _lm(D, nbi, nbj, comp, K, off, sigma, final_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
     return K
 
 
