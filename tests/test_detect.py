@@ -5,8 +5,8 @@ the peaked angular distributions of the default config (the original data's mean
 0.5 and 0.8. Electrons match detections one to one (Hungarian assignment) within 3 px. With
 about 16000 electrons the standard error of an overall recall or precision near 0.975 is about
 0.0012 and in the dense region (about a third of the electrons) about 0.003, so the required
-0.97 and 0.90 are several standard errors away from the values this detector reaches (about
-0.975 overall, 0.94 dense) but a real regression fails.
+0.97 and 0.90 are many standard errors away from the values this detector reaches (about
+0.985 overall, 0.97 dense) but a real regression fails.
 """
 
 import numpy as np

@@ -13,15 +13,14 @@ distributions spots pile up and saturate. The detector works blob by blob:
    ``subgrid_offset = 0.4`` px from the pixel's lower edge, so the centroid is computed with
    pixel coordinates ``i + 0.4``; this removes the generator's -0.1 px centroid shift.
 3. **Everything else** (several maxima, saturation, too much flux or too elongated) is fitted
-   by a mixture of model spots of fixed width ``sigma_px``, free positions and amplitudes, by
-   Levenberg-Marquardt least squares on the blob's pixels. Saturated pixels are censored: they
-   only say "the model is at least 255". Components are seeded at the blob's local maxima and
-   the centroid of its saturated pixels, then grown greedily where the residual keeps a peak
-   of at least ``add_threshold`` counts; components below ``min_amplitude`` are dropped, and a
-   component of amplitude ``>= split_ratio * amplitude`` is tried as two along its long axis.
-   A final component of amplitude ``A`` stands for ``round(A / amplitude)`` electrons (spots
-   closer than about 2 px are indistinguishable in shape, only in amplitude); each of them is
-   written out at the component's position with its ``multiplicity``.
+   by a mixture of spots of exactly the published form (:mod:`sevi_lib.spotfit`: position,
+   amplitude, width and correlation per spot; Levenberg-Marquardt on the blob's pixels with
+   saturated pixels censored). Components are seeded at local maxima, grown where the residual
+   keeps a peak of ``add_threshold`` counts, split when they hold the flux of two spots, merged
+   when they converge onto each other, removed when faint and not worth ``removal_cost``; a
+   component with the light of n spots ends as n components fitted together. Each final
+   component is one electron (``multiplicity`` > 1 only where a component still holds the light
+   of several spots).
 
 All work is done in numba (``nogil``) kernels over preallocated per-thread workspaces, so
 :class:`FrameDetector` can run frames in parallel threads.

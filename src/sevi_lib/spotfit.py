@@ -20,6 +20,10 @@ components at residual peaks, refit, merge components that converged onto each o
 removal of weak components. A component's electron count is its flux
 ``2 pi A s^2 / sqrt(1 - rho^2)`` in units of the mean spot's (rounded; spots closer than about
 2 px are indistinguishable in shape, only in flux).
+
+Note for developers: numba's on-disk cache does not follow calls across modules; after
+editing this file remove ``src/sevi_lib/__pycache__/detect*.nb?`` (the cached frame kernel of
+:mod:`sevi_lib.detect` would keep the old code).
 """
 
 import numpy as np
