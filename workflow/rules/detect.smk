@@ -7,7 +7,9 @@
 # file, and fewer frames than shards simply gives empty, valid shards. Every detector value of
 # the config goes through params, so editing one reruns the shards and what follows only.
 
-DETECT_SHARDS = int(config["detect"]["shards"])
+# job layout defaults (the schema fills them too); detector defaults live in DetectorParams
+DETECT = {"shards": 10, "threads": 1, "chunk": 64, **config.get("detect", {})}
+DETECT_SHARDS = int(DETECT["shards"])
 DETECT_SHARD_FILES = expand("results/detect/shards/shard_{i}.h5", i=range(DETECT_SHARDS))
 # config keys that are not DetectorParams fields (job layout, not detector behaviour)
 DETECT_LAYOUT_KEYS = ("shards", "threads", "chunk")
@@ -17,7 +19,7 @@ def detect_flags():
     """`sevi detect` flags for every detector parameter in the config's detect section."""
     return " ".join(
         f"--{key.replace('_', '-')} {value}"
-        for key, value in sorted(config["detect"].items())
+        for key, value in sorted(DETECT.items())
         if key not in DETECT_LAYOUT_KEYS
     )
 
@@ -31,9 +33,9 @@ rule detect:
         i=r"\d+",
     params:
         shards=DETECT_SHARDS,
-        chunk=config["detect"]["chunk"],
+        chunk=DETECT["chunk"],
         detector=detect_flags(),
-    threads: int(config["detect"]["threads"])
+    threads: int(DETECT["threads"])
     log:
         "results/logs/detect/shard_{i}.log",
     benchmark:
