@@ -823,8 +823,10 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
     loader_gen = torch.Generator().manual_seed(cfg.seed)  # worker base seeds (shards need none)
     if resumed and "loader_rng" in st:
         loader_gen.set_state(st["loader_rng"])
+    # Workers are started per epoch (not persistent): an idle persistent pool left to the garbage
+    # collector was seen to stall its owner for seconds per worker at shutdown.
     loader_kw = dict(num_workers=workers, pin_memory=cfg.pin_memory and cuda,
-                     persistent_workers=workers > 0, generator=loader_gen,
+                     generator=loader_gen,
                      worker_init_fn=_worker_ignores_sigint if workers else None)
     if workers:
         loader_kw["prefetch_factor"] = cfg.prefetch_factor
