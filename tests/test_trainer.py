@@ -312,3 +312,17 @@ def test_loader_workers_give_the_same_run(resume_data, tmp_path):
     parallel = train(TrainConfig(**{**cfg.to_dict(), "num_workers": 2, "prefetch_factor": 1}),
                      train_paths, val_paths, tmp_path / "parallel")
     _assert_same_weights(serial["last_checkpoint"], parallel["last_checkpoint"])
+
+
+def test_cuda_only_options_are_ignored_on_cpu(make_shard, tmp_path, caplog):
+    if torch.cuda.is_available():
+        pytest.skip("CPU behaviour")
+    tr = make_shard("t.h5", 8, 0)
+    cfg = TrainConfig(**{**TINY, "epochs": 1, "amp": "fp16", "compile": True, "channels_last": True,
+                         "num_workers": 0, "pin_memory": True})
+    with caplog.at_level("WARNING", logger="sevi_lib.trainer"):
+        out = train(cfg, [tr], [tr], tmp_path / "run")
+    assert out["device"] == "cpu" and math.isfinite(out["best_val"])
+    assert "amp=fp16 ignored" in caplog.text and "compile ignored" in caplog.text
+    with pytest.raises(InputError, match="no CUDA device"):
+        train(TrainConfig(**{**TINY, "device": "cuda"}), [tr], [tr], tmp_path / "gpu")
