@@ -13,7 +13,7 @@ from scipy.signal import find_peaks
 
 from .errors import InputError
 from .geometry import N_PIX, PIX_PER_UNIT
-from .views import apply_view
+from .views import View, apply_view
 
 #: Position of R between the radial profile's peak (0) and its steepest descent (1).
 EDGE_WEIGHT = 0.6
@@ -103,17 +103,18 @@ def radii_from_map(count_map, n_shells=2, min_separation=0.03, smooth=2.0, min_p
     return np.sort(np.array(out))
 
 
-def predict_answer(checkpoint, count_map, view, R=None, device="auto"):
+def predict_answer(checkpoint, count_map, view=None, R=None, device="auto"):
     """Beta's of both shells from the network, and radii, for one count map.
 
     Parameters
     ----------
     checkpoint : str or Path
-        Trained network (:func:`sevi_lib.trainer.load_checkpoint`).
+        Trained network (:func:`sevi_lib.trainer.load_checkpoint`); it records the view of its
+        training shards.
     count_map : ndarray, shape (1024, 1024)
         The real accumulated count map (``Image[ix, iz]``).
-    view : sevi_lib.views.View
-        The view the network was trained on.
+    view : sevi_lib.views.View, optional
+        The input view; default the checkpoint's. A view other than the checkpoint's is refused.
     R : array_like, shape (2,), optional
         Radii to report; default :func:`radii_from_map`.
     device : str
@@ -125,13 +126,26 @@ def predict_answer(checkpoint, count_map, view, R=None, device="auto"):
         Ascending radii.
     beta : ndarray, shape (2, N)
         Network output, shell 0 = smaller radius.
+
+    Raises
+    ------
+    InputError
+        Empty map, no view known, or a view that differs from the training shards'.
     """
-    from .trainer import predict
+    from .trainer import load_checkpoint, predict, resolve_device
 
     count_map = np.asarray(count_map, dtype=np.float64)
     if not count_map.sum() > 0:
         raise InputError("count map: no electrons")
+    model, info = load_checkpoint(checkpoint, resolve_device(device))
+    trained = View.from_config(info["view"]) if info.get("view") else None
+    if view is None:
+        if trained is None:
+            raise InputError(f"{checkpoint}: the checkpoint records no input view; give one")
+        view = trained
+    elif trained is not None and view != trained:
+        raise InputError(f"{checkpoint}: trained on view {trained.to_config()}, not {view.to_config()}")
     x = apply_view(count_map, view)[None]
-    beta = predict(checkpoint, x, device=device)[0]
+    beta = predict((model, info), x, device=device)[0]
     R = radii_from_map(count_map, n_shells=beta.shape[0]) if R is None else np.sort(np.asarray(R, dtype=np.float64))
     return R, beta

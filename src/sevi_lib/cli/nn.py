@@ -82,7 +82,8 @@ def register(sub):
     r.add_argument("checkpoint", help="trained network (.pt)")
     r.add_argument("count_map", help="accumulated count map (.npy, 1024 x 1024, Image[ix, iz])")
     r.add_argument("--out", required=True, help="Answer file to write (HDF5)")
-    r.add_argument("--view", type=_json, default={}, help="JSON of the input view the network was trained on")
+    r.add_argument("--view", type=_json, default=None,
+                   help="JSON of the input view (default: the one recorded in the checkpoint; another is refused)")
     r.add_argument("--radii-from", help="Answer file whose R to report (default: from the map)")
     r.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     r.set_defaults(func=run_predict)
@@ -189,7 +190,8 @@ def run_predict(args):
 
     m = load_count_map(args.count_map)
     R = read_first_pass(args.radii_from, 1)[0] if args.radii_from else None
-    R, beta = predict_answer(args.checkpoint, m, View.from_config(args.view), R=R, device=args.device)
+    view = None if args.view is None else View.from_config(args.view)
+    R, beta = predict_answer(args.checkpoint, m, view, R=R, device=args.device)
     write_answer(args.out, R, beta)
     for j in range(len(R)):
         print(f"shell {j}: R = {R[j]:.4f}, beta = " + " ".join(f"{b:.4f}" for b in beta[j]))
