@@ -355,7 +355,7 @@ class FrameReader:
     def __enter__(self):
         self.file = open_h5(self.path)
         try:
-            if "FinalImage" not in self.file:
+            if not isinstance(self.file.get("FinalImage"), h5py.Dataset):
                 raise InputError(f"{self.path}: no dataset 'FinalImage' (found: {', '.join(self.file.keys()) or 'nothing'})")
             ds = self.file["FinalImage"]
             names = ds.dtype.names or ()
