@@ -87,7 +87,7 @@ def score(answer, truth, path="answer"):
     """
     check_answer(answer, truth.n_shells, path)
     rows = answer[np.argsort(answer["SphereId"])]
-    beta_hat = np.atleast_2d(rows["beta"])
+    beta_hat = rows["beta"].reshape(len(rows), -1)  # a scalar beta field is one coefficient per row
     d = shell_distance(beta_hat, truth.beta)
     return {
         "distance": [float(v) for v in d],
