@@ -20,6 +20,7 @@ COMMANDS = [
     "simulate",
     "train",
     "nn",
+    "report",
 ]
 
 
