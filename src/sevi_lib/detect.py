@@ -261,7 +261,7 @@ def _blob_stats(frame, bpi, bpj, off, peak_min):
 
 @njit(cache=True, nogil=True)
 def _detect_frame(frame, frame64, par, label, pi, pj, isum, out_pos, out_amp, out_mult, out_bsize, blob_hist,
-                  D, M, R, comp, flag, trial, win, twin, E, J, tz, H, Hc, g, step, cand):
+                  D, M, R, comp, flag, trial, win, twin, E, J, tz, H, Hc, g, step, cand, Rc, Wc, bsp, csp):
     """Detect the electrons of one frame; returns their number (or -1 if the buffer is full)."""
     n = frame.shape[0]
     m = frame.shape[1]
@@ -315,9 +315,9 @@ def _detect_frame(frame, frame64, par, label, pi, pj, isum, out_pos, out_amp, ou
                     D[pi[p] - bi, pj[p] - bj] = frame[pi[p], pj[p]]
                 K = _decompose(nbi, nbj, off, sigma, A0, peak_min, par[_P_ADD], par[_P_MINA], par[_P_SPLIT],
                                par[_P_RCOST], int(par[_P_KMAX]), int(par[_P_ITER]), D, M, R, comp, flag, trial, win, twin, E, J, tz,
-                               H, Hc, g, step, cand)
+                               H, Hc, g, step, cand, Rc, Wc, bsp, csp)
                 first = nout
-                ne = _expand(D, M, comp, flag, K, win, E, off, sigma, A0, par[_P_MINA], cand, cand.shape[0])
+                ne = _expand(D, M, comp, flag, K, win, E, csp, off, sigma, A0, par[_P_MINA], cand, cand.shape[0])
                 if ne < 0 or nout + ne > cap:
                     full = True
                     break

@@ -69,40 +69,84 @@ def _up(i):
 
 
 @njit(cache=True, nogil=True)
-def _eval(comp, K, nbi, nbj, off, win, E, tz):
-    """Windows and unit-amplitude spot values E[k, i - i0, j - j0] of comp[:K]."""
+def _nstride(i0, i1):
+    """Number of STRIDE-grid pixels in [i0, i1) for i0 on the grid."""
+    return max((i1 - i0 + STRIDE - 1) // STRIDE, 0)
+
+
+@njit(cache=True, nogil=True)
+def _blob_spans(D, nbi, nbj, bsp):
+    """Per STRIDE-grid row u of the patch, the grid columns [bsp[u, 0], bsp[u, 1]) spanning the blob."""
+    for u in range(_nstride(0, nbi)):
+        lo = -1
+        hi = 0
+        for v in range(_nstride(0, nbj)):
+            if D[STRIDE * u, STRIDE * v] >= 0.0:
+                if lo < 0:
+                    lo = v
+                hi = v + 1
+        bsp[u, 0] = max(lo, 0)
+        bsp[u, 1] = hi
+
+
+@njit(cache=True, nogil=True)
+def _eval(comp, K, nbi, nbj, off, win, E, tz, bsp, csp):
+    """Windows and unit-amplitude spot values of comp[:K] on the STRIDE grid.
+
+    ``win[k] = (i0, i1, j0, j1)`` (i0, j0 on the grid) bounds the square of half-width
+    ``WINDOW_SIGMAS * s``; within it a component lives on the disc of that radius, cut to the
+    blob's row spans ``bsp``: on window row u (pixel row ``i0 + STRIDE u``) on columns
+    ``csp[k, u, 0] <= v < csp[k, u, 1]``, where ``E[k, u, v]`` is its value at pixel
+    ``(i0 + STRIDE u, j0 + STRIDE v)`` (compact: only grid pixels are stored).
+    """
     for k in range(K):
         a = comp[k, 0]
         b = comp[k, 1]
         s = comp[k, 3]
         rho = comp[k, 4]
         half = WINDOW_SIGMAS * s
-        i0 = max(int(np.floor(a - half)), 0)
+        i0 = _up(max(int(np.floor(a - half)), 0))
         i1 = max(min(int(np.ceil(a + half)) + 1, nbi), i0)
-        j0 = max(int(np.floor(b - half)), 0)
+        j0 = _up(max(int(np.floor(b - half)), 0))
         j1 = max(min(int(np.ceil(b + half)) + 1, nbj), j0)
         win[k, 0] = i0
         win[k, 1] = i1
         win[k, 2] = j0
         win[k, 3] = j1
+        nu = _nstride(i0, i1)
+        nv = _nstride(j0, j1)
+        uo = i0 // STRIDE
+        vo = j0 // STRIDE
         c2 = 0.5 / (s * s)
         cr = -rho / (s * s)
-        dz0 = j0 + off - b
-        for j in range(j0, j1):
-            dz = j + off - b
-            tz[j - j0] = np.exp(-dz * dz * c2)
-        for i in range(_up(i0), i1, STRIDE):
-            dx = i + off - a
-            ex = np.exp(-dx * dx * c2)
-            q = np.exp(cr * dx)
-            gg = np.exp(cr * dx * dz0)
-            for j in range(j0, j1):
-                E[k, i - i0, j - j0] = ex * tz[j - j0] * gg
-                gg *= q
+        for v in range(nv):
+            dz = j0 + STRIDE * v + off - b
+            tz[v] = np.exp(-dz * dz * c2)
+        h2 = half * half
+        bc = b - off - j0
+        for u in range(nu):
+            dx = i0 + STRIDE * u + off - a
+            r2 = h2 - dx * dx
+            lo = 0
+            hi = 0
+            if r2 > 0.0:
+                hw = np.sqrt(r2)
+                lo = max(int(np.ceil((bc - hw) / STRIDE)), 0, bsp[uo + u, 0] - vo)
+                hi = min(int(np.floor((bc + hw) / STRIDE)) + 1, nv, bsp[uo + u, 1] - vo)
+                hi = max(hi, lo)
+            csp[k, u, 0] = lo
+            csp[k, u, 1] = hi
+            if hi > lo:
+                ex = np.exp(-dx * dx * c2)
+                q = np.exp(cr * dx * STRIDE)
+                gg = np.exp(cr * dx * (j0 + STRIDE * lo + off - b))
+                for v in range(lo, hi):
+                    E[k, u, v] = ex * tz[v] * gg
+                    gg *= q
 
 
 @njit(cache=True, nogil=True)
-def _model(comp, K, win, E, M, nbi, nbj):
+def _model(comp, K, win, E, M, nbi, nbj, csp):
     for i in range(0, nbi, STRIDE):
         for j in range(0, nbj, STRIDE):
             M[i, j] = 0.0
@@ -110,9 +154,10 @@ def _model(comp, K, win, E, M, nbi, nbj):
         A = comp[k, 2]
         i0 = win[k, 0]
         j0 = win[k, 2]
-        for i in range(_up(i0), win[k, 1], STRIDE):
-            for j in range(_up(j0), win[k, 3], STRIDE):
-                M[i, j] += A * E[k, i - i0, j - j0]
+        for u in range(_nstride(i0, win[k, 1])):
+            i = i0 + STRIDE * u
+            for v in range(csp[k, u, 0], csp[k, u, 1]):
+                M[i, j0 + STRIDE * v] += A * E[k, u, v]
 
 
 @njit(cache=True, nogil=True)
@@ -139,8 +184,34 @@ def _sse(D, M, nbi, nbj, comp, K, sigma):
 
 
 @njit(cache=True, nogil=True)
-def _jacobian(comp, K, win, E, off, J):
-    """Derivatives of each component's model over its window: J[k, i - i0, j - j0, p]."""
+def _residual(D, M, nbi, nbj, Rc, Wc):
+    """Censored residual Rc and weight Wc (0: pixel outside the blob, or saturated and
+    the model above 255; else 1) on the STRIDE grid, compact: Rc[u, v] is pixel (STRIDE u, STRIDE v)."""
+    for u in range(_nstride(0, nbi)):
+        i = STRIDE * u
+        for v in range(_nstride(0, nbj)):
+            j = STRIDE * v
+            d = D[i, j]
+            m = M[i, j]
+            w = 1.0
+            if d < 0.0:
+                w = 0.0
+                r = 0.0
+            elif d >= 255.0:
+                if m >= 255.0:
+                    w = 0.0
+                    r = 0.0
+                else:
+                    r = 255.0 - m
+            else:
+                r = d - m
+            Rc[u, v] = r
+            Wc[u, v] = w
+
+
+@njit(cache=True, nogil=True)
+def _jacobian(comp, K, win, E, off, Wc, J, csp):
+    """Weighted derivatives of each component's model over its window: J[k, u, v, p] (grid as E)."""
     for k in range(K):
         a = comp[k, 0]
         b = comp[k, 1]
@@ -151,17 +222,188 @@ def _jacobian(comp, K, win, E, off, J):
         is3 = is2 / s
         i0 = win[k, 0]
         j0 = win[k, 2]
-        for i in range(_up(i0), win[k, 1], STRIDE):
-            dx = i + off - a
-            for j in range(_up(j0), win[k, 3], STRIDE):
-                dz = j + off - b
-                e = E[k, i - i0, j - j0]
+        uo = i0 // STRIDE
+        vo = j0 // STRIDE
+        for u in range(_nstride(i0, win[k, 1])):
+            dx = i0 + STRIDE * u + off - a
+            for v in range(csp[k, u, 0], csp[k, u, 1]):
+                dz = j0 + STRIDE * v + off - b
+                e = E[k, u, v] * Wc[uo + u, vo + v]
                 Ae = A * e
-                J[k, i - i0, j - j0, 0] = Ae * (dx + rho * dz) * is2
-                J[k, i - i0, j - j0, 1] = Ae * (dz + rho * dx) * is2
-                J[k, i - i0, j - j0, 2] = e
-                J[k, i - i0, j - j0, 3] = Ae * (dx * dx + dz * dz + 2.0 * rho * dx * dz) * is3
-                J[k, i - i0, j - j0, 4] = -Ae * dx * dz * is2
+                J[k, u, v, 0] = Ae * (dx + rho * dz) * is2
+                J[k, u, v, 1] = Ae * (dz + rho * dx) * is2
+                J[k, u, v, 2] = e
+                J[k, u, v, 3] = Ae * (dx * dx + dz * dz + 2.0 * rho * dx * dz) * is3
+                J[k, u, v, 4] = -Ae * dx * dz * is2
+
+
+@njit(cache=True, nogil=True)
+def _pair_block(J, csp, k, uk, vk, l, ul, vl, nu, H, ok, ol):
+    """H[ok:ok+5, ol:ol+5] (and its transpose) += J[k]^T J[l] over the rows u < nu of their overlap
+    (window rows uk + u of k, ul + u of l; columns v of the overlap are vk + v of k, vl + v of l), k != l."""
+    a00, a01, a02, a03, a04 = 0.0, 0.0, 0.0, 0.0, 0.0
+    a10, a11, a12, a13, a14 = 0.0, 0.0, 0.0, 0.0, 0.0
+    a20, a21, a22, a23, a24 = 0.0, 0.0, 0.0, 0.0, 0.0
+    a30, a31, a32, a33, a34 = 0.0, 0.0, 0.0, 0.0, 0.0
+    a40, a41, a42, a43, a44 = 0.0, 0.0, 0.0, 0.0, 0.0
+    for u in range(nu):
+        lo = max(csp[k, uk + u, 0] - vk, csp[l, ul + u, 0] - vl)
+        hi = min(csp[k, uk + u, 1] - vk, csp[l, ul + u, 1] - vl)
+        for v in range(lo, hi):
+            x0 = J[k, uk + u, vk + v, 0]
+            x1 = J[k, uk + u, vk + v, 1]
+            x2 = J[k, uk + u, vk + v, 2]
+            x3 = J[k, uk + u, vk + v, 3]
+            x4 = J[k, uk + u, vk + v, 4]
+            y0 = J[l, ul + u, vl + v, 0]
+            y1 = J[l, ul + u, vl + v, 1]
+            y2 = J[l, ul + u, vl + v, 2]
+            y3 = J[l, ul + u, vl + v, 3]
+            y4 = J[l, ul + u, vl + v, 4]
+            a00 += x0 * y0
+            a01 += x0 * y1
+            a02 += x0 * y2
+            a03 += x0 * y3
+            a04 += x0 * y4
+            a10 += x1 * y0
+            a11 += x1 * y1
+            a12 += x1 * y2
+            a13 += x1 * y3
+            a14 += x1 * y4
+            a20 += x2 * y0
+            a21 += x2 * y1
+            a22 += x2 * y2
+            a23 += x2 * y3
+            a24 += x2 * y4
+            a30 += x3 * y0
+            a31 += x3 * y1
+            a32 += x3 * y2
+            a33 += x3 * y3
+            a34 += x3 * y4
+            a40 += x4 * y0
+            a41 += x4 * y1
+            a42 += x4 * y2
+            a43 += x4 * y3
+            a44 += x4 * y4
+    H[ok + 0, ol + 0] += a00
+    H[ol + 0, ok + 0] += a00
+    H[ok + 0, ol + 1] += a01
+    H[ol + 1, ok + 0] += a01
+    H[ok + 0, ol + 2] += a02
+    H[ol + 2, ok + 0] += a02
+    H[ok + 0, ol + 3] += a03
+    H[ol + 3, ok + 0] += a03
+    H[ok + 0, ol + 4] += a04
+    H[ol + 4, ok + 0] += a04
+    H[ok + 1, ol + 0] += a10
+    H[ol + 0, ok + 1] += a10
+    H[ok + 1, ol + 1] += a11
+    H[ol + 1, ok + 1] += a11
+    H[ok + 1, ol + 2] += a12
+    H[ol + 2, ok + 1] += a12
+    H[ok + 1, ol + 3] += a13
+    H[ol + 3, ok + 1] += a13
+    H[ok + 1, ol + 4] += a14
+    H[ol + 4, ok + 1] += a14
+    H[ok + 2, ol + 0] += a20
+    H[ol + 0, ok + 2] += a20
+    H[ok + 2, ol + 1] += a21
+    H[ol + 1, ok + 2] += a21
+    H[ok + 2, ol + 2] += a22
+    H[ol + 2, ok + 2] += a22
+    H[ok + 2, ol + 3] += a23
+    H[ol + 3, ok + 2] += a23
+    H[ok + 2, ol + 4] += a24
+    H[ol + 4, ok + 2] += a24
+    H[ok + 3, ol + 0] += a30
+    H[ol + 0, ok + 3] += a30
+    H[ok + 3, ol + 1] += a31
+    H[ol + 1, ok + 3] += a31
+    H[ok + 3, ol + 2] += a32
+    H[ol + 2, ok + 3] += a32
+    H[ok + 3, ol + 3] += a33
+    H[ol + 3, ok + 3] += a33
+    H[ok + 3, ol + 4] += a34
+    H[ol + 4, ok + 3] += a34
+    H[ok + 4, ol + 0] += a40
+    H[ol + 0, ok + 4] += a40
+    H[ok + 4, ol + 1] += a41
+    H[ol + 1, ok + 4] += a41
+    H[ok + 4, ol + 2] += a42
+    H[ol + 2, ok + 4] += a42
+    H[ok + 4, ol + 3] += a43
+    H[ol + 3, ok + 4] += a43
+    H[ok + 4, ol + 4] += a44
+    H[ol + 4, ok + 4] += a44
+
+
+@njit(cache=True, nogil=True)
+def _diag_block(J, Rc, csp, k, uo, vo, nu, H, g, o):
+    """H[o:o+5, o:o+5] += J[k]^T J[k] and g[o:o+5] += J[k]^T r over component k's window
+    (its rows u < nu; window pixel (u, v) is Rc[uo + u, vo + v])."""
+    a00, a01, a02, a03, a04, b0 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    a11, a12, a13, a14, b1 = 0.0, 0.0, 0.0, 0.0, 0.0
+    a22, a23, a24, b2 = 0.0, 0.0, 0.0, 0.0
+    a33, a34, b3 = 0.0, 0.0, 0.0
+    a44, b4 = 0.0, 0.0
+    for u in range(nu):
+        for v in range(csp[k, u, 0], csp[k, u, 1]):
+            r = Rc[uo + u, vo + v]
+            x0 = J[k, u, v, 0]
+            x1 = J[k, u, v, 1]
+            x2 = J[k, u, v, 2]
+            x3 = J[k, u, v, 3]
+            x4 = J[k, u, v, 4]
+            b0 += x0 * r
+            a00 += x0 * x0
+            a01 += x0 * x1
+            a02 += x0 * x2
+            a03 += x0 * x3
+            a04 += x0 * x4
+            b1 += x1 * r
+            a11 += x1 * x1
+            a12 += x1 * x2
+            a13 += x1 * x3
+            a14 += x1 * x4
+            b2 += x2 * r
+            a22 += x2 * x2
+            a23 += x2 * x3
+            a24 += x2 * x4
+            b3 += x3 * r
+            a33 += x3 * x3
+            a34 += x3 * x4
+            b4 += x4 * r
+            a44 += x4 * x4
+    g[o + 0] += b0
+    H[o + 0, o + 0] += a00
+    H[o + 0, o + 1] += a01
+    H[o + 1, o + 0] += a01
+    H[o + 0, o + 2] += a02
+    H[o + 2, o + 0] += a02
+    H[o + 0, o + 3] += a03
+    H[o + 3, o + 0] += a03
+    H[o + 0, o + 4] += a04
+    H[o + 4, o + 0] += a04
+    g[o + 1] += b1
+    H[o + 1, o + 1] += a11
+    H[o + 1, o + 2] += a12
+    H[o + 2, o + 1] += a12
+    H[o + 1, o + 3] += a13
+    H[o + 3, o + 1] += a13
+    H[o + 1, o + 4] += a14
+    H[o + 4, o + 1] += a14
+    g[o + 2] += b2
+    H[o + 2, o + 2] += a22
+    H[o + 2, o + 3] += a23
+    H[o + 3, o + 2] += a23
+    H[o + 2, o + 4] += a24
+    H[o + 4, o + 2] += a24
+    g[o + 3] += b3
+    H[o + 3, o + 3] += a33
+    H[o + 3, o + 4] += a34
+    H[o + 4, o + 3] += a34
+    g[o + 4] += b4
+    H[o + 4, o + 4] += a44
 
 
 @njit(cache=True, nogil=True)
@@ -198,6 +440,8 @@ class FitWorkspace:
 
     def __init__(self, n, kmax, sigma_max=8.0):
         L = int(2 * WINDOW_SIGMAS * S_MAX * sigma_max) + 4
+        Lc = L // STRIDE + 2
+        nc = n // STRIDE + 1
         k1 = kmax + 1
         self.D = np.empty((n, n), dtype=np.float64)
         self.M = np.empty((n, n), dtype=np.float64)
@@ -207,8 +451,12 @@ class FitWorkspace:
         self.trial = np.zeros((k1, NPAR), dtype=np.float64)
         self.win = np.zeros((k1, 4), dtype=np.int64)
         self.twin = np.zeros((k1, 4), dtype=np.int64)
-        self.E = np.zeros((k1, L, L), dtype=np.float64)
-        self.J = np.zeros((k1, L, L, NPAR), dtype=np.float64)
+        self.E = np.zeros((k1, Lc, Lc), dtype=np.float64)
+        self.J = np.zeros((k1, Lc, Lc, NPAR), dtype=np.float64)
+        self.Rc = np.zeros((nc, nc), dtype=np.float64)
+        self.Wc = np.zeros((nc, nc), dtype=np.float64)
+        self.bsp = np.zeros((nc, 2), dtype=np.int64)
+        self.csp = np.zeros((k1, Lc, 2), dtype=np.int64)
         self.tz = np.zeros(L, dtype=np.float64)
         self.H = np.zeros((NPAR * k1, NPAR * k1), dtype=np.float64)
         self.Hc = np.zeros_like(self.H)
@@ -218,22 +466,22 @@ class FitWorkspace:
 
     def args(self):
         return (self.D, self.M, self.R, self.comp, self.flag, self.trial, self.win, self.twin, self.E, self.J,
-                self.tz, self.H, self.Hc, self.g, self.step, self.cand)
+                self.tz, self.H, self.Hc, self.g, self.step, self.cand, self.Rc, self.Wc, self.bsp, self.csp)
 
 
 @njit(cache=True, nogil=True)
-def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step):
+def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp):
     """Levenberg-Marquardt fit of comp[:K] to D; leaves win, E and M consistent with comp."""
     n = NPAR * K
-    _eval(comp, K, nbi, nbj, off, win, E, tz)
-    _model(comp, K, win, E, M, nbi, nbj)
+    _eval(comp, K, nbi, nbj, off, win, E, tz, bsp, csp)
+    _model(comp, K, win, E, M, nbi, nbj, csp)
     cur = _sse(D, M, nbi, nbj, comp, K, sigma)
     lam = 1e-3
     ws2 = (PRIOR_WEIGHT / SIGMA_SD_PX) ** 2
     wr2 = (PRIOR_WEIGHT / RHO_SD) ** 2
-    acc = np.empty((NPAR, NPAR))
     for it in range(max_iter):
-        _jacobian(comp, K, win, E, off, J)
+        _residual(D, M, nbi, nbj, Rc, Wc)
+        _jacobian(comp, K, win, E, off, Wc, J, csp)
         for u in range(n):
             g[u] = 0.0
             for w in range(n):
@@ -241,51 +489,25 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
         for k in range(K):
             i0 = win[k, 0]
             j0 = win[k, 2]
-            for i in range(_up(i0), win[k, 1], STRIDE):
-                for j in range(_up(j0), win[k, 3], STRIDE):
-                    d = D[i, j]
-                    if d < 0.0:
-                        continue
-                    m = M[i, j]
-                    if d >= 255.0:
-                        if m >= 255.0:
-                            continue
-                        r = 255.0 - m
-                    else:
-                        r = d - m
-                    for p in range(NPAR):
-                        g[NPAR * k + p] += J[k, i - i0, j - j0, p] * r
-            for l in range(k, K):
-                ia0 = max(win[k, 0], win[l, 0])
+            o = NPAR * k
+            _diag_block(J, Rc, csp, k, i0 // STRIDE, j0 // STRIDE, _nstride(i0, win[k, 1]), H, g, o)
+            for l in range(k + 1, K):
+                ia0 = max(i0, win[l, 0])
                 ia1 = min(win[k, 1], win[l, 1])
-                ib0 = max(win[k, 2], win[l, 2])
+                ib0 = max(j0, win[l, 2])
                 ib1 = min(win[k, 3], win[l, 3])
                 if ia1 <= ia0 or ib1 <= ib0:
                     continue
-                l0 = win[l, 0]
-                m0 = win[l, 2]
-                for p in range(NPAR):
-                    for q in range(NPAR):
-                        acc[p, q] = 0.0
-                for i in range(_up(ia0), ia1, STRIDE):
-                    for j in range(_up(ib0), ib1, STRIDE):
-                        d = D[i, j]
-                        if d < 0.0 or (d >= 255.0 and M[i, j] >= 255.0):
-                            continue
-                        for p in range(NPAR):
-                            jk = J[k, i - i0, j - j0, p]
-                            for q in range(NPAR):
-                                acc[p, q] += jk * J[l, i - l0, j - m0, q]
-                for p in range(NPAR):
-                    for q in range(NPAR):
-                        H[NPAR * k + p, NPAR * l + q] += acc[p, q]
-                        if l != k:
-                            H[NPAR * l + q, NPAR * k + p] += acc[p, q]
+                uk = (ia0 - i0) // STRIDE
+                vk = (ib0 - j0) // STRIDE
+                ul = (ia0 - win[l, 0]) // STRIDE
+                vl = (ib0 - win[l, 2]) // STRIDE
+                _pair_block(J, csp, k, uk, vk, l, ul, vl, _nstride(ia0, ia1), H, o, NPAR * l)
             # shape priors
-            H[NPAR * k + 3, NPAR * k + 3] += ws2
-            g[NPAR * k + 3] += ws2 * (sigma - comp[k, 3])
-            H[NPAR * k + 4, NPAR * k + 4] += wr2
-            g[NPAR * k + 4] -= wr2 * comp[k, 4]
+            H[o + 3, o + 3] += ws2
+            g[o + 3] += ws2 * (sigma - comp[k, 3])
+            H[o + 4, o + 4] += wr2
+            g[o + 4] -= wr2 * comp[k, 4]
         improved = False
         maxstep = 0.0
         for attempt in range(6):
@@ -303,8 +525,8 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
                 trial[k, 2] = max(comp[k, 2] + step[o + 2], 1.0)
                 trial[k, 3] = min(max(comp[k, 3] + step[o + 3], S_MIN * sigma), S_MAX * sigma)
                 trial[k, 4] = min(max(comp[k, 4] + step[o + 4], -RHO_MAX), RHO_MAX)
-            _eval(trial, K, nbi, nbj, off, twin, E, tz)
-            _model(trial, K, twin, E, M, nbi, nbj)
+            _eval(trial, K, nbi, nbj, off, twin, E, tz, bsp, csp)
+            _model(trial, K, twin, E, M, nbi, nbj, csp)
             new = _sse(D, M, nbi, nbj, trial, K, sigma)
             if new <= cur:
                 for k in range(K):
@@ -321,8 +543,8 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
                 break
             lam *= 8.0
         if not improved:
-            _eval(comp, K, nbi, nbj, off, win, E, tz)
-            _model(comp, K, win, E, M, nbi, nbj)
+            _eval(comp, K, nbi, nbj, off, win, E, tz, bsp, csp)
+            _model(comp, K, win, E, M, nbi, nbj, csp)
             break
         if maxstep < 0.01:
             break
@@ -358,7 +580,7 @@ def _flux(comp, k, sigma):
 
 
 @njit(cache=True, nogil=True)
-def _split(D, M, comp, k, K, win, E, off, sigma, apply):
+def _split(D, M, comp, k, K, win, E, csp, off, sigma, apply):
     """Replace component k by two of half its amplitude along its long axis (new one at index K).
 
     The axis and separation come from the second moments of the light attributed to k
@@ -370,13 +592,15 @@ def _split(D, M, comp, k, K, win, E, off, sigma, apply):
     sxx = 0.0
     szz = 0.0
     sxz = 0.0
-    for a in range(_up(a0), win[k, 1], STRIDE):
-        for b in range(_up(b0), win[k, 3], STRIDE):
+    for u in range(_nstride(a0, win[k, 1])):
+        a = a0 + STRIDE * u
+        for v in range(csp[k, u, 0], csp[k, u, 1]):
+            b = b0 + STRIDE * v
             d = D[a, b]
             m = M[a, b]
             if d < 0.0 or m <= 0.0:
                 continue
-            ek = comp[k, 2] * E[k, a - a0, b - b0]
+            ek = comp[k, 2] * E[k, u, v]
             w = ek * (1.0 if d >= 255.0 and m < d else d / m)
             dx = a + off - comp[k, 0]
             dz = b + off - comp[k, 1]
@@ -422,7 +646,7 @@ def _split(D, M, comp, k, K, win, E, off, sigma, apply):
 
 
 @njit(cache=True, nogil=True)
-def _expand(D, M, comp, flag, K, win, E, off, sigma, A0, min_amp, out, cap):
+def _expand(D, M, comp, flag, K, win, E, csp, off, sigma, A0, min_amp, out, cap):
     """Electrons of the fitted components into out[:, (a, b, amplitude, multiplicity)].
 
     A component of flux F (as a nominal spot's peak) and peak A is ``n = round(sqrt(F A) / A0)``
@@ -446,7 +670,7 @@ def _expand(D, M, comp, flag, K, win, E, off, sigma, A0, min_amp, out, cap):
             out[n_out, 3] = 1
             n_out += 1
             continue
-        ux, uz, excess = _split(D, M, comp, k, K, win, E, off, sigma, False)
+        ux, uz, excess = _split(D, M, comp, k, K, win, E, csp, off, sigma, False)
         s = min(np.sqrt(12.0 * max(excess, 0.0) / (n * n - 1)), 2.0 * sigma / (n - 1))
         for r in range(n):
             t = (r - 0.5 * (n - 1)) * s
@@ -460,8 +684,9 @@ def _expand(D, M, comp, flag, K, win, E, off, sigma, A0, min_amp, out, cap):
 
 @njit(cache=True, nogil=True)
 def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio, removal_cost, kmax, max_iter,
-               D, M, R, comp, flag, trial, win, twin, E, J, tz, H, Hc, g, step, cand):
+               D, M, R, comp, flag, trial, win, twin, E, J, tz, H, Hc, g, step, cand, Rc, Wc, bsp, csp):
     """Components of the blob in D[:nbi, :nbj]; returns K (in comp[:K], patch coordinates)."""
+    _blob_spans(D, nbi, nbj, bsp)
     final_iter = max_iter
     max_iter = min(max_iter, INTERMEDIATE_ITER)
     K = 0
@@ -506,7 +731,7 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                 dz = comp[k, 1] - comp[q, 1]
                 others += comp[q, 2] * np.exp(-(dx * dx + dz * dz) * inv2s2)
         comp[k, 2] = max(comp[k, 2] - 0.5 * others, 0.5 * comp[k, 2])
-    _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+    _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
     # growth: try splitting components bright enough to be several spots, add components at
     # residual peaks, refit, merge components that converged onto each other; until stable.
     for k in range(K):
@@ -515,7 +740,7 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
         K0 = K
         for k in range(K0):
             if K < kmax and flag[k] == 0.0 and _flux(comp, k, sigma) >= split_ratio * A0:
-                _split(D, M, comp, k, K, win, E, off, sigma, True)
+                _split(D, M, comp, k, K, win, E, csp, off, sigma, True)
                 flag[k] = 1.0
                 flag[K] = 1.0
                 K += 1
@@ -563,7 +788,7 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
             cand[best, 2] = 0.0
         if K == K0:
             break
-        _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+        _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
         # merge components closer than MERGE_PX (an unresolved pair keeps its amplitude)
         merged = False
         k = 0
@@ -590,7 +815,7 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                     q += 1
             k += 1
         if merged:
-            _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+            _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
     # drop components below min_amp; then test the faint ones (flux < WEAK_RATIO * A0, or peak
     # below it with a neighbour closer than sigma), faintest first: remove (handing the light
     # to the nearest neighbour) and refit, keep the removal if the squared residual grows by
@@ -608,7 +833,7 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                 k += 1
         if K == K0:
             break
-        _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+        _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
     cur = _sse(D, M, nbi, nbj, comp, K, sigma)
     for k in range(K):
         flag[k] = 0.0
@@ -652,7 +877,7 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
         for u in range(NPAR):
             comp[worst, u] = comp[K - 1, u]
         flag[worst] = flag[K - 1]
-        new = _lm(D, nbi, nbj, comp, K - 1, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+        new = _lm(D, nbi, nbj, comp, K - 1, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
         if new - cur < removal_cost:
             K -= 1
             cur = new
@@ -661,7 +886,7 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                 for u in range(NPAR):
                     comp[q, u] = R[q, u]
             flag[worst] = 1.0
-            cur = _lm(D, nbi, nbj, comp, K, off, sigma, 0, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+            cur = _lm(D, nbi, nbj, comp, K, off, sigma, 0, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
     # a component with the light of n >= 2 spots becomes n components spread along its long
     # axis (their spread matching the excess second moment of its light), fitted together with
     # the rest and never merged again: the fit places unresolved pairs better than the moments
@@ -671,7 +896,7 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
         n = int(np.sqrt(f * comp[k, 2]) / A0 + 0.5)
         if n < 2 or K + n - 1 > kmax:
             continue
-        ux, uz, excess = _split(D, M, comp, k, K, win, E, off, sigma, False)
+        ux, uz, excess = _split(D, M, comp, k, K, win, E, csp, off, sigma, False)
         sp = min(max(np.sqrt(12.0 * max(excess, 0.0) / (n * n - 1)), 1.0), 2.0 * sigma / (n - 1))
         a = comp[k, 0]
         b = comp[k, 1]
@@ -688,7 +913,7 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
     for k in range(K):
         if flag[k] != 2.0:
             flag[k] = 0.0
-    _lm(D, nbi, nbj, comp, K, off, sigma, final_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step)
+    _lm(D, nbi, nbj, comp, K, off, sigma, final_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
     return K
 
 
