@@ -183,27 +183,59 @@ def _is_local_max(frame, i, j, v):
 
 
 @njit(cache=True, nogil=True)
-def _flood(frame, thr, label, pi, pj, i, j, start):
-    """8-connected flood fill of pixels >= thr from (i, j); appends to pi/pj, returns the new end."""
+def _flood(frame, thr, label, pi, pj, runs, i, j, start):
+    """8-connected flood fill of pixels >= thr from (i, j), run by run; appends to pi/pj, returns the new end.
+
+    (i, j) is the first pixel of its blob in raster order, so its run starts there. A run
+    (row, first, last) queued in `runs` is expanded by scanning the rows above and below it
+    over [first - 1, last + 1] for unlabelled pixels >= thr, each extended to its whole run.
+    """
     n = frame.shape[0]
     m = frame.shape[1]
     end = start
-    label[i, j] = 1
-    pi[end] = i
-    pj[end] = j
-    end += 1
-    q = start
-    while q < end:
-        a = pi[q]
-        b = pj[q]
+    e = j
+    while e + 1 < m and frame[i, e + 1] >= thr and label[i, e + 1] == 0:
+        e += 1
+    for b in range(j, e + 1):
+        label[i, b] = 1
+        pi[end] = i
+        pj[end] = b
+        end += 1
+    runs[0, 0] = i
+    runs[0, 1] = j
+    runs[0, 2] = e
+    nr = 1
+    q = 0
+    while q < nr:
+        a = runs[q, 0]
+        lo = runs[q, 1]
+        hi = runs[q, 2]
         q += 1
-        for aa in range(max(a - 1, 0), min(a + 2, n)):
-            for bb in range(max(b - 1, 0), min(b + 2, m)):
-                if label[aa, bb] == 0 and frame[aa, bb] >= thr:
-                    label[aa, bb] = 1
+        for aa in range(a - 1, a + 2, 2):
+            if aa < 0 or aa >= n:
+                continue
+            b = max(lo - 1, 0)
+            bend = min(hi + 1, m - 1)
+            while b <= bend:
+                if frame[aa, b] < thr or label[aa, b] != 0:
+                    b += 1
+                    continue
+                s0 = b
+                while s0 > 0 and frame[aa, s0 - 1] >= thr and label[aa, s0 - 1] == 0:
+                    s0 -= 1
+                e = b
+                while e + 1 < m and frame[aa, e + 1] >= thr and label[aa, e + 1] == 0:
+                    e += 1
+                for c in range(s0, e + 1):
+                    label[aa, c] = 1
                     pi[end] = aa
-                    pj[end] = bb
+                    pj[end] = c
                     end += 1
+                runs[nr, 0] = aa
+                runs[nr, 1] = s0
+                runs[nr, 2] = e
+                nr += 1
+                b = e + 2
     return end
 
 
@@ -260,7 +292,7 @@ def _blob_stats(frame, bpi, bpj, off, peak_min):
 
 
 @njit(cache=True, nogil=True)
-def _detect_frame(frame, frame64, par, label, pi, pj, isum, out_pos, out_amp, out_mult, out_bsize, blob_hist,
+def _detect_frame(frame, frame64, par, label, pi, pj, runs, isum, out_pos, out_amp, out_mult, out_bsize, blob_hist,
                   D, M, R, comp, flag, trial, win, twin, E, J, tz, H, Hc, g, step, cand, Rc, Wc, bsp, csp):
     """Detect the electrons of one frame; returns their number (or -1 if the buffer is full)."""
     n = frame.shape[0]
@@ -288,7 +320,7 @@ def _detect_frame(frame, frame64, par, label, pi, pj, isum, out_pos, out_amp, ou
                 if frame[i, j] < thr or label[i, j] != 0:
                     continue
                 start = end
-                end = _flood(frame, thr, label, pi, pj, i, j, start)
+                end = _flood(frame, thr, label, pi, pj, runs, i, j, start)
                 flux, mx, mz, elong, vmax, nsat, nmax, edge, bi, bj, ei, ej = _blob_stats(
                     frame, pi[start:end], pj[start:end], off, peak_min)
                 if vmax < peak_min:
@@ -383,6 +415,7 @@ class _Workspace:
         self.label = np.zeros((N_PIX, N_PIX), dtype=np.uint8)
         self.pi = np.empty(npx, dtype=np.int32)
         self.pj = np.empty(npx, dtype=np.int32)
+        self.runs = np.empty((npx // 2 + 1, 3), dtype=np.int32)
         self.fit = FitWorkspace(N_PIX, int(params.max_per_blob), sigma_max=params.sigma_px)
         self.isum = np.zeros((N_PIX, N_PIX), dtype=np.uint32)
         cap = int(params.max_per_frame)
@@ -394,7 +427,7 @@ class _Workspace:
         self.frames_in_isum = 0
 
     def detect(self, frame, par):
-        n = _detect_frame(frame, frame.view(np.uint64), par, self.label, self.pi, self.pj, self.isum, self.pos, self.amp, self.mult,
+        n = _detect_frame(frame, frame.view(np.uint64), par, self.label, self.pi, self.pj, self.runs, self.isum, self.pos, self.amp, self.mult,
                           self.bsize, self.blob_hist, *self.fit.args())
         self.frames_in_isum += 1
         return n

@@ -119,13 +119,26 @@ def _eval(comp, K, nbi, nbj, off, win, E, tz, bsp, csp):
         vo = j0 // STRIDE
         c2 = 0.5 / (s * s)
         cr = -rho / (s * s)
+        # Gaussian factors along a row or column by recurrences (exp(-(d + S)^2 c) =
+        # exp(-d^2 c) * ratio, the ratio itself geometric): a few exponentials per component
+        dz0 = j0 + off - b
+        t = np.exp(-dz0 * dz0 * c2)
+        tr = np.exp(-(2.0 * dz0 * STRIDE + STRIDE * STRIDE) * c2)
+        trr = np.exp(-2.0 * STRIDE * STRIDE * c2)
         for v in range(nv):
-            dz = j0 + STRIDE * v + off - b
-            tz[v] = np.exp(-dz * dz * c2)
+            tz[v] = t
+            t *= tr
+            tr *= trr
+        dx = i0 + off - a
+        ex = np.exp(-dx * dx * c2)
+        xr = np.exp(-(2.0 * dx * STRIDE + STRIDE * STRIDE) * c2)
+        q = np.exp(cr * dx * STRIDE)
+        qq = np.exp(cr * STRIDE * STRIDE)
+        g0 = np.exp(cr * dx * dz0)
+        gq = np.exp(cr * STRIDE * dz0)
         h2 = half * half
         bc = b - off - j0
         for u in range(nu):
-            dx = i0 + STRIDE * u + off - a
             r2 = h2 - dx * dx
             lo = 0
             hi = 0
@@ -137,12 +150,17 @@ def _eval(comp, K, nbi, nbj, off, win, E, tz, bsp, csp):
             csp[k, u, 0] = lo
             csp[k, u, 1] = hi
             if hi > lo:
-                ex = np.exp(-dx * dx * c2)
-                q = np.exp(cr * dx * STRIDE)
-                gg = np.exp(cr * dx * (j0 + STRIDE * lo + off - b))
+                gg = g0
+                for v in range(lo):
+                    gg *= q
                 for v in range(lo, hi):
                     E[k, u, v] = ex * tz[v] * gg
                     gg *= q
+            dx += STRIDE
+            ex *= xr
+            xr *= trr
+            q *= qq
+            g0 *= gq
 
 
 @njit(cache=True, nogil=True)
@@ -435,6 +453,41 @@ def _cholesky_solve(H, g, n, out):
     return True
 
 
+@njit(cache=True, nogil=True)
+def _cholesky_env(H, g, n, out, fr):
+    """Solve H x = g like :func:`_cholesky_solve` for H whose row i is zero left of column fr[i]
+    (its envelope, which the factor keeps): the work is that of the envelope, not of n^3."""
+    for j in range(n):
+        fj = fr[j]
+        s = H[j, j]
+        for k in range(fj, j):
+            s -= H[j, k] * H[j, k]
+        if s <= 1e-300:
+            return False
+        d = np.sqrt(s)
+        H[j, j] = d
+        for i in range(j + 1, n):
+            fi = fr[i]
+            if fi > j:
+                continue
+            t = H[i, j]
+            for k in range(max(fi, fj), j):
+                t -= H[i, k] * H[j, k]
+            H[i, j] = t / d
+    for i in range(n):
+        t = g[i]
+        for k in range(fr[i], i):
+            t -= H[i, k] * out[k]
+        out[i] = t / H[i, i]
+    for i in range(n - 1, -1, -1):
+        t = out[i]
+        for k in range(i + 1, n):
+            if fr[k] <= i:
+                t -= H[k, i] * out[k]
+        out[i] = t / H[i, i]
+    return True
+
+
 class FitWorkspace:
     """Buffers of :func:`decompose` for patches up to (n, n) pixels and `kmax` components."""
 
@@ -479,6 +532,11 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
     lam = 1e-3
     ws2 = (PRIOR_WEIGHT / SIGMA_SD_PX) ** 2
     wr2 = (PRIOR_WEIGHT / RHO_SD) ** 2
+    perm = np.empty(K, dtype=np.int64)
+    fb = np.empty(K, dtype=np.int64)
+    fr = np.empty(n, dtype=np.int64)
+    gp = np.empty(n)
+    sp = np.empty(n)
     for it in range(max_iter):
         _residual(D, M, nbi, nbj, Rc, Wc)
         _jacobian(comp, K, win, E, off, Wc, J, csp)
@@ -508,16 +566,44 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
             g[o + 3] += ws2 * (sigma - comp[k, 3])
             H[o + 4, o + 4] += wr2
             g[o + 4] -= wr2 * comp[k, 4]
+        # the linear system in components ordered by x (blobs are mostly chains): H is then
+        # nearly banded; fb[P]: first component in that order that overlaps component P
+        for P in range(K):
+            x = P
+            Q = P
+            while Q > 0 and comp[perm[Q - 1], 0] > comp[x, 0]:
+                perm[Q] = perm[Q - 1]
+                Q -= 1
+            perm[Q] = x
+        for P in range(K):
+            kp = NPAR * perm[P]
+            fb[P] = P
+            for Q in range(P):
+                if H[kp + 2, NPAR * perm[Q] + 2] != 0.0:
+                    fb[P] = Q
+                    break
+            for p in range(NPAR):
+                fr[NPAR * P + p] = NPAR * fb[P]
+                gp[NPAR * P + p] = g[kp + p]
         improved = False
         maxstep = 0.0
         for attempt in range(6):
-            for u in range(n):
-                for w in range(n):
-                    Hc[u, w] = H[u, w]
-                Hc[u, u] = H[u, u] * (1.0 + lam) + 1e-6
-            if not _cholesky_solve(Hc, g, n, step):
+            for P in range(K):
+                kp = NPAR * perm[P]
+                for Q in range(fb[P], P + 1):
+                    kq = NPAR * perm[Q]
+                    for p in range(NPAR):
+                        for q in range(NPAR):
+                            Hc[NPAR * P + p, NPAR * Q + q] = H[kp + p, kq + q]
+                for p in range(NPAR):
+                    u = NPAR * P + p
+                    Hc[u, u] = H[kp + p, kp + p] * (1.0 + lam) + 1e-6
+            if not _cholesky_env(Hc, gp, n, sp, fr):
                 lam *= 10.0
                 continue
+            for P in range(K):
+                for p in range(NPAR):
+                    step[NPAR * perm[P] + p] = sp[NPAR * P + p]
             for k in range(K):
                 o = NPAR * k
                 trial[k, 0] = min(max(comp[k, 0] + step[o], -3.0), nbi + 3.0)
