@@ -255,7 +255,7 @@ def _jacobian(comp, K, win, E, off, Wc, J, csp):
                 J[k, u, v, 4] = -Ae * dx * dz * is2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _pair_block(J, csp, k, uk, vk, l, ul, vl, nu, H, ok, ol):
     """H[ok:ok+5, ol:ol+5] (and its transpose) += J[k]^T J[l] over the rows u < nu of their overlap
     (window rows uk + u of k, ul + u of l; columns v of the overlap are vk + v of k, vl + v of l), k != l."""
@@ -355,7 +355,7 @@ def _pair_block(J, csp, k, uk, vk, l, ul, vl, nu, H, ok, ol):
     H[ol + 4, ok + 4] += a44
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, fastmath=True)
 def _diag_block(J, Rc, csp, k, uo, vo, nu, H, g, o):
     """H[o:o+5, o:o+5] += J[k]^T J[k] and g[o:o+5] += J[k]^T r over component k's window
     (its rows u < nu; window pixel (u, v) is Rc[uo + u, vo + v])."""
