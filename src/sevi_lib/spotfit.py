@@ -10,9 +10,12 @@ distributions (``s ~ N(sigma, 0.512^2)`` px, ``rho ~ N(0, 0.1^2)``) by Gaussian 
 fitting them matters, a fixed shape leaves residuals that look like extra or missing spots.
 Saturated pixels (255) are censored: they add a residual only while the model is below 255.
 
-A component is evaluated on its window (+-``WINDOW_SIGMAS`` s) by recurrences: two
-exponentials per row, one multiplication per pixel. The fit is Levenberg-Marquardt on all 5K
-parameters (only overlapping windows couple).
+A component lives on the disc of radius ``WINDOW_SIGMAS`` s around it, cut to the blob's row
+spans, and only on the STRIDE grid the fit uses; values, Jacobian and the Hessian blocks are
+stored compactly on that grid, the Gaussian factors come from recurrences (a few exponentials
+per component, one multiplication per pixel). The fit is Levenberg-Marquardt on all 5K
+parameters; only overlapping components couple, so with the components ordered by x the
+normal matrix is nearly banded and is factored within its envelope.
 
 :func:`decompose` turns a patch into components: seeds at local maxima and at the saturated
 centroid, then rounds of (split components with the light of two or more spots, add
