@@ -34,7 +34,11 @@ def snakemake(workdir, *args, check=True):
 
 def planned_jobs(workdir, *args):
     """Rule name -> job count of a dry run."""
-    out = snakemake(workdir, "-n", *args).stdout
+    res = snakemake(workdir, "-n", *args)
+    out = res.stdout + res.stderr
+    if "Job stats:" not in out:
+        assert "Nothing to be done" in out, out[-3000:]
+        return {}
     block = out.split("Job stats:")[1].split("total")[0]
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
 
