@@ -46,6 +46,9 @@ def main(argv=None):
     a = p.parse_args(argv)
 
     wd = a.workdir.resolve()
+    for need in (a.config or wd / "config/config.yaml", wd / "results/answer/fit.json"):
+        if not Path(need).is_file():
+            sys.exit(f"bench_nn_vs_fit: {need}: no such file (is {wd} a finished workflow folder?)")
     cfg = yaml.safe_load(open(a.config or wd / "config/config.yaml"))
     sim, nn = cfg["simulation"], cfg["nn"]
     centre = json.load(open(wd / "results/answer/fit.json"))
