@@ -31,9 +31,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 from scipy import ndimage
-from scipy.optimize import linear_sum_assignment
 
-from sevi_lib.detect import DetectorParams, FrameDetector
+from sevi_lib.detect import DetectorParams, FrameDetector, match_electrons
 from sevi_lib.geometry import PIX_PER_UNIT
 from sevi_lib.io import FrameReader
 from sevi_lib.render import write_test_file
@@ -63,20 +62,6 @@ def local_max_detector(frame, peak_min=30, size=9):
     return out[:, 0] / PIX_PER_UNIT - 1, out[:, 1] / PIX_PER_UNIT - 1
 
 
-def match_counts(tx, tz, dx, dz, tol=3.0):
-    T = np.c_[tx, tz] * PIX_PER_UNIT
-    D = np.c_[dx, dz] * PIX_PER_UNIT
-    mt, md = np.zeros(len(T), bool), np.zeros(len(D), bool)
-    if len(T) and len(D):
-        C = np.linalg.norm(T[:, None] - D[None], axis=2)
-        C = np.where(C < tol, C, 1e6)
-        r, c = linear_sum_assignment(C)
-        ok = C[r, c] < tol
-        mt[r[ok]] = True
-        md[c[ok]] = True
-    return mt, md
-
-
 def dense_mask(cell=16):
     xs, zs = [], []
     for j in range(2):
@@ -101,7 +86,7 @@ def accuracy(truth, det, dm):
     for f in np.unique(truth["ImageId"]):
         t = truth[truth["ImageId"] == f]
         d = det[det["ImageId"] == f]
-        mt, md = match_counts(t["x"], t["z"], d["x"], d["z"])
+        mt, md, _ = match_electrons(t["x"], t["z"], d["x"], d["z"])
         it, idd = in_mask(t["x"], t["z"], dm), in_mask(d["x"], d["z"], dm)
         n[0] += [mt.sum(), mt.size, md.sum(), md.size]
         n[1] += [mt[it].sum(), it.sum(), md[idd].sum(), idd.sum()]

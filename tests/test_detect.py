@@ -11,10 +11,9 @@ about 16000 electrons the standard error of an overall recall or precision near 
 
 import numpy as np
 import pytest
-from scipy.optimize import linear_sum_assignment
 
 from sevi_lib.detect import (ELECTRON_DTYPE, DetectorParams, FrameDetector, count_map, detect_frame,
-                             shard_range)
+                             match_electrons, shard_range)
 from sevi_lib.geometry import N_PIX, PIX_PER_UNIT
 from sevi_lib.render import draw_spot_params, render_frame, render_frame_float
 from sevi_lib.shells import Shells
@@ -37,23 +36,6 @@ def render_frames(x, z, frame_ids, n_frames, seed):
         A, s, rho = draw_spot_params(int(sel.sum()), rng)
         render_frame(x[sel], z[sel], A, s, rho, out=frames[f])
     return frames
-
-
-def match(tx, tz, dx, dz, tol=MATCH_PX):
-    """One-to-one matching within tol px: (matched truth mask, matched detection mask, pairs)."""
-    T = np.c_[tx, tz] * PIX_PER_UNIT
-    D = np.c_[dx, dz] * PIX_PER_UNIT
-    mt = np.zeros(len(T), bool)
-    md = np.zeros(len(D), bool)
-    if len(T) == 0 or len(D) == 0:
-        return mt, md, (np.zeros(0, int), np.zeros(0, int))
-    C = np.linalg.norm(T[:, None] - D[None], axis=2)
-    C = np.where(C < tol, C, 1e6)
-    r, c = linear_sum_assignment(C)
-    ok = C[r, c] < tol
-    mt[r[ok]] = True
-    md[c[ok]] = True
-    return mt, md, (r[ok], c[ok])
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +77,7 @@ def tally(truth, found, cells=None):
     for f in range(N_FRAMES):
         t = truth[truth["ImageId"] == f]
         d = found[found["ImageId"] == f]
-        mt, md, _ = match(t["x"], t["z"], d["x"], d["z"])
+        mt, md, _ = match_electrons(t["x"], t["z"], d["x"], d["z"])
         if cells is not None:
             it = in_cells(t["x"], t["z"], cells)
             idd = in_cells(d["x"], d["z"], cells)
@@ -152,7 +134,7 @@ def test_isolated_spots_position_error():
     for f in range(3):
         t = fid == f
         d = found[found["ImageId"] == f]
-        mt, _, (r, c) = match(x[t], z[t], d["x"], d["z"])
+        mt, _, (r, c) = match_electrons(x[t], z[t], d["x"], d["z"])
         assert mt.all()
         err.append(np.c_[d["x"][c] - x[t][r], d["z"][c] - z[t][r]] * PIX_PER_UNIT)
     err = np.concatenate(err)
@@ -183,8 +165,8 @@ def test_coincident_pair_counts_two(sep):
 def test_resolved_pair_positions():
     frame = _one_frame([400.0, 409.0], [500.0, 503.0], 100.0)
     found = detect_frame(frame)
-    mt, md, _ = match(np.array([400.0, 409.0]) / PIX_PER_UNIT - 1, np.array([500.0, 503.0]) / PIX_PER_UNIT - 1,
-                      found["x"], found["z"], tol=1.0)
+    mt, md, _ = match_electrons(np.array([400.0, 409.0]) / PIX_PER_UNIT - 1,
+                                np.array([500.0, 503.0]) / PIX_PER_UNIT - 1, found["x"], found["z"], tol_px=1.0)
     assert mt.all() and md.all()
 
 

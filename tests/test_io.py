@@ -439,3 +439,18 @@ def test_read_answer_as_stored(tmp_path):
     _h5(tmp_path / "empty.h5")
     with pytest.raises(InputError, match=r"empty\.h5: no dataset 'Answer' \(found: nothing\)"):
         io.read_answer(tmp_path / "empty.h5")
+
+
+def test_read_map(tmp_path):
+    good = tmp_path / "map.npy"
+    img = np.arange(N_PIX * N_PIX, dtype=np.float64).reshape(N_PIX, N_PIX)
+    io.save_npy(good, img)
+    np.testing.assert_array_equal(io.read_map(good), img)
+    np.save(tmp_path / "small.npy", np.zeros((16, 16)))
+    np.save(tmp_path / "text.npy", np.full((N_PIX, N_PIX), "a"))
+    (tmp_path / "junk.npy").write_bytes(b"not an npy file")
+    for name, why in [("small.npy", "expected a 1024 x 1024"), ("text.npy", "numeric"),
+                      ("junk.npy", "cannot read"), ("missing.npy", "cannot read")]:
+        with pytest.raises(InputError, match=why) as err:
+            io.read_map(tmp_path / name)
+        assert name in str(err.value)

@@ -33,7 +33,7 @@ from numba import njit
 
 from .geometry import N_PIX, PIX_PER_UNIT
 from .io import DETECTED_DTYPE
-from .spotfit import FitWorkspace, _decompose, _expand
+from .spotfit import FitWorkspace, _decompose, _expand, _is_patch_max
 
 #: Electron table of the detector: the published ``DetectedElectrons`` layout plus
 #: ``amplitude`` (fitted spot peak per electron, counts), ``multiplicity`` (electrons assigned to
@@ -161,28 +161,6 @@ _PARAM_ORDER = (
 
 # ------------------------------------------------------------------------------- numba kernels
 @njit(cache=True, nogil=True)
-def _is_local_max(frame, i, j, v):
-    """Plateau-safe local maximum: > the 4 earlier neighbours, >= the 4 later ones."""
-    n = frame.shape[0]
-    m = frame.shape[1]
-    for di in range(-1, 2):
-        ii = i + di
-        if ii < 0 or ii >= n:
-            continue
-        for dj in range(-1, 2):
-            jj = j + dj
-            if (di == 0 and dj == 0) or jj < 0 or jj >= m:
-                continue
-            w = frame[ii, jj]
-            if di < 0 or (di == 0 and dj < 0):
-                if w >= v:
-                    return False
-            elif w > v:
-                return False
-    return True
-
-
-@njit(cache=True, nogil=True)
 def _flood(frame, thr, label, pi, pj, runs, i, j, start):
     """8-connected flood fill of pixels >= thr from (i, j), run by run; appends to pi/pj, returns the new end.
 
@@ -277,7 +255,7 @@ def _blob_stats(frame, bpi, bpj, off, peak_min):
         ej = max(ej, b)
         if v == 255:
             nsat += 1
-        elif v >= peak_min and nmax < 2 and _is_local_max(frame, a, b, v):
+        elif v >= peak_min and nmax < 2 and _is_patch_max(frame, a, b, n, m, 1):
             nmax += 1
     edge = bi == 0 or bj == 0 or ei == n - 1 or ej == m - 1
     mx = sx / flux
@@ -591,6 +569,43 @@ def detect_frame(frame, params=None):
 # ------------------------------------------------------------------------------ shards (files)
 #: Datasets of a detection shard file (``sevi detect --out``).
 SHARD_DATASETS = ("DetectedElectrons", "CountMap", "IntensitySum", "BlobMultiplicity")
+
+
+def match_electrons(tx, tz, dx, dz, tol_px=3.0):
+    """One-to-one matching of true and detected electrons within a distance, for scoring a detector.
+
+    Parameters
+    ----------
+    tx, tz : array_like
+        True positions, screen units.
+    dx, dz : array_like
+        Detected positions, screen units.
+    tol_px : float
+        Largest distance of a matched pair, in pixels.
+
+    Returns
+    -------
+    matched_true, matched_detected : ndarray of bool
+        Which true / detected electrons have a partner.
+    pairs : tuple of ndarray of int
+        Indices (true, detected) of the matched pairs; the assignment minimises the summed
+        distance (``scipy.optimize.linear_sum_assignment``).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    T = np.c_[tx, tz] * PIX_PER_UNIT
+    D = np.c_[dx, dz] * PIX_PER_UNIT
+    mt = np.zeros(len(T), bool)
+    md = np.zeros(len(D), bool)
+    if len(T) == 0 or len(D) == 0:
+        return mt, md, (np.zeros(0, int), np.zeros(0, int))
+    C = np.linalg.norm(T[:, None] - D[None], axis=2)
+    C = np.where(C < tol_px, C, 1e6)
+    r, c = linear_sum_assignment(C)
+    ok = C[r, c] < tol_px
+    mt[r[ok]] = True
+    md[c[ok]] = True
+    return mt, md, (r[ok], c[ok])
 
 
 def shard_range(n_frames, shard, shards):

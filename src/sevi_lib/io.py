@@ -315,6 +315,23 @@ def read_detected(path):
     return out
 
 
+def read_map(path):
+    """Read a 1024 x 1024 numeric map (count map or raw-frame sum) from a ``.npy`` file.
+
+    Raises
+    ------
+    InputError
+        Naming the file when it cannot be read or is not a 1024 x 1024 numeric array.
+    """
+    try:
+        img = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read as .npy ({exc})") from None
+    if img.shape != (N_PIX, N_PIX) or not np.issubdtype(img.dtype, np.number):
+        raise InputError(f"{path}: expected a {N_PIX} x {N_PIX} numeric map, got {img.dtype} {img.shape}")
+    return img
+
+
 def read_answer(path):
     """Read an ``Answer`` table as stored (no conversion; :func:`sevi_lib.score.check_answer` validates).
 

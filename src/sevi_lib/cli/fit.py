@@ -8,7 +8,7 @@ import numpy as np
 from .. import fit
 from ..errors import InputError
 from ..geometry import N_PIX, PIX_PER_UNIT
-from ..io import read_detected, write_answer, write_text
+from ..io import read_detected, read_map, write_answer, write_text
 
 
 def register(sub):
@@ -36,16 +36,6 @@ def register(sub):
     p.set_defaults(func=run)
 
 
-def _load_map(path):
-    try:
-        img = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read as .npy ({exc})") from None
-    if img.shape != (N_PIX, N_PIX):
-        raise InputError(f"{path}: expected a {N_PIX} x {N_PIX} map, got shape {img.shape}")
-    return img
-
-
 def _pixel_points(img):
     ix, iz = np.nonzero(img)
     hp = 1.0 / PIX_PER_UNIT
@@ -62,7 +52,7 @@ def run(args):
     kw = dict(n_beta=args.n_beta, n_shells=args.n_shells, max_iter=args.max_iter, log=log)
     if path.suffix == ".npy":
         method = args.method or "binned"
-        img = _load_map(path)
+        img = read_map(path)
         if method == "unbinned":
             raise InputError(f"{path}: --method unbinned needs an electron table, not a map")
         if method == "sum":

@@ -24,7 +24,7 @@ import sys
 import numpy as np
 
 from ..errors import InputError
-from ..geometry import N_PIX
+from ..io import read_answer, read_map, write_answer, write_text
 
 
 def _json(text):
@@ -104,22 +104,8 @@ def register(sub):
     d.set_defaults(func=run_run_dir)
 
 
-def load_count_map(path):
-    """Read a 1024 x 1024 count map from a .npy file (InputError naming the file otherwise)."""
-    try:
-        m = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{path}: cannot read the count map ({exc})") from None
-    if m.shape != (N_PIX, N_PIX) or not np.issubdtype(m.dtype, np.number):
-        raise InputError(f"{path}: a count map must be a {N_PIX} x {N_PIX} numeric array, got {m.dtype} {m.shape}")
-    if not np.all(np.isfinite(m)) or np.any(m < 0):
-        raise InputError(f"{path}: the count map holds negative or non-finite values")
-    return m.astype(np.float64, copy=False)
-
-
 def read_first_pass(path, n_beta):
     """R (2,) and beta (2, n_beta) of an Answer file (beta cut or zero-padded to n_beta)."""
-    from ..io import read_answer
 
     table = read_answer(path)
     if len(table) != 2:
@@ -134,7 +120,7 @@ def build_prior(args):
     """The prior selected by ``--stage`` and its arguments."""
     from ..priors import finetune_prior, pretrain_prior
 
-    total = load_count_map(args.count_map).sum() if args.count_map else None
+    total = read_map(args.count_map).sum() if args.count_map else None
     if args.stage == "pretrain":
         return pretrain_prior(args.prior, n_beta=args.n_beta, map_total=total)
     if not args.first_pass:
@@ -184,11 +170,10 @@ def run_prior(args):
 
 
 def run_predict(args):
-    from ..io import write_answer
     from ..nn_answer import predict_answer
     from ..views import View
 
-    m = load_count_map(args.count_map)
+    m = read_map(args.count_map)
     R = read_first_pass(args.radii_from, 1)[0] if args.radii_from else None
     view = None if args.view is None else View.from_config(args.view)
     R, beta = predict_answer(args.checkpoint, m, view, R=R, device=args.device)
@@ -213,7 +198,6 @@ def run_run_dir(args):
     import shutil
     from pathlib import Path
 
-    from ..io import write_text
 
     run_dir = Path(args.run_dir)
     files = []
