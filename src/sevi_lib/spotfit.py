@@ -20,9 +20,11 @@ normal matrix is nearly banded and is factored within its envelope.
 :func:`decompose` turns a patch into components: seeds at local maxima and at the saturated
 centroid, then rounds of (split components with the light of two or more spots, add
 components at residual peaks, refit, merge components that converged onto each other), then
-removal of weak components. A component's electron count is its flux
-``2 pi A s^2 / sqrt(1 - rho^2)`` in units of the mean spot's (rounded; spots closer than about
-2 px are indistinguishable in shape, only in flux).
+removal of weak components. The refits after growth and the removal trials fit only the
+components near the change (the rest of the blob is held fixed), a removal trial gives up once
+it cannot pay, and the final fit is skipped when nothing changed since a converged fit. A
+component's electron count is its flux ``2 pi A s^2 / sqrt(1 - rho^2)`` in units of the mean
+spot's (rounded; spots closer than about 2 px are indistinguishable in shape, only in flux).
 
 Note for developers: numba's on-disk cache does not follow calls across modules; after
 editing this file remove ``src/sevi_lib/__pycache__/detect*.nb?`` (the cached frame kernel of
@@ -42,6 +44,13 @@ NPAR = 5
 
 #: Levenberg-Marquardt iterations of the intermediate fits (growth, removal).
 INTERMEDIATE_ITER = 10
+
+#: The refits after a growth round and the removal trials fit only the components within this
+#: many widths of a change (split, added or removed components); the others stay fixed.
+NEAR_SIGMAS = 5.0
+
+#: A removal trial gives up when this many more steps of its last decrease would not make the removal pay.
+ABORT_STEPS = 4.0
 
 #: Components that converge closer than this (pixels) are merged into one of summed flux.
 MERGE_PX = 3.0
@@ -93,8 +102,8 @@ def _blob_spans(D, nbi, nbj, bsp):
 
 
 @njit(cache=True, nogil=True)
-def _eval(comp, K, nbi, nbj, off, win, E, tz, bsp, csp):
-    """Windows and unit-amplitude spot values of comp[:K] on the STRIDE grid.
+def _eval(comp, ak, na, nbi, nbj, off, win, E, tz, bsp, csp):
+    """Windows and unit-amplitude spot values of the components ak[:na] on the STRIDE grid.
 
     ``win[k] = (i0, i1, j0, j1)`` (i0, j0 on the grid) bounds the square of half-width
     ``WINDOW_SIGMAS * s``; within it a component lives on the disc of that radius, cut to the
@@ -102,7 +111,8 @@ def _eval(comp, K, nbi, nbj, off, win, E, tz, bsp, csp):
     ``csp[k, u, 0] <= v < csp[k, u, 1]``, where ``E[k, u, v]`` is its value at pixel
     ``(i0 + STRIDE u, j0 + STRIDE v)`` (compact: only grid pixels are stored).
     """
-    for k in range(K):
+    for c in range(na):
+        k = ak[c]
         a = comp[k, 0]
         b = comp[k, 1]
         s = comp[k, 3]
@@ -167,10 +177,12 @@ def _eval(comp, K, nbi, nbj, off, win, E, tz, bsp, csp):
 
 
 @njit(cache=True, nogil=True)
-def _model(comp, K, win, E, M, nbi, nbj, csp):
-    for i in range(0, nbi, STRIDE):
-        for j in range(0, nbj, STRIDE):
-            M[i, j] = 0.0
+def _model(comp, K, win, E, M, nbi, nbj, csp, bsp):
+    """The model on the blob's row spans of the STRIDE grid (the only pixels ever read)."""
+    for u in range(_nstride(0, nbi)):
+        i = STRIDE * u
+        for v in range(bsp[u, 0], bsp[u, 1]):
+            M[i, STRIDE * v] = 0.0
     for k in range(K):
         A = comp[k, 2]
         i0 = win[k, 0]
@@ -182,11 +194,13 @@ def _model(comp, K, win, E, M, nbi, nbj, csp):
 
 
 @njit(cache=True, nogil=True)
-def _sse(D, M, nbi, nbj, comp, K, sigma):
+def _sse(D, M, nbi, nbj, comp, K, sigma, bsp):
     """Censored squared residual plus the shape penalties."""
     s = 0.0
-    for i in range(0, nbi, STRIDE):
-        for j in range(0, nbj, STRIDE):
+    for u in range(_nstride(0, nbi)):
+        i = STRIDE * u
+        for v in range(bsp[u, 0], bsp[u, 1]):
+            j = STRIDE * v
             d = D[i, j]
             if d < 0.0:
                 continue
@@ -205,12 +219,13 @@ def _sse(D, M, nbi, nbj, comp, K, sigma):
 
 
 @njit(cache=True, nogil=True)
-def _residual(D, M, nbi, nbj, Rc, Wc):
+def _residual(D, M, nbi, nbj, Rc, Wc, bsp):
     """Censored residual Rc and weight Wc (0: pixel outside the blob, or saturated and
-    the model above 255; else 1) on the STRIDE grid, compact: Rc[u, v] is pixel (STRIDE u, STRIDE v)."""
+    the model above 255; else 1) on the STRIDE grid, compact: Rc[u, v] is pixel (STRIDE u, STRIDE v)
+    (on the blob's row spans only: the components' windows are cut to them)."""
     for u in range(_nstride(0, nbi)):
         i = STRIDE * u
-        for v in range(_nstride(0, nbj)):
+        for v in range(bsp[u, 0], bsp[u, 1]):
             j = STRIDE * v
             d = D[i, j]
             m = M[i, j]
@@ -231,9 +246,10 @@ def _residual(D, M, nbi, nbj, Rc, Wc):
 
 
 @njit(cache=True, nogil=True)
-def _jacobian(comp, K, win, E, off, Wc, J, csp):
-    """Weighted derivatives of each component's model over its window: J[k, u, v, p] (grid as E)."""
-    for k in range(K):
+def _jacobian(comp, ak, na, win, E, off, Wc, J, csp):
+    """Weighted derivatives of the model of each component ak[:na] over its window: J[k, u, v, p] (grid as E)."""
+    for c in range(na):
+        k = ak[c]
         a = comp[k, 0]
         b = comp[k, 1]
         A = comp[k, 2]
@@ -526,33 +542,53 @@ class FitWorkspace:
 
 
 @njit(cache=True, nogil=True)
-def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp):
-    """Levenberg-Marquardt fit of comp[:K] to D; leaves win, E and M consistent with comp."""
-    n = NPAR * K
-    _eval(comp, K, nbi, nbj, off, win, E, tz, bsp, csp)
-    _model(comp, K, win, E, M, nbi, nbj, csp)
-    cur = _sse(D, M, nbi, nbj, comp, K, sigma)
+def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp,
+        act=None, target=np.inf):
+    """Levenberg-Marquardt fit of comp[:K] to D; leaves win, E and M consistent with comp.
+    Returns the squared residual and whether the fit converged (a last step below 0.01 px, or
+    no step that improves).
+
+    With `act`, only the components k with act[k] != 0 are fitted (the others stay fixed but
+    remain in the model). A fit whose squared residual stays above `target` gives up once its
+    last decrease is too small to reach it in a few more iterations (removal trials)."""
+    ak = np.empty(K, dtype=np.int64)
+    na = 0
+    for k in range(K):
+        if act is None or act[k] != 0:
+            ak[na] = k
+            na += 1
+    n = NPAR * na
+    allk = np.arange(K)
+    _eval(comp, allk, K, nbi, nbj, off, win, E, tz, bsp, csp)
+    _model(comp, K, win, E, M, nbi, nbj, csp, bsp)
+    cur = _sse(D, M, nbi, nbj, comp, K, sigma, bsp)
     lam = 1e-3
     ws2 = (PRIOR_WEIGHT / SIGMA_SD_PX) ** 2
     wr2 = (PRIOR_WEIGHT / RHO_SD) ** 2
-    perm = np.empty(K, dtype=np.int64)
-    fb = np.empty(K, dtype=np.int64)
+    perm = np.empty(na, dtype=np.int64)
+    fb = np.empty(na, dtype=np.int64)
     fr = np.empty(n, dtype=np.int64)
     gp = np.empty(n)
     sp = np.empty(n)
+    if na == 0:
+        max_iter = 0
+    drop = 0.0
+    conv = False
     for it in range(max_iter):
-        _residual(D, M, nbi, nbj, Rc, Wc)
-        _jacobian(comp, K, win, E, off, Wc, J, csp)
+        _residual(D, M, nbi, nbj, Rc, Wc, bsp)
+        _jacobian(comp, ak, na, win, E, off, Wc, J, csp)
         for u in range(n):
             g[u] = 0.0
             for w in range(n):
                 H[u, w] = 0.0
-        for k in range(K):
+        for c in range(na):
+            k = ak[c]
             i0 = win[k, 0]
             j0 = win[k, 2]
-            o = NPAR * k
+            o = NPAR * c
             _diag_block(J, Rc, csp, k, i0 // STRIDE, j0 // STRIDE, _nstride(i0, win[k, 1]), H, g, o)
-            for l in range(k + 1, K):
+            for c2 in range(c + 1, na):
+                l = ak[c2]
                 ia0 = max(i0, win[l, 0])
                 ia1 = min(win[k, 1], win[l, 1])
                 ib0 = max(j0, win[l, 2])
@@ -563,7 +599,7 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
                 vk = (ib0 - j0) // STRIDE
                 ul = (ia0 - win[l, 0]) // STRIDE
                 vl = (ib0 - win[l, 2]) // STRIDE
-                _pair_block(J, csp, k, uk, vk, l, ul, vl, _nstride(ia0, ia1), H, o, NPAR * l)
+                _pair_block(J, csp, k, uk, vk, l, ul, vl, _nstride(ia0, ia1), H, o, NPAR * c2)
             # shape priors
             H[o + 3, o + 3] += ws2
             g[o + 3] += ws2 * (sigma - comp[k, 3])
@@ -571,14 +607,14 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
             g[o + 4] -= wr2 * comp[k, 4]
         # the linear system in components ordered by x (blobs are mostly chains): H is then
         # nearly banded; fb[P]: first component in that order that overlaps component P
-        for P in range(K):
+        for P in range(na):
             x = P
             Q = P
-            while Q > 0 and comp[perm[Q - 1], 0] > comp[x, 0]:
+            while Q > 0 and comp[ak[perm[Q - 1]], 0] > comp[ak[x], 0]:
                 perm[Q] = perm[Q - 1]
                 Q -= 1
             perm[Q] = x
-        for P in range(K):
+        for P in range(na):
             kp = NPAR * perm[P]
             fb[P] = P
             for Q in range(P):
@@ -591,7 +627,7 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
         improved = False
         maxstep = 0.0
         for attempt in range(6):
-            for P in range(K):
+            for P in range(na):
                 kp = NPAR * perm[P]
                 for Q in range(fb[P], P + 1):
                     kq = NPAR * perm[Q]
@@ -604,20 +640,29 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
             if not _cholesky_env(Hc, gp, n, sp, fr):
                 lam *= 10.0
                 continue
-            for P in range(K):
+            for P in range(na):
                 for p in range(NPAR):
                     step[NPAR * perm[P] + p] = sp[NPAR * P + p]
             for k in range(K):
-                o = NPAR * k
+                for u in range(NPAR):
+                    trial[k, u] = comp[k, u]
+            for c in range(na):
+                k = ak[c]
+                o = NPAR * c
                 trial[k, 0] = min(max(comp[k, 0] + step[o], -3.0), nbi + 3.0)
                 trial[k, 1] = min(max(comp[k, 1] + step[o + 1], -3.0), nbj + 3.0)
                 trial[k, 2] = max(comp[k, 2] + step[o + 2], 1.0)
                 trial[k, 3] = min(max(comp[k, 3] + step[o + 3], S_MIN * sigma), S_MAX * sigma)
                 trial[k, 4] = min(max(comp[k, 4] + step[o + 4], -RHO_MAX), RHO_MAX)
-            _eval(trial, K, nbi, nbj, off, twin, E, tz, bsp, csp)
-            _model(trial, K, twin, E, M, nbi, nbj, csp)
-            new = _sse(D, M, nbi, nbj, trial, K, sigma)
+            if na < K:  # the fixed components keep their windows and values
+                for k in range(K):
+                    for u in range(4):
+                        twin[k, u] = win[k, u]
+            _eval(trial, ak, na, nbi, nbj, off, twin, E, tz, bsp, csp)
+            _model(trial, K, twin, E, M, nbi, nbj, csp, bsp)
+            new = _sse(D, M, nbi, nbj, trial, K, sigma, bsp)
             if new <= cur:
+                drop = cur - new
                 for k in range(K):
                     dd = abs(trial[k, 0] - comp[k, 0]) + abs(trial[k, 1] - comp[k, 1])
                     if dd > maxstep:
@@ -632,12 +677,16 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
                 break
             lam *= 8.0
         if not improved:
-            _eval(comp, K, nbi, nbj, off, win, E, tz, bsp, csp)
-            _model(comp, K, win, E, M, nbi, nbj, csp)
+            _eval(comp, ak, na, nbi, nbj, off, win, E, tz, bsp, csp)
+            _model(comp, K, win, E, M, nbi, nbj, csp, bsp)
+            conv = True
             break
         if maxstep < 0.01:
+            conv = True
             break
-    return cur
+        if it >= 1 and cur - target > ABORT_STEPS * drop:
+            break
+    return cur, conv
 
 
 @njit(cache=True, nogil=True)
@@ -659,6 +708,16 @@ def _is_patch_max(P, a, b, nbi, nbj, st):
             elif w > v:
                 return False
     return True
+
+
+@njit(cache=True, nogil=True)
+def _mark_near(comp, K, act, x, z, r):
+    """act[k] = 1 for the components k < K within r of (x, z)."""
+    for k in range(K):
+        dx = comp[k, 0] - x
+        dz = comp[k, 1] - z
+        if dx * dx + dz * dz < r * r:
+            act[k] = 1
 
 
 @njit(cache=True, nogil=True)
@@ -820,18 +879,25 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                 dz = comp[k, 1] - comp[q, 1]
                 others += comp[q, 2] * np.exp(-(dx * dx + dz * dz) * inv2s2)
         comp[k, 2] = max(comp[k, 2] - 0.5 * others, 0.5 * comp[k, 2])
-    _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+    _, settled = _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
     # growth: try splitting components bright enough to be several spots, add components at
     # residual peaks, refit, merge components that converged onto each other; until stable.
     for k in range(K):
         flag[k] = 0.0
+    act = np.zeros(kmax + 1, dtype=np.int64)
+    chg = np.zeros(kmax + 1, dtype=np.int64)
+    rn = NEAR_SIGMAS * sigma
     for rnd in range(kmax):
         K0 = K
+        for k in range(kmax + 1):
+            chg[k] = 0
         for k in range(K0):
             if K < kmax and flag[k] == 0.0 and _flux(comp, k, sigma) >= split_ratio * A0:
                 _split(D, M, comp, k, K, win, E, csp, off, sigma, True)
                 flag[k] = 1.0
                 flag[K] = 1.0
+                chg[k] = 1
+                chg[K] = 1
                 K += 1
         for a in range(0, nbi, STRIDE):
             for b in range(0, nbj, STRIDE):
@@ -877,7 +943,13 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
             cand[best, 2] = 0.0
         if K == K0:
             break
-        _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+        for k in range(K):
+            act[k] = 0
+        for k in range(K):
+            if chg[k] != 0 or k >= K1:
+                _mark_near(comp, K, act, comp[k, 0], comp[k, 1], rn)
+        _, cv = _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp, act)
+        settled = settled and cv
         # merge components closer than MERGE_PX (an unresolved pair keeps its amplitude)
         merged = False
         k = 0
@@ -904,7 +976,7 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                     q += 1
             k += 1
         if merged:
-            _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+            _, settled = _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
     # drop components below min_amp; then test the faint ones (flux < WEAK_RATIO * A0, or peak
     # below it with a neighbour closer than sigma), faintest first: remove (handing the light
     # to the nearest neighbour) and refit, keep the removal if the squared residual grows by
@@ -922,8 +994,8 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                 k += 1
         if K == K0:
             break
-        _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
-    cur = _sse(D, M, nbi, nbj, comp, K, sigma)
+        _, settled = _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+    cur = _sse(D, M, nbi, nbj, comp, K, sigma, bsp)
     for k in range(K):
         flag[k] = 0.0
     while K > 1:
@@ -963,19 +1035,26 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
             comp[near, 0] = (comp[near, 0] * fn + comp[worst, 0] * fw) / (fn + fw)
             comp[near, 1] = (comp[near, 1] * fn + comp[worst, 1] * fw) / (fn + fw)
             comp[near, 2] = (fn + fw) * sigma * sigma / (comp[near, 3] * comp[near, 3])
+        for k in range(K):
+            act[k] = 0
+        _mark_near(comp, K, act, comp[worst, 0], comp[worst, 1], rn)
+        if near >= 0:
+            _mark_near(comp, K, act, comp[near, 0], comp[near, 1], rn)
+        act[worst] = act[K - 1]
         for u in range(NPAR):
             comp[worst, u] = comp[K - 1, u]
         flag[worst] = flag[K - 1]
-        new = _lm(D, nbi, nbj, comp, K - 1, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+        new, cv = _lm(D, nbi, nbj, comp, K - 1, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp, act, cur + removal_cost)
         if new - cur < removal_cost:
             K -= 1
             cur = new
+            settled = settled and cv
         else:
             for q in range(K):
                 for u in range(NPAR):
                     comp[q, u] = R[q, u]
             flag[worst] = 1.0
-            cur = _lm(D, nbi, nbj, comp, K, off, sigma, 0, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+            cur, _ = _lm(D, nbi, nbj, comp, K, off, sigma, 0, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
     # a component with the light of n >= 2 spots becomes n components spread along its long
     # axis (their spread matching the excess second moment of its light), fitted together with
     # the rest and never merged again: the fit places unresolved pairs better than the moments
@@ -1002,7 +1081,8 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
     for k in range(K):
         if flag[k] != 2.0:
             flag[k] = 0.0
-    _lm(D, nbi, nbj, comp, K, off, sigma, final_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+    if not settled or K > K0:
+        _lm(D, nbi, nbj, comp, K, off, sigma, final_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
     return K
 
 
