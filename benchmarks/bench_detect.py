@@ -5,7 +5,7 @@ the original data's peaked angular distributions, radii 0.5 and 0.8) into a temp
 file, then in the same process and on the same frames:
 
 (a) I/O floor: ``FrameReader.iter_chunks`` over the file -- read and decompress, nothing else;
-(b) sevi's detector: the same reading plus :class:`sevi_lib.detect.FrameDetector`
+(b) sevi's detector: the same reading plus :class:`sevi_lib.detect.blobs.FrameDetector`
     (``sevi detect``'s loop), one thread;
 (c) a straightforward numpy/scipy detector: local maxima of each frame
     (``scipy.ndimage.maximum_filter``, 9 x 9, peak >= 30, plateaus merged) placed at the 5 x 5
@@ -32,12 +32,12 @@ import h5py
 import numpy as np
 from scipy import ndimage
 
-from sevi_lib.detect import DetectorParams, FrameDetector, match_electrons
-from sevi_lib.geometry import PIX_PER_UNIT
-from sevi_lib.io import FrameReader
-from sevi_lib.render import write_test_file
-from sevi_lib.shells import Shells
-from sevi_lib.simulate import sample_shell
+from sevi_lib.core.geometry import PIX_PER_UNIT
+from sevi_lib.core.io import FrameReader
+from sevi_lib.core.shells import Shells
+from sevi_lib.detect.blobs import DetectorParams, FrameDetector, match_electrons
+from sevi_lib.simulate.electrons import sample_shell
+from sevi_lib.simulate.render import write_test_file
 
 PEAKED = [1, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0, 0, 0.0]
 SHELLS = Shells([0.5, 0.8], [0.0075, 0.0075], [PEAKED, PEAKED])

@@ -28,9 +28,10 @@ import warnings
 
 import numpy as np
 
-from sevi_lib import fit, projection
-from sevi_lib.score import shell_distance
-from sevi_lib.simulate import sample_shell
+from sevi_lib.core.score import shell_distance
+from sevi_lib.fit import model as fit
+from sevi_lib.fit import projection
+from sevi_lib.simulate.electrons import sample_shell
 
 PEAKED = np.array([1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0])
 SOFT = np.array([0.8, 0.6, 0.3, 0.1, 0.05, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
@@ -110,7 +111,8 @@ def bench_rbasex(reps, n_per_shell, n_beta):
 
 def simulate_frames(n_frames, per_shell, seed):
     """Render frames from the published model; return raw sum, detected and true electrons."""
-    from sevi_lib import detect, render
+    from sevi_lib.detect import blobs as detect
+    from sevi_lib.simulate import render
 
     rng = np.random.default_rng(seed)
     total = np.zeros((1024, 1024))

@@ -76,8 +76,8 @@ def main(argv=None):
     sevi("nn", "predict", ckpt, f["count_map.npy"], "--out", f["nn.h5"],
          "--view", json.dumps(nn["view"]), *radii, log=log)
 
-    from sevi_lib.io import read_answer, read_truth
-    from sevi_lib.score import score
+    from sevi_lib.core.io import read_answer, read_truth
+    from sevi_lib.core.score import score
 
     truth = read_truth(f["truth.h5"])
     print(f"case: centre of the fine-tuning prior ({wd / 'results/answer/fit.json'}), seed {a.seed}, "

@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from sevi_lib.angular import cdf
-from sevi_lib.simulate import make_sampler, sample_c_into, sample_cos_theta
+from sevi_lib.core.angular import cdf
+from sevi_lib.simulate.electrons import make_sampler, sample_c_into, sample_cos_theta
 
 BETA = np.array([1, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0, 0, 0.0])
 

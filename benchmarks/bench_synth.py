@@ -4,8 +4,8 @@ The seed team's method (team report, ``util/gen_my_pic_double.py``), reproduced 
 shell, tabulate the CDF of cos(theta) at 10^6 points (closed form, ``numpy.polynomial.legendre``),
 map uniforms through it with ``np.interp``, draw r and phi, project, and bin with
 ``np.add.at`` into the 1024 x 1024 map; then normalise the map and scale to 255 (their full
-view). The project: :func:`sevi_lib.synth.simulate_maps` (numba, exact inverse CDF, binned in
-the same kernel) and :func:`sevi_lib.views.apply_view`, for the ``full`` view and for the
+view). The project: :func:`sevi_lib.nn.synth.simulate_maps` (numba, exact inverse CDF, binned in
+the same kernel) and :func:`sevi_lib.nn.views.apply_view`, for the ``full`` view and for the
 cheap default view (``fold`` + downsample 4).
 
 Both run on the same parameter sets drawn from the pretraining prior. Printed: samples/s,
@@ -58,9 +58,9 @@ def main():
 
     from numba import set_num_threads
 
-    from sevi_lib.priors import pretrain_prior, sample
-    from sevi_lib.synth import simulate_maps
-    from sevi_lib.views import View, apply_view
+    from sevi_lib.nn.priors import pretrain_prior, sample
+    from sevi_lib.nn.synth import simulate_maps
+    from sevi_lib.nn.views import View, apply_view
 
     set_num_threads(args.threads)
     n = args.samples

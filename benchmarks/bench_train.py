@@ -2,12 +2,12 @@
 
 The seed team trained a ResNet34 on the full 1024 x 1024 count map in float32. This script
 times full training steps (forward, score loss, backward, Adam step) on random batches of each
-input view's shape (:class:`sevi_lib.views.View`: ``full`` 1 x 1024 x 1024, ``fold``
+input view's shape (:class:`sevi_lib.nn.views.View`: ``full`` 1 x 1024 x 1024, ``fold``
 1 x 512 x 512, ``fold`` downsampled by 4: 1 x 128 x 128) for ResNet18 and ResNet34, and prints
 each configuration's samples/s with its ratio to the seed team's configuration measured in
 the same process. With CUDA it also times bf16 and fp16 autocast (fp16 with a GradScaler) and
-channels-last. It also times the shard reader (:class:`sevi_lib.trainer.ShardDataset`
-through a DataLoader, per-sample gzip chunks as :mod:`sevi_lib.synth` writes them) to show
+channels-last. It also times the shard reader (:class:`sevi_lib.nn.trainer.ShardDataset`
+through a DataLoader, per-sample gzip chunks as :mod:`sevi_lib.nn.synth` writes them) to show
 whether data loading can keep up.
 
     python benchmarks/bench_train.py              # quick: batch 2, 1 warm-up + best of 2 steps, CPU
@@ -28,9 +28,9 @@ import h5py
 import numpy as np
 import torch
 
-from sevi_lib.network import build_model
-from sevi_lib.trainer import ShardDataset, resolve_device, score_loss
-from sevi_lib.views import View
+from sevi_lib.nn.network import build_model
+from sevi_lib.nn.trainer import ShardDataset, resolve_device, score_loss
+from sevi_lib.nn.views import View
 
 VIEWS = {
     "full": View("full"),
@@ -91,7 +91,7 @@ def time_reader(view, n, batch, workers, folder):
         ix = np.clip((512 + r * np.cos(phi)).astype(int), 0, 1023)
         iz = np.clip((512 + r * np.sin(phi)).astype(int), 0, 1023)
         np.add.at(counts[i], (ix, iz), 1.0)
-    from sevi_lib.views import apply_view
+    from sevi_lib.nn.views import apply_view
 
     with h5py.File(path, "w") as f:
         d = f.create_dataset("inputs", shape=(n,) + view.shape, dtype=np.float32, chunks=(1,) + view.shape,

@@ -8,7 +8,7 @@ import pytest
 def write_shard(path, n, seed, shape=(1, 16, 16), n_beta=12, n_shells=2, view=None):
     """A synthesis-shard-shaped HDF5 file of random arrays (inputs, labels, R, sigma_R).
 
-    ``view``: optional JSON string stored as the ``view`` attribute, as sevi_lib.synth does.
+    ``view``: optional JSON string stored as the ``view`` attribute, as sevi_lib.nn.synth does.
     """
     rng = np.random.default_rng(seed)
     with h5py.File(path, "w") as f:
@@ -19,6 +19,12 @@ def write_shard(path, n, seed, shape=(1, 16, 16), n_beta=12, n_shells=2, view=No
         if view is not None:
             f.attrs["view"] = view
     return path
+
+
+@pytest.fixture(scope="session")
+def shard_writer():
+    """:func:`write_shard` itself, for module-scoped fixtures (tests import no helper modules)."""
+    return write_shard
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ rule score:
         import json
         import subprocess
 
-        from sevi_lib.io import write_text
+        from sevi_lib.core.io import write_text
 
         rows = ["method\td_0\td_1\tsum\tdR_0\tdR_1"]
         with open(log[0], "w") as lf:

@@ -10,7 +10,7 @@
 #   predict         final network on the real count map           -> results/answer/nn.h5
 #
 # Training rules take `resources: gpu=1`; `sevi nn gpu-run` gives each a device of its own via
-# per-device lock files (sevi_lib.gpu_slot), so `--resources gpu=4` runs four on four GPUs.
+# per-device lock files (sevi_lib.nn.gpu_slot), so `--resources gpu=4` runs four on four GPUs.
 # Every setting goes through params: training settings only into the training rules, so that
 # editing one reruns training and prediction, not synthesis (with nn.finetune.centre: fit).
 

@@ -1,45 +1,71 @@
-"""The ``sevi`` command: one subcommand per module of this package.
+"""The ``sevi`` command: a thin front end, one module per subcommand.
 
-Each module named in :data:`COMMANDS` exposes ``register(subparsers)`` (adds its parser) and
-``run(args) -> int``. Errors a user can cause (:class:`~sevi_lib.errors.SeviError`) print one line
-``sevi: error: <message>`` and exit with status 2; argparse errors exit 2 as well.
+Each subcommand module exposes ``register(subparsers)`` (adds its parser) and a ``run`` function
+that parses nothing itself: it calls one library function and prints. Only the module of the
+subcommand that was chosen is imported, so ``sevi detect --help`` never pays for torch (only
+``train``, ``checkpoints`` and ``nn predict`` import it). Errors a user can cause
+(:class:`~sevi_lib.core.errors.SeviError`) print one line ``sevi: error: <message>`` and exit with
+status 2; argparse errors exit 2 as well.
 """
 
 import argparse
 import importlib
 import sys
 
-from .. import __version__
-from ..errors import SeviError
+from sevi_lib import __version__
+from sevi_lib.core.errors import SeviError
 
-COMMANDS = [
-    "detect",
-    "accumulate",
-    "fit",
-    "score",
-    "simulate",
-    "train",
-    "nn",
-    "report",
-]
+#: subcommand -> (module of this package that registers it, one-line help for ``sevi --help``)
+COMMANDS = {
+    "simulate": ("simulate", "simulate electrons and render camera frames (test file + truth file)"),
+    "detect": ("detect", "detect electrons in a frame range of a FinalImage file (one shard)"),
+    "accumulate": ("accumulate", "gather detection shards into one electron table, count map and raw-frame sum"),
+    "fit": ("fit", "fit the shells (R, sigma_R, weights, beta's) to electrons, a count map or a frame sum"),
+    "score": ("score", "score an Answer file against a truth file"),
+    "nn": ("nn", "network data: synthesis shards, priors, prediction, GPU slots"),
+    "train": ("train", "train (or resume) a beta network on synthesis shards"),
+    "checkpoints": ("train", "evaluate all checkpoints of a run, or compare two"),
+    "report": ("report", "Markdown report of a run (detection, answers side by side, score, training, timing)"),
+}
 
 
-def build_parser():
-    """The argument parser with every subcommand registered."""
+def _chosen(argv):
+    """The subcommand named in argv (the first word that is not an option), or None."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(argv=None):
+    """The argument parser; only the chosen subcommand's module is imported and registered.
+
+    With ``argv=None`` every subcommand is registered fully (used by tests that inspect all parsers).
+    """
     parser = argparse.ArgumentParser(
         prog="sevi", description="SEVI reconstruction: frames -> electrons -> angular distributions."
     )
     parser.add_argument("--version", action="version", version=f"sevi {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        module = importlib.import_module(f"{__name__}.{name}")
-        module.register(sub)
+    if argv is None:
+        modules = {module for module, _ in COMMANDS.values()}
+    else:
+        chosen = _chosen(argv)
+        modules = {COMMANDS[chosen][0]} if chosen else set()
+    registered = set()
+    for module in modules:
+        importlib.import_module(f"{__name__}.{module}").register(sub)
+        registered.update(name for name, (m, _) in COMMANDS.items() if m == module)
+    for name, (_, help_text) in COMMANDS.items():
+        if name not in registered:
+            sub.add_parser(name, help=help_text)
     return parser
 
 
 def main(argv=None):
     """Entry point of the ``sevi`` console script."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)

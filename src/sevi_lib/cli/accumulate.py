@@ -4,9 +4,9 @@ import sys
 
 import numpy as np
 
-from ..detect import ELECTRON_DTYPE, MAX_BLOB_HIST, read_shard
-from ..errors import InputError
-from ..io import save_npy, write_h5, write_text
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.io import save_npy, write_h5, write_text
+from sevi_lib.detect.blobs import ELECTRON_DTYPE, MAX_BLOB_HIST, read_shard
 
 
 def register(sub):
@@ -27,7 +27,7 @@ def register(sub):
 
 
 def accumulate(shards):
-    """Combine shard dicts (from :func:`sevi_lib.detect.read_shard`) sorted by frame range.
+    """Combine shard dicts (from :func:`sevi_lib.detect.blobs.read_shard`) sorted by frame range.
 
     Parameters
     ----------
@@ -97,7 +97,7 @@ def plot_count_map(count_map, path, title=None, bin_px=4):
     import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
 
-    from ..plots import save_figure
+    from sevi_lib.report.plots import save_figure
 
     n = count_map.shape[0] // bin_px
     binned = count_map[: n * bin_px, : n * bin_px].reshape(n, bin_px, n, bin_px).sum(axis=(1, 3))

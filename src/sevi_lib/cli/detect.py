@@ -4,13 +4,13 @@ import sys
 import time
 from dataclasses import fields
 
-from ..detect import DetectorParams, detect_file, shard_range, write_shard
-from ..errors import InputError
-from ..io import FrameReader
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.io import FrameReader
+from sevi_lib.detect.blobs import DetectorParams, detect_file, shard_range, write_shard
 
 
 def add_detector_options(p):
-    """One ``--name`` flag per :class:`~sevi_lib.detect.DetectorParams` field (default: the field's)."""
+    """One ``--name`` flag per :class:`~sevi_lib.detect.blobs.DetectorParams` field (default: the field's)."""
     g = p.add_argument_group("detector parameters (the workflow's 'detect:' config section)")
     for f in fields(DetectorParams):
         g.add_argument(f"--{f.name.replace('_', '-')}", dest=f"det_{f.name}", type=type(f.default), default=None,

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import fit
-from ..errors import InputError
-from ..geometry import N_PIX, PIX_PER_UNIT
-from ..io import read_detected, read_map, write_answer, write_text
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT
+from sevi_lib.core.io import read_detected, read_map, write_answer, write_text
+from sevi_lib.fit import model as fit
 
 
 def register(sub):
@@ -80,7 +80,7 @@ def run(args):
     sidecar = Path(args.sidecar) if args.sidecar else out.with_suffix(".json")
     write_text(sidecar, json.dumps(result.to_dict(), indent=1) + "\n")
     if (args.plot or "").lower() != "none":
-        from ..plots import fit_report, save_figure
+        from sevi_lib.report.plots import fit_report, save_figure
 
         plot = Path(args.plot) if args.plot else out.with_suffix(".png")
         save_figure(fit_report(result, x, z, w, title=f"{path.name}: {method} fit"), plot)

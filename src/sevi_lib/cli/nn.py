@@ -2,13 +2,13 @@
 
 ``sevi nn synth OUT --stage pretrain|finetune --n N --seed S --key KEY [--prior JSON] [--view JSON]
 [--first-pass ANSWER] [--count-map MAP] [--detector-fraction F] [--threads T]``
-    Write one synthesis shard (:func:`sevi_lib.synth.synthesize`).
+    Write one synthesis shard (:func:`sevi_lib.nn.synth.synthesize`).
 ``sevi nn prior --stage ... [--n N]``
     Draw from a prior and print its acceptance rates and coefficient means (nothing written).
 ``sevi nn predict CHECKPOINT COUNT_MAP --out ANSWER [--view JSON] [--radii-from ANSWER]``
     Apply a trained network to the real count map and write an ``Answer`` table.
 ``sevi nn gpu-run --lock-dir DIR -- COMMAND ...``
-    Run COMMAND on one GPU of its own (:mod:`sevi_lib.gpu_slot`).
+    Run COMMAND on one GPU of its own (:mod:`sevi_lib.nn.gpu_slot`).
 ``sevi nn run-dir DIR --key TEXT [--inputs FILE ...]``
     Prepare a training run folder: keep it (so that ``sevi train`` resumes from ``last.pt``)
     if it was prepared with the same key and the same input files (path, size, modification
@@ -23,8 +23,8 @@ import sys
 
 import numpy as np
 
-from ..errors import InputError
-from ..io import read_answer, read_map, write_answer, write_text
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.io import read_answer, read_map, write_answer, write_text
 
 
 def _json(text):
@@ -90,7 +90,7 @@ def register(sub):
 
     g = nsub.add_parser("gpu-run", help="run a command on a GPU of its own",
                         description="Take the first free per-device lock in LOCK_DIR, set CUDA_VISIBLE_DEVICES to "
-                        "that device and run COMMAND; without GPUs, run it unchanged. See sevi_lib.gpu_slot.")
+                        "that device and run COMMAND; without GPUs, run it unchanged. See sevi_lib.nn.gpu_slot.")
     g.add_argument("--lock-dir", required=True, help="folder of the per-device lock files")
     g.add_argument("cmd", nargs="+", metavar="COMMAND", help="command (put it after --)")
     g.set_defaults(func=run_gpu)
@@ -118,7 +118,7 @@ def read_first_pass(path, n_beta):
 
 def build_prior(args):
     """The prior selected by ``--stage`` and its arguments."""
-    from ..priors import finetune_prior, pretrain_prior
+    from sevi_lib.nn.priors import finetune_prior, pretrain_prior
 
     total = read_map(args.count_map).sum() if args.count_map else None
     if args.stage == "pretrain":
@@ -130,8 +130,8 @@ def build_prior(args):
 
 
 def run_synth(args):
-    from ..synth import synthesize
-    from ..views import View
+    from sevi_lib.nn.synth import synthesize
+    from sevi_lib.nn.views import View
 
     prior = build_prior(args)
     view = View.from_config(args.view)
@@ -145,7 +145,7 @@ def run_synth(args):
 
 
 def run_prior(args):
-    from ..priors import sample
+    from sevi_lib.nn.priors import sample
 
     prior = build_prior(args)
     d = sample(prior, args.n, np.random.default_rng(args.seed))
@@ -170,8 +170,8 @@ def run_prior(args):
 
 
 def run_predict(args):
-    from ..nn_answer import predict_answer
-    from ..views import View
+    from sevi_lib.nn.predict import predict_answer
+    from sevi_lib.nn.views import View
 
     m = read_map(args.count_map)
     R = read_first_pass(args.radii_from, 1)[0] if args.radii_from else None
@@ -184,7 +184,7 @@ def run_predict(args):
 
 
 def run_gpu(args):
-    from ..gpu_slot import run_on_slot
+    from sevi_lib.nn.gpu_slot import run_on_slot
 
     cmd = args.cmd[1:] if args.cmd and args.cmd[0] == "--" else args.cmd
     if not cmd:

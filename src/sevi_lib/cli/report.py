@@ -6,9 +6,14 @@ import json
 import os
 from pathlib import Path
 
-from ..errors import InputError
-from ..io import read_answer, read_truth, write_text
-from ..report import answers_table, markdown_table, timing_table, training_table
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.io import read_answer, read_truth, write_text
+from sevi_lib.report.tables import (
+    answers_table,
+    markdown_table,
+    timing_table,
+    training_table,
+)
 
 
 def register(sub):

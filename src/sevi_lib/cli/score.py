@@ -2,8 +2,8 @@
 
 import json
 
-from ..io import read_answer, read_truth
-from ..score import score
+from sevi_lib.core.io import read_answer, read_truth
+from sevi_lib.core.score import score
 
 
 def register(sub):
@@ -19,7 +19,7 @@ def register(sub):
 
 
 def format_table(result):
-    """Plain-text table of a :func:`sevi_lib.score.score` result."""
+    """Plain-text table of a :func:`sevi_lib.core.score.score` result."""
     lines = ["shell  distance   Rhat-R"]
     for j, (d, dr) in enumerate(zip(result["distance"], result["dR"])):
         lines.append(f"{j:5d}  {d:8.5f}  {dr:+.5f}")

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from ..errors import InputError, SeviError
-from ..render import write_test_file
-from ..shells import Shells
+from sevi_lib.core.errors import InputError, SeviError
+from sevi_lib.core.shells import Shells
+from sevi_lib.simulate.render import write_test_file
 
 #: Values used when neither the YAML file nor a flag gives one.
 DEFAULTS = {"seed": 0, "n_frames": 1000, "electrons_per_shell": [40.0, 40.0], "detection_loss": 0.1}

@@ -1,7 +1,7 @@
 """``sevi train`` (train or resume a network on synthesis shards) and ``sevi checkpoints``.
 
 ``sevi train --train SHARD... --val SHARD... --run-dir DIR [--config FILE] [--set KEY=VALUE]
-[--lr 1e-3 --arch resnet34 ...]``: every field of :class:`sevi_lib.trainer.TrainConfig` is
+[--lr 1e-3 --arch resnet34 ...]``: every field of :class:`sevi_lib.nn.trainer.TrainConfig` is
 an option (``--batch-size``, ``--no-progress``, ...). Precedence: defaults < ``--config`` YAML
 (a mapping of fields; ``--section`` picks a sub-mapping) < ``--set`` < explicit options.
 Rerunning the same command on the same folder resumes from ``DIR/last.pt``.
@@ -20,8 +20,8 @@ import logging
 
 import yaml
 
-from ..errors import InputError
-from ..trainer import TrainConfig
+from sevi_lib.core.errors import InputError
+from sevi_lib.nn.trainer import TrainConfig
 
 _BOOL = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
 
@@ -133,7 +133,7 @@ def _setup_logging(quiet):
 
 
 def run_train(args):
-    from ..trainer import train
+    from sevi_lib.nn.trainer import train
 
     _setup_logging(args.quiet)
     cfg = config_from_args(args)
@@ -145,8 +145,8 @@ def run_train(args):
 def run_checkpoints(args):
     import pandas as pd
 
-    from ..checkpoints import checkpoint_table, compare_checkpoints
-    from ..io import atomic_path
+    from sevi_lib.core.io import atomic_path
+    from sevi_lib.nn.checkpoints import checkpoint_table, compare_checkpoints
 
     kw = dict(batch_size=args.batch_size, device=args.device, num_workers=args.num_workers)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.5g}".format):

@@ -1,0 +1,458 @@
+"""HDF5 layouts of the task, streaming frame I/O and atomic writes.
+
+Every writer here is atomic: it writes a temporary file beside the target and renames it onto
+the target only when the write completed, so an interrupted or failed job never leaves an
+output that looks complete. Every reader checks layout and dtype and raises
+:class:`~sevi_lib.core.errors.InputError` with one line naming the file (and frame) and the problem.
+
+Published layouts (see the reference): ``FinalImage`` rows ``(ImageId <i4, Image u1 (1024, 1024))``
+gzip 9; ``Truth`` / ``DistributionParameters``; ``GeneratedElectrons``; ``DetectedElectrons``;
+``Answer``. Readers accept the field spellings ``sigma_R``/``sigmaR``/``\\sigma_R`` and
+``cos_theta``/``costheta`` (case and punctuation are ignored when matching field names).
+"""
+
+import contextlib
+import os
+import tempfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.geometry import N_PIX
+from sevi_lib.core.shells import Shells
+
+FINAL_IMAGE_DTYPE = np.dtype([("ImageId", "<i4"), ("Image", "u1", (N_PIX, N_PIX))])
+GENERATED_DTYPE = np.dtype([("SphereId", "u1"), ("ElectronId", "<i4"), ("r", "<f8"), ("cos_theta", "<f8")])
+DETECTED_DTYPE = np.dtype([("ImageId", "<i4"), ("ElectronId", "<i4"), ("x", "<f8"), ("z", "<f8")])
+
+
+def truth_dtype(n):
+    """Published ``Truth`` dtype with `n` beta coefficients."""
+    return np.dtype([("SphereId", "u1"), ("R", "<f8"), ("sigma_R", "<f8"), ("beta", "<f8", (n,))])
+
+
+def distribution_dtype(n):
+    """Published ``DistributionParameters`` dtype (training files of the second kind)."""
+    return np.dtype([("DistributionId", "<i4"), ("R", "<f8"), ("sigma_R", "<f8"), ("beta", "<f8", (n,))])
+
+
+def answer_dtype(n):
+    """Published ``Answer`` dtype with `n` beta coefficients (beta_2 first)."""
+    return np.dtype([("SphereId", "u1"), ("R", "<f8"), ("beta", "<f8", (n,))])
+
+
+# ----------------------------------------------------------------------------------------- writing
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    The temporary name keeps the suffix of `path` (so ``np.save`` and ``savefig`` infer the format)
+    and is removed on any exception, including KeyboardInterrupt.
+
+    Parameters
+    ----------
+    path : str or Path
+        Final destination; its folder is created if needed.
+
+    Yields
+    ------
+    Path
+        Where to write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_h5(path, attrs=None, compression=None, **datasets):
+    """Write named arrays as datasets of one HDF5 file, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+    attrs : dict, optional
+        File attributes (numbers, strings).
+    compression : str, optional
+        h5py compression filter for every dataset (e.g. ``"gzip"``).
+    **datasets : ndarray
+        Dataset name -> array (structured arrays keep their dtype).
+    """
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for name, value in datasets.items():
+                value = np.asarray(value)
+                f.create_dataset(name, data=value, compression=compression if value.size else None)
+            for key, value in (attrs or {}).items():
+                f.attrs[key] = value
+
+
+def write_text(path, text):
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def save_npy(path, array):
+    """``numpy.save`` atomically."""
+    with atomic_path(path) as tmp:
+        np.save(tmp, np.asarray(array))
+
+
+def write_answer(path, R, beta):
+    """Write an ``Answer`` table in exactly the published layout, smaller radius first.
+
+    Parameters
+    ----------
+    path : str or Path
+    R : array_like, shape (S,)
+        Shell radii.
+    beta : array_like, shape (S, N)
+        beta_2 .. beta_2N per shell.
+
+    Returns
+    -------
+    ndarray
+        The structured array written.
+    """
+    R = np.asarray(R, dtype=np.float64)
+    beta = np.atleast_2d(np.asarray(beta, dtype=np.float64))
+    order = np.argsort(R, kind="stable")
+    table = np.zeros(len(R), dtype=answer_dtype(beta.shape[1]))
+    table["SphereId"] = np.arange(len(R))
+    table["R"] = R[order]
+    table["beta"] = beta[order]
+    write_h5(path, Answer=table)
+    return table
+
+
+class FrameWriter:
+    """Write frames to a ``FinalImage`` dataset (published layout), chunk by chunk, atomically.
+
+    Each frame is one HDF5 chunk, gzip-compressed at `level`; compression runs in `threads`
+    threads (zlib releases the GIL) and the compressed chunks are written directly. The file
+    appears at `path` only when all `n_frames` frames were written and the block exited cleanly.
+
+    Parameters
+    ----------
+    path : str or Path
+    n_frames : int
+        Number of frames the file will hold.
+    level : int
+        gzip level (published files use 9).
+    threads : int
+        Compression threads.
+
+    Examples
+    --------
+    >>> with FrameWriter("frames.h5", 10) as w:            # doctest: +SKIP
+    ...     w.write(np.arange(10), frames)
+    """
+
+    def __init__(self, path, n_frames, level=9, threads=1):
+        self.path = Path(path)
+        self.n_frames = int(n_frames)
+        self.level = int(level)
+        self.threads = max(1, int(threads))
+        self.written = 0
+
+    def __enter__(self):
+        self._ctx = atomic_path(self.path)
+        self.tmp = self._ctx.__enter__()
+        self.file = h5py.File(self.tmp, "w")
+        self.dataset = self.file.create_dataset(
+            "FinalImage", shape=(self.n_frames,), dtype=FINAL_IMAGE_DTYPE, chunks=(1,),
+            compression="gzip", compression_opts=self.level,
+        )
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        return self
+
+    def _compress(self, row):
+        return zlib.compress(row.tobytes(), self.level)
+
+    def write(self, image_ids, frames):
+        """Append frames.
+
+        Parameters
+        ----------
+        image_ids : array_like of int, shape (k,)
+        frames : ndarray of uint8, shape (k, 1024, 1024)
+        """
+        frames = np.asarray(frames)
+        if frames.dtype != np.uint8 or frames.shape[1:] != (N_PIX, N_PIX):
+            raise InputError(f"{self.path}: frames must be uint8 (k, {N_PIX}, {N_PIX}), got {frames.dtype} {frames.shape}")
+        k = len(frames)
+        if self.written + k > self.n_frames:
+            raise InputError(f"{self.path}: more than the announced {self.n_frames} frames written")
+        rows = np.empty(k, dtype=FINAL_IMAGE_DTYPE)
+        rows["ImageId"] = image_ids
+        rows["Image"] = frames
+        mapper = self._pool.map if self._pool else map
+        for i, blob in enumerate(mapper(self._compress, rows)):
+            self.dataset.id.write_direct_chunk((self.written + i,), blob)
+        self.written += k
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._pool:
+            self._pool.shutdown()
+        self.file.close()
+        if exc_type is None and self.written != self.n_frames:
+            err = InputError(f"{self.path}: only {self.written} of {self.n_frames} frames were written")
+            self._ctx.__exit__(InputError, err, None)  # removes the temporary file
+            raise err
+        return self._ctx.__exit__(exc_type, exc, tb)
+
+
+# ----------------------------------------------------------------------------------------- reading
+def _norm(name):
+    name = name.replace("σ", "sigma").replace("θ", "theta")
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
+def _field(arr, path, dataset, want):
+    """Field `want` of structured `arr`, matched tolerant of spelling."""
+    for name in arr.dtype.names or ():
+        if _norm(name) == _norm(want):
+            return arr[name]
+    raise InputError(f"{path}: dataset '{dataset}' has no field '{want}' (fields: {', '.join(arr.dtype.names or ())})")
+
+
+def open_h5(path):
+    """Open an HDF5 file for reading, with one-line errors for missing or corrupt files.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    h5py.File
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+
+
+def read_dataset(path, names):
+    """Read the first dataset of `names` that exists in file `path`.
+
+    Returns
+    -------
+    name : str
+    data : ndarray
+    """
+    with open_h5(path) as f:
+        for name in names:
+            if name in f and isinstance(f[name], h5py.Dataset):
+                try:
+                    return name, f[name][()]
+                except OSError as exc:
+                    raise InputError(f"{path}: dataset '{name}' is corrupt ({exc})") from None
+        raise InputError(f"{path}: no dataset {' or '.join(repr(n) for n in names)} (found: {', '.join(f.keys()) or 'nothing'})")
+
+
+def read_truth(path):
+    """Read the shells of a truth file (``Truth`` or ``DistributionParameters``).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    Shells
+        Sorted by radius; unphysical beta raise UnphysicalError naming the file.
+    """
+    name, t = read_dataset(path, ["Truth", "DistributionParameters"])
+    R = _field(t, path, name, "R")
+    sigma_R = _field(t, path, name, "sigma_R")
+    beta = _field(t, path, name, "beta")
+    if beta.ndim != 2:
+        raise InputError(f"{path}: field 'beta' of '{name}' must be a vector per row, got shape {beta.shape}")
+    try:
+        return Shells(R, sigma_R, beta)
+    except Exception as exc:  # SeviError subclasses: add the file name
+        raise type(exc)(f"{path}: {exc}") from None
+
+
+def read_detected(path):
+    """Read a ``DetectedElectrons`` table (project's own or published).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    dict of ndarray
+        ``x`` and ``z`` (float64, screen units) and, when present, ``ImageId`` and ``ElectronId``;
+        extra fields of the project's own tables are passed through under their names.
+    """
+    name, t = read_dataset(path, ["DetectedElectrons"])
+    if t.dtype.names is None:
+        raise InputError(f"{path}: dataset '{name}' is not a table (dtype {t.dtype})")
+    out = {n: np.asarray(t[n]) for n in t.dtype.names}
+    out["x"] = np.asarray(_field(t, path, name, "x"), dtype=np.float64)
+    out["z"] = np.asarray(_field(t, path, name, "z"), dtype=np.float64)
+    if not (np.all(np.isfinite(out["x"])) and np.all(np.isfinite(out["z"]))):
+        raise InputError(f"{path}: '{name}' holds non-finite x or z")
+    return out
+
+
+def read_map(path):
+    """Read a 1024 x 1024 numeric map (count map or raw-frame sum) from a ``.npy`` file.
+
+    Raises
+    ------
+    InputError
+        Naming the file when it cannot be read or is not a 1024 x 1024 numeric array.
+    """
+    try:
+        img = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read as .npy ({exc})") from None
+    if img.shape != (N_PIX, N_PIX) or not np.issubdtype(img.dtype, np.number):
+        raise InputError(f"{path}: expected a {N_PIX} x {N_PIX} numeric map, got {img.dtype} {img.shape}")
+    return img
+
+
+def read_answer(path):
+    """Read an ``Answer`` table as stored (no conversion; :func:`sevi_lib.core.score.check_answer` validates).
+
+    Returns
+    -------
+    ndarray
+        Structured array.
+    """
+    return read_dataset(path, ["Answer"])[1]
+
+
+class FrameReader:
+    """Stream frames of a ``FinalImage`` file without loading it.
+
+    Parameters
+    ----------
+    path : str or Path
+    threads : int
+        Decompression threads. When the file stores one frame per gzip chunk (as the published
+        and the project's files do), chunks are read raw and decompressed in parallel threads;
+        otherwise h5py reads them.
+
+    Attributes
+    ----------
+    n_frames : int
+
+    Examples
+    --------
+    >>> with FrameReader("finaltest.h5") as r:               # doctest: +SKIP
+    ...     for ids, frames in r.iter_chunks(0, r.n_frames, chunk=64):
+    ...         ...
+    """
+
+    def __init__(self, path, threads=1):
+        self.path = Path(path)
+        self.threads = max(1, int(threads))
+
+    def __enter__(self):
+        self.file = open_h5(self.path)
+        try:
+            if not isinstance(self.file.get("FinalImage"), h5py.Dataset):
+                raise InputError(f"{self.path}: no dataset 'FinalImage' (found: {', '.join(self.file.keys()) or 'nothing'})")
+            ds = self.file["FinalImage"]
+            names = ds.dtype.names or ()
+            if "Image" not in names or "ImageId" not in names:
+                raise InputError(f"{self.path}: 'FinalImage' must have fields ImageId and Image, has {names or ds.dtype}")
+            sub = ds.dtype["Image"]
+            if sub.shape != (N_PIX, N_PIX) or sub.base != np.uint8:
+                raise InputError(f"{self.path}: 'FinalImage' frames must be uint8 ({N_PIX}, {N_PIX}), are {sub.base} {sub.shape}")
+            if ds.ndim != 1:
+                raise InputError(f"{self.path}: 'FinalImage' must be one row per frame, has shape {ds.shape}")
+        except BaseException:
+            self.file.close()
+            raise
+        self.dataset = ds
+        self.n_frames = ds.shape[0]
+        self._direct = (
+            ds.chunks == (1,) and ds.dtype == FINAL_IMAGE_DTYPE and ds.compression == "gzip"
+            and not ds.shuffle and not ds.fletcher32 and ds.scaleoffset is None
+        )
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool:
+            self._pool.shutdown()
+        self.file.close()
+        return False
+
+    def _read_one(self, i):
+        try:
+            mask, blob = self.dataset.id.read_direct_chunk((i,))
+            if mask:
+                raise OSError("filter was skipped for this chunk")
+            data = zlib.decompress(blob)
+        except (OSError, zlib.error, KeyError) as exc:
+            raise InputError(f"{self.path}: frame {i} is unreadable (corrupt or truncated file: {exc})") from None
+        if len(data) != FINAL_IMAGE_DTYPE.itemsize:
+            raise InputError(f"{self.path}: frame {i} decompresses to {len(data)} bytes, expected {FINAL_IMAGE_DTYPE.itemsize}")
+        return np.frombuffer(data, dtype=FINAL_IMAGE_DTYPE)[0]
+
+    def read(self, start, stop):
+        """Frames [start, stop) as ``(image_ids int32 (k,), frames uint8 (k, 1024, 1024))``."""
+        self._check_range(start, stop)
+        k = stop - start
+        ids = np.empty(k, dtype=np.int32)
+        frames = np.empty((k, N_PIX, N_PIX), dtype=np.uint8)
+        if self._direct:
+            mapper = self._pool.map if self._pool else map
+            for j, row in enumerate(mapper(self._read_one, range(start, stop))):
+                ids[j] = row["ImageId"]
+                frames[j] = row["Image"]
+        else:
+            try:
+                rows = self.dataset[start:stop]
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{self.path}: frames {start}..{stop - 1} are unreadable (corrupt or truncated file: {exc})") from None
+            ids[:] = rows["ImageId"]
+            frames[:] = rows["Image"]
+        return ids, frames
+
+    def _check_range(self, start, stop):
+        if not (0 <= start <= stop <= self.n_frames):
+            raise InputError(f"{self.path}: frame range [{start}, {stop}) is outside the file's {self.n_frames} frames")
+
+    def iter_chunks(self, start=0, stop=None, chunk=64):
+        """Yield consecutive chunks of frames [start, stop).
+
+        Parameters
+        ----------
+        start, stop : int
+            Frame range; ``stop=None`` means the end of the file. An empty range yields nothing.
+        chunk : int
+            Frames per chunk (memory is about ``chunk`` MiB).
+
+        Yields
+        ------
+        image_ids : ndarray of int32, shape (k,)
+        frames : ndarray of uint8, shape (k, 1024, 1024)
+        """
+        stop = self.n_frames if stop is None else stop
+        self._check_range(start, stop)
+        for a in range(start, stop, chunk):
+            yield self.read(a, min(a + chunk, stop))

@@ -1,0 +1,1112 @@
+"""Mixture fit of model spots to one blob of a camera frame (numba kernels).
+
+A blob is handed over as a dense patch ``D`` (its bounding box): the pixel values of the blob,
+``-1`` for pixels of the box outside the blob. The model is a sum of K spots of exactly the
+published form, component k with parameters ``comp[k] = (a, b, A, s, rho)``:
+``A exp(-[(x - a)^2 + (z - b)^2 + 2 rho (x - a)(z - b)] / (2 s^2))``, where patch pixel (i, j)
+samples the model at ``(i + off, j + off)`` (``off`` = mean sub-grid offset, 0.4 px for the
+published generator). Width and correlation are free but held near their published
+distributions (``s ~ N(sigma, 0.512^2)`` px, ``rho ~ N(0, 0.1^2)``) by Gaussian penalty terms:
+fitting them matters, a fixed shape leaves residuals that look like extra or missing spots.
+Saturated pixels (255) are censored: they add a residual only while the model is below 255.
+
+A component lives on the disc of radius ``WINDOW_SIGMAS`` s around it, cut to the blob's row
+spans, and only on the STRIDE grid the fit uses; values, Jacobian and the Hessian blocks are
+stored compactly on that grid, the Gaussian factors come from recurrences (a few exponentials
+per component, one multiplication per pixel). The fit is Levenberg-Marquardt on all 5K
+parameters; only overlapping components couple, so with the components ordered by x the
+normal matrix is nearly banded and is factored within its envelope.
+
+:func:`decompose` turns a patch into components: seeds at local maxima and at the saturated
+centroid, then rounds of (split components with the light of two or more spots, add
+components at residual peaks, refit, merge components that converged onto each other), then
+removal of weak components. The refits after growth and the removal trials fit only the
+components near the change (the rest of the blob is held fixed), a removal trial gives up once
+it cannot pay, and the final fit is skipped when nothing changed since a converged fit. A
+component's electron count is its flux ``2 pi A s^2 / sqrt(1 - rho^2)`` in units of the mean
+spot's (rounded; spots closer than about 2 px are indistinguishable in shape, only in flux).
+
+Note for developers: numba's on-disk cache does not follow calls across modules; after
+editing this file remove ``src/sevi_lib/__pycache__/detect*.nb?`` (the cached frame kernel of
+:mod:`sevi_lib.detect.blobs` would keep the old code).
+"""
+
+import numpy as np
+from numba import njit
+
+#: The fit uses the pixels of the patch whose coordinates are both multiples of STRIDE (spots are
+#: 7.7 px wide and noise-free up to rounding, so a quarter of the pixels determine them as well;
+#: the fit costs a quarter).
+STRIDE = 2
+
+#: Parameters per component: a, b (patch pixel coordinates), A (peak), s (width, px), rho.
+NPAR = 5
+
+#: Levenberg-Marquardt iterations of the intermediate fits (growth, removal).
+INTERMEDIATE_ITER = 10
+
+#: The refits after a growth round and the removal trials fit only the components within this
+#: many widths of a change (split, added or removed components); the others stay fixed.
+NEAR_SIGMAS = 5.0
+
+#: A removal trial gives up when this many more steps of its last decrease would not make the removal pay.
+ABORT_STEPS = 4.0
+
+#: Components that converge closer than this (pixels) are merged into one of summed flux.
+MERGE_PX = 3.0
+
+#: Components fainter than this fraction of a mean spot must earn their place (see removal_cost).
+WEAK_RATIO = 0.8
+
+#: Half-width of a component's evaluation window in widths (exp(-3.3^2 / 2) * 255 < 1.2 counts).
+WINDOW_SIGMAS = 3.3
+
+#: Spread of the published spot width (pixels: 0.001 screen units) and correlation.
+SIGMA_SD_PX = 0.512
+RHO_SD = 0.1
+
+#: Weight of the shape priors, in counts of pixel residual per standard deviation.
+PRIOR_WEIGHT = 2.0
+
+#: Bounds of the fitted width (in units of the nominal width) and correlation.
+S_MIN = 0.6
+S_MAX = 1.6
+RHO_MAX = 0.6
+
+
+@njit(cache=True, nogil=True)
+def _up(i):
+    """Smallest multiple of STRIDE >= i (i >= 0)."""
+    return (i + STRIDE - 1) // STRIDE * STRIDE
+
+
+@njit(cache=True, nogil=True)
+def _nstride(i0, i1):
+    """Number of STRIDE-grid pixels in [i0, i1) for i0 on the grid."""
+    return max((i1 - i0 + STRIDE - 1) // STRIDE, 0)
+
+
+@njit(cache=True, nogil=True)
+def _blob_spans(D, nbi, nbj, bsp):
+    """Per STRIDE-grid row u of the patch, the grid columns [bsp[u, 0], bsp[u, 1]) spanning the blob."""
+    for u in range(_nstride(0, nbi)):
+        lo = -1
+        hi = 0
+        for v in range(_nstride(0, nbj)):
+            if D[STRIDE * u, STRIDE * v] >= 0.0:
+                if lo < 0:
+                    lo = v
+                hi = v + 1
+        bsp[u, 0] = max(lo, 0)
+        bsp[u, 1] = hi
+
+
+@njit(cache=True, nogil=True)
+def _eval(comp, ak, na, nbi, nbj, off, win, E, tz, bsp, csp):
+    """Windows and unit-amplitude spot values of the components ak[:na] on the STRIDE grid.
+
+    ``win[k] = (i0, i1, j0, j1)`` (i0, j0 on the grid) bounds the square of half-width
+    ``WINDOW_SIGMAS * s``; within it a component lives on the disc of that radius, cut to the
+    blob's row spans ``bsp``: on window row u (pixel row ``i0 + STRIDE u``) on columns
+    ``csp[k, u, 0] <= v < csp[k, u, 1]``, where ``E[k, u, v]`` is its value at pixel
+    ``(i0 + STRIDE u, j0 + STRIDE v)`` (compact: only grid pixels are stored).
+    """
+    for c in range(na):
+        k = ak[c]
+        a = comp[k, 0]
+        b = comp[k, 1]
+        s = comp[k, 3]
+        rho = comp[k, 4]
+        half = WINDOW_SIGMAS * s
+        i0 = _up(max(int(np.floor(a - half)), 0))
+        i1 = max(min(int(np.ceil(a + half)) + 1, nbi), i0)
+        j0 = _up(max(int(np.floor(b - half)), 0))
+        j1 = max(min(int(np.ceil(b + half)) + 1, nbj), j0)
+        win[k, 0] = i0
+        win[k, 1] = i1
+        win[k, 2] = j0
+        win[k, 3] = j1
+        nu = _nstride(i0, i1)
+        nv = _nstride(j0, j1)
+        uo = i0 // STRIDE
+        vo = j0 // STRIDE
+        c2 = 0.5 / (s * s)
+        cr = -rho / (s * s)
+        # Gaussian factors along a row or column by recurrences (exp(-(d + S)^2 c) =
+        # exp(-d^2 c) * ratio, the ratio itself geometric): a few exponentials per component
+        dz0 = j0 + off - b
+        t = np.exp(-dz0 * dz0 * c2)
+        tr = np.exp(-(2.0 * dz0 * STRIDE + STRIDE * STRIDE) * c2)
+        trr = np.exp(-2.0 * STRIDE * STRIDE * c2)
+        for v in range(nv):
+            tz[v] = t
+            t *= tr
+            tr *= trr
+        dx = i0 + off - a
+        ex = np.exp(-dx * dx * c2)
+        xr = np.exp(-(2.0 * dx * STRIDE + STRIDE * STRIDE) * c2)
+        q = np.exp(cr * dx * STRIDE)
+        qq = np.exp(cr * STRIDE * STRIDE)
+        g0 = np.exp(cr * dx * dz0)
+        gq = np.exp(cr * STRIDE * dz0)
+        h2 = half * half
+        bc = b - off - j0
+        for u in range(nu):
+            r2 = h2 - dx * dx
+            lo = 0
+            hi = 0
+            if r2 > 0.0:
+                hw = np.sqrt(r2)
+                lo = max(int(np.ceil((bc - hw) / STRIDE)), 0, bsp[uo + u, 0] - vo)
+                hi = min(int(np.floor((bc + hw) / STRIDE)) + 1, nv, bsp[uo + u, 1] - vo)
+                hi = max(hi, lo)
+            csp[k, u, 0] = lo
+            csp[k, u, 1] = hi
+            if hi > lo:
+                gg = g0
+                for v in range(lo):
+                    gg *= q
+                for v in range(lo, hi):
+                    E[k, u, v] = ex * tz[v] * gg
+                    gg *= q
+            dx += STRIDE
+            ex *= xr
+            xr *= trr
+            q *= qq
+            g0 *= gq
+
+
+@njit(cache=True, nogil=True)
+def _model(comp, K, win, E, M, nbi, nbj, csp, bsp):
+    """The model on the blob's row spans of the STRIDE grid (the only pixels ever read)."""
+    for u in range(_nstride(0, nbi)):
+        i = STRIDE * u
+        for v in range(bsp[u, 0], bsp[u, 1]):
+            M[i, STRIDE * v] = 0.0
+    for k in range(K):
+        A = comp[k, 2]
+        i0 = win[k, 0]
+        j0 = win[k, 2]
+        for u in range(_nstride(i0, win[k, 1])):
+            i = i0 + STRIDE * u
+            for v in range(csp[k, u, 0], csp[k, u, 1]):
+                M[i, j0 + STRIDE * v] += A * E[k, u, v]
+
+
+@njit(cache=True, nogil=True)
+def _sse(D, M, nbi, nbj, comp, K, sigma, bsp):
+    """Censored squared residual plus the shape penalties."""
+    s = 0.0
+    for u in range(_nstride(0, nbi)):
+        i = STRIDE * u
+        for v in range(bsp[u, 0], bsp[u, 1]):
+            j = STRIDE * v
+            d = D[i, j]
+            if d < 0.0:
+                continue
+            if d >= 255.0:
+                r = 255.0 - M[i, j]
+                if r < 0.0:
+                    r = 0.0
+            else:
+                r = d - M[i, j]
+            s += r * r
+    ws = PRIOR_WEIGHT / SIGMA_SD_PX
+    wr = PRIOR_WEIGHT / RHO_SD
+    for k in range(K):
+        s += (ws * (comp[k, 3] - sigma)) ** 2 + (wr * comp[k, 4]) ** 2
+    return s
+
+
+@njit(cache=True, nogil=True)
+def _residual(D, M, nbi, nbj, Rc, Wc, bsp):
+    """Censored residual Rc and weight Wc (0: pixel outside the blob, or saturated and
+    the model above 255; else 1) on the STRIDE grid, compact: Rc[u, v] is pixel (STRIDE u, STRIDE v)
+    (on the blob's row spans only: the components' windows are cut to them)."""
+    for u in range(_nstride(0, nbi)):
+        i = STRIDE * u
+        for v in range(bsp[u, 0], bsp[u, 1]):
+            j = STRIDE * v
+            d = D[i, j]
+            m = M[i, j]
+            w = 1.0
+            if d < 0.0:
+                w = 0.0
+                r = 0.0
+            elif d >= 255.0:
+                if m >= 255.0:
+                    w = 0.0
+                    r = 0.0
+                else:
+                    r = 255.0 - m
+            else:
+                r = d - m
+            Rc[u, v] = r
+            Wc[u, v] = w
+
+
+@njit(cache=True, nogil=True)
+def _jacobian(comp, ak, na, win, E, off, Wc, J, csp):
+    """Weighted derivatives of the model of each component ak[:na] over its window: J[k, u, v, p] (grid as E)."""
+    for c in range(na):
+        k = ak[c]
+        a = comp[k, 0]
+        b = comp[k, 1]
+        A = comp[k, 2]
+        s = comp[k, 3]
+        rho = comp[k, 4]
+        is2 = 1.0 / (s * s)
+        is3 = is2 / s
+        i0 = win[k, 0]
+        j0 = win[k, 2]
+        uo = i0 // STRIDE
+        vo = j0 // STRIDE
+        for u in range(_nstride(i0, win[k, 1])):
+            dx = i0 + STRIDE * u + off - a
+            for v in range(csp[k, u, 0], csp[k, u, 1]):
+                dz = j0 + STRIDE * v + off - b
+                e = E[k, u, v] * Wc[uo + u, vo + v]
+                Ae = A * e
+                J[k, u, v, 0] = Ae * (dx + rho * dz) * is2
+                J[k, u, v, 1] = Ae * (dz + rho * dx) * is2
+                J[k, u, v, 2] = e
+                J[k, u, v, 3] = Ae * (dx * dx + dz * dz + 2.0 * rho * dx * dz) * is3
+                J[k, u, v, 4] = -Ae * dx * dz * is2
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _pair_block(J, csp, k, uk, vk, l, ul, vl, nu, H, ok, ol):
+    """H[ok:ok+5, ol:ol+5] (and its transpose) += J[k]^T J[l] over the rows u < nu of their overlap
+    (window rows uk + u of k, ul + u of l; columns v of the overlap are vk + v of k, vl + v of l), k != l."""
+    a00, a01, a02, a03, a04 = 0.0, 0.0, 0.0, 0.0, 0.0
+    a10, a11, a12, a13, a14 = 0.0, 0.0, 0.0, 0.0, 0.0
+    a20, a21, a22, a23, a24 = 0.0, 0.0, 0.0, 0.0, 0.0
+    a30, a31, a32, a33, a34 = 0.0, 0.0, 0.0, 0.0, 0.0
+    a40, a41, a42, a43, a44 = 0.0, 0.0, 0.0, 0.0, 0.0
+    for u in range(nu):
+        lo = max(csp[k, uk + u, 0] - vk, csp[l, ul + u, 0] - vl)
+        hi = min(csp[k, uk + u, 1] - vk, csp[l, ul + u, 1] - vl)
+        for v in range(lo, hi):
+            x0 = J[k, uk + u, vk + v, 0]
+            x1 = J[k, uk + u, vk + v, 1]
+            x2 = J[k, uk + u, vk + v, 2]
+            x3 = J[k, uk + u, vk + v, 3]
+            x4 = J[k, uk + u, vk + v, 4]
+            y0 = J[l, ul + u, vl + v, 0]
+            y1 = J[l, ul + u, vl + v, 1]
+            y2 = J[l, ul + u, vl + v, 2]
+            y3 = J[l, ul + u, vl + v, 3]
+            y4 = J[l, ul + u, vl + v, 4]
+            a00 += x0 * y0
+            a01 += x0 * y1
+            a02 += x0 * y2
+            a03 += x0 * y3
+            a04 += x0 * y4
+            a10 += x1 * y0
+            a11 += x1 * y1
+            a12 += x1 * y2
+            a13 += x1 * y3
+            a14 += x1 * y4
+            a20 += x2 * y0
+            a21 += x2 * y1
+            a22 += x2 * y2
+            a23 += x2 * y3
+            a24 += x2 * y4
+            a30 += x3 * y0
+            a31 += x3 * y1
+            a32 += x3 * y2
+            a33 += x3 * y3
+            a34 += x3 * y4
+            a40 += x4 * y0
+            a41 += x4 * y1
+            a42 += x4 * y2
+            a43 += x4 * y3
+            a44 += x4 * y4
+    H[ok + 0, ol + 0] += a00
+    H[ol + 0, ok + 0] += a00
+    H[ok + 0, ol + 1] += a01
+    H[ol + 1, ok + 0] += a01
+    H[ok + 0, ol + 2] += a02
+    H[ol + 2, ok + 0] += a02
+    H[ok + 0, ol + 3] += a03
+    H[ol + 3, ok + 0] += a03
+    H[ok + 0, ol + 4] += a04
+    H[ol + 4, ok + 0] += a04
+    H[ok + 1, ol + 0] += a10
+    H[ol + 0, ok + 1] += a10
+    H[ok + 1, ol + 1] += a11
+    H[ol + 1, ok + 1] += a11
+    H[ok + 1, ol + 2] += a12
+    H[ol + 2, ok + 1] += a12
+    H[ok + 1, ol + 3] += a13
+    H[ol + 3, ok + 1] += a13
+    H[ok + 1, ol + 4] += a14
+    H[ol + 4, ok + 1] += a14
+    H[ok + 2, ol + 0] += a20
+    H[ol + 0, ok + 2] += a20
+    H[ok + 2, ol + 1] += a21
+    H[ol + 1, ok + 2] += a21
+    H[ok + 2, ol + 2] += a22
+    H[ol + 2, ok + 2] += a22
+    H[ok + 2, ol + 3] += a23
+    H[ol + 3, ok + 2] += a23
+    H[ok + 2, ol + 4] += a24
+    H[ol + 4, ok + 2] += a24
+    H[ok + 3, ol + 0] += a30
+    H[ol + 0, ok + 3] += a30
+    H[ok + 3, ol + 1] += a31
+    H[ol + 1, ok + 3] += a31
+    H[ok + 3, ol + 2] += a32
+    H[ol + 2, ok + 3] += a32
+    H[ok + 3, ol + 3] += a33
+    H[ol + 3, ok + 3] += a33
+    H[ok + 3, ol + 4] += a34
+    H[ol + 4, ok + 3] += a34
+    H[ok + 4, ol + 0] += a40
+    H[ol + 0, ok + 4] += a40
+    H[ok + 4, ol + 1] += a41
+    H[ol + 1, ok + 4] += a41
+    H[ok + 4, ol + 2] += a42
+    H[ol + 2, ok + 4] += a42
+    H[ok + 4, ol + 3] += a43
+    H[ol + 3, ok + 4] += a43
+    H[ok + 4, ol + 4] += a44
+    H[ol + 4, ok + 4] += a44
+
+
+@njit(cache=True, nogil=True, fastmath=True)
+def _diag_block(J, Rc, csp, k, uo, vo, nu, H, g, o):
+    """H[o:o+5, o:o+5] += J[k]^T J[k] and g[o:o+5] += J[k]^T r over component k's window
+    (its rows u < nu; window pixel (u, v) is Rc[uo + u, vo + v])."""
+    a00, a01, a02, a03, a04, b0 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+    a11, a12, a13, a14, b1 = 0.0, 0.0, 0.0, 0.0, 0.0
+    a22, a23, a24, b2 = 0.0, 0.0, 0.0, 0.0
+    a33, a34, b3 = 0.0, 0.0, 0.0
+    a44, b4 = 0.0, 0.0
+    for u in range(nu):
+        for v in range(csp[k, u, 0], csp[k, u, 1]):
+            r = Rc[uo + u, vo + v]
+            x0 = J[k, u, v, 0]
+            x1 = J[k, u, v, 1]
+            x2 = J[k, u, v, 2]
+            x3 = J[k, u, v, 3]
+            x4 = J[k, u, v, 4]
+            b0 += x0 * r
+            a00 += x0 * x0
+            a01 += x0 * x1
+            a02 += x0 * x2
+            a03 += x0 * x3
+            a04 += x0 * x4
+            b1 += x1 * r
+            a11 += x1 * x1
+            a12 += x1 * x2
+            a13 += x1 * x3
+            a14 += x1 * x4
+            b2 += x2 * r
+            a22 += x2 * x2
+            a23 += x2 * x3
+            a24 += x2 * x4
+            b3 += x3 * r
+            a33 += x3 * x3
+            a34 += x3 * x4
+            b4 += x4 * r
+            a44 += x4 * x4
+    g[o + 0] += b0
+    H[o + 0, o + 0] += a00
+    H[o + 0, o + 1] += a01
+    H[o + 1, o + 0] += a01
+    H[o + 0, o + 2] += a02
+    H[o + 2, o + 0] += a02
+    H[o + 0, o + 3] += a03
+    H[o + 3, o + 0] += a03
+    H[o + 0, o + 4] += a04
+    H[o + 4, o + 0] += a04
+    g[o + 1] += b1
+    H[o + 1, o + 1] += a11
+    H[o + 1, o + 2] += a12
+    H[o + 2, o + 1] += a12
+    H[o + 1, o + 3] += a13
+    H[o + 3, o + 1] += a13
+    H[o + 1, o + 4] += a14
+    H[o + 4, o + 1] += a14
+    g[o + 2] += b2
+    H[o + 2, o + 2] += a22
+    H[o + 2, o + 3] += a23
+    H[o + 3, o + 2] += a23
+    H[o + 2, o + 4] += a24
+    H[o + 4, o + 2] += a24
+    g[o + 3] += b3
+    H[o + 3, o + 3] += a33
+    H[o + 3, o + 4] += a34
+    H[o + 4, o + 3] += a34
+    g[o + 4] += b4
+    H[o + 4, o + 4] += a44
+
+
+@njit(cache=True, nogil=True)
+def _cholesky_solve(H, g, n, out):
+    """Solve H x = g for the leading n x n block of SPD H (H overwritten); False if singular."""
+    for j in range(n):
+        s = H[j, j]
+        for k in range(j):
+            s -= H[j, k] * H[j, k]
+        if s <= 1e-300:
+            return False
+        d = np.sqrt(s)
+        H[j, j] = d
+        for i in range(j + 1, n):
+            t = H[i, j]
+            for k in range(j):
+                t -= H[i, k] * H[j, k]
+            H[i, j] = t / d
+    for i in range(n):
+        t = g[i]
+        for k in range(i):
+            t -= H[i, k] * out[k]
+        out[i] = t / H[i, i]
+    for i in range(n - 1, -1, -1):
+        t = out[i]
+        for k in range(i + 1, n):
+            t -= H[k, i] * out[k]
+        out[i] = t / H[i, i]
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _cholesky_env(H, g, n, out, fr):
+    """Solve H x = g like :func:`_cholesky_solve` for H whose row i is zero left of column fr[i]
+    (its envelope, which the factor keeps): the work is that of the envelope, not of n^3."""
+    for j in range(n):
+        fj = fr[j]
+        s = H[j, j]
+        for k in range(fj, j):
+            s -= H[j, k] * H[j, k]
+        if s <= 1e-300:
+            return False
+        d = np.sqrt(s)
+        H[j, j] = d
+        for i in range(j + 1, n):
+            fi = fr[i]
+            if fi > j:
+                continue
+            t = H[i, j]
+            for k in range(max(fi, fj), j):
+                t -= H[i, k] * H[j, k]
+            H[i, j] = t / d
+    for i in range(n):
+        t = g[i]
+        for k in range(fr[i], i):
+            t -= H[i, k] * out[k]
+        out[i] = t / H[i, i]
+    for i in range(n - 1, -1, -1):
+        t = out[i]
+        for k in range(i + 1, n):
+            if fr[k] <= i:
+                t -= H[k, i] * out[k]
+        out[i] = t / H[i, i]
+    return True
+
+
+class FitWorkspace:
+    """Buffers of :func:`decompose` for patches up to (n, n) pixels and `kmax` components."""
+
+    def __init__(self, n, kmax, sigma_max=8.0):
+        L = int(2 * WINDOW_SIGMAS * S_MAX * sigma_max) + 4
+        Lc = L // STRIDE + 2
+        nc = n // STRIDE + 1
+        k1 = kmax + 1
+        self.D = np.empty((n, n), dtype=np.float64)
+        self.M = np.empty((n, n), dtype=np.float64)
+        self.R = np.empty((n, n), dtype=np.float64)
+        self.comp = np.zeros((k1, NPAR), dtype=np.float64)
+        self.flag = np.zeros(k1, dtype=np.float64)
+        self.trial = np.zeros((k1, NPAR), dtype=np.float64)
+        self.win = np.zeros((k1, 4), dtype=np.int64)
+        self.twin = np.zeros((k1, 4), dtype=np.int64)
+        self.E = np.zeros((k1, Lc, Lc), dtype=np.float64)
+        self.J = np.zeros((k1, Lc, Lc, NPAR), dtype=np.float64)
+        self.Rc = np.zeros((nc, nc), dtype=np.float64)
+        self.Wc = np.zeros((nc, nc), dtype=np.float64)
+        self.bsp = np.zeros((nc, 2), dtype=np.int64)
+        self.csp = np.zeros((k1, Lc, 2), dtype=np.int64)
+        self.tz = np.zeros(L, dtype=np.float64)
+        self.H = np.zeros((NPAR * k1, NPAR * k1), dtype=np.float64)
+        self.Hc = np.zeros_like(self.H)
+        self.g = np.zeros(NPAR * k1, dtype=np.float64)
+        self.step = np.zeros(NPAR * k1, dtype=np.float64)
+        self.cand = np.zeros((4096, 4), dtype=np.float64)
+
+    def args(self):
+        return (self.D, self.M, self.R, self.comp, self.flag, self.trial, self.win, self.twin, self.E, self.J,
+                self.tz, self.H, self.Hc, self.g, self.step, self.cand, self.Rc, self.Wc, self.bsp, self.csp)
+
+
+@njit(cache=True, nogil=True)
+def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp,
+        act=None, target=np.inf):
+    """Levenberg-Marquardt fit of comp[:K] to D; leaves win, E and M consistent with comp.
+    Returns the squared residual and whether the fit converged (a last step below 0.01 px, or
+    no step that improves).
+
+    With `act`, only the components k with act[k] != 0 are fitted (the others stay fixed but
+    remain in the model). A fit whose squared residual stays above `target` gives up once its
+    last decrease is too small to reach it in a few more iterations (removal trials)."""
+    ak = np.empty(K, dtype=np.int64)
+    na = 0
+    for k in range(K):
+        if act is None or act[k] != 0:
+            ak[na] = k
+            na += 1
+    n = NPAR * na
+    allk = np.arange(K)
+    _eval(comp, allk, K, nbi, nbj, off, win, E, tz, bsp, csp)
+    _model(comp, K, win, E, M, nbi, nbj, csp, bsp)
+    cur = _sse(D, M, nbi, nbj, comp, K, sigma, bsp)
+    lam = 1e-3
+    ws2 = (PRIOR_WEIGHT / SIGMA_SD_PX) ** 2
+    wr2 = (PRIOR_WEIGHT / RHO_SD) ** 2
+    perm = np.empty(na, dtype=np.int64)
+    fb = np.empty(na, dtype=np.int64)
+    fr = np.empty(n, dtype=np.int64)
+    gp = np.empty(n)
+    sp = np.empty(n)
+    if na == 0:
+        max_iter = 0
+    drop = 0.0
+    conv = False
+    for it in range(max_iter):
+        _residual(D, M, nbi, nbj, Rc, Wc, bsp)
+        _jacobian(comp, ak, na, win, E, off, Wc, J, csp)
+        for u in range(n):
+            g[u] = 0.0
+            for w in range(n):
+                H[u, w] = 0.0
+        for c in range(na):
+            k = ak[c]
+            i0 = win[k, 0]
+            j0 = win[k, 2]
+            o = NPAR * c
+            _diag_block(J, Rc, csp, k, i0 // STRIDE, j0 // STRIDE, _nstride(i0, win[k, 1]), H, g, o)
+            for c2 in range(c + 1, na):
+                l = ak[c2]
+                ia0 = max(i0, win[l, 0])
+                ia1 = min(win[k, 1], win[l, 1])
+                ib0 = max(j0, win[l, 2])
+                ib1 = min(win[k, 3], win[l, 3])
+                if ia1 <= ia0 or ib1 <= ib0:
+                    continue
+                uk = (ia0 - i0) // STRIDE
+                vk = (ib0 - j0) // STRIDE
+                ul = (ia0 - win[l, 0]) // STRIDE
+                vl = (ib0 - win[l, 2]) // STRIDE
+                _pair_block(J, csp, k, uk, vk, l, ul, vl, _nstride(ia0, ia1), H, o, NPAR * c2)
+            # shape priors
+            H[o + 3, o + 3] += ws2
+            g[o + 3] += ws2 * (sigma - comp[k, 3])
+            H[o + 4, o + 4] += wr2
+            g[o + 4] -= wr2 * comp[k, 4]
+        # the linear system in components ordered by x (blobs are mostly chains): H is then
+        # nearly banded; fb[P]: first component in that order that overlaps component P
+        for P in range(na):
+            x = P
+            Q = P
+            while Q > 0 and comp[ak[perm[Q - 1]], 0] > comp[ak[x], 0]:
+                perm[Q] = perm[Q - 1]
+                Q -= 1
+            perm[Q] = x
+        for P in range(na):
+            kp = NPAR * perm[P]
+            fb[P] = P
+            for Q in range(P):
+                if H[kp + 2, NPAR * perm[Q] + 2] != 0.0:
+                    fb[P] = Q
+                    break
+            for p in range(NPAR):
+                fr[NPAR * P + p] = NPAR * fb[P]
+                gp[NPAR * P + p] = g[kp + p]
+        improved = False
+        maxstep = 0.0
+        for attempt in range(6):
+            for P in range(na):
+                kp = NPAR * perm[P]
+                for Q in range(fb[P], P + 1):
+                    kq = NPAR * perm[Q]
+                    for p in range(NPAR):
+                        for q in range(NPAR):
+                            Hc[NPAR * P + p, NPAR * Q + q] = H[kp + p, kq + q]
+                for p in range(NPAR):
+                    u = NPAR * P + p
+                    Hc[u, u] = H[kp + p, kp + p] * (1.0 + lam) + 1e-6
+            if not _cholesky_env(Hc, gp, n, sp, fr):
+                lam *= 10.0
+                continue
+            for P in range(na):
+                for p in range(NPAR):
+                    step[NPAR * perm[P] + p] = sp[NPAR * P + p]
+            for k in range(K):
+                for u in range(NPAR):
+                    trial[k, u] = comp[k, u]
+            for c in range(na):
+                k = ak[c]
+                o = NPAR * c
+                trial[k, 0] = min(max(comp[k, 0] + step[o], -3.0), nbi + 3.0)
+                trial[k, 1] = min(max(comp[k, 1] + step[o + 1], -3.0), nbj + 3.0)
+                trial[k, 2] = max(comp[k, 2] + step[o + 2], 1.0)
+                trial[k, 3] = min(max(comp[k, 3] + step[o + 3], S_MIN * sigma), S_MAX * sigma)
+                trial[k, 4] = min(max(comp[k, 4] + step[o + 4], -RHO_MAX), RHO_MAX)
+            if na < K:  # the fixed components keep their windows and values
+                for k in range(K):
+                    for u in range(4):
+                        twin[k, u] = win[k, u]
+            _eval(trial, ak, na, nbi, nbj, off, twin, E, tz, bsp, csp)
+            _model(trial, K, twin, E, M, nbi, nbj, csp, bsp)
+            new = _sse(D, M, nbi, nbj, trial, K, sigma, bsp)
+            if new <= cur:
+                drop = cur - new
+                for k in range(K):
+                    dd = abs(trial[k, 0] - comp[k, 0]) + abs(trial[k, 1] - comp[k, 1])
+                    if dd > maxstep:
+                        maxstep = dd
+                    for u in range(NPAR):
+                        comp[k, u] = trial[k, u]
+                    for u in range(4):
+                        win[k, u] = twin[k, u]
+                cur = new
+                lam = max(lam * 0.3, 1e-7)
+                improved = True
+                break
+            lam *= 8.0
+        if not improved:
+            _eval(comp, ak, na, nbi, nbj, off, win, E, tz, bsp, csp)
+            _model(comp, K, win, E, M, nbi, nbj, csp, bsp)
+            conv = True
+            break
+        if maxstep < 0.01:
+            conv = True
+            break
+        if it >= 1 and cur - target > ABORT_STEPS * drop:
+            break
+    return cur, conv
+
+
+@njit(cache=True, nogil=True)
+def _is_patch_max(P, a, b, nbi, nbj, st):
+    """Plateau-safe local maximum of P at (a, b) among the neighbours `st` pixels away."""
+    v = P[a, b]
+    for da in range(-st, st + 1, st):
+        aa = a + da
+        if aa < 0 or aa >= nbi:
+            continue
+        for db in range(-st, st + 1, st):
+            bb = b + db
+            if (da == 0 and db == 0) or bb < 0 or bb >= nbj:
+                continue
+            w = P[aa, bb]
+            if da < 0 or (da == 0 and db < 0):
+                if w >= v:
+                    return False
+            elif w > v:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _mark_near(comp, K, act, x, z, r):
+    """act[k] = 1 for the components k < K within r of (x, z)."""
+    for k in range(K):
+        dx = comp[k, 0] - x
+        dz = comp[k, 1] - z
+        if dx * dx + dz * dz < r * r:
+            act[k] = 1
+
+
+@njit(cache=True, nogil=True)
+def _flux(comp, k, sigma):
+    """Flux of component k as the peak of a nominal spot (width `sigma`, rho 0) of equal flux."""
+    s = comp[k, 3]
+    return comp[k, 2] * s * s / (sigma * sigma * np.sqrt(1.0 - comp[k, 4] ** 2))
+
+
+@njit(cache=True, nogil=True)
+def _split(D, M, comp, k, K, win, E, csp, off, sigma, apply):
+    """Replace component k by two of half its amplitude along its long axis (new one at index K).
+
+    The axis and separation come from the second moments of the light attributed to k
+    (data x model_k / model): two spots at +-h along u widen the light by h^2 along u only.
+    """
+    a0 = win[k, 0]
+    b0 = win[k, 2]
+    sw = 0.0
+    sxx = 0.0
+    szz = 0.0
+    sxz = 0.0
+    for u in range(_nstride(a0, win[k, 1])):
+        a = a0 + STRIDE * u
+        for v in range(csp[k, u, 0], csp[k, u, 1]):
+            b = b0 + STRIDE * v
+            d = D[a, b]
+            m = M[a, b]
+            if d < 0.0 or m <= 0.0:
+                continue
+            ek = comp[k, 2] * E[k, u, v]
+            w = ek * (1.0 if d >= 255.0 and m < d else d / m)
+            dx = a + off - comp[k, 0]
+            dz = b + off - comp[k, 1]
+            sw += w
+            sxx += w * dx * dx
+            szz += w * dz * dz
+            sxz += w * dx * dz
+    ux = 1.0
+    uz = 0.0
+    h = 1.5
+    if sw > 0.0:
+        cxx = sxx / sw
+        czz = szz / sw
+        cxz = sxz / sw
+        det = np.sqrt(0.25 * (cxx - czz) ** 2 + cxz * cxz)
+        lam1 = 0.5 * (cxx + czz) + det
+        if abs(cxz) > 1e-12:
+            ux = lam1 - czz
+            uz = cxz
+        elif czz > cxx:
+            ux = 0.0
+            uz = 1.0
+        nrm = np.sqrt(ux * ux + uz * uz)
+        ux /= nrm
+        uz /= nrm
+        h = min(max(np.sqrt(2.0 * det), 1.5), sigma)
+    if not apply:
+        return ux, uz, 2.0 * det
+    px = comp[k, 0]
+    pz = comp[k, 1]
+    A = comp[k, 2]
+    comp[k, 0] = px + h * ux
+    comp[k, 1] = pz + h * uz
+    comp[k, 2] = 0.5 * A
+    comp[k, 3] = sigma
+    comp[k, 4] = 0.0
+    comp[K, 0] = px - h * ux
+    comp[K, 1] = pz - h * uz
+    comp[K, 2] = 0.5 * A
+    comp[K, 3] = sigma
+    comp[K, 4] = 0.0
+    return ux, uz, 2.0 * det
+
+
+@njit(cache=True, nogil=True)
+def _expand(D, M, comp, flag, K, win, E, csp, off, sigma, A0, min_amp, out, cap):
+    """Electrons of the fitted components into out[:, (a, b, amplitude, multiplicity)].
+
+    A component of flux F (as a nominal spot's peak) and peak A is ``n = round(sqrt(F A) / A0)``
+    electrons (F < min_amp: none, unless it is a member of a split group: one). For
+    n >= 2 they are spread evenly along the component's long axis so that their spread matches
+    the excess second moment of its light (n spots spaced s apart add s^2 (n^2 - 1) / 12).
+    Returns the number of electrons written, or -1 if more than `cap`.
+    """
+    n_out = 0
+    for k in range(K):
+        A = _flux(comp, k, sigma)
+        if A < min_amp and flag[k] != 2.0:
+            continue
+        n = max(int(np.sqrt(A * comp[k, 2]) / A0 + 0.5), 1)
+        if n_out + n > cap:
+            return -1
+        if n == 1:
+            out[n_out, 0] = comp[k, 0]
+            out[n_out, 1] = comp[k, 1]
+            out[n_out, 2] = comp[k, 2]
+            out[n_out, 3] = 1
+            n_out += 1
+            continue
+        ux, uz, excess = _split(D, M, comp, k, K, win, E, csp, off, sigma, False)
+        s = min(np.sqrt(12.0 * max(excess, 0.0) / (n * n - 1)), 2.0 * sigma / (n - 1))
+        for r in range(n):
+            t = (r - 0.5 * (n - 1)) * s
+            out[n_out, 0] = comp[k, 0] + t * ux
+            out[n_out, 1] = comp[k, 1] + t * uz
+            out[n_out, 2] = A / n
+            out[n_out, 3] = n
+            n_out += 1
+    return n_out
+
+
+@njit(cache=True, nogil=True)
+def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio, removal_cost, kmax, max_iter,
+               D, M, R, comp, flag, trial, win, twin, E, J, tz, H, Hc, g, step, cand, Rc, Wc, bsp, csp):
+    """Components of the blob in D[:nbi, :nbj]; returns K (in comp[:K], patch coordinates)."""
+    _blob_spans(D, nbi, nbj, bsp)
+    final_iter = max_iter
+    max_iter = min(max_iter, INTERMEDIATE_ITER)
+    K = 0
+    sat_n = 0
+    sat_a = 0.0
+    sat_b = 0.0
+    for a in range(nbi):
+        for b in range(nbj):
+            d = D[a, b]
+            if d >= 255.0:
+                sat_n += 1
+                sat_a += a + off
+                sat_b += b + off
+            elif d >= peak_min and K < kmax and _is_patch_max(D, a, b, nbi, nbj, 1):
+                close = False
+                for k in range(K):
+                    if abs(comp[k, 0] - (a + off)) < 3.0 and abs(comp[k, 1] - (b + off)) < 3.0:
+                        close = True
+                if not close:
+                    comp[K, 0] = a + off
+                    comp[K, 1] = b + off
+                    comp[K, 2] = d
+                    comp[K, 3] = sigma
+                    comp[K, 4] = 0.0
+                    K += 1
+    if sat_n > 0 and K < kmax:
+        comp[K, 0] = sat_a / sat_n
+        comp[K, 1] = sat_b / sat_n
+        comp[K, 2] = 255.0
+        comp[K, 3] = sigma
+        comp[K, 4] = 0.0
+        K += 1
+    if K == 0:
+        return 0
+    # seed amplitudes: remove half of the neighbours' light at each seed
+    inv2s2 = 0.5 / (sigma * sigma)
+    for k in range(K):
+        others = 0.0
+        for q in range(K):
+            if q != k:
+                dx = comp[k, 0] - comp[q, 0]
+                dz = comp[k, 1] - comp[q, 1]
+                others += comp[q, 2] * np.exp(-(dx * dx + dz * dz) * inv2s2)
+        comp[k, 2] = max(comp[k, 2] - 0.5 * others, 0.5 * comp[k, 2])
+    _, settled = _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+    # growth: try splitting components bright enough to be several spots, add components at
+    # residual peaks, refit, merge components that converged onto each other; until stable.
+    for k in range(K):
+        flag[k] = 0.0
+    act = np.zeros(kmax + 1, dtype=np.int64)
+    chg = np.zeros(kmax + 1, dtype=np.int64)
+    rn = NEAR_SIGMAS * sigma
+    for rnd in range(kmax):
+        K0 = K
+        for k in range(kmax + 1):
+            chg[k] = 0
+        for k in range(K0):
+            if K < kmax and flag[k] == 0.0 and _flux(comp, k, sigma) >= split_ratio * A0:
+                _split(D, M, comp, k, K, win, E, csp, off, sigma, True)
+                flag[k] = 1.0
+                flag[K] = 1.0
+                chg[k] = 1
+                chg[K] = 1
+                K += 1
+        for a in range(0, nbi, STRIDE):
+            for b in range(0, nbj, STRIDE):
+                d = D[a, b]
+                if d < 0.0:
+                    R[a, b] = -1e9
+                elif d >= 255.0:
+                    R[a, b] = max(255.0 - M[a, b], 0.0)
+                else:
+                    R[a, b] = d - M[a, b]
+        nc = 0
+        for a in range(0, nbi, STRIDE):
+            for b in range(0, nbj, STRIDE):
+                if R[a, b] >= add_thr and nc < cand.shape[0] and _is_patch_max(R, a, b, nbi, nbj, STRIDE):
+                    cand[nc, 0] = a + off
+                    cand[nc, 1] = b + off
+                    cand[nc, 2] = R[a, b]
+                    nc += 1
+        K1 = K
+        while K < kmax:
+            best = -1
+            bv = 0.0
+            for c in range(nc):
+                if cand[c, 2] > bv:
+                    bv = cand[c, 2]
+                    best = c
+            if best < 0:
+                break
+            ok = True
+            for k in range(K1, K):
+                dx = comp[k, 0] - cand[best, 0]
+                dz = comp[k, 1] - cand[best, 1]
+                if dx * dx + dz * dz < sigma * sigma:
+                    ok = False
+            if ok:
+                comp[K, 0] = cand[best, 0]
+                comp[K, 1] = cand[best, 1]
+                comp[K, 2] = cand[best, 2]
+                comp[K, 3] = sigma
+                comp[K, 4] = 0.0
+                flag[K] = 0.0
+                K += 1
+            cand[best, 2] = 0.0
+        if K == K0:
+            break
+        for k in range(K):
+            act[k] = 0
+        for k in range(K):
+            if chg[k] != 0 or k >= K1:
+                _mark_near(comp, K, act, comp[k, 0], comp[k, 1], rn)
+        _, cv = _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp, act)
+        settled = settled and cv
+        # merge components closer than MERGE_PX (an unresolved pair keeps its amplitude)
+        merged = False
+        k = 0
+        while k < K:
+            q = k + 1
+            while q < K:
+                dx = comp[k, 0] - comp[q, 0]
+                dz = comp[k, 1] - comp[q, 1]
+                if dx * dx + dz * dz < MERGE_PX * MERGE_PX:
+                    fk = _flux(comp, k, sigma)
+                    fq = _flux(comp, q, sigma)
+                    comp[k, 0] = (comp[k, 0] * fk + comp[q, 0] * fq) / (fk + fq)
+                    comp[k, 1] = (comp[k, 1] * fk + comp[q, 1] * fq) / (fk + fq)
+                    comp[k, 2] = fk + fq
+                    comp[k, 3] = sigma
+                    comp[k, 4] = 0.0
+                    flag[k] = 1.0
+                    for u in range(NPAR):
+                        comp[q, u] = comp[K - 1, u]
+                    flag[q] = flag[K - 1]
+                    K -= 1
+                    merged = True
+                else:
+                    q += 1
+            k += 1
+        if merged:
+            _, settled = _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+    # drop components below min_amp; then test the faint ones (flux < WEAK_RATIO * A0, or peak
+    # below it with a neighbour closer than sigma), faintest first: remove (handing the light
+    # to the nearest neighbour) and refit, keep the removal if the squared residual grows by
+    # less than removal_cost
+    for rnd in range(3):
+        K0 = K
+        k = 0
+        while k < K and K > 1:
+            if _flux(comp, k, sigma) < min_amp:
+                for u in range(NPAR):
+                    comp[k, u] = comp[K - 1, u]
+                flag[k] = flag[K - 1]
+                K -= 1
+            else:
+                k += 1
+        if K == K0:
+            break
+        _, settled = _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+    cur = _sse(D, M, nbi, nbj, comp, K, sigma, bsp)
+    for k in range(K):
+        flag[k] = 0.0
+    while K > 1:
+        worst = -1
+        wv = WEAK_RATIO * A0
+        for k in range(K):
+            if flag[k] != 0.0:
+                continue
+            f = _flux(comp, k, sigma)
+            if f >= WEAK_RATIO * A0 and comp[k, 2] < WEAK_RATIO * A0:
+                # a spot shared by two components: each is wide and of low peak
+                for q in range(K):
+                    dx = comp[q, 0] - comp[k, 0]
+                    dz = comp[q, 1] - comp[k, 1]
+                    if q != k and dx * dx + dz * dz < sigma * sigma:
+                        f = comp[k, 2]
+            if f < wv:
+                wv = f
+                worst = k
+        if worst < 0:
+            break
+        for q in range(K):  # R (free by now) keeps the components in case the removal fails
+            for u in range(NPAR):
+                R[q, u] = comp[q, u]
+        # hand the faint component's light to its nearest neighbour if it overlaps it
+        near = -1
+        nd = 4.0 * sigma * sigma
+        for q in range(K):
+            dx = comp[q, 0] - comp[worst, 0]
+            dz = comp[q, 1] - comp[worst, 1]
+            if q != worst and dx * dx + dz * dz < nd:
+                nd = dx * dx + dz * dz
+                near = q
+        if near >= 0:
+            fw = _flux(comp, worst, sigma)
+            fn = _flux(comp, near, sigma)
+            comp[near, 0] = (comp[near, 0] * fn + comp[worst, 0] * fw) / (fn + fw)
+            comp[near, 1] = (comp[near, 1] * fn + comp[worst, 1] * fw) / (fn + fw)
+            comp[near, 2] = (fn + fw) * sigma * sigma / (comp[near, 3] * comp[near, 3])
+        for k in range(K):
+            act[k] = 0
+        _mark_near(comp, K, act, comp[worst, 0], comp[worst, 1], rn)
+        if near >= 0:
+            _mark_near(comp, K, act, comp[near, 0], comp[near, 1], rn)
+        act[worst] = act[K - 1]
+        for u in range(NPAR):
+            comp[worst, u] = comp[K - 1, u]
+        flag[worst] = flag[K - 1]
+        new, cv = _lm(D, nbi, nbj, comp, K - 1, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp, act, cur + removal_cost)
+        if new - cur < removal_cost:
+            K -= 1
+            cur = new
+            settled = settled and cv
+        else:
+            for q in range(K):
+                for u in range(NPAR):
+                    comp[q, u] = R[q, u]
+            flag[worst] = 1.0
+            cur, _ = _lm(D, nbi, nbj, comp, K, off, sigma, 0, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+    # a component with the light of n >= 2 spots becomes n components spread along its long
+    # axis (their spread matching the excess second moment of its light), fitted together with
+    # the rest and never merged again: the fit places unresolved pairs better than the moments
+    K0 = K
+    for k in range(K0):
+        f = _flux(comp, k, sigma)
+        n = int(np.sqrt(f * comp[k, 2]) / A0 + 0.5)
+        if n < 2 or K + n - 1 > kmax:
+            continue
+        ux, uz, excess = _split(D, M, comp, k, K, win, E, csp, off, sigma, False)
+        sp = min(max(np.sqrt(12.0 * max(excess, 0.0) / (n * n - 1)), 1.0), 2.0 * sigma / (n - 1))
+        a = comp[k, 0]
+        b = comp[k, 1]
+        for r in range(n):
+            q = k if r == 0 else K + r - 1
+            t = (r - 0.5 * (n - 1)) * sp
+            comp[q, 0] = a + t * ux
+            comp[q, 1] = b + t * uz
+            comp[q, 2] = f / n
+            comp[q, 3] = sigma
+            comp[q, 4] = 0.0
+            flag[q] = 2.0
+        K += n - 1
+    for k in range(K):
+        if flag[k] != 2.0:
+            flag[k] = 0.0
+    if not settled or K > K0:
+        _lm(D, nbi, nbj, comp, K, off, sigma, final_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+    return K
+
+
+def decompose(patch, sigma=7.68, amplitude=100.0, off=0.4, peak_min=30.0, add_threshold=25.0, min_amplitude=40.0,
+              split_ratio=1.5, removal_cost=750.0, kmax=32, max_iter=30):
+    """Decompose one blob patch into model spots.
+
+    Parameters
+    ----------
+    patch : ndarray, shape (n, m)
+        Pixel values of the blob's bounding box (``Image[ix, iz]`` order), ``-1`` outside the blob.
+    sigma, amplitude, off, peak_min, add_threshold, min_amplitude, split_ratio, removal_cost, kmax, max_iter
+        See :class:`sevi_lib.detect.blobs.DetectorParams`.
+
+    Returns
+    -------
+    ndarray, shape (K, 5)
+        Components ``(a, b, A, s, rho)``: continuous patch pixel coordinates (pixel a covers
+        [a, a + 1)), peak amplitude, width (pixels) and correlation.
+    """
+    patch = np.asarray(patch, dtype=np.float64)
+    nbi, nbj = patch.shape
+    ws = FitWorkspace(max(nbi, nbj), kmax, sigma_max=sigma)
+    ws.D[:nbi, :nbj] = patch
+    K = _decompose(nbi, nbj, off, sigma, amplitude, peak_min, add_threshold, min_amplitude, split_ratio,
+                   removal_cost, kmax, max_iter, *ws.args())
+    return ws.comp[:K].copy()

@@ -1,0 +1,282 @@
+"""Synthetic training shards for the network: prior -> electrons -> count map -> view.
+
+A *shard* is one HDF5 file of ``n`` samples drawn from a prior (:mod:`sevi_lib.nn.priors`) and
+simulated with the project's numba simulator (:func:`sevi_lib.simulate.electrons.sample_shell`: exact
+inverse-transform sampling of cos(theta), r ~ N(R, sigma_R^2), projection), binned into a
+1024 x 1024 count map exactly as ``numpy.histogram2d`` and transformed by an input view
+(:mod:`sevi_lib.nn.views`). Layout (read by :class:`sevi_lib.nn.trainer.ShardDataset`):
+
+==============  =======================  ===================================================
+dataset         shape, dtype             content
+==============  =======================  ===================================================
+``inputs``      (n, C, H, W) float32     the view of each count map (chunked per sample)
+``labels``      (n, 2, N) float64        beta_2 .. beta_2N of each shell (shell 0 smaller R)
+``R``           (n, 2) float64           radii
+``sigma_R``     (n, 2) float64           radial widths
+``n_electrons`` (n, 2) int64             electrons of each shell in the map
+``detector``    (n,) bool                sample went through frame renderer and detector
+==============  =======================  ===================================================
+
+Attributes: ``view`` (JSON of the view), ``seed``, ``key``, ``prior`` (its name),
+``prior_json`` (all its parameters), ``beta_acceptance``, ``R_acceptance``,
+``acceptance`` (fractions of candidates accepted by the physical prior), ``detector_fraction``,
+``electrons_per_frame``, ``n_beta``.
+
+Reproducibility: everything in a shard is a function of ``(seed, key)`` and the arguments: the
+prior draw uses ``numpy.random.default_rng(SeedSequence([seed, crc32(key)]))``, and every
+sample and shell reseeds numba's generator with its own 32-bit seed drawn from that generator,
+so the result depends neither on the number of threads nor on how samples are batched.
+
+Detector-like samples (a configurable fraction): the sample's parameters are simulated frame by
+frame (:func:`sevi_lib.simulate.electrons.iter_frame_electrons`, ``electrons_per_frame`` electrons per
+frame in total, 10 % undetected), every frame is rendered with the published spot model
+(:mod:`sevi_lib.simulate.render`) and passed through the project's detector (:mod:`sevi_lib.detect.blobs`),
+and the count map is built from the *detected* positions, so the network also sees the
+detector's imperfections (merged spots, position errors). They cost about as much as real
+frames (one frame per ``electrons_per_frame`` electrons), so keep the fraction small.
+"""
+
+import json
+import zlib
+
+import h5py
+import numpy as np
+from numba import get_num_threads, njit, prange, set_num_threads
+
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.geometry import N_PIX
+from sevi_lib.core.io import atomic_path
+from sevi_lib.core.maps import _count_map
+from sevi_lib.nn.priors import sample as sample_prior
+from sevi_lib.nn.views import apply_view
+from sevi_lib.simulate.electrons import sample_shell
+
+#: Samples simulated together (in parallel) before their views are written.
+BATCH = 8
+
+
+@njit(cache=True, parallel=True)
+def _maps_kernel(R, sigma_R, beta, n_el, seeds, out):
+    """Count maps of a batch of two-shell samples (numba, parallel over samples).
+
+    out[k] (zeroed here) receives the counts of sample k: for each shell s, ``n_el[k, s]``
+    electrons drawn by ``sample_shell`` seeded with ``seeds[k, s]``.
+    """
+    for k in prange(out.shape[0]):
+        out[k] = 0.0
+        for s in range(R.shape[1]):
+            _, _, x, z = sample_shell(R[k, s], sigma_R[k, s], beta[k, s], n_el[k, s], seeds[k, s])
+            _count_map(x, z, out[k])
+
+
+def shard_rng(seed, key):
+    """The generator of a shard: ``default_rng(SeedSequence([seed, crc32(key)]))``.
+
+    Parameters
+    ----------
+    seed : int
+        Base seed (>= 0).
+    key : str
+        Shard name, e.g. ``"pretrain/train/3"``; distinct keys give independent shards.
+    """
+    if int(seed) < 0:
+        raise InputError(f"synthesis: seed {seed} must be >= 0")
+    return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(str(key).encode())]))
+
+
+def simulate_maps(R, sigma_R, beta, n_electrons, seeds):
+    """Count maps of two-shell samples with the numba simulator.
+
+    Parameters
+    ----------
+    R, sigma_R : array_like, shape (m, 2)
+    beta : array_like, shape (m, 2, N)
+        Physical beta vectors (not checked here; :func:`sevi_lib.nn.priors.sample` only returns
+        physical ones).
+    n_electrons : array_like of int, shape (m, 2)
+    seeds : array_like of int, shape (m, 2)
+        Seeds of numba's generator, one per sample and shell, in [0, 2**32).
+
+    Returns
+    -------
+    ndarray of float64, shape (m, 1024, 1024)
+        ``Image[ix, iz]`` counts (``numpy.histogram2d`` convention).
+    """
+    R = np.ascontiguousarray(R, dtype=np.float64)
+    m = R.shape[0]
+    out = np.empty((m, N_PIX, N_PIX))
+    _maps_kernel(
+        R,
+        np.ascontiguousarray(sigma_R, dtype=np.float64),
+        np.ascontiguousarray(beta, dtype=np.float64),
+        np.ascontiguousarray(n_electrons, dtype=np.int64),
+        np.ascontiguousarray(seeds, dtype=np.int64),
+        out,
+    )
+    return out
+
+
+def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, detection_loss=0.1,
+                 detector_params=None, chunk=32):
+    """Count map of one sample built frame by frame through the renderer and the detector.
+
+    Parameters
+    ----------
+    R, sigma_R : array_like, shape (2,)
+    beta : array_like, shape (2, N)
+    n_electrons : array_like of int, shape (2,)
+        Expected number of *detected* electrons of each shell (the frame count is chosen so;
+        the realised numbers are Poisson around them).
+    seed : int
+        Seed of the frame simulation and rendering, in [0, 2**32).
+    electrons_per_frame : float
+        Mean number of generated electrons per frame, both shells together; the shells share
+        it in proportion to `n_electrons`.
+    detection_loss : float
+        Fraction of electrons that never reach the screen.
+    detector_params : dict, optional
+        Fields of :class:`sevi_lib.detect.blobs.DetectorParams` (default: its defaults).
+    chunk : int
+        Frames rendered and detected at a time.
+
+    Returns
+    -------
+    ndarray of float64, shape (1024, 1024)
+        Count map of the detected positions.
+    """
+    from sevi_lib.core.shells import Shells
+    from sevi_lib.detect.blobs import DetectorParams, FrameDetector
+    from sevi_lib.simulate.electrons import iter_frame_electrons
+    from sevi_lib.simulate.render import render_chunk
+
+    n_el = np.asarray(n_electrons, dtype=np.float64)
+    seen = (1.0 - detection_loss) * float(electrons_per_frame)
+    n_frames = max(1, int(np.ceil(n_el.sum() / seen)))
+    means = n_el / ((1.0 - detection_loss) * n_frames)
+    shells = Shells(R, sigma_R, beta)
+    frames = np.empty((chunk, N_PIX, N_PIX), dtype=np.uint8)
+    with FrameDetector(DetectorParams(**(detector_params or {}))) as det:
+        for ch in iter_frame_electrons(shells, n_frames, means, detection_loss, seed, chunk):
+            ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
+            out = frames[: ch.n_frames]
+            render_chunk(ids, ch.frame_offsets, np.ascontiguousarray(ch.detected["x"]),
+                         np.ascontiguousarray(ch.detected["z"]), seed, out, get_num_threads())
+            det.process(ids.astype(np.int32), out)
+        return det.count_map.copy()
+
+
+def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons_per_frame=80.0,
+               detector_params=None, threads=None, progress=False):
+    """Write one synthesis shard (atomically; see the module docstring for the layout).
+
+    Parameters
+    ----------
+    path : str or Path
+        Output HDF5 file.
+    prior : sevi_lib.nn.priors.Prior
+    view : sevi_lib.nn.views.View
+    n : int
+        Number of samples (>= 1).
+    seed : int
+    key : str
+        Shard name mixed into the seed (see :func:`shard_rng`).
+    detector_fraction : float
+        Expected fraction of samples synthesised through the renderer and the detector.
+    electrons_per_frame : float
+        Mean electrons per frame (both shells) of those samples.
+    detector_params : dict, optional
+        Fields of :class:`sevi_lib.detect.blobs.DetectorParams` for those samples.
+    threads : int, optional
+        numba threads for the simulation (default: numba's current setting).
+    progress : bool
+        tqdm progress bar on stderr.
+
+    Returns
+    -------
+    dict
+        The shard's attributes (acceptance rates etc.).
+    """
+    n = int(n)
+    if n < 1:
+        raise InputError(f"synthesis: number of samples {n} must be >= 1")
+    if not 0.0 <= float(detector_fraction) <= 1.0:
+        raise InputError(f"synthesis: detector_fraction {detector_fraction} must be in [0, 1]")
+    rng = shard_rng(seed, key)
+    draw = sample_prior(prior, n, rng)
+    sim_seeds = rng.integers(0, 2**32, size=(n, 2), dtype=np.int64)
+    use_detector = rng.random(n) < float(detector_fraction)
+    attrs = {
+        "view": json.dumps(view.to_config()),
+        "seed": int(seed),
+        "key": str(key),
+        "prior": prior.name,
+        "prior_json": json.dumps(prior.describe()),
+        "beta_acceptance": draw.beta_acceptance,
+        "R_acceptance": draw.R_acceptance,
+        "acceptance": draw.acceptance,
+        "detector_fraction": float(detector_fraction),
+        "electrons_per_frame": float(electrons_per_frame),
+        "n_beta": prior.n_beta,
+    }
+    old_threads = get_num_threads()
+    if threads:
+        set_num_threads(int(threads))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc=f"synth {key}", unit="map")
+    try:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            inputs = f.create_dataset("inputs", shape=(n,) + view.shape, dtype=np.float32,
+                                      chunks=(1,) + view.shape, compression="gzip", compression_opts=1,
+                                      shuffle=True)
+            f["labels"] = draw.beta
+            f["R"] = draw.R
+            f["sigma_R"] = draw.sigma_R
+            f["n_electrons"] = draw.n_electrons
+            f["detector"] = use_detector
+            for k, v in attrs.items():
+                f.attrs[k] = v
+            plain = np.flatnonzero(~use_detector)
+            for start in range(0, len(plain), BATCH):
+                idx = plain[start : start + BATCH]
+                maps = simulate_maps(draw.R[idx], draw.sigma_R[idx], draw.beta[idx], draw.n_electrons[idx],
+                                     sim_seeds[idx])
+                for i, m in zip(idx, maps):
+                    inputs[i] = apply_view(m, view)
+                if bar is not None:
+                    bar.update(len(idx))
+            for i in np.flatnonzero(use_detector):
+                m = detector_map(draw.R[i], draw.sigma_R[i], draw.beta[i], draw.n_electrons[i],
+                                 int(sim_seeds[i, 0]), electrons_per_frame, detector_params=detector_params)
+                inputs[i] = apply_view(m, view)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        set_num_threads(old_threads)
+    return attrs
+
+
+def read_shard_attrs(path):
+    """Attributes of a shard (view and prior decoded from JSON).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    dict
+    """
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = dict(f.attrs)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the shard ({exc})") from None
+    for k in ("view", "prior_json"):
+        if k in attrs:
+            attrs[k] = json.loads(attrs[k])
+    return attrs

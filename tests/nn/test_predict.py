@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+
+from sevi_lib.cli import main
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.io import read_answer
+from sevi_lib.core.maps import count_map, radial_profile
+from sevi_lib.nn.predict import predict_answer, radii_from_map
+from sevi_lib.nn.priors import pretrain_prior
+from sevi_lib.nn.synth import synthesize
+from sevi_lib.nn.views import View
+from sevi_lib.simulate.electrons import sample_shell
+
+
+def _map(R, sigma_R, betas, n=60000, seed=1):
+    m = np.zeros((1024, 1024))
+    for j, (r, s, b) in enumerate(zip(R, sigma_R, betas)):
+        _, _, x, z = sample_shell(r, s, np.asarray(b, dtype=np.float64), n, seed + j)
+        count_map(x, z, out=m)
+    return m
+
+
+def test_radial_profile_conserves_counts():
+    m = _map([0.5], [0.007], [[0.5]], n=5000)
+    rho, prof = radial_profile(m)
+    assert prof.sum() == 5000 and rho[0] == pytest.approx(1 / 1024)
+
+
+@pytest.mark.parametrize(
+    "betas, sigma_R",
+    [
+        ([[1.0, 0.85, 0.55, 0.25], [1.0, 0.85, 0.55, 0.25]], [0.005, 0.0095]),
+        ([[-0.9, 0.3, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]], [0.0095, 0.005]),
+    ],
+)
+def test_radii_from_map(betas, sigma_R):
+    R = [0.4512, 0.7731]
+    est = radii_from_map(_map(R, sigma_R, betas))
+    # calibrated edge position: within 0.002 (one pixel = 0.00195) of the true radius
+    np.testing.assert_allclose(est, R, atol=0.002)
+
+
+def test_radii_from_map_needs_two_shells():
+    with pytest.raises(InputError, match="1 radial peak"):
+        radii_from_map(_map([0.6], [0.007], [[0.2]], n=20000))
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from sevi_lib.nn.trainer import TrainConfig, train
+
+    d = tmp_path_factory.mktemp("net")
+    view = View("fold", 8)
+    prior = pretrain_prior({"electrons": [3000, 4000]})
+    synthesize(d / "train.h5", prior, view, 8, seed=1, key="t")
+    synthesize(d / "val.h5", prior, view, 4, seed=1, key="v")
+    cfg = TrainConfig(epochs=1, batch_size=4, progress=False, device="cpu", threads=1)
+    out = train(cfg, [d / "train.h5"], [d / "val.h5"], d / "run")
+    return out["best_checkpoint"], view
+
+
+def test_predict_answer_and_cli(tiny_checkpoint, tmp_path):
+    ckpt, view = tiny_checkpoint
+    m = _map([0.5, 0.8], [0.007, 0.008], [[1.0, 0.5], [0.3, 0.1]], n=20000)
+    R, beta = predict_answer(ckpt, m, view, device="cpu")
+    assert beta.shape == (2, 12) and R.shape == (2,) and R[0] < R[1]
+    np.testing.assert_array_equal(predict_answer(ckpt, m, device="cpu")[1], beta)  # view from the checkpoint
+    with pytest.raises(InputError, match="trained on view"):
+        predict_answer(ckpt, m, View("full", 16), device="cpu")
+    np.save(tmp_path / "map.npy", m)
+    rc = main(["nn", "predict", str(ckpt), str(tmp_path / "map.npy"), "--out", str(tmp_path / "nn.h5"),
+               "--view", '{"name": "fold", "downsample": 8}', "--device", "cpu"])
+    assert rc == 0
+    table = read_answer(tmp_path / "nn.h5")
+    np.testing.assert_allclose(table["beta"], beta, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(table["R"], R)
+    # a view other than the training one is refused with one line
+    rc = main(["nn", "predict", str(ckpt), str(tmp_path / "map.npy"), "--out", str(tmp_path / "x.h5"),
+               "--view", '{"name": "fold", "downsample": 4}', "--device", "cpu"])
+    assert rc == 2 and not (tmp_path / "x.h5").exists()
+
+
+def test_cli_bad_count_map(tmp_path, capsys):
+    np.save(tmp_path / "bad.npy", np.zeros((10, 10)))
+    rc = main(["nn", "predict", "x.pt", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "a.h5")])
+    assert rc == 2 and "1024 x 1024" in capsys.readouterr().err

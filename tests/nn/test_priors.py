@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+from scipy.stats import truncnorm
+
+from sevi_lib.core.angular import min_density
+from sevi_lib.core.errors import InputError
+from sevi_lib.nn.priors import (
+    SEED_BETA_HIGH,
+    SEED_BETA_LOW,
+    finetune_prior,
+    pretrain_prior,
+    sample,
+)
+
+
+@pytest.fixture(scope="module")
+def pretrain_draw():
+    return sample(pretrain_prior(), 400, np.random.default_rng(11))
+
+
+def test_pretraining_samples_are_all_physical(pretrain_draw):
+    d = pretrain_draw
+    assert d.beta.shape == (400, 2, 12)
+    assert min(min_density(b)[0] for b in d.beta.reshape(-1, 12)) >= -1e-12
+
+
+def test_pretraining_ranges(pretrain_draw):
+    d = pretrain_draw
+    assert np.all(d.beta >= np.array(SEED_BETA_LOW)) and np.all(d.beta <= np.array(SEED_BETA_HIGH))
+    assert np.all((d.R >= 0.3) & (d.R <= 0.9))
+    assert np.all(d.R[:, 1] - d.R[:, 0] >= 0.05)
+    assert np.all((d.sigma_R >= 0.005) & (d.sigma_R <= 0.0095))
+    assert d.n_electrons.dtype == np.int64
+    assert np.all((d.n_electrons >= 100000) & (d.n_electrons <= 140000))
+
+
+def test_acceptance_rates(pretrain_draw):
+    d = pretrain_draw
+    # the seed team's independent truncated normals are unphysical for a few per cent of shells
+    assert 0.8 < d.beta_acceptance < 1.0
+    # P(|R1 - R0| >= 0.05) for two U(0.3, 0.9) radii = (1 - 0.05 / 0.6) ** 2 = 0.840
+    p = (1 - 0.05 / 0.6) ** 2
+    se = np.sqrt(p * (1 - p) / 400)
+    assert abs(d.R_acceptance - p) < 6 * se + 0.02
+    assert d.acceptance == pytest.approx(d.beta_acceptance**2 * d.R_acceptance)
+
+
+def test_same_generator_state_same_draw():
+    a = sample(pretrain_prior(), 30, np.random.default_rng(5))
+    b = sample(pretrain_prior(), 30, np.random.default_rng(5))
+    c = sample(pretrain_prior(), 30, np.random.default_rng(6))
+    np.testing.assert_array_equal(a.beta, b.beta)
+    np.testing.assert_array_equal(a.n_electrons, b.n_electrons)
+    assert not np.array_equal(a.beta, c.beta)
+
+
+def test_truncated_normal_moments_where_physicality_does_not_bind():
+    # narrow prior around a comfortably physical centre: every draw is accepted, so each
+    # coefficient follows its truncated normal exactly; compare means within 5 standard errors
+    centre = np.array([[0.5, 0.2, 0.05, 0.0], [0.8, 0.3, 0.1, 0.02]])
+    cfg = {"beta_width": [0.05, 0.04, 0.03, 0.01], "beta_truncate": 1.5, "R_width": 0.02}
+    prior = finetune_prior([0.5, 0.8], centre, cfg)
+    n = 3000
+    d = sample(prior, n, np.random.default_rng(2))
+    assert d.beta_acceptance == 1.0
+    w = np.array(cfg["beta_width"])
+    mean = truncnorm.mean(-1.5, 1.5, loc=centre, scale=w)
+    sd = truncnorm.std(-1.5, 1.5, loc=centre, scale=w)
+    assert np.all(np.abs(d.beta.mean(0) - mean) < 5 * sd / np.sqrt(n))
+    assert np.all(np.abs(d.beta.std(0) - sd) < 5 * sd / np.sqrt(2 * n))
+    assert np.all(np.abs(d.beta - centre) <= 1.5 * w + 1e-12)
+    assert np.all(np.abs(d.R - [0.5, 0.8]) <= 0.02)
+
+
+def test_finetune_prior_sorts_and_rejects_unphysical_centre():
+    # an unphysical first-pass estimate (beta_2 = -0.6: I(+-1) = -0.1) still yields
+    # physical samples: the prior is centred there, only the physical draws are kept
+    centre = np.array([[0.9, 0.9, 0.3], [-0.6, 0.0, 0.0]])
+    prior = finetune_prior([0.8, 0.5], centre, {"beta_width": 0.2, "R_width": 0.01})
+    np.testing.assert_array_equal(prior.beta_mu[0], centre[1])  # sorted by radius
+    d = sample(prior, 200, np.random.default_rng(0))
+    assert d.beta_acceptance < 1.0
+    assert min(min_density(b)[0] for b in d.beta.reshape(-1, 3)) >= -1e-12
+    assert np.all(np.abs(d.R - [0.5, 0.8]) <= 0.01)
+
+
+def test_finetune_electrons_from_map():
+    prior = finetune_prior([0.5, 0.8], np.zeros((2, 12)), {"electrons": "map"}, map_total=200000)
+    np.testing.assert_array_equal(prior.electrons_range, [[80000, 120000], [80000, 120000]])
+    with pytest.raises(InputError, match="map"):
+        finetune_prior([0.5, 0.8], np.zeros((2, 12)), {"electrons": "map"})
+
+
+def test_lists_padded_and_cut_to_n_beta():
+    p = pretrain_prior(n_beta=14)
+    assert p.n_beta == 14 and np.all(p.beta_mu[:, 12:] == 0) and np.all(p.beta_sigma[:, 12:] == 0)
+    d = sample(p, 5, np.random.default_rng(0))
+    assert np.all(d.beta[:, :, 12:] == 0)
+    assert pretrain_prior(n_beta=4).n_beta == 4
+
+
+def test_bad_priors_raise():
+    with pytest.raises(InputError, match="R"):
+        pretrain_prior({"R": [0.3]})
+    with pytest.raises(InputError, match="screen"):
+        pretrain_prior({"R": [0.3, 0.99]})
+    with pytest.raises(InputError, match="min_separation"):
+        pretrain_prior({"R": [0.5, 0.52]})
+    impossible = pretrain_prior({"beta_mu": [-3.0], "beta_sigma": [0.01], "beta_low": [-3.1], "beta_high": [-2.9]})
+    with pytest.raises(InputError, match="acceptable"):
+        sample(impossible, 2, np.random.default_rng(0))
+
+
+def test_pretrain_electrons_from_map():
+    p = pretrain_prior({"electrons": "map", "electrons_share": [0.3, 0.7]}, map_total=100000)
+    np.testing.assert_array_equal(p.electrons_range, [[30000, 70000], [30000, 70000]])
+    with pytest.raises(InputError, match="map"):
+        pretrain_prior({"electrons": "map"})

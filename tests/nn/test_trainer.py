@@ -1,0 +1,328 @@
+import math
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.score import shell_distance
+from sevi_lib.nn.trainer import (
+    ShardDataset,
+    TrainConfig,
+    TrainingInterrupted,
+    load_checkpoint,
+    lr_factor,
+    predict,
+    score_loss,
+    shell_distances,
+    train,
+)
+
+torch.set_num_threads(1)
+
+TINY = dict(arch="resnet18", batch_size=8, progress=False, seed=3, lr=1e-3)
+
+
+# ----------------------------------------------------------------------------- loss
+
+def test_score_loss_equals_score_function():
+    rng = np.random.default_rng(0)
+    pred = rng.normal(0, 0.5, (64, 2, 12))
+    label = rng.normal(0, 0.5, (64, 2, 12))
+    want = shell_distance(pred, label)  # (64, 2), the grader's function
+    got = shell_distances(torch.from_numpy(pred), torch.from_numpy(label)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=0)
+    loss = score_loss(torch.from_numpy(pred), torch.from_numpy(label))
+    assert float(loss) == pytest.approx(want.sum(axis=1).mean(), rel=1e-13)
+
+
+def test_score_loss_gradient_is_finite_at_a_perfect_match():
+    label = torch.randn(4, 2, 12, dtype=torch.float64)
+    pred = label.clone()
+    pred[0, 1, 0] += 0.1  # one coefficient of one shell off, every other shell exact
+    pred.requires_grad_(True)
+    loss = score_loss(pred, label)
+    loss.backward()
+    assert torch.isfinite(pred.grad).all()
+    assert pred.grad[1:].abs().max() == 0 and pred.grad[0, 0].abs().max() == 0
+    # d/dpred of sqrt(sum w d^2) = w d / dist, averaged over the batch of 4
+    w = 2.0 / (4.0 * torch.arange(1, 13, dtype=torch.float64) + 1.0)
+    want = torch.zeros(12, dtype=torch.float64)
+    want[0] = w[0] * 0.1 / math.sqrt(w[0] * 0.01) / 4
+    torch.testing.assert_close(pred.grad[0, 1], want)
+
+
+# ----------------------------------------------------------------------------- schedules
+
+def lrs(cfg, spe):
+    return [lr_factor(cfg, s, spe) for s in range(cfg.epochs * spe)]
+
+
+def test_constant_and_step_schedules():
+    assert lrs(TrainConfig(epochs=3, schedule="constant"), 2) == [1.0] * 6
+    got = lrs(TrainConfig(epochs=6, schedule="step", step_size=2, gamma=0.1), 1)
+    np.testing.assert_allclose(got, [1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_warmup_then_cosine():
+    cfg = TrainConfig(epochs=6, schedule="cosine", warmup_epochs=2, min_lr_ratio=0.1)
+    got = lrs(cfg, 2)  # 12 steps, 4 of warm-up, 8 of cosine
+    np.testing.assert_allclose(got[:4], [0.25, 0.5, 0.75, 1.0])
+    want = [0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / 8)) for k in range(8)]
+    np.testing.assert_allclose(got[4:], want)
+    assert got[4] == 1.0 and got[-1] > 0.1
+
+
+def test_warmup_with_step_schedule_counts_epochs_from_start():
+    cfg = TrainConfig(epochs=4, schedule="step", step_size=2, gamma=0.5, warmup_epochs=1)
+    np.testing.assert_allclose(lrs(cfg, 2), [0.5, 1, 1, 1, 0.5, 0.5, 0.5, 0.5])
+
+
+# ----------------------------------------------------------------------------- config
+
+def test_config_rejects_unknown_and_bad_settings():
+    with pytest.raises(InputError, match="learning_rate"):
+        TrainConfig.from_dict({"learning_rate": 0.1})
+    with pytest.raises(InputError, match="optimizer"):
+        TrainConfig.from_dict({"optimizer": "rmsprop"})
+    with pytest.raises(InputError, match="batch_size"):
+        TrainConfig.from_dict({"batch_size": 0})
+    with pytest.raises(InputError, match="init_from"):
+        TrainConfig.from_dict({"init_from": "/nonexistent/best.pt"})
+    cfg = TrainConfig.from_dict({"lr": 0.1, "init_from": None})
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+# ----------------------------------------------------------------------------- data
+
+def test_shard_dataset_reads_across_shards(make_shard):
+    a, b = make_shard("a.h5", 5, 0), make_shard("b.h5", 3, 1)
+    ds = ShardDataset([a, b])
+    assert len(ds) == 8 and ds.input_shape == (1, 16, 16) and ds.label_shape == (2, 12)
+    assert ds.locate(6) == (b, 1)
+    x, y = ds[6]
+    with h5py.File(b) as f:
+        np.testing.assert_array_equal(x.numpy(), f["inputs"][1])
+        np.testing.assert_allclose(y.numpy(), f["labels"][1], rtol=1e-7)
+    assert x.dtype == torch.float32 and y.dtype == torch.float32
+    clone = pickle.loads(pickle.dumps(ds))  # picklable with open handles (DataLoader workers)
+    np.testing.assert_array_equal(clone[6][0].numpy(), x.numpy())
+    np.testing.assert_allclose(ds.labels()[6], y.numpy(), rtol=1e-7)
+
+
+def test_shard_dataset_with_loader_workers(make_shard):
+    ds = ShardDataset([make_shard("a.h5", 6, 0), make_shard("b.h5", 4, 1)])
+    serial = torch.cat([x for x, _ in DataLoader(ds, batch_size=4)])
+    parallel = torch.cat([x for x, _ in DataLoader(ds, batch_size=4, num_workers=2)])
+    torch.testing.assert_close(serial, parallel, rtol=0, atol=0)
+
+
+def test_shard_dataset_errors_name_the_file(make_shard, tmp_path):
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as f:
+        f["inputs"] = np.zeros((2, 1, 16, 16), np.float32)
+    with pytest.raises(InputError, match="bad.h5.*labels"):
+        ShardDataset([bad])
+    other = make_shard("other.h5", 2, 0, shape=(1, 32, 32))
+    with pytest.raises(InputError, match="other.h5"):
+        ShardDataset([make_shard("a.h5", 2, 0), other])
+    with pytest.raises(InputError, match="no such file"):
+        ShardDataset([tmp_path / "missing.h5"])
+    folded = make_shard("folded.h5", 2, 0, view='{"name": "fold"}')
+    with pytest.raises(InputError, match="folded.h5: input view"):
+        ShardDataset([make_shard("full.h5", 2, 0, view='{"name": "full"}'), folded])
+
+
+# ----------------------------------------------------------------------------- training
+
+def test_tiny_network_overfits_16_samples(make_shard, tmp_path):
+    path = make_shard("train.h5", 16, 0)
+    losses = []
+    cfg = TrainConfig(**{**TINY, "batch_size": 16, "epochs": 30, "save_every_epochs": 0})
+    out = train(cfg, [path], [path], tmp_path / "run", callback=lambda s: losses.append(s["loss"]))
+    assert out["epochs_run"] == 30 and len(losses) == 30
+    assert np.mean(losses[-5:]) < losses[0] / 10, losses
+    hist = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert hist["train_mean"].iloc[-1] < hist["train_mean"].iloc[0] / 10
+
+
+def _weights(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def _assert_same_weights(a, b):
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=0, atol=0, msg=k)
+
+
+def _same_history(a, b):
+    cols = ["epoch", "step", "lr", "train_mean", "train_std", "val_mean", "val_std", "best"]
+    pd.testing.assert_frame_equal(pd.read_csv(a / "metrics.csv")[cols], pd.read_csv(b / "metrics.csv")[cols])
+
+
+@pytest.fixture
+def resume_data(make_shard):
+    return [make_shard("t0.h5", 20, 0), make_shard("t1.h5", 12, 1)], [make_shard("v.h5", 8, 2)]
+
+
+def test_resume_after_sigterm_mid_epoch_is_identical(resume_data, tmp_path):
+    train_paths, val_paths = resume_data
+    cfg = TrainConfig(**TINY, epochs=2, schedule="cosine", warmup_epochs=0.5, optimizer="nadam")  # 4 steps/epoch
+    ref = train(cfg, train_paths, val_paths, tmp_path / "ref")
+
+    def kill_at_step_3(s):
+        if s["step"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match="SIGTERM.*epoch 1, batch 3"):
+        train(cfg, train_paths, val_paths, run, callback=kill_at_step_3)
+    assert (run / "last.pt").exists() and not (run / "metrics.csv").exists()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # handler restored
+    steps = []
+    out = train(cfg, train_paths, val_paths, run, callback=lambda s: steps.append(s["step"]))
+    assert steps == [4, 5, 6, 7, 8]
+    assert out["steps"] == ref["steps"] == 8 and out["best_val"] == ref["best_val"]
+    _assert_same_weights(ref["last_checkpoint"], out["last_checkpoint"])
+    _assert_same_weights(ref["best_checkpoint"], out["best_checkpoint"])
+    _same_history(tmp_path / "ref", run)
+    # a finished run is not trained again
+    again = train(cfg, train_paths, val_paths, run, callback=lambda s: steps.append(s["step"]))
+    assert again["steps"] == 8 and steps == [4, 5, 6, 7, 8]
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM to the process group, 2 loader workers"])
+def test_resume_after_killing_a_training_process(how, resume_data, tmp_path):
+    """A separate training process killed in its second epoch; rerunning resumes identically."""
+    train_paths, val_paths = resume_data
+    kill = how == "SIGKILL"
+    cfg = TrainConfig(**{**TINY, "epochs": 2, "optimizer": "sgd", "lr": 0.01,
+                         "save_every_steps": 1 if kill else 0, "num_workers": 0 if kill else 2})
+    ref = train(TrainConfig(**{**cfg.to_dict(), "num_workers": 0, "save_every_steps": 0}),
+                train_paths, val_paths, tmp_path / "ref")
+    run = tmp_path / "run"
+    script = textwrap.dedent(f"""
+        import sys, torch
+        torch.set_num_threads(1)
+        from sevi_lib.nn.trainer import TrainConfig, train
+        cfg = TrainConfig(**{cfg.to_dict()!r})
+        def report(s):
+            print("step", s["step"], flush=True)
+        train(cfg, {[str(p) for p in train_paths]!r}, {[str(p) for p in val_paths]!r}, {str(run)!r}, callback=report)
+        print("finished", flush=True)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    for line in proc.stdout:
+        if line.strip() == "step 6":  # in the second epoch
+            if kill:
+                proc.kill()
+            else:
+                os.killpg(proc.pid, signal.SIGTERM)
+            break
+    _, err = proc.communicate(timeout=120)
+    saved = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["meta"]["step"]
+    if kill:
+        assert proc.returncode == -signal.SIGKILL
+        assert 5 <= saved <= 6
+    else:
+        assert "TrainingInterrupted: training interrupted by SIGTERM" in err, err
+        assert 6 <= saved <= 7
+    out = train(TrainConfig(**{**cfg.to_dict(), "num_workers": 0}), train_paths, val_paths, run)
+    _assert_same_weights(ref["last_checkpoint"], out["last_checkpoint"])
+    _same_history(tmp_path / "ref", run)
+
+
+def test_resume_refuses_changed_settings(resume_data, tmp_path):
+    train_paths, val_paths = resume_data
+    cfg = TrainConfig(**{**TINY, "epochs": 1})
+    train(cfg, train_paths, val_paths, tmp_path / "run")
+    with pytest.raises(InputError, match="lr: 0.001 -> 0.01"):
+        train(TrainConfig(**{**TINY, "epochs": 2, "lr": 0.01}), train_paths, val_paths, tmp_path / "run")
+    with pytest.raises(InputError, match="trained on 32 samples.*now hold 20"):
+        train(TrainConfig(**{**TINY, "epochs": 2}), train_paths[:1], val_paths, tmp_path / "run")
+    out = train(TrainConfig(**{**TINY, "epochs": 2, "patience": 5}), train_paths, val_paths, tmp_path / "run")
+    assert out["epochs_run"] == 2  # more epochs and another patience may resume
+
+
+def test_early_stopping_and_run_folder(make_shard, tmp_path):
+    tr, va = make_shard("t.h5", 8, 0), make_shard("v.h5", 8, 1)
+    cfg = TrainConfig(**{**TINY, "optimizer": "sgd", "lr": 1e-12, "epochs": 10, "patience": 2,
+                         "min_delta": 1e-3})
+    out = train(cfg, [tr], [va], tmp_path / "run")
+    assert out["stopped_early"] and out["epochs_run"] == 3 and out["best_epoch"] == 1
+    run = tmp_path / "run"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [f"epoch_{e:04d}.pt" for e in (1, 2, 3)]
+    for name in ("best.pt", "last.pt", "config.yaml", "loss.png", "result.yaml"):
+        assert (run / name).exists(), name
+    assert any((run / "tb").iterdir())
+    hist = pd.read_csv(run / "metrics.csv")
+    assert list(hist["epoch"]) == [1, 2, 3] and list(hist["best"]) == [True, False, False]
+    assert (hist[["t_data", "t_forward", "t_backward", "t_optimizer", "samples_per_s"]] > 0).all().all()
+    model, info = load_checkpoint(run / "best.pt")
+    assert info["epoch"] == 1 and info["input_shape"] == (1, 16, 16) and not model.training
+    assert info["val_distance"] == pytest.approx(out["best_val"])
+
+
+def test_fine_tuning_with_frozen_stem(make_shard, tmp_path):
+    tr, va = make_shard("t.h5", 16, 0), make_shard("v.h5", 8, 1)
+    base = train(TrainConfig(**{**TINY, "epochs": 1}), [tr], [va], tmp_path / "pre")
+    cfg = TrainConfig(**{**TINY, "epochs": 1, "init_from": base["last_checkpoint"], "freeze_epochs": 1,
+                         "freeze": "stem", "seed": 9})
+    out = train(cfg, [tr], [va], tmp_path / "fine")
+    before, after = _weights(base["last_checkpoint"]), _weights(out["last_checkpoint"])
+    for k in ("net.conv1.weight", "net.bn1.weight", "net.bn1.running_mean"):
+        torch.testing.assert_close(before[k], after[k], rtol=0, atol=0, msg=k)
+    assert not torch.equal(before["net.fc.weight"], after["net.fc.weight"])
+    wrong = make_shard("wide.h5", 8, 0, n_beta=6)
+    with pytest.raises(InputError, match="does not match"):
+        train(cfg, [wrong], [wrong], tmp_path / "other")
+
+
+def test_predict_matches_training_evaluation(make_shard, tmp_path):
+    view = '{"name": "fold", "downsample": 32, "scale": 255.0}'
+    tr, va = make_shard("t.h5", 8, 0, view=view), make_shard("v.h5", 6, 1, view=view)
+    out = train(TrainConfig(**{**TINY, "epochs": 1}), [tr], [va], tmp_path / "run")
+    assert load_checkpoint(out["best_checkpoint"])[1]["view"] == {"name": "fold", "downsample": 32, "scale": 255.0}
+    with h5py.File(va) as f:
+        x, y = f["inputs"][()], f["labels"][()]
+    beta = predict(out["best_checkpoint"], x, batch_size=4)
+    assert beta.shape == (6, 2, 12) and beta.dtype == np.float64
+    np.testing.assert_allclose(shell_distance(beta, y).sum(axis=1).mean(), out["best_val"], rtol=1e-6)
+    np.testing.assert_array_equal(predict(out["best_checkpoint"], [va], batch_size=4), beta)
+    with pytest.raises(InputError, match=r"\(1, 32, 32\)"):
+        predict(out["best_checkpoint"], np.zeros((2, 1, 32, 32), np.float32))
+
+
+def test_loader_workers_give_the_same_run(resume_data, tmp_path):
+    train_paths, val_paths = resume_data
+    cfg = TrainConfig(**{**TINY, "epochs": 2})
+    serial = train(cfg, train_paths, val_paths, tmp_path / "serial")
+    parallel = train(TrainConfig(**{**cfg.to_dict(), "num_workers": 2, "prefetch_factor": 1}),
+                     train_paths, val_paths, tmp_path / "parallel")
+    _assert_same_weights(serial["last_checkpoint"], parallel["last_checkpoint"])
+
+
+def test_cuda_only_options_are_ignored_on_cpu(make_shard, tmp_path, caplog):
+    if torch.cuda.is_available():
+        pytest.skip("CPU behaviour")
+    tr = make_shard("t.h5", 8, 0)
+    cfg = TrainConfig(**{**TINY, "epochs": 1, "amp": "fp16", "compile": True, "channels_last": True,
+                         "num_workers": 0, "pin_memory": True})
+    with caplog.at_level("WARNING", logger="sevi_lib.nn.trainer"):
+        out = train(cfg, [tr], [tr], tmp_path / "run")
+    assert out["device"] == "cpu" and math.isfinite(out["best_val"])
+    assert "amp=fp16 ignored" in caplog.text and "compile ignored" in caplog.text
+    with pytest.raises(InputError, match="no CUDA device"):
+        train(TrainConfig(**{**TINY, "device": "cuda"}), [tr], [tr], tmp_path / "gpu")

@@ -1,0 +1,122 @@
+"""The Snakemake workflow on the small `.test` configuration: a real end-to-end run, then dry
+runs that check which jobs an edited config value reruns (params reach exactly their stage)."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from sevi_lib.core.io import read_answer
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _env():
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def snakemake(workdir, *args, check=True):
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    res = subprocess.run(cmd, cwd=workdir, env=_env(), capture_output=True, text=True)
+    if check and res.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res
+
+
+def planned_jobs(workdir, *args):
+    """Rule name -> job count of a dry run."""
+    res = snakemake(workdir, "-n", *args)
+    out = res.stdout + res.stderr
+    if "Job stats:" not in out:
+        assert "Nothing to be done" in out, out[-3000:]
+        return {}
+    block = out.split("Job stats:")[1].split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M)}
+
+
+def _copy_workflow(dest):
+    for name in ("Snakefile", "workflow", "config", ".test", "profiles"):
+        src = ROOT / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    """A finished run of the .test configuration in a copy of the workflow."""
+    wd = _copy_workflow(tmp_path_factory.mktemp("wf"))
+    snakemake(wd, "--configfile", ".test/config/config.yaml")
+    return wd
+
+
+def _override(wd, doc):
+    path = wd / "override.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return ["--configfile", ".test/config/config.yaml", "override.yaml"]
+
+
+def test_default_dry_run_lists_synthesis(tmp_path):
+    jobs = planned_jobs(_copy_workflow(tmp_path))
+    assert jobs["simulate"] == 1 and jobs["detect"] == 10 and jobs["score"] == 1
+
+
+def test_real_data_skips_synthesis_and_score(tmp_path):
+    wd = _copy_workflow(tmp_path)
+    (wd / "frames.h5").write_bytes(b"")
+    jobs = planned_jobs(wd, "--config", "test_images=frames.h5")
+    assert "simulate" not in jobs and "score" not in jobs and jobs["detect"] == 10
+
+
+def test_end_to_end_outputs(ran):
+    final, fit = read_answer(ran / "results/final.h5"), read_answer(ran / "results/answer/fit.h5")
+    np.testing.assert_array_equal(final, fit)  # answer.method: fit
+    assert np.all(np.diff(final["R"]) > 0)
+    rows = (ran / "results/score.tsv").read_text().splitlines()
+    assert rows[0].split("\t")[0] == "method" and [r.split("\t")[0] for r in rows[1:]] == ["fit", "nn"]
+    report = (ran / "results/report.md").read_text()
+    for section in ("## Detection", "## Answers side by side", "## Score", "## Network training"):
+        assert section in report
+    assert planned_jobs(ran, "--configfile", ".test/config/config.yaml") == {}  # nothing left to do
+
+
+def test_detector_threshold_reruns_detection_not_synthesis(ran):
+    jobs = planned_jobs(ran, *_override(ran, {"detect": {"threshold": 12}}))
+    assert "simulate" not in jobs
+    assert jobs["detect"] == 3 and jobs["accumulate"] == 1 and jobs["fit"] == 1
+
+
+def test_simulation_value_reruns_synthesis(ran):
+    jobs = planned_jobs(ran, *_override(ran, {"simulation": {"seed": 7}}))
+    assert jobs["simulate"] == 1 and jobs["detect"] == 3
+
+
+def test_training_setting_reruns_training_and_prediction_only(ran):
+    jobs = planned_jobs(ran, *_override(ran, {"nn": {"train": {"lr": 0.002}}}))
+    assert set(jobs) == {"pretrain", "finetune", "predict", "score", "report", "all"}
+
+
+def test_fit_setting_reruns_fit_and_what_follows(ran):
+    jobs = planned_jobs(ran, *_override(ran, {"fit": {"max_iter": 31}}))
+    assert {"fit", "final", "score", "report"} <= set(jobs)
+    assert not {"simulate", "detect", "accumulate", "pretrain"} & set(jobs)
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"detect": {"threshold": "high"}}, "threshold"),
+    ({"simulation": {"n_frames": 0}}, "n_frames"),
+    ({"fit": {"method": "abel"}}, "abel"),
+    ({"detect": {"thresold": 10}}, "thresold"),
+])
+def test_bad_config_is_refused_by_the_schema(tmp_path, doc, message):
+    wd = _copy_workflow(tmp_path)
+    res = snakemake(wd, "-n", *_override(wd, doc), check=False)
+    assert res.returncode != 0 and message in res.stdout + res.stderr
