@@ -1,0 +1,73 @@
+"""sevi_lib._numba_cache: an edit of a kernel in one file reaches its callers in other files."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import sevi_lib._numba_cache as numba_cache
+
+CALLER = """
+from numba import njit
+from pkg.callee import g
+
+@njit(cache=True)
+def f(x):
+    return g(x) * 10
+"""
+
+
+def _package(tmp_path, increment):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text(textwrap.dedent(f"""
+        import importlib.util, pathlib
+        spec = importlib.util.spec_from_file_location("_nc", {str(Path(numba_cache.__file__))!r})
+        _nc = importlib.util.module_from_spec(spec); spec.loader.exec_module(_nc)
+        _nc.configure(pathlib.Path(__file__).parent)
+    """))
+    (pkg / "caller.py").write_text(CALLER)
+    (pkg / "callee.py").write_text(f"from numba import njit\n\n@njit(cache=True)\ndef g(x):\n    return x + {increment}\n")
+
+
+def _run(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env.update(PYTHONPATH=str(tmp_path), SEVI_NUMBA_CACHE=str(tmp_path / "cache"))
+    code = "import os, pkg.caller as c; print(c.f(1), os.environ['NUMBA_CACHE_DIR'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    value, folder = out.split()
+    return int(value), Path(folder)
+
+
+def test_edited_callee_in_another_file_reaches_the_cached_caller(tmp_path):
+    _package(tmp_path, 1)
+    assert _run(tmp_path)[0] == 20
+    value, first = _run(tmp_path)  # served from the cache
+    assert value == 20 and any(first.rglob("*.nbi"))
+    _package(tmp_path, 2)  # only the callee's file changes
+    value, second = _run(tmp_path)
+    assert value == 30
+    assert second != first and second.parent == first.parent
+
+
+def test_source_hash_changes_with_any_file_and_user_setting_wins(tmp_path, monkeypatch):
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b.py").write_text("y = 1\n")
+    before = numba_cache.source_hash(tmp_path)
+    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
+    assert numba_cache.source_hash(tmp_path) != before
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    assert numba_cache.configure(tmp_path) is None
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+def test_old_cache_folders_are_pruned(tmp_path, monkeypatch):
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("SEVI_NUMBA_CACHE", str(tmp_path / "root"))
+    for k in range(numba_cache.KEEP + 3):
+        (tmp_path / "root" / f"old{k}").mkdir(parents=True)
+    folder = numba_cache.configure(tmp_path)
+    kept = sorted(p.name for p in (tmp_path / "root").iterdir())
+    assert folder.name in kept and len(kept) == numba_cache.KEEP + 1
