@@ -31,8 +31,13 @@ editing this file remove ``src/sevi_lib/__pycache__/detect*.nb?`` (the cached fr
 :mod:`sevi_lib.detect.blobs` would keep the old code).
 """
 
+from collections import namedtuple
+from dataclasses import replace
+
 import numpy as np
 from numba import njit
+
+from sevi_lib.detect.params import DetectorParams, kernel_params
 
 #: The fit uses the pixels of the patch whose coordinates are both multiples of STRIDE (spots are
 #: 7.7 px wide and noise-free up to rounding, so a quarter of the pixels determine them as well;
@@ -507,50 +512,85 @@ def _cholesky_env(H, g, n, out, fr):
     return True
 
 
-class FitWorkspace:
-    """Buffers of :func:`decompose` for patches up to (n, n) pixels and `kmax` components."""
+#: Buffers of the mixture fit (one per detection thread), built by :func:`fit_workspace`; the
+#: kernels take them as one namedtuple. D: the patch (-1 outside the blob); M: the model; R: the
+#: residual during growth, a copy of the components during removal trials; comp, trial:
+#: components (a, b, A, s, rho); flag: their :data:`FREE` / :data:`SETTLED` / :data:`GROUP`
+#: state; win, twin: their windows; E, J: their values and weighted Jacobians on the STRIDE grid;
+#: tz: row factors; H, Hc, g, step: the normal equations; cand: residual peaks, then electrons;
+#: Rc, Wc: compact residual and weights; bsp, csp: the blob's and the components' row spans.
+FitWorkspace = namedtuple(
+    "FitWorkspace",
+    "D M R comp flag trial win twin E J tz H Hc g step cand Rc Wc bsp csp",
+)
 
-    def __init__(self, n, kmax, sigma_max=8.0):
-        L = int(2 * WINDOW_SIGMAS * S_MAX * sigma_max) + 4
-        Lc = L // STRIDE + 2
-        nc = n // STRIDE + 1
-        k1 = kmax + 1
-        self.D = np.empty((n, n), dtype=np.float64)
-        self.M = np.empty((n, n), dtype=np.float64)
-        self.R = np.empty((n, n), dtype=np.float64)
-        self.comp = np.zeros((k1, NPAR), dtype=np.float64)
-        self.flag = np.zeros(k1, dtype=np.float64)
-        self.trial = np.zeros((k1, NPAR), dtype=np.float64)
-        self.win = np.zeros((k1, 4), dtype=np.int64)
-        self.twin = np.zeros((k1, 4), dtype=np.int64)
-        self.E = np.zeros((k1, Lc, Lc), dtype=np.float64)
-        self.J = np.zeros((k1, Lc, Lc, NPAR), dtype=np.float64)
-        self.Rc = np.zeros((nc, nc), dtype=np.float64)
-        self.Wc = np.zeros((nc, nc), dtype=np.float64)
-        self.bsp = np.zeros((nc, 2), dtype=np.int64)
-        self.csp = np.zeros((k1, Lc, 2), dtype=np.int64)
-        self.tz = np.zeros(L, dtype=np.float64)
-        self.H = np.zeros((NPAR * k1, NPAR * k1), dtype=np.float64)
-        self.Hc = np.zeros_like(self.H)
-        self.g = np.zeros(NPAR * k1, dtype=np.float64)
-        self.step = np.zeros(NPAR * k1, dtype=np.float64)
-        self.cand = np.zeros((4096, 4), dtype=np.float64)
+#: Component flags (``ws.flag[k]``). FREE: may still be split (growth) or must still earn its
+#: place (removal); SETTLED: split or merged in this growth, or kept by a removal trial, so not
+#: tried again; GROUP: one of the n components a component with the light of n spots became
+#: (counts as one electron even when fitted below ``min_amplitude``).
+FREE = 0.0
+SETTLED = 1.0
+GROUP = 2.0
 
-    def args(self):
-        return (self.D, self.M, self.R, self.comp, self.flag, self.trial, self.win, self.twin, self.E, self.J,
-                self.tz, self.H, self.Hc, self.g, self.step, self.cand, self.Rc, self.Wc, self.bsp, self.csp)
+
+def fit_workspace(n, kmax, sigma_max=8.0):
+    """Buffers of :func:`decompose_blob` for patches up to (n, n) pixels and `kmax` components.
+
+    Parameters
+    ----------
+    n : int
+        Largest patch side (pixels).
+    kmax : int
+        Most components (``DetectorParams.max_per_blob``).
+    sigma_max : float
+        Largest nominal spot width (pixels) the windows must hold.
+
+    Returns
+    -------
+    FitWorkspace
+    """
+    L = int(2 * WINDOW_SIGMAS * S_MAX * sigma_max) + 4
+    Lc = L // STRIDE + 2
+    nc = n // STRIDE + 1
+    k1 = kmax + 1
+    H = np.zeros((NPAR * k1, NPAR * k1), dtype=np.float64)
+    return FitWorkspace(
+        D=np.empty((n, n), dtype=np.float64),
+        M=np.empty((n, n), dtype=np.float64),
+        R=np.empty((n, n), dtype=np.float64),
+        comp=np.zeros((k1, NPAR), dtype=np.float64),
+        flag=np.zeros(k1, dtype=np.float64),
+        trial=np.zeros((k1, NPAR), dtype=np.float64),
+        win=np.zeros((k1, 4), dtype=np.int64),
+        twin=np.zeros((k1, 4), dtype=np.int64),
+        E=np.zeros((k1, Lc, Lc), dtype=np.float64),
+        J=np.zeros((k1, Lc, Lc, NPAR), dtype=np.float64),
+        tz=np.zeros(L, dtype=np.float64),
+        H=H,
+        Hc=np.zeros_like(H),
+        g=np.zeros(NPAR * k1, dtype=np.float64),
+        step=np.zeros(NPAR * k1, dtype=np.float64),
+        cand=np.zeros((4096, 4), dtype=np.float64),
+        Rc=np.zeros((nc, nc), dtype=np.float64),
+        Wc=np.zeros((nc, nc), dtype=np.float64),
+        bsp=np.zeros((nc, 2), dtype=np.int64),
+        csp=np.zeros((k1, Lc, 2), dtype=np.int64),
+    )
 
 
 @njit(cache=True, nogil=True)
-def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp,
-        act=None, target=np.inf):
-    """Levenberg-Marquardt fit of comp[:K] to D; leaves win, E and M consistent with comp.
+def _lm(ws, par, nbi, nbj, K, max_iter, act=None, target=np.inf):
+    """Levenberg-Marquardt fit of ws.comp[:K] to ws.D; leaves win, E and M consistent with comp.
     Returns the squared residual and whether the fit converged (a last step below 0.01 px, or
     no step that improves).
 
     With `act`, only the components k with act[k] != 0 are fitted (the others stay fixed but
     remain in the model). A fit whose squared residual stays above `target` gives up once its
     last decrease is too small to reach it in a few more iterations (removal trials)."""
+    D, M, comp, trial, win, twin, E, J = ws.D, ws.M, ws.comp, ws.trial, ws.win, ws.twin, ws.E, ws.J
+    tz, H, Hc, g, step, Rc, Wc, bsp, csp = ws.tz, ws.H, ws.Hc, ws.g, ws.step, ws.Rc, ws.Wc, ws.bsp, ws.csp
+    off = par.subgrid_offset
+    sigma = par.sigma_px
     ak = np.empty(K, dtype=np.int64)
     na = 0
     for k in range(K):
@@ -690,8 +730,13 @@ def _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, t
 
 
 @njit(cache=True, nogil=True)
-def _is_patch_max(P, a, b, nbi, nbj, st):
-    """Plateau-safe local maximum of P at (a, b) among the neighbours `st` pixels away."""
+def is_patch_max(P, a, b, nbi, nbj, st):
+    """Plateau-safe local maximum of P at (a, b) among the neighbours `st` pixels away.
+
+    A neighbour earlier in raster order must be strictly lower, a later one not higher, so a
+    plateau has exactly one maximum (its first pixel). Shared by the blob scan
+    (:mod:`sevi_lib.detect.blobs`) and the seeding and growth of the fit.
+    """
     v = P[a, b]
     for da in range(-st, st + 1, st):
         aa = a + da
@@ -728,12 +773,52 @@ def _flux(comp, k, sigma):
 
 
 @njit(cache=True, nogil=True)
-def _split(D, M, comp, k, K, win, E, csp, off, sigma, apply):
+def _n_spots(comp, k, sigma, A0):
+    """Electrons in component k: ``round(sqrt(F A) / A0)`` for flux F (:func:`_flux`) and peak A.
+
+    The one electron-count rule (the final expansion of :func:`decompose_blob` and
+    :func:`blob_electrons`). The geometric mean of flux and peak counts a wide, flat component
+    (one spot's light spread by the fit) as one, and a pile-up (flux and peak both n spots') as n.
+    """
+    return int(np.sqrt(_flux(comp, k, sigma) * comp[k, 2]) / A0 + 0.5)
+
+
+@njit(cache=True, nogil=True)
+def _set_comp(comp, k, a, b, A, s, rho):
+    """comp[k] = (a, b, A, s, rho)."""
+    comp[k, 0] = a
+    comp[k, 1] = b
+    comp[k, 2] = A
+    comp[k, 3] = s
+    comp[k, 4] = rho
+
+
+@njit(cache=True, nogil=True)
+def _move_comp(comp, flag, src, dst):
+    """Copy component `src` (parameters and flag) over component `dst`."""
+    for u in range(NPAR):
+        comp[dst, u] = comp[src, u]
+    flag[dst] = flag[src]
+
+
+@njit(cache=True, nogil=True)
+def _delete_comp(comp, flag, k, K):
+    """Delete component k of K by moving the last one into its place; returns K - 1."""
+    _move_comp(comp, flag, K - 1, k)
+    return K - 1
+
+
+@njit(cache=True, nogil=True)
+def _split(ws, par, k, K, apply):
     """Replace component k by two of half its amplitude along its long axis (new one at index K).
 
     The axis and separation come from the second moments of the light attributed to k
     (data x model_k / model): two spots at +-h along u widen the light by h^2 along u only.
+    Returns the axis (ux, uz) and the excess variance along it; with ``apply=False`` only that.
     """
+    D, M, comp, win, E, csp = ws.D, ws.M, ws.comp, ws.win, ws.E, ws.csp
+    off = par.subgrid_offset
+    sigma = par.sigma_px
     a0 = win[k, 0]
     b0 = win[k, 2]
     sw = 0.0
@@ -780,35 +865,40 @@ def _split(D, M, comp, k, K, win, E, csp, off, sigma, apply):
     px = comp[k, 0]
     pz = comp[k, 1]
     A = comp[k, 2]
-    comp[k, 0] = px + h * ux
-    comp[k, 1] = pz + h * uz
-    comp[k, 2] = 0.5 * A
-    comp[k, 3] = sigma
-    comp[k, 4] = 0.0
-    comp[K, 0] = px - h * ux
-    comp[K, 1] = pz - h * uz
-    comp[K, 2] = 0.5 * A
-    comp[K, 3] = sigma
-    comp[K, 4] = 0.0
+    _set_comp(comp, k, px + h * ux, pz + h * uz, 0.5 * A, sigma, 0.0)
+    _set_comp(comp, K, px - h * ux, pz - h * uz, 0.5 * A, sigma, 0.0)
     return ux, uz, 2.0 * det
 
 
 @njit(cache=True, nogil=True)
-def _expand(D, M, comp, flag, K, win, E, csp, off, sigma, A0, min_amp, out, cap):
-    """Electrons of the fitted components into out[:, (a, b, amplitude, multiplicity)].
+def _group_spacing(excess, n, sigma, min_px):
+    """Spacing of n >= 2 electrons along a component's long axis whose light has `excess` variance.
 
-    A component of flux F (as a nominal spot's peak) and peak A is ``n = round(sqrt(F A) / A0)``
-    electrons (F < min_amp: none, unless it is a member of a split group: one). For
-    n >= 2 they are spread evenly along the component's long axis so that their spread matches
-    the excess second moment of its light (n spots spaced s apart add s^2 (n^2 - 1) / 12).
-    Returns the number of electrons written, or -1 if more than `cap`.
+    n spots spaced s apart add ``s^2 (n^2 - 1) / 12`` to the variance along the axis; the spacing
+    is at least `min_px` and at most ``2 sigma / (n - 1)``.
     """
+    return min(max(np.sqrt(12.0 * max(excess, 0.0) / (n * n - 1)), min_px), 2.0 * sigma / (n - 1))
+
+
+@njit(cache=True, nogil=True)
+def blob_electrons(ws, par, K, out):
+    """Electrons of the fitted components ws.comp[:K] into out[:, (a, b, amplitude, multiplicity)].
+
+    A component is :func:`_n_spots` electrons, at least one; none if its flux (as a nominal
+    spot's peak) is below ``min_amplitude``, unless it is a member of a :data:`GROUP`. For n >= 2
+    they are spread evenly along the component's long axis so that their spread matches the
+    excess second moment of its light (:func:`_group_spacing`, no lower bound), each with 1/n of
+    the flux. Returns the number of electrons written, or -1 if more than ``out.shape[0]``.
+    """
+    comp = ws.comp
+    sigma = par.sigma_px
+    cap = out.shape[0]
     n_out = 0
     for k in range(K):
         A = _flux(comp, k, sigma)
-        if A < min_amp and flag[k] != 2.0:
+        if A < par.min_amplitude and ws.flag[k] != GROUP:
             continue
-        n = max(int(np.sqrt(A * comp[k, 2]) / A0 + 0.5), 1)
+        n = max(_n_spots(comp, k, sigma, par.amplitude), 1)
         if n_out + n > cap:
             return -1
         if n == 1:
@@ -818,8 +908,8 @@ def _expand(D, M, comp, flag, K, win, E, csp, off, sigma, A0, min_amp, out, cap)
             out[n_out, 3] = 1
             n_out += 1
             continue
-        ux, uz, excess = _split(D, M, comp, k, K, win, E, csp, off, sigma, False)
-        s = min(np.sqrt(12.0 * max(excess, 0.0) / (n * n - 1)), 2.0 * sigma / (n - 1))
+        ux, uz, excess = _split(ws, par, k, K, False)
+        s = _group_spacing(excess, n, sigma, 0.0)
         for r in range(n):
             t = (r - 0.5 * (n - 1)) * s
             out[n_out, 0] = comp[k, 0] + t * ux
@@ -830,13 +920,15 @@ def _expand(D, M, comp, flag, K, win, E, csp, off, sigma, A0, min_amp, out, cap)
     return n_out
 
 
+# ------------------------------------------------------------------ phases of decompose_blob
 @njit(cache=True, nogil=True)
-def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio, removal_cost, kmax, max_iter,
-               D, M, R, comp, flag, trial, win, twin, E, J, tz, H, Hc, g, step, cand, Rc, Wc, bsp, csp):
-    """Components of the blob in D[:nbi, :nbj]; returns K (in comp[:K], patch coordinates)."""
-    _blob_spans(D, nbi, nbj, bsp)
-    final_iter = max_iter
-    max_iter = min(max_iter, INTERMEDIATE_ITER)
+def _seed(ws, par, nbi, nbj):
+    """Seed components at the local maxima >= peak_min (one per 3 px) and at the centroid of the
+    saturated pixels, each amplitude lowered by half the neighbours' light at it; returns K."""
+    D, comp = ws.D, ws.comp
+    off = par.subgrid_offset
+    sigma = par.sigma_px
+    kmax = par.max_per_blob
     K = 0
     sat_n = 0
     sat_a = 0.0
@@ -848,28 +940,17 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                 sat_n += 1
                 sat_a += a + off
                 sat_b += b + off
-            elif d >= peak_min and K < kmax and _is_patch_max(D, a, b, nbi, nbj, 1):
+            elif d >= par.peak_min and K < kmax and is_patch_max(D, a, b, nbi, nbj, 1):
                 close = False
                 for k in range(K):
                     if abs(comp[k, 0] - (a + off)) < 3.0 and abs(comp[k, 1] - (b + off)) < 3.0:
                         close = True
                 if not close:
-                    comp[K, 0] = a + off
-                    comp[K, 1] = b + off
-                    comp[K, 2] = d
-                    comp[K, 3] = sigma
-                    comp[K, 4] = 0.0
+                    _set_comp(comp, K, a + off, b + off, d, sigma, 0.0)
                     K += 1
     if sat_n > 0 and K < kmax:
-        comp[K, 0] = sat_a / sat_n
-        comp[K, 1] = sat_b / sat_n
-        comp[K, 2] = 255.0
-        comp[K, 3] = sigma
-        comp[K, 4] = 0.0
+        _set_comp(comp, K, sat_a / sat_n, sat_b / sat_n, 255.0, sigma, 0.0)
         K += 1
-    if K == 0:
-        return 0
-    # seed amplitudes: remove half of the neighbours' light at each seed
     inv2s2 = 0.5 / (sigma * sigma)
     for k in range(K):
         others = 0.0
@@ -879,68 +960,121 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
                 dz = comp[k, 1] - comp[q, 1]
                 others += comp[q, 2] * np.exp(-(dx * dx + dz * dz) * inv2s2)
         comp[k, 2] = max(comp[k, 2] - 0.5 * others, 0.5 * comp[k, 2])
-    _, settled = _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
-    # growth: try splitting components bright enough to be several spots, add components at
-    # residual peaks, refit, merge components that converged onto each other; until stable.
+    return K
+
+
+@njit(cache=True, nogil=True)
+def _split_bright(ws, par, K, chg):
+    """Split every FREE component of at least ``split_ratio`` spots' flux in two (both SETTLED,
+    marked in `chg`), while fewer than max_per_blob; returns the new K."""
+    comp, flag = ws.comp, ws.flag
+    K0 = K
+    for k in range(K0):
+        if K < par.max_per_blob and flag[k] == FREE and _flux(comp, k, par.sigma_px) >= par.split_ratio * par.amplitude:
+            _split(ws, par, k, K, True)
+            flag[k] = SETTLED
+            flag[K] = SETTLED
+            chg[k] = 1
+            chg[K] = 1
+            K += 1
+    return K
+
+
+@njit(cache=True, nogil=True)
+def _add_at_peaks(ws, par, nbi, nbj, K):
+    """Add FREE components at the residual's local maxima of at least ``add_threshold`` counts,
+    highest first, none within sigma of one added before; returns the new K."""
+    D, M, R, comp, flag, cand = ws.D, ws.M, ws.R, ws.comp, ws.flag, ws.cand
+    off = par.subgrid_offset
+    sigma = par.sigma_px
+    for a in range(0, nbi, STRIDE):
+        for b in range(0, nbj, STRIDE):
+            d = D[a, b]
+            if d < 0.0:
+                R[a, b] = -1e9
+            elif d >= 255.0:
+                R[a, b] = max(255.0 - M[a, b], 0.0)
+            else:
+                R[a, b] = d - M[a, b]
+    nc = 0
+    for a in range(0, nbi, STRIDE):
+        for b in range(0, nbj, STRIDE):
+            if R[a, b] >= par.add_threshold and nc < cand.shape[0] and is_patch_max(R, a, b, nbi, nbj, STRIDE):
+                cand[nc, 0] = a + off
+                cand[nc, 1] = b + off
+                cand[nc, 2] = R[a, b]
+                nc += 1
+    K1 = K
+    while K < par.max_per_blob:
+        best = -1
+        bv = 0.0
+        for c in range(nc):
+            if cand[c, 2] > bv:
+                bv = cand[c, 2]
+                best = c
+        if best < 0:
+            break
+        ok = True
+        for k in range(K1, K):
+            dx = comp[k, 0] - cand[best, 0]
+            dz = comp[k, 1] - cand[best, 1]
+            if dx * dx + dz * dz < sigma * sigma:
+                ok = False
+        if ok:
+            _set_comp(comp, K, cand[best, 0], cand[best, 1], cand[best, 2], sigma, 0.0)
+            flag[K] = FREE
+            K += 1
+        cand[best, 2] = 0.0
+    return K
+
+
+@njit(cache=True, nogil=True)
+def _merge_close(ws, par, K):
+    """Merge components closer than MERGE_PX into one of their summed flux at their flux-weighted
+    mean (SETTLED); returns the new K and whether any merged."""
+    comp, flag = ws.comp, ws.flag
+    sigma = par.sigma_px
+    merged = False
+    k = 0
+    while k < K:
+        q = k + 1
+        while q < K:
+            dx = comp[k, 0] - comp[q, 0]
+            dz = comp[k, 1] - comp[q, 1]
+            if dx * dx + dz * dz < MERGE_PX * MERGE_PX:
+                fk = _flux(comp, k, sigma)
+                fq = _flux(comp, q, sigma)
+                _set_comp(comp, k, (comp[k, 0] * fk + comp[q, 0] * fq) / (fk + fq),
+                          (comp[k, 1] * fk + comp[q, 1] * fq) / (fk + fq), fk + fq, sigma, 0.0)
+                flag[k] = SETTLED
+                K = _delete_comp(comp, flag, q, K)
+                merged = True
+            else:
+                q += 1
+        k += 1
+    return K, merged
+
+
+@njit(cache=True, nogil=True)
+def _grow(ws, par, nbi, nbj, K, settled):
+    """Rounds of: split bright components, add components at residual peaks, refit the
+    components near a change, merge components that converged onto each other (refit all if
+    any did); until a round adds nothing. Returns K and whether every last fit converged."""
+    comp = ws.comp
+    kmax = par.max_per_blob
+    max_iter = min(par.max_iter, INTERMEDIATE_ITER)
     for k in range(K):
-        flag[k] = 0.0
+        ws.flag[k] = FREE
     act = np.zeros(kmax + 1, dtype=np.int64)
     chg = np.zeros(kmax + 1, dtype=np.int64)
-    rn = NEAR_SIGMAS * sigma
+    rn = NEAR_SIGMAS * par.sigma_px
     for rnd in range(kmax):
         K0 = K
         for k in range(kmax + 1):
             chg[k] = 0
-        for k in range(K0):
-            if K < kmax and flag[k] == 0.0 and _flux(comp, k, sigma) >= split_ratio * A0:
-                _split(D, M, comp, k, K, win, E, csp, off, sigma, True)
-                flag[k] = 1.0
-                flag[K] = 1.0
-                chg[k] = 1
-                chg[K] = 1
-                K += 1
-        for a in range(0, nbi, STRIDE):
-            for b in range(0, nbj, STRIDE):
-                d = D[a, b]
-                if d < 0.0:
-                    R[a, b] = -1e9
-                elif d >= 255.0:
-                    R[a, b] = max(255.0 - M[a, b], 0.0)
-                else:
-                    R[a, b] = d - M[a, b]
-        nc = 0
-        for a in range(0, nbi, STRIDE):
-            for b in range(0, nbj, STRIDE):
-                if R[a, b] >= add_thr and nc < cand.shape[0] and _is_patch_max(R, a, b, nbi, nbj, STRIDE):
-                    cand[nc, 0] = a + off
-                    cand[nc, 1] = b + off
-                    cand[nc, 2] = R[a, b]
-                    nc += 1
+        K = _split_bright(ws, par, K, chg)
         K1 = K
-        while K < kmax:
-            best = -1
-            bv = 0.0
-            for c in range(nc):
-                if cand[c, 2] > bv:
-                    bv = cand[c, 2]
-                    best = c
-            if best < 0:
-                break
-            ok = True
-            for k in range(K1, K):
-                dx = comp[k, 0] - cand[best, 0]
-                dz = comp[k, 1] - cand[best, 1]
-                if dx * dx + dz * dz < sigma * sigma:
-                    ok = False
-            if ok:
-                comp[K, 0] = cand[best, 0]
-                comp[K, 1] = cand[best, 1]
-                comp[K, 2] = cand[best, 2]
-                comp[K, 3] = sigma
-                comp[K, 4] = 0.0
-                flag[K] = 0.0
-                K += 1
-            cand[best, 2] = 0.0
+        K = _add_at_peaks(ws, par, nbi, nbj, K)
         if K == K0:
             break
         for k in range(K):
@@ -948,79 +1082,79 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
         for k in range(K):
             if chg[k] != 0 or k >= K1:
                 _mark_near(comp, K, act, comp[k, 0], comp[k, 1], rn)
-        _, cv = _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp, act)
+        _, cv = _lm(ws, par, nbi, nbj, K, max_iter, act)
         settled = settled and cv
-        # merge components closer than MERGE_PX (an unresolved pair keeps its amplitude)
-        merged = False
-        k = 0
-        while k < K:
-            q = k + 1
-            while q < K:
-                dx = comp[k, 0] - comp[q, 0]
-                dz = comp[k, 1] - comp[q, 1]
-                if dx * dx + dz * dz < MERGE_PX * MERGE_PX:
-                    fk = _flux(comp, k, sigma)
-                    fq = _flux(comp, q, sigma)
-                    comp[k, 0] = (comp[k, 0] * fk + comp[q, 0] * fq) / (fk + fq)
-                    comp[k, 1] = (comp[k, 1] * fk + comp[q, 1] * fq) / (fk + fq)
-                    comp[k, 2] = fk + fq
-                    comp[k, 3] = sigma
-                    comp[k, 4] = 0.0
-                    flag[k] = 1.0
-                    for u in range(NPAR):
-                        comp[q, u] = comp[K - 1, u]
-                    flag[q] = flag[K - 1]
-                    K -= 1
-                    merged = True
-                else:
-                    q += 1
-            k += 1
+        K, merged = _merge_close(ws, par, K)
         if merged:
-            _, settled = _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
-    # drop components below min_amp; then test the faint ones (flux < WEAK_RATIO * A0, or peak
-    # below it with a neighbour closer than sigma), faintest first: remove (handing the light
-    # to the nearest neighbour) and refit, keep the removal if the squared residual grows by
-    # less than removal_cost
+            _, settled = _lm(ws, par, nbi, nbj, K, max_iter)
+    return K, settled
+
+
+@njit(cache=True, nogil=True)
+def _drop_faint(ws, par, nbi, nbj, K, settled):
+    """Drop components whose flux is below ``min_amplitude`` (keeping at least one) and refit;
+    up to three rounds. Returns K and whether the last fit converged."""
+    max_iter = min(par.max_iter, INTERMEDIATE_ITER)
     for rnd in range(3):
         K0 = K
         k = 0
         while k < K and K > 1:
-            if _flux(comp, k, sigma) < min_amp:
-                for u in range(NPAR):
-                    comp[k, u] = comp[K - 1, u]
-                flag[k] = flag[K - 1]
-                K -= 1
+            if _flux(ws.comp, k, par.sigma_px) < par.min_amplitude:
+                K = _delete_comp(ws.comp, ws.flag, k, K)
             else:
                 k += 1
         if K == K0:
             break
-        _, settled = _lm(D, nbi, nbj, comp, K, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
-    cur = _sse(D, M, nbi, nbj, comp, K, sigma, bsp)
+        _, settled = _lm(ws, par, nbi, nbj, K, max_iter)
+    return K, settled
+
+
+@njit(cache=True, nogil=True)
+def _weakest(ws, par, K):
+    """The FREE component of least flux below WEAK_RATIO spots (a component of a spot shared by
+    two, wide and of low peak, counts by its peak), or -1."""
+    comp, flag = ws.comp, ws.flag
+    sigma = par.sigma_px
+    weak = WEAK_RATIO * par.amplitude
+    worst = -1
+    wv = weak
     for k in range(K):
-        flag[k] = 0.0
+        if flag[k] != FREE:
+            continue
+        f = _flux(comp, k, sigma)
+        if f >= weak and comp[k, 2] < weak:
+            for q in range(K):
+                dx = comp[q, 0] - comp[k, 0]
+                dz = comp[q, 1] - comp[k, 1]
+                if q != k and dx * dx + dz * dz < sigma * sigma:
+                    f = comp[k, 2]
+        if f < wv:
+            wv = f
+            worst = k
+    return worst
+
+
+@njit(cache=True, nogil=True)
+def _prune(ws, par, nbi, nbj, K, settled):
+    """Removal trials of the weak components, weakest first: remove one (handing its light to
+    its nearest neighbour within 2 sigma) and refit the components near it; keep the removal if
+    the squared residual grows by less than ``removal_cost``, else restore and mark it SETTLED.
+    Returns K and whether the fits of the kept state converged."""
+    comp, flag, R = ws.comp, ws.flag, ws.R
+    sigma = par.sigma_px
+    max_iter = min(par.max_iter, INTERMEDIATE_ITER)
+    act = np.zeros(par.max_per_blob + 1, dtype=np.int64)
+    rn = NEAR_SIGMAS * sigma
+    cur = _sse(ws.D, ws.M, nbi, nbj, comp, K, sigma, ws.bsp)
+    for k in range(K):
+        flag[k] = FREE
     while K > 1:
-        worst = -1
-        wv = WEAK_RATIO * A0
-        for k in range(K):
-            if flag[k] != 0.0:
-                continue
-            f = _flux(comp, k, sigma)
-            if f >= WEAK_RATIO * A0 and comp[k, 2] < WEAK_RATIO * A0:
-                # a spot shared by two components: each is wide and of low peak
-                for q in range(K):
-                    dx = comp[q, 0] - comp[k, 0]
-                    dz = comp[q, 1] - comp[k, 1]
-                    if q != k and dx * dx + dz * dz < sigma * sigma:
-                        f = comp[k, 2]
-            if f < wv:
-                wv = f
-                worst = k
+        worst = _weakest(ws, par, K)
         if worst < 0:
             break
         for q in range(K):  # R (free by now) keeps the components in case the removal fails
             for u in range(NPAR):
                 R[q, u] = comp[q, u]
-        # hand the faint component's light to its nearest neighbour if it overlaps it
         near = -1
         nd = 4.0 * sigma * sigma
         for q in range(K):
@@ -1041,11 +1175,9 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
         if near >= 0:
             _mark_near(comp, K, act, comp[near, 0], comp[near, 1], rn)
         act[worst] = act[K - 1]
-        for u in range(NPAR):
-            comp[worst, u] = comp[K - 1, u]
-        flag[worst] = flag[K - 1]
-        new, cv = _lm(D, nbi, nbj, comp, K - 1, off, sigma, max_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp, act, cur + removal_cost)
-        if new - cur < removal_cost:
+        _move_comp(comp, flag, K - 1, worst)
+        new, cv = _lm(ws, par, nbi, nbj, K - 1, max_iter, act, cur + par.removal_cost)
+        if new - cur < par.removal_cost:
             K -= 1
             cur = new
             settled = settled and cv
@@ -1053,49 +1185,75 @@ def _decompose(nbi, nbj, off, sigma, A0, peak_min, add_thr, min_amp, split_ratio
             for q in range(K):
                 for u in range(NPAR):
                     comp[q, u] = R[q, u]
-            flag[worst] = 1.0
-            cur, _ = _lm(D, nbi, nbj, comp, K, off, sigma, 0, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
-    # a component with the light of n >= 2 spots becomes n components spread along its long
-    # axis (their spread matching the excess second moment of its light), fitted together with
-    # the rest and never merged again: the fit places unresolved pairs better than the moments
+            flag[worst] = SETTLED
+            cur, _ = _lm(ws, par, nbi, nbj, K, 0)
+    return K, settled
+
+
+@njit(cache=True, nogil=True)
+def _expand_groups(ws, par, K):
+    """Replace each component with the light of n >= 2 spots (:func:`_n_spots`) by n GROUP
+    components of 1/n its flux spread along its long axis (:func:`_group_spacing`, at least
+    1 px apart), while they fit in max_per_blob; the other components become FREE. Returns K."""
+    comp, flag = ws.comp, ws.flag
+    sigma = par.sigma_px
     K0 = K
     for k in range(K0):
-        f = _flux(comp, k, sigma)
-        n = int(np.sqrt(f * comp[k, 2]) / A0 + 0.5)
-        if n < 2 or K + n - 1 > kmax:
+        n = _n_spots(comp, k, sigma, par.amplitude)
+        if n < 2 or K + n - 1 > par.max_per_blob:
             continue
-        ux, uz, excess = _split(D, M, comp, k, K, win, E, csp, off, sigma, False)
-        sp = min(max(np.sqrt(12.0 * max(excess, 0.0) / (n * n - 1)), 1.0), 2.0 * sigma / (n - 1))
+        f = _flux(comp, k, sigma)
+        ux, uz, excess = _split(ws, par, k, K, False)
+        sp = _group_spacing(excess, n, sigma, 1.0)
         a = comp[k, 0]
         b = comp[k, 1]
         for r in range(n):
             q = k if r == 0 else K + r - 1
             t = (r - 0.5 * (n - 1)) * sp
-            comp[q, 0] = a + t * ux
-            comp[q, 1] = b + t * uz
-            comp[q, 2] = f / n
-            comp[q, 3] = sigma
-            comp[q, 4] = 0.0
-            flag[q] = 2.0
+            _set_comp(comp, q, a + t * ux, b + t * uz, f / n, sigma, 0.0)
+            flag[q] = GROUP
         K += n - 1
     for k in range(K):
-        if flag[k] != 2.0:
-            flag[k] = 0.0
-    if not settled or K > K0:
-        _lm(D, nbi, nbj, comp, K, off, sigma, final_iter, M, trial, win, twin, E, J, tz, H, Hc, g, step, Rc, Wc, bsp, csp)
+        if flag[k] != GROUP:
+            flag[k] = FREE
     return K
 
 
-def decompose(patch, sigma=7.68, amplitude=100.0, off=0.4, peak_min=30.0, add_threshold=25.0, min_amplitude=40.0,
-              split_ratio=1.5, removal_cost=750.0, kmax=32, max_iter=30):
+@njit(cache=True, nogil=True)
+def decompose_blob(ws, par, nbi, nbj):
+    """Components of the blob in ws.D[:nbi, :nbj] (-1 outside it); returns K (ws.comp[:K],
+    patch coordinates). Phases: seed, fit, grow (split, add, refit, merge), drop faint, prune
+    by removal trials, expand multi-spot components into groups, final fit."""
+    _blob_spans(ws.D, nbi, nbj, ws.bsp)
+    K = _seed(ws, par, nbi, nbj)
+    if K == 0:
+        return 0
+    _, settled = _lm(ws, par, nbi, nbj, K, min(par.max_iter, INTERMEDIATE_ITER))
+    K, settled = _grow(ws, par, nbi, nbj, K, settled)
+    K, settled = _drop_faint(ws, par, nbi, nbj, K, settled)
+    K, settled = _prune(ws, par, nbi, nbj, K, settled)
+    # a component with the light of n >= 2 spots becomes n components spread along its long
+    # axis, fitted together with the rest and never merged again: the fit places unresolved
+    # pairs better than the moments
+    K0 = K
+    K = _expand_groups(ws, par, K)
+    if not settled or K > K0:
+        _lm(ws, par, nbi, nbj, K, par.max_iter)
+    return K
+
+
+def decompose(patch, params=None, **overrides):
     """Decompose one blob patch into model spots.
 
     Parameters
     ----------
     patch : ndarray, shape (n, m)
         Pixel values of the blob's bounding box (``Image[ix, iz]`` order), ``-1`` outside the blob.
-    sigma, amplitude, off, peak_min, add_threshold, min_amplitude, split_ratio, removal_cost, kmax, max_iter
-        See :class:`sevi_lib.detect.blobs.DetectorParams`.
+    params : DetectorParams, optional
+        Detector settings (default: ``DetectorParams()``).
+    **overrides
+        Fields of :class:`~sevi_lib.detect.params.DetectorParams` replacing those of `params`
+        (e.g. ``sigma_px=8.0``).
 
     Returns
     -------
@@ -1103,10 +1261,10 @@ def decompose(patch, sigma=7.68, amplitude=100.0, off=0.4, peak_min=30.0, add_th
         Components ``(a, b, A, s, rho)``: continuous patch pixel coordinates (pixel a covers
         [a, a + 1)), peak amplitude, width (pixels) and correlation.
     """
+    params = replace(params or DetectorParams(), **overrides).validate()
     patch = np.asarray(patch, dtype=np.float64)
     nbi, nbj = patch.shape
-    ws = FitWorkspace(max(nbi, nbj), kmax, sigma_max=sigma)
+    ws = fit_workspace(max(nbi, nbj), params.max_per_blob, sigma_max=params.sigma_px)
     ws.D[:nbi, :nbj] = patch
-    K = _decompose(nbi, nbj, off, sigma, amplitude, peak_min, add_threshold, min_amplitude, split_ratio,
-                   removal_cost, kmax, max_iter, *ws.args())
+    K = decompose_blob(ws, kernel_params(params), nbi, nbj)
     return ws.comp[:K].copy()
