@@ -1,34 +1,22 @@
 """``sevi train`` (train or resume a network on synthesis shards) and ``sevi checkpoints``.
 
-``sevi train --train SHARD... --val SHARD... --run-dir DIR [--config FILE] [--set KEY=VALUE]
-[--lr 1e-3 --arch resnet34 ...]``: every field of :class:`sevi_lib.nn.trainer.TrainConfig` is
-an option (``--batch-size``, ``--no-progress``, ...). Precedence: defaults < ``--config`` YAML
-(a mapping of fields; ``--section`` picks a sub-mapping) < ``--set`` < explicit options.
+``sevi train --train SHARD... --val SHARD... --run-dir DIR [--lr 1e-3 --arch resnet34 ...]``: every
+field of :class:`sevi_lib.nn.config.TrainConfig` is one option ``--field-name V`` (booleans as
+``true``/``false``, e.g. ``--progress false``); the dataclass holds the only defaults.
 Rerunning the same command on the same folder resumes from ``DIR/last.pt``.
 
 ``sevi checkpoints table RUN_DIR --val SHARD... [--out CSV]``: every checkpoint of a run on one
 validation set, best marked. ``sevi checkpoints compare A.pt B.pt --val SHARD... [--top K]``:
 where two checkpoints disagree most.
+
+Parsing imports no torch (the settings live in the torch-free :mod:`sevi_lib.nn.config`).
 """
 
-from __future__ import annotations
-
-import argparse
-import dataclasses
 import json
 import logging
 
-import yaml
-
-from sevi_lib.core.errors import InputError
-from sevi_lib.nn.trainer import TrainConfig
-
-_BOOL = {"true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
-
-
-def _field_type(f):
-    t = f.type if isinstance(f.type, str) else f.type.__name__
-    return {"bool": bool, "int": int, "float": float, "str": str}[t]
+from sevi_lib.cli._settings import add_settings_arguments, settings_from_args
+from sevi_lib.nn.config import TrainConfig
 
 
 def register(sub):
@@ -41,20 +29,8 @@ def register(sub):
     p.add_argument("--train", nargs="+", required=True, metavar="SHARD", help="training shards (HDF5)")
     p.add_argument("--val", nargs="+", required=True, metavar="SHARD", help="validation shards (HDF5)")
     p.add_argument("--run-dir", required=True, help="run folder")
-    p.add_argument("--config", help="YAML file with training settings (TrainConfig fields)")
-    p.add_argument("--section", help="dotted key of the settings mapping inside --config (e.g. nn.pretrain.train)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="one setting (value parsed as YAML); repeatable")
     p.add_argument("--quiet", action="store_true", help="no per-epoch log lines")
-    group = p.add_argument_group("training settings (default: TrainConfig)")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = _field_type(f)
-        if kind is bool:
-            group.add_argument(flag, dest=f"opt_{f.name}", action=argparse.BooleanOptionalAction, default=None,
-                               help=f"(default {f.default})")
-        else:
-            group.add_argument(flag, dest=f"opt_{f.name}", type=kind, default=None, help=f"(default {f.default!r})")
+    add_settings_arguments(p, TrainConfig, title="training settings (TrainConfig; the workflow's nn.train section)")
     p.set_defaults(func=run_train)
 
     c = sub.add_parser(
@@ -79,50 +55,6 @@ def register(sub):
     c.set_defaults(func=run_checkpoints)
 
 
-def config_from_args(args) -> TrainConfig:
-    """TrainConfig from --config / --section, --set and the explicit options."""
-    settings = {}
-    if args.config:
-        try:
-            with open(args.config) as fh:
-                doc = yaml.safe_load(fh) or {}
-        except OSError as exc:
-            raise InputError(f"{args.config}: cannot read ({exc.strerror})") from None
-        for key in (args.section.split(".") if args.section else []):
-            if not isinstance(doc, dict) or key not in doc:
-                raise InputError(f"{args.config}: no section '{args.section}'")
-            doc = doc[key]
-        if not isinstance(doc, dict):
-            raise InputError(f"{args.config}: training settings must be a mapping")
-        settings.update(doc)
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise InputError(f"--set {item!r}: expected KEY=VALUE")
-        settings[key.strip().replace("-", "_")] = yaml.safe_load(value)
-    for f in dataclasses.fields(TrainConfig):
-        value = getattr(args, f"opt_{f.name}")
-        if value is not None:
-            settings[f.name] = value
-    types = {f.name: _field_type(f) for f in dataclasses.fields(TrainConfig)}
-    for key, value in list(settings.items()):
-        kind = types.get(key)
-        if kind is None or value is None:
-            continue
-        try:
-            if kind is bool and isinstance(value, str):
-                settings[key] = _BOOL[value.lower()]
-            elif kind is float and isinstance(value, (int, str)) and not isinstance(value, bool):
-                settings[key] = float(value)
-            elif kind is int and isinstance(value, (float, str)) and float(value) == int(float(value)):
-                settings[key] = int(float(value))
-            elif kind is str:
-                settings[key] = str(value)
-        except (KeyError, ValueError):
-            raise InputError(f"training setting {key}={value!r} is not a {kind.__name__}") from None
-    return TrainConfig.from_dict(settings)
-
-
 def _setup_logging(quiet):
     logger = logging.getLogger("sevi_lib")
     if not logger.handlers:
@@ -136,7 +68,7 @@ def run_train(args):
     from sevi_lib.nn.trainer import train
 
     _setup_logging(args.quiet)
-    cfg = config_from_args(args)
+    cfg = settings_from_args(TrainConfig, args)
     result = train(cfg, args.train, args.val, args.run_dir)
     print(json.dumps(result, indent=2))
     return 0

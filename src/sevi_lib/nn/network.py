@@ -25,15 +25,11 @@ from torch import nn
 from torchvision import models
 
 from sevi_lib.core.errors import InputError
+from sevi_lib.nn.config import ARCHS as ARCH_NAMES
+from sevi_lib.nn.config import FREEZE_PARTS  # noqa: F401 (re-exported)
 
-ARCHS = {
-    "resnet18": models.resnet18,
-    "resnet34": models.resnet34,
-    "resnet50": models.resnet50,
-    "resnet101": models.resnet101,
-}
-
-FREEZE_PARTS = ("stem", "backbone")
+#: Architecture name -> torchvision constructor (the names are :data:`sevi_lib.nn.config.ARCHS`).
+ARCHS = {name: getattr(models, name) for name in ARCH_NAMES}
 
 
 class BetaResNet(nn.Module):

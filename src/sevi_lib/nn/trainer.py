@@ -6,10 +6,11 @@ synthesis and view modules). Everything here works on CPU; CUDA, mixed precision
 
 API
 ---
-``score_loss(pred, label)``
+``score_loss(pred, label, per_sample=False)``
     Mean over the batch of ``sum_j sqrt(sum_i 2/(4i+1) (pred - label)^2)``: the grader's
     distance (:func:`sevi_lib.core.score.shell_distance` summed over shells) on the same numbers,
-    with a zero (not NaN) gradient where a shell is matched exactly.
+    with a zero (not NaN) gradient where a shell is matched exactly (the training loop's loss;
+    ``per_sample=True`` also returns the per-sample distances).
 ``shell_distances(pred, label)`` -> tensor ``(B, n_shells)`` of per-shell distances.
 ``ShardDataset(paths)``
     Map-style dataset over synthesis shards: HDF5 files with ``inputs`` (n, C, H, W) float32
@@ -17,15 +18,13 @@ API
     unused here, ``R`` and ``sigma_R`` (n, n_shells). Items are ``(input float32 (C, H, W),
     label float32 (n_shells, N))``, read lazily with one h5py handle per process (so it
     works with DataLoader workers). Chunk ``inputs`` per sample for fast random reads.
-``TrainConfig``
-    Dataclass of every training hyper-parameter (see its docstring); ``TrainConfig.from_dict``
-    rejects unknown keys; ``.to_dict()``.
+``TrainConfig``, ``lr_factor``, ``RESUME_FREE``
+    Re-exported from the torch-free :mod:`sevi_lib.nn.config` (the settings and the schedule).
 ``train(cfg, train_paths, val_paths, run_dir, callback=None) -> dict``
     Train (or resume) into ``run_dir``; returns ``best_checkpoint``, ``best_val``,
     ``best_epoch``, ``last_checkpoint``, ``epochs_run``, ``steps``, ``stopped_early``,
-    ``interrupted`` (always False on return), ``run_dir``.
-``lr_factor(cfg, step, steps_per_epoch)``: the learning-rate multiplier at optimiser step
-    ``step`` (a pure function: constant / step / cosine after a linear warm-up).
+    ``run_dir``, ``device``. The run is a :class:`_Run` object whose methods are its phases
+    (setup, resume, open, run_epoch, validate, checkpoint, finish; one interrupt path).
 ``evaluate(model, data, ...)`` -> ``(pred (n, S, N) float64, dist (n, S) float64)``.
 ``predict(checkpoint, inputs, ...)`` -> ``(n, n_shells, N)`` float64 betas.
 ``load_checkpoint(path, device="cpu")`` -> ``(model, info)``; the model is in eval mode,
@@ -84,7 +83,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from sevi_lib.core.angular import distance_weights
 from sevi_lib.core.errors import InputError, SeviError
 from sevi_lib.core.io import atomic_path, open_h5, write_text
-from sevi_lib.nn.network import ARCHS, FREEZE_PARTS, build_model, freeze_parameters
+from sevi_lib.nn.config import RESUME_FREE, TrainConfig, config_conflicts, lr_factor  # noqa: F401 (re-exported)
+from sevi_lib.nn.network import build_model, freeze_parameters
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +104,6 @@ METRIC_COLUMNS = [
 ]
 
 PLOT_SECONDS = 60.0  # redraw loss.png at most this often during a run (and always at its end)
-
-# Fields that may change between an interrupted run and its resumption.
-RESUME_FREE = frozenset({
-    "epochs", "patience", "min_delta", "num_workers", "pin_memory", "prefetch_factor",
-    "log_every", "progress", "save_every_steps", "save_every_epochs", "threads", "device",
-    "compile", "val_batch_size",
-})
-
 
 class TrainingInterrupted(SeviError):
     """Training stopped on SIGTERM / SIGINT after saving its state to ``last.pt``."""
@@ -140,18 +132,23 @@ def shell_distances(pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     return torch.where(positive, torch.sqrt(safe), torch.zeros_like(sq))
 
 
-def score_loss(pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+def score_loss(pred: torch.Tensor, label: torch.Tensor, per_sample: bool = False):
     """The score as loss: mean over the batch of the sum over shells of the shell distance.
 
     Parameters
     ----------
     pred, label : Tensor, shape (B, n_shells, N)
+    per_sample : bool
+        Also return the per-sample distances (summed over shells) the mean is taken of.
 
     Returns
     -------
     Tensor, scalar
+        The loss; with `per_sample`, the tuple ``(loss, distances (B,))``.
     """
-    return shell_distances(pred, label).sum(dim=-1).mean()
+    distances = shell_distances(pred, label).sum(dim=-1)
+    loss = distances.mean()
+    return (loss, distances) if per_sample else loss
 
 
 # --------------------------------------------------------------------------- data
@@ -297,142 +294,6 @@ class EpochSampler(Sampler):
 
     def __len__(self) -> int:
         return self.n - self.start
-
-
-# --------------------------------------------------------------------------- config
-
-@dataclass
-class TrainConfig:
-    """Every hyper-parameter of a training run.
-
-    Attributes
-    ----------
-    arch : resnet18 | resnet34 | resnet50 | resnet101
-    optimizer : adam | nadam | sgd  (sgd uses ``momentum``, ``nesterov``)
-    lr, momentum, nesterov, weight_decay : optimiser settings
-    schedule : constant | step | cosine, after ``warmup_epochs`` (may be fractional) of linear
-        warm-up from lr / warmup_steps to lr; ``step_size`` epochs and ``gamma`` for step;
-        cosine decays to ``min_lr_ratio * lr`` at the last epoch. Applied per optimiser step.
-    epochs : maximum number of epochs
-    batch_size : training batch (the last incomplete batch of an epoch is dropped);
-        ``val_batch_size`` (0: twice batch_size) for validation
-    patience : stop after this many epochs without a validation improvement larger than
-        ``min_delta`` (0: never stop early)
-    seed : initial weights, sample order
-    num_workers, pin_memory, prefetch_factor : DataLoader settings (pinning only on CUDA)
-    amp : off | bf16 | fp16 (CUDA only; fp16 uses a GradScaler)
-    compile : torch.compile the model (CUDA only)
-    channels_last : channels-last memory format (CUDA only)
-    device : auto | cpu | cuda | cuda:N  (auto: CUDA when a device is visible, honouring
-        CUDA_VISIBLE_DEVICES, else CPU)
-    deterministic : deterministic algorithms (cuDNN benchmark off)
-    threads : torch CPU threads (0: leave torch's default)
-    grad_clip : clip the gradient norm to this value (0: off)
-    init_from : checkpoint whose weights start the run (fine-tuning; fresh optimiser and
-        schedule); "" for random initial weights
-    freeze_epochs, freeze : keep ``freeze`` (stem | backbone) frozen for the first
-        ``freeze_epochs`` epochs
-    log_every : steps between TensorBoard step scalars / progress-bar updates
-    save_every_epochs : write checkpoints/epoch_XXXX.pt every this many epochs (0: none)
-    save_every_steps : also write last.pt every this many steps inside an epoch (0: only at
-        epoch ends and on SIGTERM / SIGINT)
-    progress : tqdm progress bar on stderr
-    """
-
-    arch: str = "resnet18"
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    step_size: int = 10
-    gamma: float = 0.5
-    min_lr_ratio: float = 0.0
-    epochs: int = 20
-    batch_size: int = 32
-    val_batch_size: int = 0
-    patience: int = 0
-    min_delta: float = 0.0
-    seed: int = 0
-    num_workers: int = 0
-    pin_memory: bool = True
-    prefetch_factor: int = 2
-    amp: str = "off"
-    compile: bool = False
-    channels_last: bool = False
-    device: str = "auto"
-    deterministic: bool = True
-    threads: int = 0
-    grad_clip: float = 0.0
-    init_from: str = ""
-    freeze_epochs: int = 0
-    freeze: str = "stem"
-    log_every: int = 10
-    save_every_epochs: int = 1
-    save_every_steps: int = 0
-    progress: bool = True
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> "TrainConfig":
-        """Build from a mapping; unknown keys raise InputError."""
-        d = dict(d or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise InputError(f"unknown training setting(s): {', '.join(unknown)}")
-        if d.get("init_from") is None:
-            d.pop("init_from", None)
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def validate(self) -> None:
-        """Raise InputError naming the first bad setting."""
-        choices = {"arch": tuple(ARCHS), "optimizer": ("adam", "nadam", "sgd"),
-                   "schedule": ("constant", "step", "cosine"), "amp": ("off", "bf16", "fp16"),
-                   "freeze": FREEZE_PARTS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise InputError(f"training setting {name}={getattr(self, name)!r}: choose one of {', '.join(allowed)}")
-        positive = ("lr", "epochs", "batch_size", "step_size", "log_every", "prefetch_factor")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise InputError(f"training setting {name} must be > 0, got {getattr(self, name)}")
-        nonneg = ("momentum", "weight_decay", "warmup_epochs", "gamma", "min_lr_ratio", "val_batch_size",
-                  "patience", "min_delta", "num_workers", "threads", "grad_clip", "freeze_epochs",
-                  "save_every_epochs", "save_every_steps")
-        for name in nonneg:
-            if getattr(self, name) < 0:
-                raise InputError(f"training setting {name} must be >= 0, got {getattr(self, name)}")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise InputError(f"training setting device={self.device!r}: choose auto, cpu, cuda or cuda:N")
-        if self.init_from and not Path(self.init_from).exists():
-            raise InputError(f"training setting init_from: {self.init_from}: no such file")
-
-
-def lr_factor(cfg: TrainConfig, step: int, steps_per_epoch: int) -> float:
-    """Learning-rate multiplier for optimiser step ``step`` (0-based, counted over the run).
-
-    Linear warm-up over ``warmup_epochs * steps_per_epoch`` steps (from 1/W to 1), then
-    ``constant`` (1), ``step`` (``gamma ** floor(epoch / step_size)``, epoch = 0-based epoch of
-    the step) or ``cosine`` (from 1 at the end of the warm-up to ``min_lr_ratio`` at the end of
-    ``epochs``).
-    """
-    warm = cfg.warmup_epochs * steps_per_epoch
-    if step < warm:
-        return (step + 1) / warm
-    if cfg.schedule == "constant":
-        return 1.0
-    if cfg.schedule == "step":
-        return cfg.gamma ** (step // steps_per_epoch // cfg.step_size)
-    total = cfg.epochs * steps_per_epoch - warm
-    progress = min(max((step - warm) / total, 0.0), 1.0) if total > 0 else 1.0
-    return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 # --------------------------------------------------------------------------- devices
@@ -687,12 +548,6 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _config_conflicts(saved: dict, cfg: TrainConfig) -> list[str]:
-    now = cfg.to_dict()
-    return [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in now.items()
-            if k not in RESUME_FREE and saved.get(k) != v]
-
-
 def _write_metrics(run_dir: Path, history: list) -> None:
     import pandas as pd
     with atomic_path(run_dir / "metrics.csv") as tmp:
@@ -723,6 +578,346 @@ def _plot(run_dir: Path, history: list) -> None:
     plt.close(fig)
 
 
+def _check_datasets(train_ds, val_ds) -> None:
+    if (train_ds.input_shape, train_ds.label_shape) != (val_ds.input_shape, val_ds.label_shape):
+        raise InputError(f"validation shards have inputs {val_ds.input_shape} / labels {val_ds.label_shape} but "
+                         f"training shards {train_ds.input_shape} / {train_ds.label_shape}")
+    if getattr(train_ds, "view", None) != getattr(val_ds, "view", None):
+        raise InputError(f"validation shards have view {val_ds.view} but training shards {train_ds.view}")
+
+
+class _Run:
+    """One call of :func:`train`: the model, optimiser, loaders and loop state of a run folder.
+
+    The phases are methods, called in this order by :func:`train`: ``__init__`` (data, device,
+    model, optimiser; no file written), :meth:`resume` (from ``last.pt`` if present),
+    :meth:`open` (config.yaml, loaders, TensorBoard), then per epoch :meth:`run_epoch`,
+    :meth:`validate` and :meth:`checkpoint`, and :meth:`finish` whatever happened.
+    :meth:`interrupt` is the one way out on SIGTERM / SIGINT.
+    """
+
+    def __init__(self, cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None):
+        cfg.validate()
+        self.cfg, self.callback = cfg, callback
+        self.run_dir = Path(run_dir)
+        self.last_path = self.run_dir / "last.pt"
+        (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        self.train_ds = train_paths if isinstance(train_paths, Dataset) else ShardDataset(train_paths)
+        self.val_ds = val_paths if isinstance(val_paths, Dataset) else ShardDataset(val_paths)
+        _check_datasets(self.train_ds, self.val_ds)
+        self.view = getattr(self.train_ds, "view", None)
+        self._setup_device()
+        self._setup_model()
+        self.state = _State(acc=_new_acc())
+        self.train_state = None   # the loop state read from last.pt, if resumed
+        self.stop = _StopFlag()
+        self.writer = None
+        self.lr = cfg.lr
+
+    # ------------------------------------------------------------------ setup
+
+    def _setup_device(self) -> None:
+        cfg = self.cfg
+        self.device = resolve_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.deterministic_before = (torch.are_deterministic_algorithms_enabled(),
+                                     torch.is_deterministic_algorithms_warn_only_enabled())
+        if cfg.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            torch.backends.cudnn.benchmark = not cfg.deterministic
+            torch.backends.cudnn.deterministic = cfg.deterministic
+        self.amp = cfg.amp if self.cuda else "off"
+        if cfg.amp != "off" and not self.cuda:
+            log.warning("amp=%s ignored on %s", cfg.amp, self.device)
+        self.channels_last = cfg.channels_last and self.cuda
+
+    def _setup_model(self) -> None:
+        cfg = self.cfg
+        n_shells, n_beta = self.train_ds.label_shape
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg.arch, n_beta=n_beta, n_shells=n_shells, in_channels=self.train_ds.input_shape[0])
+        if cfg.init_from:
+            src = _load_payload(cfg.init_from)
+            if src["spec"] != self.model.spec:
+                raise InputError(f"{cfg.init_from}: network {src['spec']} does not match this run's {self.model.spec}")
+            self.model.load_state_dict(src["state_dict"])
+        self.model.to(self.device)
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.optimizer = _make_optimizer(cfg, self.model.parameters())
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
+
+    def resume(self) -> bool:
+        """Continue from ``last.pt`` if it exists (refusing other settings or data); True if resumed."""
+        if not self.last_path.exists():
+            return False
+        payload = _load_payload(self.last_path)
+        conflicts = config_conflicts(payload["meta"]["config"], self.cfg)
+        if conflicts:
+            raise InputError(f"{self.last_path} was written with other settings ({'; '.join(conflicts)}); "
+                             "use another run folder or remove it")
+        st = payload["train_state"]
+        if st.get("n_train", len(self.train_ds)) != len(self.train_ds):
+            raise InputError(f"{self.last_path} was trained on {st['n_train']} samples, the training shards now "
+                             f"hold {len(self.train_ds)}; use another run folder or remove it")
+        self.model.load_state_dict(payload["state_dict"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        if st.get("scaler"):
+            self.scaler.load_state_dict(st["scaler"])
+        _set_rng_state(st["rng"])
+        self.state = _State(**st["loop"])
+        self.train_state = st
+        log.info("resuming %s at epoch %d, batch %d (step %d)", self.run_dir, self.state.epoch + 1,
+                 self.state.batch, self.state.step)
+        return True
+
+    def open(self) -> None:
+        """Write config.yaml, build the loaders (sample order, worker seeds) and the TensorBoard writer."""
+        cfg = self.cfg
+        with atomic_path(self.run_dir / "config.yaml") as tmp:
+            tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        n_train = len(self.train_ds)
+        drop_last = n_train >= cfg.batch_size
+        self.steps_per_epoch = n_train // cfg.batch_size if drop_last else 1
+        self.sampler = EpochSampler(n_train, cfg.seed)
+        workers = cfg.num_workers
+        self.loader_gen = torch.Generator().manual_seed(cfg.seed)  # worker base seeds (shards need none)
+        if self.train_state is not None and "loader_rng" in self.train_state:
+            self.loader_gen.set_state(self.train_state["loader_rng"])
+        # Workers are started per epoch (not persistent): an idle persistent pool left to the garbage
+        # collector was seen to stall its owner for seconds per worker at shutdown.
+        loader_kw = dict(num_workers=workers, pin_memory=cfg.pin_memory and self.cuda, generator=self.loader_gen,
+                         worker_init_fn=_worker_ignores_sigint if workers else None)
+        if workers:
+            loader_kw["prefetch_factor"] = cfg.prefetch_factor
+        self.train_loader = DataLoader(self.train_ds, batch_size=cfg.batch_size, sampler=self.sampler,
+                                       drop_last=drop_last, **loader_kw)
+        self.val_loader = DataLoader(self.val_ds, batch_size=cfg.val_batch_size or 2 * cfg.batch_size,
+                                     shuffle=False, **{**loader_kw, "generator": None})
+        self.fwd_model = torch.compile(self.model) if (cfg.compile and self.cuda) else self.model
+        if cfg.compile and not self.cuda:
+            log.warning("compile ignored on %s", self.device)
+        self.autocast = _autocast(self.device, self.amp)
+        from torch.utils.tensorboard import SummaryWriter
+        self.writer = SummaryWriter(str(self.run_dir / "tb"),
+                                    purge_step=self.state.step if self.train_state is not None else None)
+        self.last_plot = time.monotonic()
+
+    # ------------------------------------------------------------------ state on disk
+
+    def save_last(self) -> None:
+        """Write ``last.pt``: weights and everything needed to continue at the current step."""
+        state = self.state
+        st = {"optimizer": self.optimizer.state_dict(),
+              "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+              "rng": _rng_state(), "loader_rng": self.loader_gen.get_state(), "n_train": len(self.train_ds),
+              "loop": dataclasses.asdict(state)}
+        payload = _weights_payload(self.model, self.train_ds.input_shape, self.view, epoch=state.epoch,
+                                   step=state.step,
+                                   val_distance=state.history[-1]["val_mean"] if state.history else None,
+                                   config=self.cfg.to_dict())
+        payload["train_state"] = st
+        _save(payload, self.last_path)
+
+    def interrupt(self) -> TrainingInterrupted:
+        """The one interrupt path: save ``last.pt`` at the current step, return the error to raise."""
+        self.save_last()
+        s = self.state
+        where = f"after epoch {s.epoch}" if s.batch == 0 and s.epoch else f"at epoch {s.epoch + 1}, batch {s.batch}"
+        return TrainingInterrupted(f"training interrupted by {signal.Signals(self.stop.signum).name} {where}; "
+                                   f"state saved to {self.last_path}, rerun to resume")
+
+    def done(self) -> bool:
+        return self.state.epoch >= self.cfg.epochs or self.state.stopped_early
+
+    # ------------------------------------------------------------------ one epoch
+
+    def _batches(self):
+        """The epoch's batches; a loader that fails after SIGTERM (its workers were signalled too)
+        ends the run through :meth:`interrupt` at the last completed step."""
+        batches = iter(self.train_loader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception:
+                if self.stop.signum is None:
+                    raise
+                raise self.interrupt() from None
+            yield batch
+
+    def _prepare_epoch(self) -> None:
+        cfg, epoch = self.cfg, self.state.epoch
+        frozen = epoch < cfg.freeze_epochs
+        frozen_modules = freeze_parameters(self.model, cfg.freeze, frozen) if cfg.freeze_epochs else []
+        self.model.train()
+        if frozen:
+            for m in frozen_modules:
+                m.eval()
+        self.sampler.set_epoch(epoch, start=self.state.batch * cfg.batch_size)
+        self.lr = cfg.lr * lr_factor(cfg, max(self.state.step - 1, 0), self.steps_per_epoch)
+
+    def _step(self, x, y, t_mark: float) -> float:
+        """One optimiser step on a batch; returns the loss. Timings go to the epoch's sums."""
+        cfg, device, acc = self.cfg, self.device, self.state.acc
+        x = x.to(device, non_blocking=True)
+        y = y.to(device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        _sync(device)
+        t1 = time.perf_counter()
+        self.lr = cfg.lr * lr_factor(cfg, self.state.step, self.steps_per_epoch)
+        for g in self.optimizer.param_groups:
+            g["lr"] = self.lr
+        with self.autocast():
+            pred = self.fwd_model(x)
+        loss, per_sample = score_loss(pred.float(), y, per_sample=True)
+        _sync(device)
+        t2 = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        _sync(device)
+        t3 = time.perf_counter()
+        if cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        _sync(device)
+        t4 = time.perf_counter()
+        d = per_sample.detach().double().cpu()
+        acc["n"] += int(d.numel())
+        acc["sum"] += float(d.sum())
+        acc["sumsq"] += float((d * d).sum())
+        acc["t_data"] += t1 - t_mark
+        acc["t_forward"] += t2 - t1
+        acc["t_backward"] += t3 - t2
+        acc["t_optimizer"] += t4 - t3
+        acc["t_train"] += t4 - t_mark
+        self.state.step += 1
+        self.state.batch += 1
+        return float(loss.detach())
+
+    def run_epoch(self) -> None:
+        """The training batches of the current epoch (from the current batch on, when resumed)."""
+        from tqdm.auto import tqdm
+
+        cfg, state = self.cfg, self.state
+        epoch = state.epoch
+        self._prepare_epoch()
+        bar = tqdm(total=self.steps_per_epoch, initial=state.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   file=sys.stderr, disable=not cfg.progress, leave=False, dynamic_ncols=True)
+        try:
+            t_mark = time.perf_counter()
+            for x, y in self._batches():
+                loss = self._step(x, y, t_mark)
+                if state.step % cfg.log_every == 0:
+                    self.writer.add_scalar("train/loss_step", loss, state.step)
+                    self.writer.add_scalar("lr", self.lr, state.step)
+                    bar.set_postfix(loss=f"{loss:.4g}", lr=f"{self.lr:.3g}")
+                bar.update(1)
+                if self.callback is not None:
+                    self.callback({"epoch": epoch, "batch": state.batch, "step": state.step, "loss": loss})
+                if self.stop.signum is not None:
+                    raise self.interrupt()
+                if cfg.save_every_steps and state.step % cfg.save_every_steps == 0:
+                    self.save_last()
+                t_mark = time.perf_counter()
+        finally:
+            bar.close()
+
+    def validate(self) -> tuple[dict, bool]:
+        """Validation of the epoch just trained; closes the epoch in the loop state.
+
+        Returns the epoch's metrics row (``METRIC_COLUMNS``) and whether it is a new best.
+        """
+        cfg, state, acc = self.cfg, self.state, self.state.acc
+        epoch = state.epoch
+        t_v = time.perf_counter()
+        self.model.eval()
+        pred, label = _run_model(self.fwd_model, self.val_loader, self.device, self.amp, self.channels_last)
+        dist = shell_distances(pred, label).numpy()
+        t_val = time.perf_counter() - t_v
+        total = dist.sum(axis=1)
+        val_mean, val_std = float(total.mean()), float(total.std())
+        n = max(acc["n"], 1)
+        train_mean = acc["sum"] / n
+        train_std = math.sqrt(max(acc["sumsq"] / n - train_mean ** 2, 0.0))
+        improved = val_mean < state.best_val - cfg.min_delta
+        if improved:
+            state.best_val, state.best_epoch, state.bad_epochs = val_mean, epoch + 1, 0
+        else:
+            state.bad_epochs += 1
+        row = {"epoch": epoch + 1, "step": state.step, "lr": self.lr, "train_mean": train_mean,
+               "train_std": train_std, "val_mean": val_mean, "val_std": val_std,
+               "val_shell0": float(dist[:, 0].mean()),
+               "val_shell1": float(dist[:, 1].mean()) if dist.shape[1] > 1 else float("nan"),
+               "best": bool(improved), "t_data": acc["t_data"], "t_forward": acc["t_forward"],
+               "t_backward": acc["t_backward"], "t_optimizer": acc["t_optimizer"], "t_val": t_val,
+               "t_epoch": acc["t_train"] + t_val, "samples_per_s": acc["n"] / max(acc["t_train"], 1e-12)}
+        state.history.append(row)
+        state.epoch += 1
+        state.batch = 0
+        state.acc = _new_acc()
+        if cfg.patience and state.bad_epochs >= cfg.patience:
+            state.stopped_early = True
+        return row, improved
+
+    def checkpoint(self, row: dict, improved: bool) -> None:
+        """Epoch checkpoint, best.pt, TensorBoard scalars, metrics.csv and (at most every
+        ``PLOT_SECONDS``) loss.png for the epoch just validated; ``last.pt`` is written by the caller."""
+        cfg, epoch = self.cfg, row["epoch"]
+        meta = dict(epoch=epoch, step=row["step"], val_distance=row["val_mean"], config=cfg.to_dict())
+        weights = _weights_payload(self.model, self.train_ds.input_shape, self.view, **meta)
+        if cfg.save_every_epochs and epoch % cfg.save_every_epochs == 0:
+            _save(weights, self.run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt")
+        if improved:
+            _save(weights, self.run_dir / "best.pt")
+        for key in ("train_mean", "val_mean", "val_shell0", "val_shell1", "samples_per_s"):
+            self.writer.add_scalar(f"epoch/{key}", row[key], row["step"])
+        for key in ("t_data", "t_forward", "t_backward", "t_optimizer", "t_val"):
+            self.writer.add_scalar(f"time/{key[2:]}", row[key], row["step"])
+        self.writer.flush()
+        _write_metrics(self.run_dir, self.state.history)
+        if time.monotonic() - self.last_plot > PLOT_SECONDS:
+            _plot(self.run_dir, self.state.history)
+            self.last_plot = time.monotonic()
+
+    def log_epoch(self, row: dict) -> None:
+        state = self.state
+        log.info("epoch %d/%d  train %.4g +- %.3g  val %.4g +- %.3g%s  lr %.3g  %.1f samples/s",
+                 row["epoch"], self.cfg.epochs, row["train_mean"], row["train_std"], row["val_mean"],
+                 row["val_std"], "  (best)" if row["best"] else "", row["lr"], row["samples_per_s"])
+        if state.stopped_early:
+            log.info("early stop: no improvement for %d epochs (best %.4g at epoch %d)",
+                     state.bad_epochs, state.best_val, state.best_epoch)
+
+    def finish(self) -> None:
+        """Close TensorBoard, restore torch's determinism setting, draw loss.png (never raises for the plot)."""
+        if self.writer is not None:
+            self.writer.close()
+        torch.use_deterministic_algorithms(self.deterministic_before[0], warn_only=self.deterministic_before[1])
+        if self.state.history:
+            try:
+                _plot(self.run_dir, self.state.history)
+            except Exception as exc:  # never hide the training outcome behind a plotting failure
+                log.warning("could not draw %s: %s", self.run_dir / "loss.png", exc)
+
+    def result(self) -> dict:
+        """The summary returned by :func:`train`, also written to ``result.yaml``."""
+        s = self.state
+        out = {"best_checkpoint": str(self.run_dir / "best.pt"), "best_val": s.best_val, "best_epoch": s.best_epoch,
+               "last_checkpoint": str(self.last_path), "epochs_run": s.epoch, "steps": s.step,
+               "stopped_early": s.stopped_early, "run_dir": str(self.run_dir), "device": str(self.device)}
+        write_text(self.run_dir / "result.yaml", yaml.safe_dump(out, sort_keys=False))
+        return out
+
+
 def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> dict:
     """Train a network on synthesis shards, or resume the run in ``run_dir``.
 
@@ -750,266 +945,19 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
     InputError
         Bad shards, bad settings, or a ``last.pt`` written with other settings.
     """
-    cfg.validate()
-    run_dir = Path(run_dir)
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    train_ds = train_paths if isinstance(train_paths, Dataset) else ShardDataset(train_paths)
-    val_ds = val_paths if isinstance(val_paths, Dataset) else ShardDataset(val_paths)
-    if (train_ds.input_shape, train_ds.label_shape) != (val_ds.input_shape, val_ds.label_shape):
-        raise InputError(f"validation shards have inputs {val_ds.input_shape} / labels {val_ds.label_shape} but "
-                         f"training shards {train_ds.input_shape} / {train_ds.label_shape}")
-    if getattr(train_ds, "view", None) != getattr(val_ds, "view", None):
-        raise InputError(f"validation shards have view {val_ds.view} but training shards {train_ds.view}")
-    n_shells, n_beta = train_ds.label_shape
-    view = getattr(train_ds, "view", None)
-    in_channels = train_ds.input_shape[0]
-
-    device = resolve_device(cfg.device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    deterministic_before = (torch.are_deterministic_algorithms_enabled(),
-                            torch.is_deterministic_algorithms_warn_only_enabled())
-    if cfg.deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = not cfg.deterministic
-        torch.backends.cudnn.deterministic = cfg.deterministic
-    cuda = device.type == "cuda"
-    amp = cfg.amp if cuda else "off"
-    if cfg.amp != "off" and not cuda:
-        log.warning("amp=%s ignored on %s", cfg.amp, device)
-
-    torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch, n_beta=n_beta, n_shells=n_shells, in_channels=in_channels)
-    if cfg.init_from:
-        src = _load_payload(cfg.init_from)
-        if src["spec"] != model.spec:
-            raise InputError(f"{cfg.init_from}: network {src['spec']} does not match this run's {model.spec}")
-        model.load_state_dict(src["state_dict"])
-    model.to(device)
-    if cfg.channels_last and cuda:
-        model.to(memory_format=torch.channels_last)
-    optimizer = _make_optimizer(cfg, model.parameters())
-    scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
-    state = _State(acc=_new_acc())
-
-    last_path = run_dir / "last.pt"
-    resumed = last_path.exists()
-    if resumed:
-        payload = _load_payload(last_path)
-        conflicts = _config_conflicts(payload["meta"]["config"], cfg)
-        if conflicts:
-            raise InputError(f"{last_path} was written with other settings ({'; '.join(conflicts)}); "
-                             "use another run folder or remove it")
-        st = payload["train_state"]
-        if st.get("n_train", len(train_ds)) != len(train_ds):
-            raise InputError(f"{last_path} was trained on {st['n_train']} samples, the training shards now hold "
-                             f"{len(train_ds)}; use another run folder or remove it")
-        model.load_state_dict(payload["state_dict"])
-        optimizer.load_state_dict(st["optimizer"])
-        scaler.load_state_dict(st["scaler"]) if st.get("scaler") else None
-        _set_rng_state(st["rng"])
-        state = _State(**st["loop"])
-        log.info("resuming %s at epoch %d, batch %d (step %d)", run_dir, state.epoch + 1, state.batch, state.step)
-    with atomic_path(run_dir / "config.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-
-    n_train = len(train_ds)
-    drop_last = n_train >= cfg.batch_size
-    steps_per_epoch = n_train // cfg.batch_size if drop_last else 1
-    sampler = EpochSampler(n_train, cfg.seed)
-    workers = cfg.num_workers
-    loader_gen = torch.Generator().manual_seed(cfg.seed)  # worker base seeds (shards need none)
-    if resumed and "loader_rng" in st:
-        loader_gen.set_state(st["loader_rng"])
-    # Workers are started per epoch (not persistent): an idle persistent pool left to the garbage
-    # collector was seen to stall its owner for seconds per worker at shutdown.
-    loader_kw = dict(num_workers=workers, pin_memory=cfg.pin_memory and cuda,
-                     generator=loader_gen,
-                     worker_init_fn=_worker_ignores_sigint if workers else None)
-    if workers:
-        loader_kw["prefetch_factor"] = cfg.prefetch_factor
-    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=drop_last, **loader_kw)
-    val_loader = DataLoader(val_ds, batch_size=cfg.val_batch_size or 2 * cfg.batch_size, shuffle=False,
-                            **{**loader_kw, "generator": None})
-    fwd_model = torch.compile(model) if (cfg.compile and cuda) else model
-    if cfg.compile and not cuda:
-        log.warning("compile ignored on %s", device)
-    autocast = _autocast(device, amp)
-
-    from torch.utils.tensorboard import SummaryWriter
-    writer = SummaryWriter(str(run_dir / "tb"), purge_step=state.step if resumed else None)
-
-    def save_last():
-        st = {"optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler.is_enabled() else None,
-              "rng": _rng_state(), "loader_rng": loader_gen.get_state(), "n_train": len(train_ds),
-              "loop": dataclasses.asdict(state)}
-        payload = _weights_payload(model, train_ds.input_shape, view, epoch=state.epoch, step=state.step,
-                                   val_distance=state.history[-1]["val_mean"] if state.history else None,
-                                   config=cfg.to_dict())
-        payload["train_state"] = st
-        _save(payload, last_path)
-
-    def result():
-        out = {"best_checkpoint": str(run_dir / "best.pt"), "best_val": state.best_val, "best_epoch": state.best_epoch,
-               "last_checkpoint": str(last_path), "epochs_run": state.epoch, "steps": state.step,
-               "stopped_early": state.stopped_early, "run_dir": str(run_dir), "device": str(device)}
-        write_text(run_dir / "result.yaml", yaml.safe_dump(out, sort_keys=False))
-        return out
-
-    from tqdm.auto import tqdm
-    stop = _StopFlag()
-    last_plot = time.monotonic()
+    run = _Run(cfg, train_paths, val_paths, run_dir, callback)
     try:
-        with stop:
-            while state.epoch < cfg.epochs and not state.stopped_early:
-                epoch = state.epoch
-                frozen = epoch < cfg.freeze_epochs
-                frozen_modules = freeze_parameters(model, cfg.freeze, frozen) if cfg.freeze_epochs else []
-                model.train()
-                if frozen:
-                    for m in frozen_modules:
-                        m.eval()
-                sampler.set_epoch(epoch, start=state.batch * cfg.batch_size)
-                acc = state.acc
-                lr = cfg.lr * lr_factor(cfg, max(state.step - 1, 0), steps_per_epoch)
-                bar = tqdm(total=steps_per_epoch, initial=state.batch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                           file=sys.stderr, disable=not cfg.progress, leave=False, dynamic_ncols=True)
-                t_mark = time.perf_counter()
-                batches = iter(train_loader)
-                while True:
-                    try:
-                        x, y = next(batches)
-                    except StopIteration:
-                        break
-                    except Exception:
-                        # a SIGTERM sent to the whole process group also ends the loader's workers;
-                        # the state is that of the last completed step: save it and stop cleanly
-                        if stop.signum is None:
-                            raise
-                        save_last()
-                        bar.close()
-                        raise TrainingInterrupted(
-                            f"training interrupted by {signal.Signals(stop.signum).name} at epoch {epoch + 1}, "
-                            f"batch {state.batch}; state saved to {last_path}, rerun to resume") from None
-                    x = x.to(device, non_blocking=True)
-                    y = y.to(device, non_blocking=True)
-                    if cfg.channels_last and cuda:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    _sync(device)
-                    t1 = time.perf_counter()
-                    lr = cfg.lr * lr_factor(cfg, state.step, steps_per_epoch)
-                    for g in optimizer.param_groups:
-                        g["lr"] = lr
-                    with autocast():
-                        pred = fwd_model(x)
-                    per_sample = shell_distances(pred.float(), y).sum(dim=-1)
-                    loss = per_sample.mean()
-                    _sync(device)
-                    t2 = time.perf_counter()
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    _sync(device)
-                    t3 = time.perf_counter()
-                    if cfg.grad_clip:
-                        scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    _sync(device)
-                    t4 = time.perf_counter()
-                    d = per_sample.detach().double().cpu()
-                    acc["n"] += int(d.numel())
-                    acc["sum"] += float(d.sum())
-                    acc["sumsq"] += float((d * d).sum())
-                    acc["t_data"] += t1 - t_mark
-                    acc["t_forward"] += t2 - t1
-                    acc["t_backward"] += t3 - t2
-                    acc["t_optimizer"] += t4 - t3
-                    acc["t_train"] += t4 - t_mark
-                    state.step += 1
-                    state.batch += 1
-                    loss_value = float(loss.detach())
-                    if state.step % cfg.log_every == 0:
-                        writer.add_scalar("train/loss_step", loss_value, state.step)
-                        writer.add_scalar("lr", lr, state.step)
-                        bar.set_postfix(loss=f"{loss_value:.4g}", lr=f"{lr:.3g}")
-                    bar.update(1)
-                    if callback is not None:
-                        callback({"epoch": epoch, "batch": state.batch, "step": state.step, "loss": loss_value})
-                    if stop.signum is not None or (cfg.save_every_steps and state.step % cfg.save_every_steps == 0):
-                        save_last()
-                    if stop.signum is not None:
-                        bar.close()
-                        raise TrainingInterrupted(
-                            f"training interrupted by {signal.Signals(stop.signum).name} at epoch {epoch + 1}, "
-                            f"batch {state.batch}; state saved to {last_path}, rerun to resume")
-                    t_mark = time.perf_counter()
-                bar.close()
-
-                # validation
-                t_v = time.perf_counter()
-                model.eval()
-                pred, label = _run_model(fwd_model, val_loader, device, amp, cfg.channels_last and cuda)
-                dist = shell_distances(pred, label).numpy()
-                t_val = time.perf_counter() - t_v
-                total = dist.sum(axis=1)
-                val_mean, val_std = float(total.mean()), float(total.std())
-                n = max(acc["n"], 1)
-                train_mean = acc["sum"] / n
-                train_std = math.sqrt(max(acc["sumsq"] / n - train_mean ** 2, 0.0))
-                improved = val_mean < state.best_val - cfg.min_delta
-                if improved:
-                    state.best_val, state.best_epoch, state.bad_epochs = val_mean, epoch + 1, 0
-                else:
-                    state.bad_epochs += 1
-                row = {"epoch": epoch + 1, "step": state.step, "lr": lr, "train_mean": train_mean,
-                       "train_std": train_std, "val_mean": val_mean, "val_std": val_std,
-                       "val_shell0": float(dist[:, 0].mean()),
-                       "val_shell1": float(dist[:, 1].mean()) if dist.shape[1] > 1 else float("nan"),
-                       "best": bool(improved), "t_data": acc["t_data"], "t_forward": acc["t_forward"],
-                       "t_backward": acc["t_backward"], "t_optimizer": acc["t_optimizer"], "t_val": t_val,
-                       "t_epoch": acc["t_train"] + t_val, "samples_per_s": acc["n"] / max(acc["t_train"], 1e-12)}
-                state.history.append(row)
-                state.epoch += 1
-                state.batch = 0
-                state.acc = _new_acc()
-                if cfg.patience and state.bad_epochs >= cfg.patience:
-                    state.stopped_early = True
-
-                meta = dict(epoch=epoch + 1, step=state.step, val_distance=val_mean, config=cfg.to_dict())
-                weights = _weights_payload(model, train_ds.input_shape, view, **meta)
-                if cfg.save_every_epochs and (epoch + 1) % cfg.save_every_epochs == 0:
-                    _save(weights, run_dir / "checkpoints" / f"epoch_{epoch + 1:04d}.pt")
-                if improved:
-                    _save(weights, run_dir / "best.pt")
-                for key in ("train_mean", "val_mean", "val_shell0", "val_shell1", "samples_per_s"):
-                    writer.add_scalar(f"epoch/{key}", row[key], state.step)
-                for key in ("t_data", "t_forward", "t_backward", "t_optimizer", "t_val"):
-                    writer.add_scalar(f"time/{key[2:]}", row[key], state.step)
-                writer.flush()
-                _write_metrics(run_dir, state.history)
-                if time.monotonic() - last_plot > PLOT_SECONDS:
-                    _plot(run_dir, state.history)
-                    last_plot = time.monotonic()
-                save_last()
-                log.info("epoch %d/%d  train %.4g +- %.3g  val %.4g +- %.3g%s  lr %.3g  %.1f samples/s",
-                         epoch + 1, cfg.epochs, train_mean, train_std, val_mean, val_std,
-                         "  (best)" if improved else "", lr, row["samples_per_s"])
-                if state.stopped_early:
-                    log.info("early stop: no improvement for %d epochs (best %.4g at epoch %d)",
-                             state.bad_epochs, state.best_val, state.best_epoch)
-                if stop.signum is not None and state.epoch < cfg.epochs and not state.stopped_early:
-                    raise TrainingInterrupted(
-                        f"training interrupted by {signal.Signals(stop.signum).name} after epoch {epoch + 1}; "
-                        f"state saved to {last_path}, rerun to resume")
+        run.resume()
+        run.open()
+        with run.stop:
+            while not run.done():
+                run.run_epoch()
+                row, improved = run.validate()
+                run.checkpoint(row, improved)
+                run.log_epoch(row)
+                if run.stop.signum is not None and not run.done():
+                    raise run.interrupt()
+                run.save_last()
     finally:
-        writer.close()
-        torch.use_deterministic_algorithms(deterministic_before[0], warn_only=deterministic_before[1])
-        if state.history:
-            try:
-                _plot(run_dir, state.history)
-            except Exception as exc:  # never hide the training outcome behind a plotting failure
-                log.warning("could not draw %s: %s", run_dir / "loss.png", exc)
-    return result()
+        run.finish()
+    return run.result()
