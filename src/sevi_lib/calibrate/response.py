@@ -1,0 +1,454 @@
+"""Detector calibration by simulation: what detection does to the fitted answer, and its removal.
+
+The project has an exact renderer of the published spot model and the detector itself, so the
+detector's effect on the fit can be measured the way particle physicists calibrate a detector
+they can simulate: frames are simulated at the parameters the fit found on the real data (same
+shells, same electrons per frame), rendered, detected with the *same* detector settings, and
+fitted twice with the *same* fit -- once on the detected electrons, once on the true positions of
+the very electrons that were rendered. The paired difference
+
+    bias = fit(detected) - fit(true)
+
+is what detection adds to the answer (per shell: R, sigma_R, ln of the electron number, every
+beta). Because both fits see the same electrons, the shot noise cancels in the difference and a
+calibration sample smaller than the data measures the bias well below the data's own standard
+error. The corrected answer is ``fit(real) - bias``; the bias's statistical error, from the
+spread of the biases of ``blocks`` independent blocks of calibration frames, is added in
+quadrature to the fit's standard errors. Optionally the calibration is repeated at the corrected
+parameters (``iterations``), since the bias depends on the parameters (on the density at the
+poles above all).
+
+Everything streams: frames are simulated, rendered and detected a chunk at a time, never written
+to disk; only the detected and the true electron positions are kept.
+"""
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from sevi_lib.core.angular import distance_weights, min_density
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.shells import Shells
+
+#: Per-shell parameters the bias is measured for; ``ln_weights`` is the log of the fitted electron
+#: number, so its bias is the log of the detection efficiency (it does not scale with the number
+#: of frames). ``beta`` is a (S, N) block, the others (S,).
+PARAMETERS = ("R", "sigma_R", "ln_weights", "beta")
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """Settings of the detector calibration (the ``calibrate:`` section of the workflow config).
+
+    Attributes
+    ----------
+    frames : int
+        Calibration frames per pass; 0: ``frames_fraction`` of the data's frames, at least
+        ``min_frames``.
+    frames_fraction : float
+        Calibration frames per data frame when ``frames`` is 0.
+    min_frames : int
+        Fewest calibration frames when ``frames`` is 0.
+    blocks : int
+        Independent blocks the calibration frames are split into; the spread of the block biases
+        gives the bias's standard error.
+    iterations : int
+        Extra passes, each simulated at the parameters corrected by the previous pass (0: one
+        pass at the fitted parameters).
+    seed : int
+        Seed of the calibration frames (pass p uses a seed derived from it and p).
+    chunk : int
+        Frames simulated, rendered and detected at a time (about 1 MiB each in memory).
+    fit_max_iter : int
+        Iterations of the fits of the calibration electrons.
+    progress_seconds : float
+        Seconds between progress lines on stderr (0: none).
+    """
+
+    frames: int = 0
+    frames_fraction: float = 0.5
+    min_frames: int = 2000
+    blocks: int = 8
+    iterations: int = 0
+    seed: int = 0
+    chunk: int = 32
+    fit_max_iter: int = 60
+    progress_seconds: float = 10.0
+
+    def validate(self):
+        """Raise ``ValueError`` naming the first out-of-range setting; returns self."""
+        checks = [
+            (self.frames >= 0, "frames must be >= 0"),
+            (self.frames_fraction > 0, "frames_fraction must be > 0"),
+            (self.min_frames >= 1, "min_frames must be >= 1"),
+            (self.blocks >= 2, "blocks must be >= 2 (their spread is the bias's error)"),
+            (self.iterations >= 0, "iterations must be >= 0"),
+            (0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
+            (self.chunk >= 1, "chunk must be >= 1"),
+            (self.fit_max_iter >= 1, "fit_max_iter must be >= 1"),
+            (self.progress_seconds >= 0, "progress_seconds must be >= 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"calibration setting {msg}")
+        return self
+
+    def n_frames_for(self, n_data_frames):
+        """Calibration frames per pass for data of `n_data_frames` frames."""
+        if self.frames:
+            return int(self.frames)
+        return max(int(self.min_frames), int(math.ceil(self.frames_fraction * n_data_frames)))
+
+    def pass_seed(self, p):
+        """Seed of pass `p` (independent streams for the passes)."""
+        return int(np.random.SeedSequence([int(self.seed), int(p)]).generate_state(1)[0])
+
+    def to_dict(self):
+        """Settings as a plain dict."""
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------- parameters
+def fit_parameters(fit):
+    """The per-shell parameters of a fit, as :data:`PARAMETERS` -> ndarray.
+
+    Parameters
+    ----------
+    fit : FitResult or dict
+        A :class:`sevi_lib.fit.model.FitResult` or its ``to_dict()`` (the fit's JSON sidecar).
+
+    Returns
+    -------
+    dict
+        ``R``, ``sigma_R``, ``ln_weights`` (S,) and ``beta`` (S, N), float64.
+    """
+    get = fit.get if isinstance(fit, dict) else (lambda k: getattr(fit, k))
+    weights = np.asarray(get("weights"), dtype=np.float64)
+    return {"R": np.asarray(get("R"), dtype=np.float64), "sigma_R": np.asarray(get("sigma_R"), dtype=np.float64),
+            "ln_weights": np.log(np.maximum(weights, 1e-300)),
+            "beta": np.atleast_2d(np.asarray(get("beta"), dtype=np.float64))}
+
+
+def fit_standard_errors(fit):
+    """Standard errors of :func:`fit_parameters` (``ln_weights``: se_weights / weights)."""
+    get = fit.get if isinstance(fit, dict) else (lambda k: getattr(fit, k))
+    weights = np.asarray(get("weights"), dtype=np.float64)
+    return {"R": np.asarray(get("se_R"), dtype=np.float64), "sigma_R": np.asarray(get("se_sigma_R"), dtype=np.float64),
+            "ln_weights": np.asarray(get("se_weights"), dtype=np.float64) / np.maximum(weights, 1e-300),
+            "beta": np.atleast_2d(np.asarray(get("se_beta"), dtype=np.float64))}
+
+
+def _combine(a, b, op):
+    return {k: op(a[k], b[k]) for k in PARAMETERS}
+
+
+def expected_distance(se_beta):
+    """Per-shell distance expected from beta standard errors: sqrt(sum 2/(4i+1) se_i^2)."""
+    se_beta = np.atleast_2d(se_beta)
+    return np.sqrt(np.sum(distance_weights(se_beta.shape[1]) * se_beta**2, axis=1))
+
+
+def physical_shells(params, anchor=None):
+    """Shells at `params`, each unphysical beta row moved towards `anchor` just far enough.
+
+    The angular density is linear in beta, so the segment from a physical anchor to the wanted
+    row is physical up to some fraction; the largest one (bisection) is used. The anchor is the
+    uncorrected fit (physical by the fit's constraint); without one, or if it is unphysical
+    too, the isotropic distribution.
+
+    Parameters
+    ----------
+    params : dict
+        :func:`fit_parameters` layout.
+    anchor : ndarray, shape (S, N), optional
+
+    Returns
+    -------
+    Shells
+    """
+    beta = np.array(params["beta"], dtype=np.float64)
+    for j in range(beta.shape[0]):
+        a = np.zeros(beta.shape[1]) if anchor is None else np.asarray(anchor[j], dtype=np.float64)
+        if min_density(a)[0] < 0:
+            a = np.zeros(beta.shape[1])
+        if min_density(beta[j])[0] >= 0:
+            continue
+        lo, hi = 0.0, 1.0
+        for _ in range(40):
+            t = 0.5 * (lo + hi)
+            lo, hi = (t, hi) if min_density(a + t * (beta[j] - a))[0] >= 0 else (lo, t)
+        beta[j] = a + lo * (beta[j] - a)
+    return Shells(params["R"], np.maximum(params["sigma_R"], 0.0), beta)
+
+
+# ---------------------------------------------------------------------------- simulated response
+@dataclass
+class ResponseSample:
+    """Detected and true electron positions of simulated calibration frames.
+
+    Attributes
+    ----------
+    detected_x, detected_z : ndarray
+        Detected electrons, screen units.
+    detected_block : ndarray of int16
+        Block of each detected electron.
+    true_x, true_z : ndarray
+        Every rendered electron (the truth of the same frames).
+    true_block : ndarray of int16
+    n_frames, blocks : int
+    seconds : float
+        Wall time of simulation, rendering and detection.
+    """
+
+    detected_x: np.ndarray
+    detected_z: np.ndarray
+    detected_block: np.ndarray
+    true_x: np.ndarray
+    true_z: np.ndarray
+    true_block: np.ndarray
+    n_frames: int
+    blocks: int
+    seconds: float
+
+
+class _Progress:
+    """A progress line (frames, frames/s, ETA) on stderr every `every` seconds."""
+
+    def __init__(self, total, every, what):
+        self.total, self.every, self.what = total, every, what
+        self.t0 = self.last = time.perf_counter()
+
+    def __call__(self, done):
+        now = time.perf_counter()
+        if not self.every or (now - self.last < self.every and done < self.total):
+            return
+        self.last = now
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        print(f"{self.what}: {done}/{self.total} frames, {rate:.1f} frames/s, ETA {eta:.0f} s",
+              file=sys.stderr, flush=True)
+
+
+def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed=0, threads=1, chunk=32,
+                      blocks=1, progress_seconds=0.0, what="calibrate"):
+    """Simulate, render and detect frames, keeping the detected and the true electron positions.
+
+    Frames are made by :func:`sevi_lib.simulate.electrons.iter_frame_electrons` with no
+    detection loss (every electron is rendered) and :func:`sevi_lib.simulate.render.render_chunk`
+    (numba threads), and detected by :class:`sevi_lib.detect.blobs.FrameDetector` with `detector`
+    and `threads` threads, `chunk` frames at a time; no frame is kept.
+
+    Parameters
+    ----------
+    shells : Shells
+    n_frames : int
+    electrons_per_frame : sequence of float
+        Poisson mean of the electrons per frame, one per shell.
+    detector : DetectorParams, optional
+    seed : int
+    threads : int
+        Detection threads.
+    chunk : int
+    blocks : int
+        Frames are split into this many contiguous blocks (``block = frame * blocks // n_frames``).
+    progress_seconds : float
+        Seconds between progress lines on stderr (0: none).
+    what : str
+        Prefix of the progress lines.
+
+    Returns
+    -------
+    ResponseSample
+
+    Raises
+    ------
+    InputError
+        A frame with more electrons than the detector's ``max_per_frame``.
+    """
+    from numba import get_num_threads
+
+    from sevi_lib.detect.blobs import FrameDetector
+    from sevi_lib.simulate.electrons import iter_frame_electrons
+    from sevi_lib.simulate.render import render_chunk
+
+    n_frames, blocks, chunk = int(n_frames), int(blocks), int(chunk)
+    if blocks < 1 or n_frames < blocks:
+        raise InputError(f"calibration: {n_frames} frames cannot form {blocks} blocks")
+    t0 = time.perf_counter()
+    progress = _Progress(n_frames, progress_seconds, what)
+    det_parts, true_parts = [], []
+    buf = np.empty((min(chunk, n_frames), 1024, 1024), dtype=np.uint8)
+    with FrameDetector(detector, threads=threads) as det:
+        for ch in iter_frame_electrons(shells, n_frames, electrons_per_frame, 0.0, seed, chunk):
+            ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
+            frames = buf[: ch.n_frames]
+            tx = np.ascontiguousarray(ch.detected["x"])
+            tz = np.ascontiguousarray(ch.detected["z"])
+            render_chunk(ids, ch.frame_offsets, tx, tz, seed, frames, get_num_threads())
+            try:
+                found = det.process(ids.astype(np.int32), frames)
+            except OverflowError as exc:
+                raise InputError(f"calibration: {exc}") from None
+            block_of = (ids * blocks // n_frames).astype(np.int16)
+            det_parts.append((found["x"].copy(), found["z"].copy(),
+                              block_of[found["ImageId"] - ch.frame_start]))
+            true_parts.append((tx, tz, np.repeat(block_of, np.diff(ch.frame_offsets))))
+            progress(ch.frame_start + ch.n_frames)
+
+    def join(parts, i, dtype):
+        return np.concatenate([p[i] for p in parts]).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+
+    return ResponseSample(join(det_parts, 0, np.float64), join(det_parts, 1, np.float64), join(det_parts, 2, np.int16),
+                          join(true_parts, 0, np.float64), join(true_parts, 1, np.float64),
+                          join(true_parts, 2, np.int16), n_frames, blocks, time.perf_counter() - t0)
+
+
+def _fit(x, z, n_beta, n_shells, max_iter, what):
+    from sevi_lib.fit.model import fit_electrons
+
+    try:
+        return fit_electrons(x, z, n_beta=n_beta, n_shells=n_shells, max_iter=max_iter)
+    except InputError as exc:
+        raise InputError(f"calibration {what}: {exc} (use more calibration frames or fewer blocks)") from None
+
+
+def response_bias(sample, n_beta, n_shells, max_iter=60):
+    """Bias of the fit from detection, ``fit(detected) - fit(true)``, and its standard error.
+
+    The bias is measured on all calibration frames at once; its standard error is the standard
+    deviation of the biases of the ``sample.blocks`` blocks over sqrt(blocks).
+
+    Parameters
+    ----------
+    sample : ResponseSample
+    n_beta, n_shells : int
+        As in the fit of the data.
+    max_iter : int
+
+    Returns
+    -------
+    dict
+        ``bias`` and ``se`` (:data:`PARAMETERS` -> ndarray), ``block_bias`` (list of such
+        dicts), ``detected`` and ``true`` (the two FitResults of all frames), ``seconds``.
+    """
+    t0 = time.perf_counter()
+    kw = dict(n_beta=n_beta, n_shells=n_shells, max_iter=max_iter)
+    f_det = _fit(sample.detected_x, sample.detected_z, what="fit of the detected electrons", **kw)
+    f_true = _fit(sample.true_x, sample.true_z, what="fit of the true positions", **kw)
+    bias = _combine(fit_parameters(f_det), fit_parameters(f_true), np.subtract)
+    blocks = []
+    for b in range(sample.blocks):
+        d, t = sample.detected_block == b, sample.true_block == b
+        fd = _fit(sample.detected_x[d], sample.detected_z[d], what=f"block {b} (detected)", **kw)
+        ft = _fit(sample.true_x[t], sample.true_z[t], what=f"block {b} (true)", **kw)
+        blocks.append(_combine(fit_parameters(fd), fit_parameters(ft), np.subtract))
+    se = {k: np.std([blk[k] for blk in blocks], axis=0, ddof=1) / np.sqrt(len(blocks)) for k in PARAMETERS}
+    return {"bias": bias, "se": se, "block_bias": blocks, "detected": f_det, "true": f_true,
+            "seconds": time.perf_counter() - t0}
+
+
+def correct(params, se, bias, bias_se):
+    """Corrected parameters ``params - bias`` and standard errors ``sqrt(se^2 + bias_se^2)``.
+
+    Returns
+    -------
+    corrected, corrected_se : dict
+        :data:`PARAMETERS` -> ndarray.
+    """
+    return _combine(params, bias, np.subtract), _combine(se, bias_se, np.hypot)
+
+
+# ------------------------------------------------------------------------------------ the stage
+def _plain(d):
+    return {k: np.asarray(v).tolist() for k, v in d.items()}
+
+
+def _user_view(params, se):
+    """JSON-ready answer in the fit sidecar's terms (weights instead of ln_weights)."""
+    w = np.exp(params["ln_weights"])
+    return {"R": params["R"].tolist(), "sigma_R": params["sigma_R"].tolist(), "weights": w.tolist(),
+            "beta": params["beta"].tolist(), "se_R": se["R"].tolist(), "se_sigma_R": se["sigma_R"].tolist(),
+            "se_weights": (w * se["ln_weights"]).tolist(), "se_beta": se["beta"].tolist(),
+            "expected_distance": expected_distance(se["beta"]).tolist(),
+            "min_density": [float(min_density(b)[0]) for b in params["beta"]]}
+
+
+def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=None):
+    """Correct a fit of detected electrons for what detection does, by simulation.
+
+    Pass 0 simulates ``settings.n_frames_for(n_data_frames)`` frames at the fitted parameters
+    with ``weights / n_data_frames`` electrons per shell and frame, detects them with `detector`,
+    and measures :func:`response_bias`; pass p >= 1 (``settings.iterations``) repeats this at
+    the parameters corrected by pass p - 1. The answer is the fit minus the last pass's bias,
+    with the bias's standard error added in quadrature.
+
+    Parameters
+    ----------
+    fit : FitResult or dict
+        The fit of the data's detected electrons (or its JSON sidecar).
+    n_data_frames : int
+        Frames of the data.
+    detector : DetectorParams, optional
+        The detector settings the data was detected with.
+    settings : CalibrationSettings, optional
+    threads : int
+        Detection threads.
+    log : callable, optional
+        Receives one summary line per pass.
+
+    Returns
+    -------
+    dict
+        JSON-ready: the corrected answer in the fit sidecar's terms (``R``, ``sigma_R``,
+        ``weights``, ``beta``, ``se_*``, ``expected_distance``, ``min_density``),
+        ``uncorrected`` (the same for the fit), ``bias``, ``bias_se`` (:data:`PARAMETERS`;
+        ``ln_weights`` is the log detection efficiency), ``fit_se`` and ``passes`` (per pass:
+        parameters simulated, bias, its error, the detected and true fits' betas, timing) and
+        ``calibration`` (settings, frames, electrons per frame, detector, seconds).
+    """
+    settings = (settings or CalibrationSettings()).validate()
+    n_data_frames = int(n_data_frames)
+    if n_data_frames < 1:
+        raise InputError(f"calibration: the data must have frames (got {n_data_frames})")
+    params, se = fit_parameters(fit), fit_standard_errors(fit)
+    S, N = params["beta"].shape
+    n_cal = settings.n_frames_for(n_data_frames)
+    at = params
+    passes = []
+    t0 = time.perf_counter()
+    for p in range(settings.iterations + 1):
+        shells = physical_shells(at, anchor=params["beta"])
+        per_frame = np.exp(at["ln_weights"]) / n_data_frames
+        seed = settings.pass_seed(p)
+        sample = simulate_response(shells, n_cal, per_frame, detector, seed, threads, settings.chunk,
+                                   settings.blocks, settings.progress_seconds, what=f"calibrate pass {p}")
+        res = response_bias(sample, N, S, settings.fit_max_iter)
+        corrected, corrected_se = correct(params, se, res["bias"], res["se"])
+        passes.append({"seed": seed, "simulated": {"R": shells.R.tolist(), "sigma_R": shells.sigma_R.tolist(),
+                                                   "beta": shells.beta.tolist(),
+                                                   "electrons_per_frame": per_frame.tolist()},
+                       "bias": _plain(res["bias"]), "bias_se": _plain(res["se"]),
+                       "detected_electrons": int(sample.detected_x.size), "true_electrons": int(sample.true_x.size),
+                       "simulate_detect_seconds": sample.seconds, "fit_seconds": res["seconds"],
+                       "frames_per_second": n_cal / max(sample.seconds, 1e-9),
+                       "true_fit_beta": res["true"].beta.tolist(), "detected_fit_beta": res["detected"].beta.tolist()})
+        if log is not None:
+            ratio = np.sqrt(np.sum(distance_weights(N) * res["se"]["beta"] ** 2, axis=1)) / \
+                np.maximum(expected_distance(se["beta"]), 1e-300)
+            log(f"pass {p}: {n_cal} frames ({n_cal / max(sample.seconds, 1e-9):.1f} frames/s), detection efficiency "
+                + ", ".join(f"{e:.4f}" for e in np.exp(res["bias"]["ln_weights"]))
+                + "; bias distance " + ", ".join(f"{v:.4f}" for v in expected_distance(res["bias"]["beta"]))
+                + "; its error / the fit's " + ", ".join(f"{v:.2f}" for v in ratio))
+        at = corrected
+    out = _user_view(corrected, corrected_se)
+    out.update({
+        "method": "calibrated", "uncorrected": _user_view(params, se), "bias": _plain(res["bias"]),
+        "bias_se": _plain(res["se"]), "fit_se": _plain(se), "passes": passes,
+        "calibration": {"settings": settings.to_dict(), "frames_per_pass": n_cal, "data_frames": n_data_frames,
+                        "detector": None if detector is None else detector.to_dict(), "threads": int(threads),
+                        "seconds": time.perf_counter() - t0},
+    })
+    return out
