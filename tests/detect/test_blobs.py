@@ -1,4 +1,4 @@
-"""Tests of sevi_lib.detect.blobs and sevi_lib.detect.spotfit on frames rendered with the published model.
+"""Tests of sevi_lib.detect.blobs (the frame detector) on frames rendered with the published model.
 
 Accuracy is measured on 200 frames of 80 electrons (40 per shell, no detection loss) drawn from
 the peaked angular distributions of the default config (the original data's mean betas), radii
@@ -14,18 +14,10 @@ import pytest
 
 from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT
 from sevi_lib.core.shells import Shells
-from sevi_lib.detect.blobs import (
-    ELECTRON_DTYPE,
-    DetectorParams,
-    FrameDetector,
-    count_map,
-    detect_frame,
-    match_electrons,
-    shard_range,
-)
-from sevi_lib.detect.spotfit import decompose
+from sevi_lib.detect.blobs import ELECTRON_DTYPE, DetectorParams, FrameDetector, detect_frame
+from sevi_lib.detect.match import match_electrons
 from sevi_lib.simulate.electrons import sample_shell, simulate_electrons
-from sevi_lib.simulate.render import draw_spot_params, render_frame, render_frame_float
+from sevi_lib.simulate.render import draw_spot_params, render_frame
 
 #: Mean betas of the original data (reference; the default config's simulated distributions).
 PEAKED = [1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0]
@@ -219,37 +211,3 @@ def test_params_from_config_and_validation():
     assert p.threshold == 12
     with pytest.raises(ValueError, match="peak_min"):
         DetectorParams(threshold=50, peak_min=40).validate()
-
-
-def test_count_map_matches_histogram2d():
-    rng = np.random.default_rng(0)
-    x, z = rng.uniform(-1.1, 1.1, (2, 5000))
-    x[:3] = [-1.0, 1.0, 0.0]
-    z[:3] = [1.0, -1.0, 0.0]
-    ref, _, _ = np.histogram2d(x, z, bins=N_PIX, range=[[-1, 1], [-1, 1]])
-    np.testing.assert_array_equal(count_map(x, z), ref)
-
-
-def test_shard_ranges_cover_frames():
-    for n, k in [(0, 3), (3, 10), (10, 10), (1001, 7)]:
-        ranges = [shard_range(n, i, k) for i in range(k)]
-        assert ranges[0][0] == 0 and ranges[-1][1] == n
-        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
-    with pytest.raises(ValueError):
-        shard_range(10, 3, 3)
-
-
-def test_decompose_float_patch():
-    """The mixture fit recovers two overlapping spots' parameters on an unrounded patch."""
-    x = np.array([300.0, 311.0]) / PIX_PER_UNIT - 1
-    z = np.array([400.0, 404.0]) / PIX_PER_UNIT - 1
-    full = render_frame_float(x, z, np.array([100.0, 90.0]), np.array([0.015, 0.016]), np.array([0.1, -0.05]))
-    patch = full[270:345, 370:435]
-    patch = np.where(patch >= 10, patch, -1.0)
-    comp = decompose(patch)
-    assert comp.shape == (2, 5)
-    comp = comp[np.argsort(comp[:, 0])]
-    np.testing.assert_allclose(comp[:, 0] + 270, [300.0, 311.0], atol=0.05)
-    np.testing.assert_allclose(comp[:, 1] + 370, [400.0, 404.0], atol=0.05)
-    np.testing.assert_allclose(comp[:, 2], [100.0, 90.0], rtol=0.02)
-    np.testing.assert_allclose(comp[:, 3], [7.68, 8.192], rtol=0.02)

@@ -1,0 +1,187 @@
+"""Tests of sevi_lib.detect.spotfit (the mixture fit of model spots to one blob).
+
+Blobs of known spots are rendered with the project's renderer (the published model: 5 x 5
+sub-grid, rounding, clipping at 255) and cut out as the detector cuts them (bounding box, -1
+below the threshold). Positions are checked against a tolerance derived from the data: the only
+noise is the rounding to integers (uniform, variance 1/12 count^2 per pixel), so the Cramer-Rao
+bound of the positions, given all 5 parameters of every spot free, follows from the Jacobian of
+the exact (unrounded) rendering on the STRIDE grid the fit uses (:func:`position_sd`; 0.0046 px
+for one isolated spot, 2 sd(x0) = 2 sqrt(2/pi) sigma_n / A analytically; 0.01-0.07 px when
+spots overlap). The tolerance is 5 of those standard deviations plus 0.01 px for the model's
+one approximation (a pixel is the spot at its mean sub-grid offset, not the mean over the
+sub-grid: a smoothing of 0.08 px^2, whose effect on a position is far below that).
+"""
+
+import numpy as np
+import pytest
+
+from sevi_lib.core.geometry import PIX_PER_UNIT
+from sevi_lib.detect.blobs import detect_frame
+from sevi_lib.detect.params import DetectorParams, KernelParams, kernel_params
+from sevi_lib.detect.spotfit import STRIDE, decompose, fit_workspace, is_patch_max
+from sevi_lib.simulate.render import render_frame, render_frame_float
+
+SIGMA = 0.015  # published mean spot width (screen units)
+THRESHOLD = DetectorParams().threshold
+
+
+def _frame(xp, zp, A, render=render_frame, s=None, rho=None):
+    xp = np.asarray(xp, float)
+    zp = np.asarray(zp, float)
+    n = xp.size
+    s = np.full(n, SIGMA) if s is None else np.asarray(s, float)
+    rho = np.zeros(n) if rho is None else np.asarray(rho, float)
+    return render(xp / PIX_PER_UNIT - 1, zp / PIX_PER_UNIT - 1, np.broadcast_to(np.asarray(A, float), (n,)).copy(), s, rho)
+
+
+def blob_patch(xp, zp, A):
+    """Patch of the spots at pixel coordinates (xp, zp): bounding box of the pixels >= threshold,
+    -1 elsewhere; returns the patch and its origin."""
+    f = _frame(xp, zp, A)
+    ii, jj = np.nonzero(f >= THRESHOLD)
+    i0, j0 = ii.min(), jj.min()
+    p = f[i0:ii.max() + 1, j0:jj.max() + 1].astype(np.float64)
+    return np.where(p >= THRESHOLD, p, -1.0), i0, j0
+
+
+def position_sd(xp, zp, A):
+    """Cramer-Rao standard deviations of the spots' x and z (pixels) under rounding noise, all
+    parameters (x, z, A, s, rho per spot) free, on the STRIDE grid: shape (2, n)."""
+    xp = np.asarray(xp, float)
+    zp = np.asarray(zp, float)
+    n = xp.size
+    theta = np.r_[xp, zp, np.full(n, A), np.full(n, SIGMA), np.zeros(n)]
+    box = (slice(int(xp.min()) - 40, int(xp.max()) + 40, STRIDE), slice(int(zp.min()) - 40, int(zp.max()) + 40, STRIDE))
+
+    def model(t):
+        return _frame(t[:n], t[n:2 * n], t[2 * n:3 * n], render_frame_float, t[3 * n:4 * n], t[4 * n:])[box]
+
+    steps = np.r_[np.full(3 * n, 1e-3), np.full(2 * n, 1e-5)]
+    J = np.empty((theta.size, model(theta).size))
+    for k, h in enumerate(steps):
+        tp, tm = theta.copy(), theta.copy()
+        tp[k] += h
+        tm[k] -= h
+        J[k] = ((model(tp) - model(tm)) / (2 * h)).ravel()
+    cov = np.linalg.inv(J @ J.T * 12.0)  # Fisher information with noise variance 1/12
+    return np.sqrt(np.diag(cov))[: 2 * n].reshape(2, n)
+
+
+def fit(xp, zp, A=100.0, **settings):
+    patch, i0, j0 = blob_patch(xp, zp, A)
+    comp = decompose(patch, **settings)
+    comp[:, 0] += i0
+    comp[:, 1] += j0
+    return comp
+
+
+def assert_positions(comp, xp, zp, A=100.0):
+    """Each true spot has its own component within 5 sd + 0.01 px on each axis."""
+    tol = 5 * position_sd(xp, zp, A) + 0.01
+    for k, (x, z) in enumerate(zip(xp, zp)):
+        d = np.hypot(comp[:, 0] - x, comp[:, 1] - z)
+        c = comp[np.argmin(d)]
+        assert abs(c[0] - x) <= tol[0, k] and abs(c[1] - z) <= tol[1, k], (k, c[:2], (x, z), tol[:, k])
+
+
+@pytest.mark.parametrize(
+    "xp, zp",
+    [
+        ([300.3], [600.7]),  # one spot
+        ([300.3, 311.1], [600.7, 604.2]),  # two overlapping spots, 11.4 px apart
+        ([300.3, 311.1, 303.0], [600.7, 604.2, 612.5]),  # three in a triangle
+    ],
+    ids=["one", "two", "three"],
+)
+def test_known_spots_recovered(xp, zp):
+    comp = fit(xp, zp)
+    assert comp.shape == (len(xp), 5)
+    assert_positions(comp, xp, zp)
+    # amplitude and width near the truth: the fit's own priors hold them, within 2 %
+    np.testing.assert_allclose(comp[:, 2], 100.0, rtol=0.02)
+    np.testing.assert_allclose(comp[:, 3], SIGMA * PIX_PER_UNIT, rtol=0.02)
+
+
+def test_isolated_spot_position_at_noise_floor():
+    """The analytic bound for one spot, 2 sqrt(2 / pi) sigma_n / A on the STRIDE grid, is what the
+    numeric bound gives (checks the tolerance's derivation)."""
+    sd = position_sd([300.3], [600.7], 100.0)
+    np.testing.assert_allclose(sd, 2 * np.sqrt(2 / np.pi) * np.sqrt(1 / 12) / 100.0, rtol=0.05)
+
+
+@pytest.mark.parametrize("n", [3, 4])
+def test_saturated_pile_up_counts(n):
+    """n spots within 2 px: the peak is clipped at 255, the count still comes from the flux."""
+    rng = np.random.default_rng(n)
+    xp = 400.3 + rng.uniform(-1, 1, n)
+    zp = 500.6 + rng.uniform(-1, 1, n)
+    patch, _, _ = blob_patch(xp, zp, 100.0)
+    assert patch.max() == 255 and (patch == 255).sum() > 20
+    assert decompose(patch).shape[0] == n
+    found = detect_frame(_frame(xp, zp, 100.0))
+    assert found.size == n
+    assert np.all(found["blob_size"] == n)
+
+
+def test_removal_rule():
+    """A faint spot (half a spot's flux, so tested for removal) beside a bright one is kept when
+    removing it costs more than removal_cost, and removed when removal_cost is larger than that."""
+    xp, zp, A = [300.3, 314.0], [600.7, 600.7], [100.0, 50.0]
+    patch, i0, j0 = blob_patch(xp, zp, A)
+    kept = decompose(patch)
+    assert kept.shape[0] == 2
+    faint = kept[np.argmin(kept[:, 2])]
+    assert abs(faint[0] + i0 - 314.0) < 0.2 and abs(faint[2] - 50.0) < 2.0
+    # its light alone is worth sum(model^2) on the STRIDE grid = pi s^2 A^2 / 4 ~ 1.2e5 counts^2;
+    # removed (the neighbour refitted to take what it can), the residual still grows by > 1e4
+    assert decompose(patch, removal_cost=1e4).shape[0] == 2
+    assert decompose(patch, removal_cost=1.2e5).shape[0] == 1
+
+
+def test_split_rule():
+    """Two spots 4 px apart make one maximum, one seed, one component of two spots' flux: it is
+    split in two, each near its spot (tolerance from the bound, which is wide for so close a pair)."""
+    xp, zp = [300.3, 304.3], [600.7, 600.7]
+    patch, _, _ = blob_patch(xp, zp, 100.0)
+    n, m = patch.shape
+    seeds = [(a, b) for a in range(n) for b in range(m)
+             if patch[a, b] >= DetectorParams().peak_min and is_patch_max(patch, a, b, n, m, 1)]
+    assert len(seeds) == 1
+    comp = fit(xp, zp)
+    assert comp.shape[0] == 2
+    assert_positions(comp, xp, zp)
+    np.testing.assert_allclose(comp[:, 2], 100.0, rtol=0.05)
+
+
+def test_kernel_params_follow_detector_params():
+    """The kernels' parameter record has every DetectorParams field, by name, in its declared type."""
+    p = DetectorParams(amplitude=100, threshold=12)
+    kp = kernel_params(p)
+    assert isinstance(kp, KernelParams)
+    assert kp._fields == tuple(p.to_dict())
+    assert kp.amplitude == 100.0 and isinstance(kp.amplitude, float)
+    assert kp.threshold == 12 and isinstance(kp.threshold, int)
+
+
+def test_fit_workspace_sizes():
+    ws = fit_workspace(64, 8, sigma_max=7.68)
+    assert ws.D.shape == (64, 64) and ws.comp.shape == (9, 5) and ws.H.shape == (45, 45)
+
+
+def test_empty_patch():
+    assert decompose(np.full((5, 5), -1.0)).shape == (0, 5)
+    assert decompose(np.full((5, 5), 20.0)).shape == (0, 5)  # below peak_min: no seed
+
+
+def test_decompose_float_patch():
+    """On an unrounded patch the fit recovers two overlapping spots' parameters closely."""
+    full = _frame([300.0, 311.0], [400.0, 404.0], [100.0, 90.0], render_frame_float, s=[0.015, 0.016], rho=[0.1, -0.05])
+    patch = full[270:345, 370:435]
+    patch = np.where(patch >= 10, patch, -1.0)
+    comp = decompose(patch)
+    assert comp.shape == (2, 5)
+    comp = comp[np.argsort(comp[:, 0])]
+    np.testing.assert_allclose(comp[:, 0] + 270, [300.0, 311.0], atol=0.05)
+    np.testing.assert_allclose(comp[:, 1] + 370, [400.0, 404.0], atol=0.05)
+    np.testing.assert_allclose(comp[:, 2], [100.0, 90.0], rtol=0.02)
+    np.testing.assert_allclose(comp[:, 3], [7.68, 8.192], rtol=0.02)
