@@ -77,6 +77,76 @@ def atomic_path(path):
         raise
 
 
+def _same_file(a, b):
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and os.path.samefile(a, b))
+    except OSError:
+        return False
+
+
+def check_input(path):
+    """Refuse an input path that does not exist or is a directory (one-line InputError).
+
+    Parameters
+    ----------
+    path : str or Path
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a file")
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+
+
+def check_outputs(outputs, inputs=()):
+    """Refuse, before any work, outputs that would replace an input or cannot be written.
+
+    Each output must differ from every input and from the other outputs, must not be an existing
+    directory, and its folder (or the nearest existing folder above it, since writers create
+    missing folders) must accept a new file: this is probed by creating and removing a temporary
+    file there, so permissions, read-only file systems and a file in place of a folder are all
+    caught. Nothing is left behind.
+
+    Parameters
+    ----------
+    outputs : iterable of str or Path or None
+        Files a command will write (None entries are skipped).
+    inputs : iterable of str or Path
+        Files it reads.
+
+    Raises
+    ------
+    InputError
+        ``"OUTPUT: problem"``, one line.
+    """
+    inputs = [Path(p) for p in inputs if p is not None]
+    seen = []
+    for out in outputs:
+        if out is None:
+            continue
+        out = Path(out)
+        for inp in inputs:
+            if _same_file(out, inp):
+                raise InputError(f"{out}: output is the input file {inp}; refusing to overwrite it")
+        for other in seen:
+            if _same_file(out, other):
+                raise InputError(f"{out}: given for two outputs")
+        seen.append(out)
+        if out.is_dir():
+            raise InputError(f"{out}: is a directory; give a file name")
+        folder = out.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise InputError(f"{out}: cannot write here ({folder} is not a directory)")
+        try:
+            fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=folder)
+        except OSError as exc:
+            raise InputError(f"{out}: cannot write in {folder} ({exc.strerror or exc})") from None
+        os.close(fd)
+        os.unlink(probe)
+
+
 def write_h5(path, attrs=None, compression=None, **datasets):
     """Write named arrays as datasets of one HDF5 file, atomically.
 

@@ -79,7 +79,8 @@ def fold(count_map):
     -------
     ndarray, shape (..., m, m)
         ``out[i, k]`` sums the pixels at |x| and |z| index i and k from the centre; the total is
-        conserved. Integer input is summed in int64, float input in float64.
+        conserved. Integer input is summed in int64, float input in float64, always in the order
+        ``((x+ z+ + x- z+) + x+ z-) + x- z-`` (so float maps fold to the same bits everywhere).
     """
     a = np.asarray(count_map)
     dtype = np.int64 if np.issubdtype(a.dtype, np.integer) else np.float64
@@ -87,8 +88,33 @@ def fold(count_map):
     if a.shape[-2] != 2 * m or a.shape[-1] != 2 * m:
         raise InputError(f"view: fold needs a square map with an even side, got {a.shape}")
     a = a.astype(dtype, copy=False)
-    x = a[..., m:, :] + a[..., m - 1 :: -1, :]
-    return x[..., :, m:] + x[..., :, m - 1 :: -1]
+    out = a[..., m:, m:] + a[..., m - 1 :: -1, m:]
+    out += a[..., m:, m - 1 :: -1]
+    out += a[..., m - 1 :: -1, m - 1 :: -1]
+    return out
+
+
+def unfold(quadrant):
+    """Mirror one quadrant onto a full map (the adjoint of :func:`fold`).
+
+    Parameters
+    ----------
+    quadrant : ndarray, shape (m, m, ...)
+        ``quadrant[i, k]`` for the pixels i and k from the centre.
+
+    Returns
+    -------
+    ndarray of float64, shape (2m, 2m, ...)
+        Every one of the four mirror pixels holds the quadrant's value.
+    """
+    q = np.asarray(quadrant)
+    m = q.shape[0]
+    out = np.empty((2 * m, 2 * m) + q.shape[2:])
+    out[m:, m:] = q
+    out[m - 1 :: -1, m:] = q
+    out[m:, m - 1 :: -1] = q
+    out[m - 1 :: -1, m - 1 :: -1] = q
+    return out
 
 
 def radial_profile(count_map, bin_width=1.0 / PIX_PER_UNIT):

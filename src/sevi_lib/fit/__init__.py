@@ -1,1 +1,74 @@
-"""fit"""
+"""Maximum-likelihood fit of the projected shell model (the workflow's ``fit`` rule).
+
+The expected screen density of electrons is
+
+    lambda(x, z) = sum_j sum_{l=0}^{N} a_lj F_2l(x, z; R_j, sigma_j) + b,
+
+(:mod:`sevi_lib.fit.projection`), with a_0j = n_j / 2 (n_j the expected number of electrons of
+shell j), a_lj = n_j beta_2l,j and a uniform background b. Three data kinds are fitted with the
+same model:
+
+``unbinned``
+    electron positions (extended Poisson likelihood ``sum_e log lambda(x_e) - sum_j n_j``);
+``binned``
+    a count map in the ``numpy.histogram2d`` convention (Poisson over pixels; each pixel's
+    expectation integrates lambda with 2 x 2 Gauss points);
+``sum``
+    the sum of raw camera frames (expected sum = pixel expectations convolved with the mean
+    rendered spot; weighted least squares with the compound-Poisson variance).
+
+For fixed geometry the likelihood is concave in the a's (lambda is linear in them). The fit takes
+joint Fisher-scoring steps in all parameters (exact Hessian for the a-block), solves each step
+as a small quadratic programme that keeps every shell's angular density non-negative
+(I_j(c) >= 0 on a grid of c plus the exact minimisers found by
+:func:`sevi_lib.core.angular.min_density`, added as cutting planes), and backtracks on the true
+objective. Start values come from the data: the most prominent peaks of the radial profile.
+Standard errors come from the observed information (second derivatives included).
+
+Modules
+-------
+``settings``    :class:`FitSettings` (the defaults of every fit value), ``METHODS``
+``unbinned``    :func:`fit_electrons`
+``binned``      :func:`fit_count_map`, ``check_map``
+``framesum``    :func:`fit_frame_sum`, ``mean_spot`` / ``SpotKernel``, the FFT convolver
+``files``       :func:`fit_file`: read an input file, fit, write Answer, sidecar and plot (``sevi fit``)
+``result``      :class:`FitResult`, ``known_c_floor``, the delta-method covariance
+``optimise``    the constrained Fisher-scoring ascent (``maximise``, ``qp_step``) and ``fit_poisson``
+``start``       start values (``initial_geometry``, ``start_theta``, ``table_step``)
+``points``      ``PointSet`` (evaluation points; builds the kernels' workspace), ``pixel_nodes``
+``layout``      ``ParamLayout``: slices of the parameter vector (the one place of its arithmetic)
+``_kernels``    numba kernels (likelihood, Jacobian, curvature) over one ``Workspace`` namedtuple
+``projection``  the projected basis F_2l and its radial spline tables
+
+Public API (imported lazily, so ``import sevi_lib.fit`` stays light): :func:`fit_electrons`,
+:func:`fit_count_map`, :func:`fit_frame_sum`, :func:`fit_file`, :class:`FitResult`,
+:class:`FitSettings`, ``METHODS``, :func:`mean_spot`.
+"""
+
+import importlib
+
+_PUBLIC = {
+    "fit_electrons": "unbinned",
+    "fit_count_map": "binned",
+    "fit_frame_sum": "framesum",
+    "mean_spot": "framesum",
+    "SpotKernel": "framesum",
+    "fit_file": "files",
+    "FitResult": "result",
+    "known_c_floor": "result",
+    "FitSettings": "settings",
+    "METHODS": "settings",
+}
+
+__all__ = ["FitResult", "FitSettings", "METHODS", "SpotKernel", "fit_count_map", "fit_electrons",
+           "fit_file", "fit_frame_sum", "known_c_floor", "mean_spot"]
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,15 +1,16 @@
-"""Tests of the shell fits (sevi_lib.fit.model) and the ``sevi fit`` command."""
+"""Tests of the shell fits (sevi_lib.fit: unbinned, binned, framesum, start, result).
 
-import json
+The ``sevi fit`` command is tested in tests/cli/test_fit.py.
+"""
 
-import h5py
+
 import numpy as np
 import pytest
 
-from sevi_lib.cli import main
-from sevi_lib.core import io
+from sevi_lib import fit
 from sevi_lib.core.score import shell_distance
-from sevi_lib.fit import model as fit
+from sevi_lib.fit.result import known_c_floor
+from sevi_lib.fit.start import initial_geometry
 from sevi_lib.simulate.electrons import sample_shell
 
 PEAKED = np.array([1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0])
@@ -156,38 +157,9 @@ def test_frame_sum_fit_recovers_shells():
 def test_initial_geometry_finds_both_peaks():
     shells = [(0.5, 0.006, PEAKED), (0.55, 0.006, SOFT)]
     x, z = _electrons(shells, 20_000, 8)
-    R, s = fit.initial_geometry(np.hypot(x, z))
+    R, s = initial_geometry(np.hypot(x, z))
     assert np.all(np.abs(R - [0.5, 0.55]) < 0.005)
 
 
 def test_known_c_floor_is_sqrt_6_over_n_at_isotropy():
-    assert abs(fit.known_c_floor(np.zeros(12), 1e6) - np.sqrt(6e-6)) < 1e-12
-
-
-def test_cli_fit_writes_answer_sidecar_and_plot(tmp_path, realistic):
-    _, _, x, z, _ = realistic
-    sel = slice(None, None, 8)
-    table = np.zeros(len(x[sel]), dtype=io.DETECTED_DTYPE)
-    table["x"], table["z"] = x[sel], z[sel]
-    inp = tmp_path / "det.h5"
-    io.write_h5(inp, DetectedElectrons=table)
-    out = tmp_path / "answer.h5"
-    assert main(["fit", str(inp), "--out", str(out), "--quiet", "--n-beta", "6"]) == 0
-    with h5py.File(out) as f:
-        ans = f["Answer"][()]
-    assert ans.dtype == io.answer_dtype(6)
-    assert list(ans["SphereId"]) == [0, 1] and ans["R"][0] < ans["R"][1]
-    side = json.loads((tmp_path / "answer.json").read_text())
-    for key in ("R", "sigma_R", "weights", "beta", "se_beta", "se_R", "floor", "constraint_active", "converged"):
-        assert key in side
-    assert (tmp_path / "answer.png").stat().st_size > 1000
-
-
-def test_cli_fit_bad_inputs(tmp_path, capsys):
-    assert main(["fit", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "a.h5")]) == 2
-    bad = tmp_path / "bad.npy"
-    np.save(bad, np.zeros((10, 10)))
-    assert main(["fit", str(bad), "--out", str(tmp_path / "a.h5")]) == 2
-    err = capsys.readouterr().err
-    assert "sevi: error:" in err and "bad.npy" in err
-    assert not (tmp_path / "a.h5").exists()
+    assert abs(known_c_floor(np.zeros(12), 1e6) - np.sqrt(6e-6)) < 1e-12

@@ -1,0 +1,134 @@
+"""``sevi fit`` as one library call: read an input file, fit it, write the Answer, sidecar and plot.
+
+Input kinds: an HDF5 electron table (``DetectedElectrons``), or a 1024 x 1024 ``.npy`` map (a count
+map, or with method ``sum`` the sum of raw frames). Every output is checked before the work
+(:func:`sevi_lib.core.io.check_outputs`: not an input, not a directory, writable) and written
+atomically.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.geometry import pixel_centres
+from sevi_lib.core.io import (
+    check_input,
+    check_outputs,
+    read_detected,
+    read_map,
+    write_answer,
+    write_text,
+)
+from sevi_lib.core.maps import count_map
+from sevi_lib.fit.settings import FitSettings
+
+
+def output_paths(out, sidecar=None, plot=None):
+    """The three outputs: Answer, JSON sidecar (default: `out` with .json), plot (.png; 'none': no plot)."""
+    out = Path(out)
+    sidecar = Path(sidecar) if sidecar else out.with_suffix(".json")
+    plot = None if (plot or "").lower() == "none" else (Path(plot) if plot else out.with_suffix(".png"))
+    return out, sidecar, plot
+
+
+def _pixel_points(img):
+    ix, iz = np.nonzero(img)
+    centres = pixel_centres()
+    return centres[ix], centres[iz], img[ix, iz].astype(np.float64)
+
+
+def fit_input(path, settings=None, log=None):
+    """Fit the data of one input file.
+
+    Parameters
+    ----------
+    path : str or Path
+        Electron table (.h5) or map (.npy).
+    settings : FitSettings, optional
+    log : callable, optional
+        Receives the optimiser's progress lines.
+
+    Returns
+    -------
+    result : sevi_lib.fit.result.FitResult
+        ``diagnostics["input"]`` names the file.
+    points : tuple
+        ``(x, z, w)`` of the data for the plot (w None for electrons, pixel weights for maps).
+    method : str
+        The method used.
+    """
+    from sevi_lib.fit.binned import fit_count_map
+    from sevi_lib.fit.framesum import fit_frame_sum, mean_spot
+    from sevi_lib.fit.unbinned import fit_electrons
+
+    settings = settings or FitSettings()
+    path = Path(path)
+    kw = {"n_beta": settings.n_beta, "n_shells": settings.n_shells, "max_iter": settings.max_iter, "log": log,
+          "what": str(path)}
+    if path.suffix == ".npy":
+        method = settings.method or "binned"
+        img = read_map(path)
+        if method == "unbinned":
+            raise InputError(f"{path}: --method unbinned needs an electron table, not a map")
+        if method == "sum":
+            kernel = mean_spot(settings.kernel_spots)
+            result = fit_frame_sum(img, kernel, **kw)
+            x, z, w = _pixel_points(img)
+            w = w / kernel.total
+        else:
+            result = fit_count_map(img, **kw)
+            x, z, w = _pixel_points(img)
+    else:
+        method = settings.method or "unbinned"
+        if method == "sum":
+            raise InputError(f"{path}: --method sum needs the sum of raw frames (.npy), not an electron table")
+        det = read_detected(path)
+        x, z, w = det["x"], det["z"], None
+        if method == "unbinned":
+            result = fit_electrons(x, z, **kw)
+        else:
+            result = fit_count_map(count_map(x, z), **kw)
+    result.diagnostics["input"] = str(path)
+    return result, (x, z, w), method
+
+
+def fit_file(path, out, sidecar=None, plot=None, settings=None, log=None):
+    """Fit one input file and write the Answer, the JSON sidecar and the PNG report.
+
+    Parameters
+    ----------
+    path : str or Path
+        Electron table (.h5) or map (.npy).
+    out : str or Path
+        Answer file (HDF5, the published layout).
+    sidecar : str or Path, optional
+        JSON with every parameter, standard error and diagnostic (default: `out` with .json).
+    plot : str or Path, optional
+        PNG report (default: `out` with .png; ``"none"``: none).
+    settings : FitSettings, optional
+    log : callable, optional
+
+    Returns
+    -------
+    sevi_lib.fit.result.FitResult
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable input, an output equal to the input or not writable (before any
+        work), or data the fit cannot take.
+    """
+    path = Path(path)
+    check_input(path)
+    out, sidecar, plot = output_paths(out, sidecar, plot)
+    check_outputs([out, sidecar, plot], [path])
+    result, (x, z, w), method = fit_input(path, settings, log)
+    write_answer(out, result.R, result.beta)
+    write_text(sidecar, json.dumps(result.to_dict(), indent=1) + "\n")
+    if plot is not None:
+        from sevi_lib.report.plots import fit_report, save_figure
+
+        save_figure(fit_report(result, x, z, w, title=f"{path.name}: {method} fit"), plot)
+    return result

@@ -1,0 +1,223 @@
+"""The optimiser: constrained Fisher-scoring ascent, and the Poisson objective of two fits.
+
+:func:`maximise` takes joint Fisher-scoring / Gauss-Newton steps in all parameters, solves each
+step as a small quadratic programme (:func:`qp_step`) that keeps every shell's angular density
+non-negative at a grid of c plus exact minimisers added as cutting planes
+(:func:`constraint_matrix`), limits geometry steps to a few widths and backtracks on the true
+objective. :func:`fit_poisson` is the (extended) Poisson likelihood of the unbinned and binned
+fits on a :class:`~sevi_lib.fit.points.PointSet`.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+
+from sevi_lib.core.angular import legendre_even, min_density
+from sevi_lib.core.errors import InputError
+from sevi_lib.fit.layout import ParamLayout
+from sevi_lib.fit.result import make_result
+
+#: Constraint points in [0, 1] (I is even in c).
+C_GRID = np.cos(np.linspace(0.0, 0.5 * np.pi, 257))
+
+#: Area of the screen [-1, 1]^2 (the background's expected count is area * b).
+SCREEN_AREA = 4.0
+
+
+def constraint_matrix(theta, S, extra):
+    """Rows A with A @ theta >= 0 <=> every shell's density >= 0 at the constraint points.
+
+    Parameters
+    ----------
+    theta : ndarray
+    S : int
+    extra : list of list of float
+        Per shell, further c values (cutting planes) beyond :data:`C_GRID`.
+    """
+    layout = ParamLayout.of(theta, S)
+    P = theta.size
+    bg = np.zeros((1, P))
+    bg[0, layout.background] = 1.0  # background >= 0
+    rows = [bg]
+    for j in range(S):
+        cs = np.concatenate([C_GRID, np.abs(np.asarray(extra[j], dtype=np.float64))])
+        basis = np.concatenate([np.ones((len(cs), 1)), legendre_even(cs, layout.n_beta)], axis=1)
+        A = np.zeros((len(cs), P))
+        A[:, layout.amplitudes(j)] = basis
+        rows.append(A)
+    return np.concatenate(rows)
+
+
+def qp_step(g, H, theta, A):
+    """Maximise g.d - d.H.d/2 subject to A (theta + d) >= 0. Returns (d, active)."""
+    P = len(g)
+    Hs = H + np.diag(1e-12 * np.diag(H) + 1e-300)
+    d = np.linalg.solve(Hs, g)
+    scale = np.maximum(np.abs(A) @ np.abs(theta), 1e-300)
+    if np.all(A @ (theta + d) >= -1e-12 * scale):
+        return d, False
+    L = np.linalg.cholesky(Hs)
+    from scipy.linalg import solve_triangular
+
+    gt = solve_triangular(L, g, lower=True)
+    Ay = solve_triangular(L, A.T, lower=True).T / scale[:, None]
+    b = (A @ theta) / scale
+    # least-distance programme min |y - gt| s.t. Ay y >= -b, solved exactly through NNLS
+    # (Lawson & Hanson, ch. 23): with y = gt + v, G v >= h' where G = Ay, h' = -b - Ay gt
+    hp = -b - Ay @ gt
+    E = np.vstack([Ay.T, hp[None, :]])
+    f = np.zeros(P + 1)
+    f[-1] = 1.0
+    u, _ = optimize.nnls(E, f, maxiter=50 * E.shape[1])
+    r = E @ u - f
+    if abs(r[-1]) < 1e-12:  # infeasible (cannot happen from a feasible theta): stay put
+        return np.zeros(P), True
+    y = gt - r[:P] / r[-1]
+    d = solve_triangular(L.T, y, lower=False)
+    return d, True
+
+
+@dataclass
+class Objective:
+    """Objective f(theta) to maximise with gradient and (approximate) Hessian."""
+
+    value: callable  # theta -> float
+    derivs: callable  # theta -> (f, grad, hess)
+
+
+def _add_cutting_planes(theta, layout, extra):
+    """Add the exact minimiser of every shell that dips below zero; True if any was added."""
+    added = False
+    av, _, _ = layout.unpack(theta)
+    for j in range(layout.n_shells):
+        vmin, cmin = min_density(av[j, 1:] / (2 * av[j, 0]))
+        if vmin < -1e-9:
+            extra[j].append(cmin)
+            added = True
+    return added
+
+
+def _limit(d, theta, layout):
+    """Largest ratio of a geometry step to its allowed size (3 widths for R, half a width for sigma), >= 1."""
+    _, R, s = layout.unpack(d)
+    _, _, s0 = layout.unpack(theta)
+    return np.max(np.concatenate([np.abs(R) / (3 * s0), np.abs(s) / (0.5 * s0), [1.0]]))
+
+
+def _backtrack(obj, theta, d, f, dec):
+    """Halve the step until the objective rises enough; (candidate, value) or (None, None)."""
+    alpha = 1.0
+    while True:
+        cand = theta + alpha * d
+        fc = obj.value(cand)
+        if np.isfinite(fc) and fc >= f + 1e-4 * alpha * dec - 1e-9 * abs(f):
+            return cand, fc, alpha
+        alpha *= 0.5
+        if alpha < 1e-6:
+            return None, None, alpha
+
+
+def maximise(obj, theta, S, max_iter=60, tol=1e-4, log=None):
+    """Fisher-scoring / Gauss-Newton ascent with physicality constraints and backtracking.
+
+    Parameters
+    ----------
+    obj : Objective
+    theta : ndarray
+        Feasible start.
+    S : int
+        Number of shells.
+    max_iter : int
+    tol : float
+        Convergence when the decrement g.d falls below it with a full step.
+    log : callable, optional
+        Receives one progress line per iteration.
+
+    Returns
+    -------
+    theta, f, g, H, n_iter, converged, active
+    """
+    layout = ParamLayout.of(theta, S)
+    extra = [[] for _ in range(S)]
+    n_iter = 0
+    converged = False
+    active = False
+    f, g, H = obj.derivs(theta)
+    if not np.isfinite(f):
+        raise InputError("the start values give a zero model density at some data point")
+    for n_iter in range(1, max_iter + 1):
+        d, active = qp_step(g, H, theta, constraint_matrix(theta, S, extra))
+        lim = _limit(d, theta, layout)  # keep geometry steps within a few widths
+        d = d / lim
+        dec = float(g @ d)
+        cand, _, alpha = _backtrack(obj, theta, d, f, dec)
+        if log is not None:
+            _, R0, s0 = layout.unpack(theta)
+            log(f"iter {n_iter}: f = {f:.6f}, decrement = {dec:.3g}, step = {alpha:g}, limit = {lim:.3g}, "
+                f"constrained = {active}, R = {R0}, s = {s0}, b = {theta[-1]:.3g}")
+        if cand is None:
+            converged = dec < 10 * tol
+            break
+        theta = cand
+        f, g, H = obj.derivs(theta)
+        # at a full small step, cutting planes for shells that dip below zero between grid points
+        if dec < tol and alpha == 1.0 and not _add_cutting_planes(theta, layout, extra):
+            converged = True
+            break
+    return theta, f, g, H, n_iter, converged, active
+
+
+def fit_poisson(method, pts, counts, theta, S, max_iter, log, n_data, diagnostics):
+    """Maximise the extended Poisson likelihood of grouped counts; FitResult with observed-information SEs.
+
+    Parameters
+    ----------
+    method : str
+        Name recorded in the result.
+    pts : sevi_lib.fit.points.PointSet
+    counts : ndarray, shape (pts.n_groups,)
+    theta : ndarray
+        Start.
+    S, max_iter, log
+        As in :func:`maximise`.
+    n_data : float
+        Electrons (or counts) fitted.
+    diagnostics : dict
+
+    Returns
+    -------
+    sevi_lib.fit.result.FitResult
+    """
+    counts = np.ascontiguousarray(counts, dtype=np.float64)
+    layout = ParamLayout.of(theta, S)
+
+    def total(theta):
+        a, _, _ = layout.unpack(theta)
+        return 2.0 * a[:, 0].sum() + SCREEN_AREA * theta[-1]
+
+    def dtotal(P):
+        d = np.zeros(P)
+        for j in range(S):
+            d[layout.offset(j)] = 2.0
+        d[layout.background] = SCREEN_AREA
+        return d
+
+    def value(th):
+        _, R, s = layout.unpack(th)
+        if np.any(s <= 0) or np.any(R <= 0):
+            return -np.inf
+        return pts.loglike(th, counts, S, want=0)[0] - total(th)
+
+    def derivs(th):
+        ll, g, H = pts.loglike(th, counts, S, want=2)
+        return ll - total(th), g - dtotal(len(th)), H
+
+    theta, f, _, H, n_iter, conv, active = maximise(Objective(value, derivs), theta, S, max_iter, log=log)
+    mu = np.empty(pts.n_groups)
+    pts.loglike(theta, counts, S, want=0, mu_out=mu)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(counts > 0, counts / mu, 0.0)
+    Q = pts.curvature(theta, w, S)
+    info = H - Q
+    return make_result(method, theta, f, info, S, n_iter, conv, active, n_data, diagnostics=diagnostics)

@@ -1,0 +1,126 @@
+"""Where the model is evaluated: :class:`PointSet` (groups of screen points) and pixel nodes.
+
+A point set is built once per fit from the data (electron positions, or the 2 x 2 Gauss nodes
+of every non-empty pixel, or pixel centres); each evaluation tabulates the radial splines of the
+current geometry and hands one :data:`~sevi_lib.fit._kernels.Workspace` to the kernels.
+"""
+
+import numpy as np
+
+from sevi_lib.core.angular import legendre_even
+from sevi_lib.core.geometry import PIX_PER_UNIT, pixel_centres
+from sevi_lib.fit import _kernels, projection
+from sevi_lib.fit.layout import ParamLayout
+
+_G2 = np.array([-0.5, 0.5]) / np.sqrt(3.0)
+
+
+class PointSet:
+    """Evaluation points of the model, grouped (one group per electron or per pixel).
+
+    Parameters
+    ----------
+    x, z : ndarray, shape (n_groups * K,)
+        Screen coordinates of the nodes, group by group.
+    K : int
+        Nodes per group.
+    scale : ndarray, shape (n_groups,)
+        Group expectation = scale * sum of lambda over its nodes.
+    n : int
+        Highest Legendre order index.
+    h : float
+        Radial table step.
+    """
+
+    def __init__(self, x, z, K, scale, n, h):
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        rho = np.hypot(x, z)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = np.clip(np.where(rho > 0, z / np.where(rho > 0, rho, 1.0), 0.0), -1.0, 1.0)
+        self.K = int(K)
+        self.n = int(n)
+        self.h = float(h)
+        self.rho_max = float(rho.max(initial=0.0)) + 2 * h
+        self.idx = np.minimum((rho / h).astype(np.int64), int(self.rho_max / h))
+        self.t = rho - self.idx * h
+        self.pm = np.ascontiguousarray(
+            np.concatenate([np.ones((len(c), 1)), legendre_even(c, n)], axis=1)
+        )
+        self.scale = np.ascontiguousarray(scale, dtype=np.float64)
+        self.n_groups = len(self.scale)
+        self.li, self.mi = [np.ascontiguousarray(a, dtype=np.int64) for a in projection.pair_index(n)]
+        if len(x) != self.n_groups * self.K:
+            raise ValueError("PointSet: len(x) must be n_groups * K")
+
+    def workspace(self, theta, S, second=False):
+        """The kernels' :data:`~sevi_lib.fit._kernels.Workspace` at the geometry of `theta`.
+
+        Parameters
+        ----------
+        theta : ndarray
+            Parameter vector (:mod:`sevi_lib.fit.layout`).
+        S : int
+            Number of shells.
+        second : bool
+            Tabulate second derivatives too (for :meth:`curvature`).
+        """
+        layout = ParamLayout(S, self.n)
+        a, R_all, s_all = layout.unpack(theta)
+        full, cont, imax = [], [], np.empty(S, dtype=np.int64)
+        for j in range(S):
+            R, s = R_all[j], s_all[j]
+            tab, ctab = projection.radial_spline(R, s, self.n, self.h, self.rho_max, derivatives=1 if second else 0,
+                                                 contract=a[j], contract_derivatives=2 if second else 1)
+            full.append(np.ascontiguousarray(np.swapaxes(tab, 1, 2)))
+            cont.append(np.ascontiguousarray(np.swapaxes(ctab, 1, 2)))
+            imax[j] = min(int((R + projection.WINDOW * s) / self.h) + 1, tab.shape[0] - 1)
+        return _kernels.Workspace(self.K, self.idx, self.t, self.pm, self.scale, self.li, self.mi,
+                                  np.stack(full), np.stack(cont), imax)
+
+    def loglike(self, theta, counts, S, want=0, mu_out=None):
+        """sum_g counts_g log mu_g with gradient and Fisher matrix (want = 0, 1, 2)."""
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        ws = self.workspace(theta, S)
+        P = len(theta)
+        grad = np.zeros(P)
+        hess = np.zeros((P, P))
+        mu = np.empty(0) if mu_out is None else mu_out
+        ll = _kernels.loglike_kernel(ws, counts, theta, want, grad, hess, mu)
+        return ll, grad, hess
+
+    def jacobian(self, theta, S):
+        """d mu_g / d theta for every group, shape (n_groups, P); mu = J[:, a-columns] @ a."""
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        out = np.empty((self.n_groups, len(theta)))
+        _kernels.jacobian_kernel(self.workspace(theta, S), theta, out)
+        return out
+
+    def curvature(self, theta, weight, S):
+        """sum_g weight_g d2 mu_g / d theta2, shape (P, P)."""
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        Q = np.zeros((len(theta), len(theta)))
+        _kernels.curvature_kernel(self.workspace(theta, S, second=True),
+                                  np.ascontiguousarray(weight, dtype=np.float64), theta, Q)
+        return Q
+
+
+def pixel_nodes(ix, iz):
+    """2 x 2 Gauss-Legendre nodes of pixels (ix, iz) in screen units, pixel by pixel.
+
+    Parameters
+    ----------
+    ix, iz : ndarray of int
+        Pixel indices (``Image[ix, iz]``).
+
+    Returns
+    -------
+    x, z : ndarray, shape (4 * len(ix),)
+    """
+    hp = 1.0 / PIX_PER_UNIT
+    centres = pixel_centres()
+    xc = centres[np.asarray(ix)]
+    zc = centres[np.asarray(iz)]
+    ox = np.repeat(_G2, 2) * hp
+    oz = np.tile(_G2, 2) * hp
+    return (xc[:, None] + ox[None, :]).ravel(), (zc[:, None] + oz[None, :]).ravel()

@@ -1,0 +1,201 @@
+"""What a fit returns: :class:`FitResult`, its covariance in the user's parameters, and the floor.
+
+The optimiser works in the amplitudes a (:mod:`sevi_lib.fit.layout`); the result reports the
+electron number ``n_j = 2 a_0j`` and ``beta_2l,j = a_lj / (2 a_0j)``, with their covariance
+from the delta method (:func:`user_covariance`). :func:`known_c_floor` is the Cramer-Rao
+floor a perfect measurement of every electron's cos(theta) would reach.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.polynomial import legendre as npleg
+
+from sevi_lib.core.angular import distance_weights, legendre_even, min_density
+from sevi_lib.fit.layout import ParamLayout
+
+
+@dataclass
+class FitResult:
+    """Fitted shells with uncertainties and diagnostics.
+
+    Attributes
+    ----------
+    method : str
+        ``unbinned``, ``binned`` or ``sum``.
+    R, sigma_R, weights : ndarray, shape (S,)
+        Radii, radial widths and expected electron numbers (for ``sum``: in units of electrons
+        only if the spot kernel is absolute, which it is).
+    beta : ndarray, shape (S, N)
+    se_R, se_sigma_R, se_weights : ndarray, shape (S,)
+    se_beta : ndarray, shape (S, N)
+        Standard errors from the observed information (sandwich for ``sum``).
+    background : float
+        Uniform background density (per unit screen area).
+    cov : ndarray
+        Covariance of (weights, beta_2..beta_2N, R, sigma_R) per shell, then background.
+    objective : float
+        Log-likelihood (or -chi^2 / 2 for ``sum``) at the optimum.
+    n_iter : int
+    converged : bool
+    constraint_active : ndarray of bool, shape (S,)
+        Whether I_j >= 0 binds (the density touches zero somewhere).
+    min_density : ndarray, shape (S,)
+        min over c of each fitted I_j.
+    n_data : float
+        Electrons (or counts, or spot-equivalents for ``sum``) fitted.
+    floor : ndarray, shape (S,)
+        Cramer-Rao floor of the per-shell distance if cos(theta) of all n_j electrons were known.
+    expected_distance : ndarray, shape (S,)
+        sqrt(sum_i 2/(4i+1) Var(beta_2i)): the per-shell distance this fit expects.
+    diagnostics : dict
+    """
+
+    method: str
+    R: np.ndarray
+    sigma_R: np.ndarray
+    weights: np.ndarray
+    beta: np.ndarray
+    se_R: np.ndarray
+    se_sigma_R: np.ndarray
+    se_weights: np.ndarray
+    se_beta: np.ndarray
+    background: float
+    cov: np.ndarray
+    objective: float
+    n_iter: int
+    converged: bool
+    constraint_active: np.ndarray
+    min_density: np.ndarray
+    n_data: float
+    floor: np.ndarray
+    expected_distance: np.ndarray
+    diagnostics: dict = field(default_factory=dict)
+
+    def to_dict(self):
+        """JSON-ready dictionary (lists and numbers)."""
+        out = {}
+        for k, v in self.__dict__.items():
+            if isinstance(v, np.ndarray):
+                out[k] = v.tolist()
+            elif isinstance(v, (np.floating, np.integer, np.bool_)):
+                out[k] = v.item()
+            else:
+                out[k] = v
+        return out
+
+    def density_band(self, c, j):
+        """Fitted angular density of shell j at `c` and its standard error (delta method)."""
+        n = self.beta.shape[1]
+        basis = legendre_even(np.asarray(c, dtype=np.float64), n)
+        blk = ParamLayout(len(self.R), n).betas(j)
+        cov = self.cov[blk, blk]
+        value = 0.5 + basis @ self.beta[j]
+        se = np.sqrt(np.maximum(np.einsum("...i,ij,...j->...", basis, cov, basis), 0.0))
+        return value, se
+
+    def summary_lines(self):
+        """One line per shell (R, sigma_R, n, beta_2 with errors, expected distance and floor)."""
+        lines = []
+        for j in range(len(self.R)):
+            act = ", constraint I >= 0 active" if self.constraint_active[j] else ""
+            lines.append(f"shell {j}: R = {self.R[j]:.6f} +- {self.se_R[j]:.1e}, sigma_R = {self.sigma_R[j]:.5f} "
+                         f"+- {self.se_sigma_R[j]:.1e}, n = {self.weights[j]:.0f}, beta_2 = {self.beta[j, 0]:.4f} "
+                         f"+- {self.se_beta[j, 0]:.4f}, expected distance {self.expected_distance[j]:.4f} "
+                         f"(floor {self.floor[j]:.4f}){act}")
+        return lines
+
+
+def known_c_floor(beta, n_electrons, n_nodes=400):
+    """Per-shell distance floor if the cos(theta) of `n_electrons` electrons were known.
+
+    sqrt(trace(W F^-1)) with Fisher matrix F_kl = n int P_k P_l / I dc and W = diag(2/(4i+1));
+    equal to sqrt(6 / n) for an isotropic shell and N = 12.
+
+    Parameters
+    ----------
+    beta : ndarray, shape (N,)
+    n_electrons : float
+
+    Returns
+    -------
+    float
+    """
+    x, w = npleg.leggauss(n_nodes)
+    n = len(beta)
+    P = legendre_even(x, n)
+    dens = np.maximum(0.5 + P @ beta, 1e-9)
+    F = n_electrons * np.einsum("q,qk,ql->kl", w / dens, P, P)
+    try:
+        cov = np.linalg.inv(F)
+    except np.linalg.LinAlgError:
+        return float("nan")
+    return float(np.sqrt(max(np.sum(distance_weights(n) * np.diag(cov)), 0.0)))
+
+
+def user_covariance(theta, cov_theta, S):
+    """Delta method from (a_0..a_n, R, s per shell, b) to (n_j, beta..., R, s per shell, b)."""
+    layout = ParamLayout.of(theta, S)
+    T = np.eye(layout.size)
+    for j in range(S):
+        o = layout.offset(j)
+        a0 = theta[o]
+        T[o, o] = 2.0
+        for l in range(1, layout.n1):
+            T[o + l, o + l] = 1.0 / (2 * a0)
+            T[o + l, o] = -theta[o + l] / (2 * a0 * a0)
+    return T @ cov_theta @ T.T
+
+
+def make_result(method, theta, f, info, S, n_iter, converged, active, n_data, cov=None, diagnostics=None):
+    """FitResult from the optimum `theta` and its information matrix (or a given covariance).
+
+    Parameters
+    ----------
+    method : str
+    theta : ndarray
+        Optimum (amplitude parameters).
+    f : float
+        Objective there.
+    info : ndarray
+        Observed information (inverted unless `cov` is given).
+    S : int
+    n_iter, converged, active
+        From the optimiser.
+    n_data : float
+    cov : ndarray, optional
+        Covariance of theta (e.g. a sandwich estimate).
+    diagnostics : dict, optional
+
+    Returns
+    -------
+    FitResult
+    """
+    layout = ParamLayout.of(theta, S)
+    n1 = layout.n1
+    a, R, s = layout.unpack(theta)
+    if cov is None:
+        try:
+            cov = np.linalg.inv(info)
+            if np.any(np.diag(cov) < 0):
+                raise np.linalg.LinAlgError
+        except np.linalg.LinAlgError:
+            cov = np.linalg.pinv(info)
+    ucov = user_covariance(theta, cov, S)
+    se = np.sqrt(np.maximum(np.diag(ucov), 0.0))
+    weights = 2 * a[:, 0]
+    beta = a[:, 1:] / (2 * a[:, :1])
+    mins = np.array([min_density(b)[0] for b in beta])
+    blk = layout.blocks(se)
+    wts = distance_weights(n1 - 1)
+    exp_d = np.array([np.sqrt(np.sum(wts * blk[j, 1:n1] ** 2)) for j in range(S)])
+    floor = np.array([known_c_floor(beta[j], weights[j]) for j in range(S)])
+    return FitResult(
+        method=method, R=R.copy(), sigma_R=s.copy(), weights=weights, beta=beta,
+        se_R=blk[:, n1].copy(), se_sigma_R=blk[:, n1 + 1].copy(), se_weights=blk[:, 0].copy(),
+        se_beta=blk[:, 1:n1].copy(), background=float(theta[-1]), cov=ucov, objective=float(f),
+        n_iter=int(n_iter), converged=bool(converged),
+        constraint_active=np.array([bool(active) and m < 1e-6 for m in mins]) | (mins < 1e-9),
+        min_density=mins, n_data=float(n_data), floor=floor, expected_distance=exp_d,
+        diagnostics=dict(diagnostics or {}),
+    )

@@ -1,0 +1,131 @@
+"""``sevi fit``: outputs, settings flags, and one clean error line for every user mistake."""
+
+import hashlib
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from sevi_lib.cli import main
+from sevi_lib.core import io
+from sevi_lib.fit.settings import min_electrons
+from sevi_lib.simulate.electrons import sample_shell
+
+BETA0 = np.r_[0.6, 0.2, 0.05, np.zeros(3)]
+BETA1 = np.r_[-0.3, 0.05, np.zeros(4)]
+
+
+def _table(n_per_shell, seed=3):
+    xs, zs = [], []
+    for j, (R, s, beta) in enumerate([(0.5, 0.007, BETA0), (0.8, 0.008, BETA1)]):
+        _, _, x, z = sample_shell(R, s, beta, n_per_shell, seed * 10 + j)
+        xs.append(x)
+        zs.append(z)
+    x, z = np.concatenate(xs), np.concatenate(zs)
+    table = np.zeros(len(x), dtype=io.DETECTED_DTYPE)
+    table["x"], table["z"] = x, z
+    return table
+
+
+@pytest.fixture(scope="module")
+def electrons(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fit") / "det.h5"
+    io.write_h5(path, DetectedElectrons=_table(4000))
+    return path
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _refused(argv, capsys, inp, folder, fragment):
+    """Exit 2, one line 'sevi: error: ...fragment...', input unchanged, no new file in `folder`."""
+    before = _digest(inp)
+    listing = sorted(p.name for p in folder.iterdir())
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sevi: error: ") and fragment in lines[0], err
+    assert _digest(inp) == before
+    assert sorted(p.name for p in folder.iterdir()) == listing
+    return lines[0]
+
+
+def test_writes_answer_sidecar_and_plot(tmp_path, electrons, capsys):
+    out = tmp_path / "answer.h5"
+    assert main(["fit", str(electrons), "--out", str(out), "--quiet", "--n-beta", "6"]) == 0
+    with h5py.File(out) as f:
+        ans = f["Answer"][()]
+    assert ans.dtype == io.answer_dtype(6)
+    assert list(ans["SphereId"]) == [0, 1] and ans["R"][0] < ans["R"][1]
+    side = json.loads((tmp_path / "answer.json").read_text())
+    for key in ("R", "sigma_R", "weights", "beta", "se_beta", "se_R", "floor", "constraint_active", "converged"):
+        assert key in side
+    assert side["diagnostics"]["input"] == str(electrons)
+    assert (tmp_path / "answer.png").stat().st_size > 1000
+    assert "shell 1: R = 0.8" in capsys.readouterr().out
+
+
+def test_binned_method_on_a_table_and_no_plot(tmp_path, electrons):
+    out = tmp_path / "a.h5"
+    assert main(["fit", str(electrons), "--out", str(out), "--quiet", "--method", "binned", "--n-beta", "4",
+                 "--plot", "none", "--sidecar", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s.json").read_text())["method"] == "binned"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "s.json"]
+
+
+def test_bad_inputs(tmp_path, capsys):
+    assert main(["fit", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "a.h5")]) == 2
+    assert "missing.h5: no such file" in capsys.readouterr().err
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((10, 10)))
+    _refused(["fit", str(bad), "--out", str(tmp_path / "a.h5")], capsys, bad, tmp_path, "bad.npy")
+
+
+def test_bad_setting_is_one_line(tmp_path, electrons, capsys):
+    _refused(["fit", str(electrons), "--out", str(tmp_path / "a.h5"), "--method", "magic"], capsys, electrons,
+             tmp_path, "method must be one of")
+    _refused(["fit", str(electrons), "--out", str(tmp_path / "a.h5"), "--n-beta", "0"], capsys, electrons,
+             tmp_path, "n_beta must be an integer >= 1")
+
+
+@pytest.mark.parametrize("flag", ["--out", "--sidecar", "--plot"])
+def test_output_equal_to_input_is_refused(tmp_path, capsys, flag):
+    inp = tmp_path / "E.h5"
+    io.write_h5(inp, DetectedElectrons=_table(100))
+    argv = ["fit", str(inp), "--out", str(tmp_path / "a.h5")]
+    argv = argv[:2] + [flag, str(inp)] + (argv[2:] if flag != "--out" else [])
+    line = _refused(argv, capsys, inp, tmp_path, "is the input file")
+    assert line.startswith(f"sevi: error: {inp}:")
+
+
+@pytest.mark.parametrize("where", ["directory", "under_a_file", "proc"])
+def test_unwritable_output_is_refused_before_the_work(tmp_path, capsys, where):
+    inp = tmp_path / "E.h5"
+    io.write_h5(inp, DetectedElectrons=_table(100))  # too few to fit: the output check must come first
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    out = {"directory": tmp_path / "adir", "under_a_file": tmp_path / "afile" / "a.h5",
+           "proc": "/proc/sevi-test/a.h5"}[where]
+    fragment = {"directory": "is a directory", "under_a_file": "is not a directory", "proc": "cannot write"}[where]
+    line = _refused(["fit", str(inp), "--out", str(out)], capsys, inp, tmp_path, fragment)
+    assert line.startswith(f"sevi: error: {out}:")
+    assert list((tmp_path / "adir").iterdir()) == []
+
+
+def test_input_directory_is_one_line(tmp_path, capsys):
+    (tmp_path / "d.h5").mkdir()
+    keep = tmp_path / "keep"
+    keep.write_text("")
+    _refused(["fit", str(tmp_path / "d.h5"), "--out", str(tmp_path / "a.h5")], capsys, keep, tmp_path,
+             "d.h5: is a directory")
+
+
+def test_too_few_electrons_names_file_and_minimum(tmp_path, capsys):
+    inp = tmp_path / "E.h5"
+    io.write_h5(inp, DetectedElectrons=_table(50))
+    need = min_electrons(12, 2)
+    line = _refused(["fit", str(inp), "--out", str(tmp_path / "a.h5")], capsys, inp, tmp_path,
+                    f"too few electrons to fit: 100 (at least {need} needed")
+    assert line.startswith(f"sevi: error: {inp}:")
