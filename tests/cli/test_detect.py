@@ -1,5 +1,8 @@
 """Tests of ``sevi detect`` and ``sevi accumulate`` (small rendered test files made on the fly)."""
 
+import hashlib
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -7,7 +10,8 @@ import pytest
 from sevi_lib.cli import main
 from sevi_lib.core.io import DETECTED_DTYPE, FINAL_IMAGE_DTYPE
 from sevi_lib.core.shells import Shells
-from sevi_lib.detect.blobs import ELECTRON_DTYPE, read_shard
+from sevi_lib.detect.blobs import ELECTRON_DTYPE
+from sevi_lib.detect.shards import read_shard
 from sevi_lib.simulate.render import write_test_file
 
 PEAKED = [1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0]
@@ -135,3 +139,113 @@ def test_accumulate_rejects_overlap_and_non_shards(test_file, tmp_path, capsys):
     expect_error(["accumulate", str(a), str(b), *args], capsys, "overlap")
     expect_error(["accumulate", str(test_file), *args], capsys, "not a detection shard")
     assert not (tmp_path / "e.h5").exists()
+
+
+# ---------------------------------------------------------------- inputs that cannot lie (issue 11)
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def leftovers(folder, keep):
+    """Files in `folder` other than `keep` (names): outputs or temporaries left behind."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+@pytest.fixture
+def no_detection(monkeypatch):
+    """Detection must not start: the checks under test come first."""
+    import sevi_lib.detect.shards as shards
+
+    def fail(*a, **k):
+        raise AssertionError("detection started before the output was checked")
+
+    monkeypatch.setattr(shards, "detect_file", fail)
+
+
+def test_detect_refuses_output_equal_to_input(test_file, tmp_path, capsys, no_detection):
+    frames = tmp_path / "f.h5"
+    frames.write_bytes(test_file.read_bytes())
+    before = digest(frames)
+    expect_error(["detect", str(frames), "--out", str(frames)], capsys, str(frames), "is the input")
+    # the same file by another spelling of its path
+    expect_error(["detect", str(frames), "--out", str(tmp_path / "." / "f.h5")], capsys, "is the input")
+    assert digest(frames) == before
+    assert leftovers(tmp_path, {"f.h5"}) == []
+
+
+def test_detect_refuses_unwritable_output_before_work(test_file, tmp_path, capsys, no_detection):
+    before = digest(test_file)
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    expect_error(["detect", str(test_file), "--out", str(folder)], capsys, str(folder), "directory")
+    afile = tmp_path / "file.txt"
+    afile.write_text("x")
+    expect_error(["detect", str(test_file), "--out", str(afile / "s.h5")], capsys, "file.txt", "not a directory")
+    assert digest(test_file) == before
+    assert leftovers(tmp_path, {"dir", "file.txt"}) == [] and list(folder.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write in any folder")
+def test_detect_refuses_read_only_folder(test_file, tmp_path, capsys, no_detection):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        expect_error(["detect", str(test_file), "--out", str(ro / "s.h5")], capsys, "ro", "cannot write")
+        assert list(ro.iterdir()) == []
+    finally:
+        ro.chmod(0o700)
+
+
+@pytest.fixture(scope="module")
+def shard_set(test_file, tmp_path_factory):
+    """Shards 0, 1, 2 of 3 of the test file, and shard 1 of 3 of another frames file."""
+    d = tmp_path_factory.mktemp("shards")
+    paths = []
+    for i in range(3):
+        paths.append(d / f"s{i}.h5")
+        assert main(["detect", str(test_file), "--shard", str(i), "--shards", "3", "--out", str(paths[i])]) == 0
+    sh = Shells([0.5, 0.8], [0.0075, 0.0075], [PEAKED, PEAKED])
+    write_test_file(d / "other.h5", d / "other_truth.h5", sh, 3, [40, 40], detection_loss=0.1, seed=6, progress=False)
+    foreign = d / "foreign1.h5"
+    assert main(["detect", str(d / "other.h5"), "--shard", "1", "--shards", "3", "--out", str(foreign)]) == 0
+    return paths, foreign
+
+
+@pytest.mark.parametrize(
+    "pick, words",
+    [
+        ("mixed", ["foreign1.h5", "another frames file"]),
+        ("gap", ["s2.h5", "[1, 2)", "in no shard"]),
+        ("missing", ["s1.h5", "[2, 3)", "in no shard"]),
+        ("overlap", ["s1.h5", "overlap"]),
+    ],
+)
+def test_accumulate_refuses_mixture_gap_missing_overlap(shard_set, tmp_path, capsys, pick, words):
+    (s0, s1, s2), foreign = shard_set
+    chosen = {"mixed": [s0, foreign, s2], "gap": [s0, s2], "missing": [s0, s1], "overlap": [s0, s1, s1, s2]}[pick]
+    before = {p: digest(p) for p in chosen}
+    outs = ["--electrons", str(tmp_path / "e.h5"), "--count-map", str(tmp_path / "c.npy"),
+            "--intensity-sum", str(tmp_path / "i.npy"), "--summary", str(tmp_path / "s.txt")]
+    expect_error(["accumulate", *map(str, chosen), *outs], capsys, *words)
+    assert {p: digest(p) for p in chosen} == before
+    assert leftovers(tmp_path, set()) == []
+
+
+def test_accumulate_refuses_output_equal_to_a_shard(shard_set, tmp_path, capsys):
+    shards, _ = shard_set
+    before = digest(shards[0])
+    expect_error(["accumulate", *map(str, shards), "--electrons", str(shards[0]), "--count-map",
+                  str(tmp_path / "c.npy"), "--intensity-sum", str(tmp_path / "i.npy")], capsys, "is the input")
+    expect_error(["accumulate", *map(str, shards), "--electrons", str(tmp_path / "e.h5"), "--count-map",
+                  str(tmp_path / "c.npy"), "--intensity-sum", str(tmp_path / "c.npy")], capsys, "c.npy", "is the input")
+    assert digest(shards[0]) == before
+    assert leftovers(tmp_path, set()) == []
+
+
+def test_accumulate_partial(shard_set, tmp_path, capsys):
+    (s0, s1, _), _ = shard_set
+    out = ["--electrons", str(tmp_path / "e.h5"), "--count-map", str(tmp_path / "c.npy"),
+           "--intensity-sum", str(tmp_path / "i.npy")]
+    assert main(["accumulate", str(s0), str(s1), "--partial", *out]) == 0
+    assert "frames: 2" in capsys.readouterr().err
