@@ -200,3 +200,21 @@ def test_write_test_file_leaves_nothing_on_failure(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS, 4, 3, chunk=2, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_iter_rendered_chunks_is_the_file_content_and_chunk_independent(tmp_path):
+    shells = Shells([0.4, 0.7], [0.01, 0.01], [[1.0, 0.3], [-0.2, 0.0]])
+    render.write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", shells, 5, [6, 4], seed=9, chunk=2, progress=False)
+    with h5py.File(tmp_path / "f.h5") as f:
+        stored = f["FinalImage"][()]
+    for chunk in (1, 3, 5):
+        ids, frames, n_det = [], [], 0
+        for i, fr, ch in render.iter_rendered_chunks(shells, 5, [6, 4], 0.1, 9, chunk):
+            assert i.dtype == np.int32 and fr.shape == (len(i), 1024, 1024) and ch.n_frames == len(i)
+            ids.append(i.copy())
+            frames.append(fr.copy())
+            n_det += len(ch.detected)
+        np.testing.assert_array_equal(np.concatenate(ids), stored["ImageId"])
+        np.testing.assert_array_equal(np.concatenate(frames), stored["Image"])
+        with h5py.File(tmp_path / "t.h5") as f:
+            assert n_det == f["DetectedElectrons"].shape[0]

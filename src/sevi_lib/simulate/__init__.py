@@ -1,1 +1,17 @@
-"""simulate"""
+"""Synthesis of test files with known truth (the workflow's ``simulate`` rule, the embedded default).
+
+Modules
+-------
+``settings``   :class:`~sevi_lib.simulate.settings.SimulationSettings` (the defaults of every
+               simulation value, those of the workflow's embedded default), ``load_params`` (the
+               YAML section), ``resolve_settings`` (section + command-line values, checked once)
+``electrons``  the electron sampler (numba): exact inverse-CDF cos(theta), per-frame random
+               streams (``frame_seed``), ``iter_frame_electrons`` / ``simulate_electrons``,
+               ``sample_shell``, ``check_args``
+``render``     the published spot model's renderer (numba): ``render_frame``, ``render_chunk``,
+               ``iter_rendered_chunks`` (the one simulate-then-render loop, also used by the
+               network's training synthesis), ``write_test_file`` and ``simulate_files``
+               (``sevi simulate``)
+
+Nothing is imported here, so ``import sevi_lib.simulate.settings`` does not compile kernels.
+"""

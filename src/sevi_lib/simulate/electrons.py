@@ -437,7 +437,24 @@ frame_offsets : ndarray of int64, shape (n_frames + 1,)
 """
 
 
-def _check_args(shells, n_frames, electrons_per_shell, detection_loss, seed):
+def check_args(shells, n_frames, electrons_per_shell, detection_loss, seed):
+    """Check the arguments of a frame simulation; InputError naming the bad one.
+
+    Parameters
+    ----------
+    shells : sevi_lib.core.shells.Shells
+    n_frames : int
+    electrons_per_shell : float or sequence of float
+    detection_loss : float
+    seed : int
+
+    Returns
+    -------
+    means : ndarray of float64, shape (n_shells,)
+    detection_loss : float
+    n_frames : int
+    seed : int
+    """
     means = np.broadcast_to(np.asarray(electrons_per_shell, dtype=np.float64), (shells.n_shells,)).copy() \
         if np.ndim(electrons_per_shell) == 0 else np.asarray(electrons_per_shell, dtype=np.float64)
     if means.shape != (shells.n_shells,):
@@ -473,7 +490,7 @@ def iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss=0
         ElectronId counts electrons over the whole simulation (so detected rows link to
         generated rows); ImageId is the global frame index.
     """
-    means, loss, n_frames, seed = _check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
+    means, loss, n_frames, seed = check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
     chunk = max(1, int(chunk))
     smp = _Samplers(shells)
     R = np.ascontiguousarray(shells.R)

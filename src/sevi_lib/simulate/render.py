@@ -47,7 +47,7 @@ from sevi_lib.core.io import (
 )
 from sevi_lib.simulate.electrons import (
     STREAM_SPOTS,
-    _check_args,
+    check_args,
     frame_seed,
     iter_frame_electrons,
 )
@@ -304,6 +304,46 @@ def _append(ds, rows):
     ds[n0:] = rows
 
 
+def iter_rendered_chunks(shells, n_frames, electrons_per_shell, detection_loss=0.1, seed=0, chunk=64):
+    """Simulate and render frames chunk by chunk: the one render loop of the project.
+
+    Electrons come from :func:`sevi_lib.simulate.electrons.iter_frame_electrons`, frames from
+    :func:`render_chunk` with numba's current thread count; the frames do not depend on `chunk`
+    or the thread count.
+
+    Parameters
+    ----------
+    shells : sevi_lib.core.shells.Shells
+    n_frames : int
+    electrons_per_shell : float or sequence of float
+        Poisson mean per frame and shell.
+    detection_loss : float
+        Probability that an electron is not detected.
+    seed : int
+        0 <= seed < 2**32.
+    chunk : int
+        Frames per chunk.
+
+    Yields
+    ------
+    image_ids : ndarray of int32, shape (k,)
+        Global frame indices.
+    frames : ndarray of uint8, shape (k, 1024, 1024)
+        The rendered frames. One buffer is reused for every chunk: use or copy it before the next.
+    electrons : sevi_lib.simulate.electrons.FrameElectrons
+        The chunk's generated and detected electrons.
+    """
+    check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
+    chunk = max(1, int(chunk))
+    frames = np.empty((min(chunk, max(int(n_frames), 1)), N_PIX, N_PIX), dtype=np.uint8)
+    for ch in iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss, seed, chunk):
+        ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
+        out = frames[: ch.n_frames]
+        render_chunk(ids, ch.frame_offsets, np.ascontiguousarray(ch.detected["x"]),
+                     np.ascontiguousarray(ch.detected["z"]), seed, out, get_num_threads())
+        yield ids.astype(np.int32), out, ch
+
+
 def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_shell, detection_loss=0.1,
                     seed=0, chunk=64, include_images_in_truth=False, progress=True, threads=1):
     """Simulate and render a test file and its truth, streaming frames in chunks.
@@ -340,7 +380,7 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
     dict
         ``n_frames``, ``n_generated``, ``n_detected``.
     """
-    _check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
+    check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
     n_frames = int(n_frames)
     chunk = max(1, int(chunk))
     truth = np.zeros(shells.n_shells, dtype=truth_dtype(shells.n_beta))
@@ -370,16 +410,11 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
                                         ("electrons_per_shell", np.broadcast_to(
                                             np.asarray(electrons_per_shell, dtype=np.float64), (shells.n_shells,)))):
                         tf.attrs[attr] = value
-                    frames = np.empty((min(chunk, max(n_frames, 1)), N_PIX, N_PIX), dtype=np.uint8)
-                    for ch in iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss,
-                                                   seed, chunk):
-                        ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
-                        out = frames[: ch.n_frames]
-                        render_chunk(ids, ch.frame_offsets, np.ascontiguousarray(ch.detected["x"]),
-                                     np.ascontiguousarray(ch.detected["z"]), seed, out, get_num_threads())
-                        fw.write(ids.astype(np.int32), out)
+                    for ids, out, ch in iter_rendered_chunks(shells, n_frames, electrons_per_shell,
+                                                             detection_loss, seed, chunk):
+                        fw.write(ids, out)
                         if truth_writer is not None:
-                            truth_writer.write(ids.astype(np.int32), out)
+                            truth_writer.write(ids, out)
                         _append(gen_ds, ch.generated)
                         _append(det_ds, ch.detected)
                         n_gen += len(ch.generated)
@@ -393,3 +428,38 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
         if bar is not None:
             bar.close()
     return {"n_frames": n_frames, "n_generated": n_gen, "n_detected": n_det}
+
+
+def simulate_files(frames_path, truth_path, settings, shells, include_images_in_truth=False, progress=True):
+    """``sevi simulate`` as one call: check the outputs, then write the test file and its truth.
+
+    Parameters
+    ----------
+    frames_path, truth_path : str or Path
+        Outputs (must differ and be writable; checked before any work).
+    settings : sevi_lib.simulate.settings.SimulationSettings
+    shells : sevi_lib.core.shells.Shells
+        ``settings.shells()`` (resolved once by the caller).
+    include_images_in_truth, progress : bool
+        As in :func:`write_test_file`.
+
+    Returns
+    -------
+    dict
+        As :func:`write_test_file`.
+    """
+    from pathlib import Path
+
+    from sevi_lib.core.errors import InputError
+    from sevi_lib.core.io import check_outputs
+
+    if Path(frames_path).resolve() == Path(truth_path).resolve():
+        raise InputError(f"--frames and --truth are the same file: {frames_path}")
+    check_outputs([frames_path, truth_path])
+    means = settings.electron_means(shells.n_shells)
+    try:
+        return write_test_file(frames_path, truth_path, shells, settings.n_frames, means,
+                               float(settings.detection_loss), settings.seed, settings.chunk,
+                               include_images_in_truth, progress, settings.threads)
+    except OSError as exc:
+        raise InputError(f"cannot write {exc.filename or frames_path}: {exc.strerror or exc}") from None
