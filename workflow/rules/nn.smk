@@ -13,9 +13,34 @@
 # per-device lock files (sevi_lib.nn.gpu_slot), so `--resources gpu=4` runs four on four GPUs.
 # Every setting goes through params: training settings only into the training rules, so that
 # editing one reruns training and prediction, not synthesis (with nn.finetune.centre: fit).
+# Settings reach the commands one way: one `--field-name value` flag per field of the command's
+# settings dataclass (SynthSettings for `sevi nn synth`, TrainConfig for `sevi train`), rendered
+# by settings_flags. Every path is quoted (`:q`, or shlex.quote where a param builds a flag).
 
 import json
 import shlex
+
+if "settings_flags" not in globals():
+
+    def settings_flags(mapping, skip=()):
+        """A config section as `sevi` flags: `--field-name value` per key (the one way in).
+
+        Scalars as written (booleans true/false), lists and mappings as JSON; every value quoted
+        for the shell; None values are left out.
+        """
+        flags = []
+        for key, value in sorted(mapping.items()):
+            if key in skip or value is None:
+                continue
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, (list, tuple, dict)):
+                text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+            else:
+                text = str(value)
+            flags.append(f"--{key.replace('_', '-')} {shlex.quote(text)}")
+        return " ".join(flags)
+
 
 NN = config["nn"]
 NN_COUNT_MAP = "results/detect/count_map.npy"
@@ -68,8 +93,21 @@ def _nn_train_settings(stage):
     return settings
 
 
-def _nn_train_args(stage):
-    return " ".join(shlex.quote(f"--set={k}={json.dumps(v)}") for k, v in sorted(_nn_train_settings(stage).items()))
+def _nn_synth_settings(stage):
+    """The SynthSettings fields of a stage's synthesis (threads come from the rule)."""
+    return {
+        "prior": NN[stage]["prior"],
+        "view": NN["view"],
+        "n_beta": NN["n_beta"],
+        "detector_fraction": NN["detector_fraction"],
+        "electrons_per_frame": NN["electrons_per_frame"],
+        "detector_params": NN.get("detector_params") or {},
+    }
+
+
+def _nn_flag(flag, input, name):
+    """`--flag PATH` (quoted) if the rule has the named input, else nothing."""
+    return f"{flag} {shlex.quote(str(input[name]))}" if name in input.keys() else ""
 
 
 def _nn_samples(wildcards):
@@ -91,26 +129,19 @@ rule synth:
         "results/nn/{stage}/data/{split}_{k}.h5",
     params:
         n=_nn_samples,
-        prior=lambda w: _nn_json(NN[w.stage]["prior"]),
-        view=_nn_json(NN["view"]),
-        n_beta=NN["n_beta"],
         seed=NN["seed"],
-        detector_fraction=NN["detector_fraction"],
-        electrons_per_frame=NN["electrons_per_frame"],
-        detector_params=_nn_json(NN.get("detector_params") or {}),
-        first_pass=lambda w, input: f"--first-pass {input.first_pass}" if "first_pass" in input.keys() else "",
-        count_map=lambda w, input: f"--count-map {input.count_map}" if "count_map" in input.keys() else "",
+        settings=lambda w: settings_flags(_nn_synth_settings(w.stage)),
+        first_pass=lambda w, input: _nn_flag("--first-pass", input, "first_pass"),
+        count_map=lambda w, input: _nn_flag("--count-map", input, "count_map"),
     threads: NN["synth_threads"]
     log:
         "results/logs/nn/synth_{stage}_{split}_{k}.log",
     benchmark:
         "results/benchmarks/nn/synth_{stage}_{split}_{k}.tsv"
     shell:
-        "NUMBA_NUM_THREADS={threads} sevi nn synth {output} --stage {wildcards.stage} --n {params.n} --seed {params.seed} "
-        "--key {wildcards.stage}/{wildcards.split}/{wildcards.k} --prior {params.prior:q} --view {params.view:q} "
-        "--n-beta {params.n_beta} {params.first_pass} {params.count_map} "
-        "--detector-fraction {params.detector_fraction} --electrons-per-frame {params.electrons_per_frame} "
-        "--detector-params {params.detector_params:q} --threads {threads} > {log} 2>&1"
+        "NUMBA_NUM_THREADS={threads} sevi nn synth {output:q} --stage {wildcards.stage} --n {params.n} "
+        "--seed {params.seed} --key {wildcards.stage}/{wildcards.split}/{wildcards.k} {params.settings} "
+        "{params.first_pass} {params.count_map} --threads {threads} > {log:q} 2>&1"
 
 
 rule pretrain:
@@ -122,7 +153,7 @@ rule pretrain:
         metrics="results/nn/pretrain/run/metrics.csv",
     params:
         run_dir="results/nn/pretrain/run",
-        settings=_nn_train_args("pretrain"),
+        settings=settings_flags(_nn_train_settings("pretrain")),
         key=_nn_json(_nn_train_settings("pretrain")),
         locks=NN["gpu_lock_dir"],
     threads: NN["train_threads"]
@@ -133,9 +164,9 @@ rule pretrain:
     benchmark:
         "results/benchmarks/nn/pretrain.tsv"
     shell:
-        "(sevi nn run-dir {params.run_dir} --key {params.key:q} --inputs {input} && "
-        "sevi nn gpu-run --lock-dir {params.locks} -- sevi train --train {input.train} --val {input.val} "
-        "--run-dir {params.run_dir} {params.settings} --threads {threads} --no-progress) > {log} 2>&1"
+        "(sevi nn run-dir {params.run_dir:q} --key {params.key:q} --inputs {input:q} && "
+        "sevi nn gpu-run --lock-dir {params.locks:q} -- sevi train --train {input.train:q} --val {input.val:q} "
+        "--run-dir {params.run_dir:q} {params.settings} --threads {threads} --progress false) > {log:q} 2>&1"
 
 
 rule nn_first_pass:
@@ -150,8 +181,8 @@ rule nn_first_pass:
     log:
         "results/logs/nn/first_pass.log",
     shell:
-        "sevi nn predict {input.checkpoint} {input.count_map} --out {output} --view {params.view:q} "
-        "--device {params.device} > {log} 2>&1"
+        "sevi nn predict {input.checkpoint:q} {input.count_map:q} --out {output:q} --view {params.view:q} "
+        "--device {params.device:q} > {log:q} 2>&1"
 
 
 def _nn_finetune_init(wildcards):
@@ -169,7 +200,7 @@ rule finetune:
         metrics="results/nn/finetune/round{r}/metrics.csv",
     params:
         run_dir="results/nn/finetune/round{r}",
-        settings=_nn_train_args("finetune"),
+        settings=settings_flags(_nn_train_settings("finetune")),
         key=_nn_json(_nn_train_settings("finetune")),
         locks=NN["gpu_lock_dir"],
     threads: NN["train_threads"]
@@ -180,10 +211,10 @@ rule finetune:
     benchmark:
         "results/benchmarks/nn/finetune_round{r}.tsv"
     shell:
-        "(sevi nn run-dir {params.run_dir} --key {params.key:q} --inputs {input} && "
-        "sevi nn gpu-run --lock-dir {params.locks} -- sevi train --train {input.train} --val {input.val} "
-        "--run-dir {params.run_dir} {params.settings} --init-from {input.init} --threads {threads} "
-        "--no-progress) > {log} 2>&1"
+        "(sevi nn run-dir {params.run_dir:q} --key {params.key:q} --inputs {input:q} && "
+        "sevi nn gpu-run --lock-dir {params.locks:q} -- sevi train --train {input.train:q} --val {input.val:q} "
+        "--run-dir {params.run_dir:q} {params.settings} --init-from {input.init:q} --threads {threads} "
+        "--progress false) > {log:q} 2>&1"
 
 
 rule predict:
@@ -195,9 +226,9 @@ rule predict:
     params:
         view=_nn_json(NN["view"]),
         device=NN["predict"]["device"],
-        radii=lambda w, input: f"--radii-from {input.radii}" if "radii" in input.keys() else "",
+        radii=lambda w, input: _nn_flag("--radii-from", input, "radii"),
     log:
         "results/logs/nn/predict.log",
     shell:
-        "sevi nn predict {input.checkpoint} {input.count_map} --out {output} --view {params.view:q} "
-        "--device {params.device} {params.radii} > {log} 2>&1"
+        "sevi nn predict {input.checkpoint:q} {input.count_map:q} --out {output:q} --view {params.view:q} "
+        "--device {params.device:q} {params.radii} > {log:q} 2>&1"

@@ -1,30 +1,34 @@
 """``sevi nn``: the data half of the network method (training itself is ``sevi train``).
 
 ``sevi nn synth OUT --stage pretrain|finetune --n N --seed S --key KEY [--prior JSON] [--view JSON]
-[--first-pass ANSWER] [--count-map MAP] [--detector-fraction F] [--threads T]``
-    Write one synthesis shard (:func:`sevi_lib.nn.synth.synthesize`).
-``sevi nn prior --stage ... [--n N]``
+[--n-beta K] [--first-pass ANSWER] [--count-map MAP] [--detector-fraction F] [--threads T] ...``
+    Write one synthesis shard (:func:`sevi_lib.nn.synth.write_shard`); the settings are the
+    fields of :class:`sevi_lib.nn.config.SynthSettings`, one flag each.
+``sevi nn prior --stage ... [--n N] [--prior JSON] [--n-beta K] [--first-pass ANSWER]``
     Draw from a prior and print its acceptance rates and coefficient means (nothing written).
 ``sevi nn predict CHECKPOINT COUNT_MAP --out ANSWER [--view JSON] [--radii-from ANSWER]``
-    Apply a trained network to the real count map and write an ``Answer`` table.
+    Apply a trained network to the real count map and write an ``Answer`` table
+    (:func:`sevi_lib.nn.predict.predict_file`).
 ``sevi nn gpu-run --lock-dir DIR -- COMMAND ...``
     Run COMMAND on one GPU of its own (:mod:`sevi_lib.nn.gpu_slot`).
 ``sevi nn run-dir DIR --key TEXT [--inputs FILE ...]``
-    Prepare a training run folder: keep it (so that ``sevi train`` resumes from ``last.pt``)
-    if it was prepared with the same key and the same input files (path, size, modification
-    time), otherwise empty it, so that changed settings or data start a fresh run.
+    Prepare a training run folder (:func:`sevi_lib.nn.rundir.prepare_run_dir`): keep it (so that
+    ``sevi train`` resumes from ``last.pt``) if it was prepared with the same key and the same
+    input files (path, size, modification time), otherwise empty it.
 
 JSON arguments are the config sections ``nn.<stage>.prior`` and ``nn.view`` (see the README).
+No subcommand imports torch while parsing; only ``predict`` does, when it runs.
 """
 
 import argparse
 import json
 import sys
 
-import numpy as np
-
+from sevi_lib.cli._settings import add_settings_arguments, settings_from_args
 from sevi_lib.core.errors import InputError
-from sevi_lib.core.io import read_answer, read_map, write_answer, write_text
+from sevi_lib.nn.config import PRIOR_FIELDS, SynthSettings
+
+_NOT_PRIOR = tuple(f for f in SynthSettings.__dataclass_fields__ if f not in PRIOR_FIELDS)
 
 
 def _json(text):
@@ -36,8 +40,6 @@ def _json(text):
 
 def _add_prior_args(p):
     p.add_argument("--stage", choices=("pretrain", "finetune"), required=True, help="which prior")
-    p.add_argument("--prior", type=_json, default={}, help="JSON of the prior's config section (defaults: README)")
-    p.add_argument("--n-beta", type=int, default=12, help="beta coefficients per shell (default 12)")
     p.add_argument("--first-pass", help="fine-tuning: Answer file whose R and beta centre the prior")
     p.add_argument("--count-map", help='with electrons "map": the real count map (.npy) whose total sets the counts')
 
@@ -56,15 +58,8 @@ def register(sub):
     s.add_argument("--n", type=int, required=True, help="number of samples")
     s.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     s.add_argument("--key", required=True, help="shard name mixed into the seed, e.g. pretrain/round0/3")
-    s.add_argument("--view", type=_json, default={}, help='JSON of the input view, e.g. \'{"name": "fold", "downsample": 4}\'')
-    s.add_argument("--detector-fraction", type=float, default=0.0,
-                   help="fraction of samples rendered into frames and detected (default 0)")
-    s.add_argument("--electrons-per-frame", type=float, default=80.0,
-                   help="electrons per frame of the detector-like samples (default 80)")
-    s.add_argument("--detector-params", type=_json, default={},
-                   help="JSON of DetectorParams fields for the detector-like samples (default: detector defaults)")
-    s.add_argument("--threads", type=int, default=1, help="numba threads (default 1)")
     s.add_argument("--progress", action="store_true", help="progress bar")
+    add_settings_arguments(s, SynthSettings, title="synthesis settings (SynthSettings; the workflow's nn section)")
     s.set_defaults(func=run_synth)
 
     q = nsub.add_parser("prior", help="draw from a prior and report acceptance rates",
@@ -74,6 +69,7 @@ def register(sub):
     q.add_argument("--n", type=int, default=1000, help="number of parameter sets (default 1000)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--json", action="store_true", help="print JSON")
+    add_settings_arguments(q, SynthSettings, title="prior settings (SynthSettings)", skip=_NOT_PRIOR)
     q.set_defaults(func=run_prior)
 
     r = nsub.add_parser("predict", help="apply a trained network to a count map, write an Answer",
@@ -104,40 +100,12 @@ def register(sub):
     d.set_defaults(func=run_run_dir)
 
 
-def read_first_pass(path, n_beta):
-    """R (2,) and beta (2, n_beta) of an Answer file (beta cut or zero-padded to n_beta)."""
-
-    table = read_answer(path)
-    if len(table) != 2:
-        raise InputError(f"{path}: the first-pass Answer has {len(table)} rows, expected 2 shells")
-    beta = np.zeros((2, n_beta))
-    b = np.asarray(table["beta"], dtype=np.float64).reshape(2, -1)
-    beta[:, : min(n_beta, b.shape[1])] = b[:, :n_beta]
-    return np.asarray(table["R"], dtype=np.float64), beta
-
-
-def build_prior(args):
-    """The prior selected by ``--stage`` and its arguments."""
-    from sevi_lib.nn.priors import finetune_prior, pretrain_prior
-
-    total = read_map(args.count_map).sum() if args.count_map else None
-    if args.stage == "pretrain":
-        return pretrain_prior(args.prior, n_beta=args.n_beta, map_total=total)
-    if not args.first_pass:
-        raise InputError("the fine-tuning prior needs --first-pass ANSWER (the estimate it is centred on)")
-    R, beta = read_first_pass(args.first_pass, args.n_beta)
-    return finetune_prior(R, beta, args.prior, map_total=total)
-
-
 def run_synth(args):
-    from sevi_lib.nn.synth import synthesize
-    from sevi_lib.nn.views import View
+    from sevi_lib.nn.synth import write_shard
 
-    prior = build_prior(args)
-    view = View.from_config(args.view)
-    attrs = synthesize(args.out, prior, view, args.n, args.seed, args.key,
-                       detector_fraction=args.detector_fraction, electrons_per_frame=args.electrons_per_frame,
-                       detector_params=args.detector_params, threads=args.threads, progress=args.progress)
+    settings = settings_from_args(SynthSettings, args)
+    attrs, prior, view = write_shard(args.out, args.stage, args.n, args.seed, args.key, settings,
+                                     first_pass=args.first_pass, count_map=args.count_map, progress=args.progress)
     print(f"{args.out}: {args.n} samples, view {view.to_config()}, prior {prior.name}, "
           f"acceptance {attrs['acceptance']:.3f} (beta {attrs['beta_acceptance']:.3f} per shell, "
           f"radii {attrs['R_acceptance']:.3f})")
@@ -145,24 +113,16 @@ def run_synth(args):
 
 
 def run_prior(args):
-    from sevi_lib.nn.priors import sample
+    from sevi_lib.nn.inputs import stage_prior
+    from sevi_lib.nn.priors import summarize
 
-    prior = build_prior(args)
-    d = sample(prior, args.n, np.random.default_rng(args.seed))
-    out = {
-        "prior": prior.name,
-        "n": args.n,
-        "acceptance": d.acceptance,
-        "beta_acceptance": d.beta_acceptance,
-        "R_acceptance": d.R_acceptance,
-        "beta_mean": d.beta.mean(axis=0).tolist(),
-        "R_mean": d.R.mean(axis=0).tolist(),
-    }
+    settings = settings_from_args(SynthSettings, args)
+    out = summarize(stage_prior(args.stage, settings, args.first_pass, args.count_map), args.n, args.seed)
     if args.json:
         print(json.dumps(out, indent=1))
     else:
-        print(f"prior {prior.name}: {args.n} parameter sets, acceptance {d.acceptance:.4f} "
-              f"(physical beta {d.beta_acceptance:.4f} per shell, separated radii {d.R_acceptance:.4f})")
+        print(f"prior {out['prior']}: {args.n} parameter sets, acceptance {out['acceptance']:.4f} "
+              f"(physical beta {out['beta_acceptance']:.4f} per shell, separated radii {out['R_acceptance']:.4f})")
         for j in range(2):
             print(f"  shell {j}: R mean {out['R_mean'][j]:.4f}, beta mean "
                   + " ".join(f"{b:.4g}" for b in out["beta_mean"][j]))
@@ -170,14 +130,12 @@ def run_prior(args):
 
 
 def run_predict(args):
-    from sevi_lib.nn.predict import predict_answer
+    from sevi_lib.nn.predict import predict_file
     from sevi_lib.nn.views import View
 
-    m = read_map(args.count_map)
-    R = read_first_pass(args.radii_from, 1)[0] if args.radii_from else None
     view = None if args.view is None else View.from_config(args.view)
-    R, beta = predict_answer(args.checkpoint, m, view, R=R, device=args.device)
-    write_answer(args.out, R, beta)
+    R, beta = predict_file(args.checkpoint, args.count_map, args.out, view, radii_from=args.radii_from,
+                           device=args.device)
     for j in range(len(R)):
         print(f"shell {j}: R = {R[j]:.4f}, beta = " + " ".join(f"{b:.4f}" for b in beta[j]))
     return 0
@@ -193,30 +151,14 @@ def run_gpu(args):
     return run_on_slot(cmd, args.lock_dir)
 
 
+_RUN_DIR_MESSAGES = {"cleared": "settings or inputs changed, starting afresh",
+                     "resume": "same settings and inputs, resuming from last.pt"}
+
+
 def run_run_dir(args):
-    import os
-    import shutil
-    from pathlib import Path
+    from sevi_lib.nn.rundir import prepare_run_dir
 
-
-    run_dir = Path(args.run_dir)
-    files = []
-    for f in sorted(args.inputs):
-        try:
-            st = os.stat(f)
-        except OSError as exc:
-            raise InputError(f"{f}: cannot read ({exc.strerror})") from None
-        files.append([str(f), st.st_size, st.st_mtime_ns])
-    record = json.dumps({"key": args.key, "inputs": files}, indent=1, sort_keys=True)
-    key_file = run_dir / "run_key.json"
-    if run_dir.exists() and not (key_file.exists() and key_file.read_text() == record):
-        for child in run_dir.iterdir():
-            if child.is_dir() and not child.is_symlink():
-                shutil.rmtree(child)
-            else:
-                child.unlink()
-        print(f"{run_dir}: settings or inputs changed, starting afresh")
-    elif (run_dir / "last.pt").exists():
-        print(f"{run_dir}: same settings and inputs, resuming from last.pt")
-    write_text(key_file, record)
+    outcome = prepare_run_dir(args.run_dir, args.key, args.inputs)
+    if outcome in _RUN_DIR_MESSAGES:
+        print(f"{args.run_dir}: {_RUN_DIR_MESSAGES[outcome]}")
     return 0

@@ -5,14 +5,17 @@ The real map goes through the same input view as the training shards
 beta_2 .. beta_2N of both shells. The network does not estimate radii; the ``Answer`` table's
 ``R`` comes either from a first-pass answer (e.g. the fit's) or from the count map itself
 (:func:`radii_from_map`: the two highest peaks of the radial profile, where each projected
-shell piles up at rho = R).
+shell piles up at rho = R). :func:`predict_file` is ``sevi nn predict``: files in, validated
+Answer out. torch is imported only when a network is applied.
 """
 
 import numpy as np
 from scipy.signal import find_peaks
 
 from sevi_lib.core.errors import InputError
+from sevi_lib.core.io import read_map, write_answer
 from sevi_lib.core.maps import radial_profile
+from sevi_lib.nn.inputs import check_output, check_prediction, read_radii
 from sevi_lib.nn.views import View, apply_view
 
 #: Position of R between the radial profile's peak (0) and its steepest descent (1).
@@ -124,4 +127,38 @@ def predict_answer(checkpoint, count_map, view=None, R=None, device="auto"):
     x = apply_view(count_map, view)[None]
     beta = predict((model, info), x, device=device)[0]
     R = radii_from_map(count_map, n_shells=beta.shape[0]) if R is None else np.sort(np.asarray(R, dtype=np.float64))
+    return R, beta
+
+
+def predict_file(checkpoint, count_map, out, view=None, radii_from=None, device="auto"):
+    """``sevi nn predict``: the network's Answer for a count map file, written to `out`.
+
+    The output path is checked before any work (not an input, writable); the radii of
+    `radii_from` must be finite and in (0, 1); the Answer is written only if every number in it
+    is finite (rows sorted by R, shell 0 the smaller radius).
+
+    Parameters
+    ----------
+    checkpoint : str or Path
+    count_map : str or Path
+        Accumulated count map (.npy, 1024 x 1024).
+    out : str or Path
+        Answer file to write (HDF5).
+    view : sevi_lib.nn.views.View, optional
+        As in :func:`predict_answer`.
+    radii_from : str or Path, optional
+        Answer file whose R to report (default: :func:`radii_from_map`).
+    device : str
+
+    Returns
+    -------
+    R : ndarray, shape (2,)
+    beta : ndarray, shape (2, N)
+    """
+    check_output(out, [checkpoint, count_map, radii_from])
+    m = read_map(count_map)
+    R = read_radii(radii_from) if radii_from else None
+    R, beta = predict_answer(checkpoint, m, view, R=R, device=device)
+    check_prediction(R, beta, what=str(out))
+    write_answer(out, R, beta)
     return R, beta

@@ -386,3 +386,31 @@ def finetune_prior(R, beta, cfg=None, sigma_R=None, map_total=None):
         electrons_range=electrons,
         name="finetune",
     )
+
+
+def summarize(prior, n, seed=0):
+    """Acceptance rates and coefficient means of `n` draws from `prior` (``sevi nn prior``).
+
+    Parameters
+    ----------
+    prior : Prior
+    n : int
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    dict
+        ``prior`` (name), ``n``, ``acceptance``, ``beta_acceptance``, ``R_acceptance``,
+        ``beta_mean`` (2 lists of N), ``R_mean`` (2 numbers).
+    """
+    d = sample(prior, n, np.random.default_rng(seed))
+    return {
+        "prior": prior.name,
+        "n": n,
+        "acceptance": d.acceptance,
+        "beta_acceptance": d.beta_acceptance,
+        "R_acceptance": d.R_acceptance,
+        "beta_mean": d.beta.mean(axis=0).tolist(),
+        "R_mean": d.R.mean(axis=0).tolist(),
+    }

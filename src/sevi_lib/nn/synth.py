@@ -260,6 +260,47 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
     return attrs
 
 
+def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_map=None, progress=False):
+    """One synthesis shard from the command's settings and input files (``sevi nn synth``).
+
+    The output path is checked first (not an input, writable), then the prior is resolved
+    (:func:`sevi_lib.nn.inputs.stage_prior`, which validates the first pass) and the view built,
+    and :func:`synthesize` writes the shard.
+
+    Parameters
+    ----------
+    out : str or Path
+        Output shard.
+    stage : {"pretrain", "finetune"}
+    n, seed, key : as in :func:`synthesize`
+    settings : sevi_lib.nn.config.SynthSettings, optional
+        Default: ``SynthSettings()``.
+    first_pass, count_map : str or Path, optional
+        As in :func:`sevi_lib.nn.inputs.stage_prior`.
+    progress : bool
+
+    Returns
+    -------
+    attrs : dict
+        The shard's attributes.
+    prior : sevi_lib.nn.priors.Prior
+    view : sevi_lib.nn.views.View
+    """
+    from sevi_lib.nn.config import SynthSettings
+    from sevi_lib.nn.inputs import check_output, stage_prior
+    from sevi_lib.nn.views import View
+
+    settings = SynthSettings() if settings is None else settings
+    settings.validate()
+    check_output(out, [first_pass, count_map])
+    prior = stage_prior(stage, settings, first_pass=first_pass, count_map=count_map)
+    view = View.from_config(settings.view)
+    attrs = synthesize(out, prior, view, n, seed, key, detector_fraction=settings.detector_fraction,
+                       electrons_per_frame=settings.electrons_per_frame, detector_params=settings.detector_params,
+                       threads=settings.threads, progress=progress)
+    return attrs, prior, view
+
+
 def read_shard_attrs(path):
     """Attributes of a shard (view and prior decoded from JSON).
 
