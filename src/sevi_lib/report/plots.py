@@ -30,7 +30,7 @@ def fit_report(result, x, z, w=None, title=None, n_alpha=256):
 
     Parameters
     ----------
-    result : sevi_lib.fit.model.FitResult
+    result : sevi_lib.fit.result.FitResult
     x, z : ndarray
         Data positions (electrons or pixel centres), screen units.
     w : ndarray, optional

@@ -2,7 +2,7 @@
 how far each answer is from the truth (when known), how training went and where the time went.
 
 The builders are pure functions of already-read data, so they are easy to test; reading the
-files is left to ``sevi report`` (:mod:`sevi_lib.cli.report`).
+files is left to :mod:`sevi_lib.report.markdown`.
 """
 
 import numpy as np

@@ -1,0 +1,194 @@
+"""The whole ``results/report.md`` of a run, built from the paths of the run's outputs.
+
+:func:`build_report` reads whatever files it is given (every one is optional; a section whose
+files are missing is left out) and assembles the sections with the table builders of
+:mod:`sevi_lib.report.tables`; :func:`write_report` writes it atomically. ``sevi report`` only
+parses its flags and calls :func:`write_report`.
+"""
+
+import csv
+import datetime
+import json
+import os
+from pathlib import Path
+
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.io import read_answer, read_truth, write_text
+from sevi_lib.report.tables import (
+    answers_table,
+    markdown_table,
+    timing_table,
+    training_table,
+)
+
+
+def parse_pairs(items, flag):
+    """``NAME=PATH`` words as a dict (in order); InputError naming `flag` for a malformed word."""
+    out = {}
+    for item in items or ():
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"{flag}: expected NAME=PATH, got {item!r}")
+        out[name] = path
+    return out
+
+
+def _rel(path, out):
+    return os.path.relpath(path, Path(out).parent)
+
+
+def read_table(path):
+    """Rows of a TSV (``.tsv``) or CSV file as dicts."""
+    try:
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh, delimiter="\t" if str(path).endswith(".tsv") else ","))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def read_benchmarks(folder):
+    """Wall time and peak memory of every Snakemake benchmark file under `folder` (name -> (s, max_rss))."""
+    out = {}
+    for f in sorted(Path(folder).rglob("*.tsv")):
+        rows = read_table(f)
+        if rows:
+            name = str(f.relative_to(folder).with_suffix(""))
+            out[name] = (float(rows[0]["s"]), float(rows[0].get("max_rss") or "nan"))
+    return out
+
+
+def _read_sidecar(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read the fit sidecar ({exc})") from None
+
+
+def _detection(summary, count_map_png, out):
+    parts = []
+    if summary:
+        try:
+            text = Path(summary).read_text()
+        except OSError as exc:
+            raise InputError(f"{summary}: cannot read ({exc.strerror})") from None
+        parts.append("## Detection\n\n```\n" + text.rstrip() + "\n```")
+    if count_map_png:
+        parts.append(f"![count map]({_rel(count_map_png, out)})")
+    return parts
+
+
+def _answers(answers, final, side, truth_path):
+    table = {}
+    for name, path in answers.items():
+        a = read_answer(path)
+        table[name] = (a["R"], a["beta"])
+    if not table:
+        return []
+    se = {"fit": (side["se_R"], side["se_beta"])} if side is not None and "fit" in table else {}
+    truth = None
+    if truth_path:
+        t = read_truth(truth_path)
+        truth = (t.R, t.beta)
+    note = f" The final answer (`results/final.h5`) is **{final}**'s." if final else ""
+    return ["## Answers side by side\n\nStandard errors where the method gives them." + note
+            + "\n\n" + answers_table(table, truth=truth, se=se)]
+
+
+def _score(path):
+    rows = read_table(path) if path else []
+    if not rows:
+        return []
+    return ["## Score\n\nPer-shell distance d_j (the grader's), their sum, and R differences.\n\n"
+            + markdown_table(list(rows[0]), [list(r.values()) for r in rows])]
+
+
+def _fit(side, fit_png, out):
+    parts = []
+    if side is not None:
+        rows = [[j, f"{side['sigma_R'][j]:.5f} ± {side['se_sigma_R'][j]:.5f}", f"{side['weights'][j]:.0f}",
+                 f"{side['expected_distance'][j]:.4f}", f"{side['floor'][j]:.4f}",
+                 "yes" if side["constraint_active"][j] else "no"] for j in range(len(side["R"]))]
+        parts.append(f"## Fit ({side['method']})\n\n{side['n_iter']} iterations, "
+                     + ("converged" if side["converged"] else "**not converged**") + ".\n\n"
+                     + markdown_table(["shell", "sigma_R", "electrons", "expected distance", "floor (known angles)",
+                                       "I >= 0 constraint active"], rows))
+    if fit_png:
+        parts.append(f"![fit]({_rel(fit_png, out)})")
+    return parts
+
+
+def _training(runs, out):
+    if not runs:
+        return []
+    table = training_table({name: read_table(Path(d) / "metrics.csv") for name, d in runs.items()})
+    curves = "\n".join(f"![{name}]({_rel(Path(d) / 'loss.png', out)})" for name, d in runs.items()
+                       if (Path(d) / "loss.png").exists())
+    return ["## Network training\n\nDistances are the score (sum over both shells) on the synthetic "
+            "validation maps.\n\n" + table + ("\n\n" + curves if curves else "")]
+
+
+def _timing(folder):
+    if not folder or not Path(folder).is_dir():
+        return []
+    return ["## Where the time went\n\nWall time of each job (Snakemake `benchmark:` files).\n\n"
+            + timing_table(read_benchmarks(folder))]
+
+
+def build_report(out, frames=None, detect_summary=None, count_map_png=None, answers=None, final=None,
+                 fit_sidecar=None, fit_png=None, truth=None, score=None, runs=None, benchmarks=None, now=None):
+    """The Markdown text of a run's report.
+
+    Parameters
+    ----------
+    out : str or Path
+        Where the report will be written (images are linked relative to it).
+    frames : str, optional
+        The test file the run analysed (named in the title line).
+    detect_summary, count_map_png : str, optional
+        ``summary.txt`` of ``sevi accumulate`` and the count-map picture.
+    answers : dict, optional
+        Method name -> Answer file.
+    final : str, optional
+        Name of the method whose answer is the final one.
+    fit_sidecar, fit_png : str, optional
+        JSON sidecar and PNG of ``sevi fit``.
+    truth, score : str, optional
+        Truth file (adds the truth and distances) and the score table (TSV).
+    runs : dict, optional
+        Training run name -> run folder (none: no training section).
+    benchmarks : str, optional
+        Folder of Snakemake benchmark files.
+    now : datetime.datetime, optional
+        Time stamp (default: now).
+
+    Returns
+    -------
+    str
+    """
+    now = now or datetime.datetime.now()
+    side = _read_sidecar(fit_sidecar) if fit_sidecar else None
+    parts = [f"# sevi report\n\nWritten {now:%Y-%m-%d %H:%M}" + (f" for `{frames}`." if frames else ".")]
+    parts += _detection(detect_summary, count_map_png, out)
+    parts += _answers(answers or {}, final, side, truth)
+    parts += _score(score)
+    parts += _fit(side, fit_png, out)
+    parts += _training(runs or {}, out)
+    parts += _timing(benchmarks)
+    return "\n\n".join(parts) + "\n"
+
+
+def write_report(out, inputs=(), **sections):
+    """Check `out` (:func:`sevi_lib.core.io.check_outputs`), build the report and write it atomically.
+
+    Parameters
+    ----------
+    out : str or Path
+    inputs : iterable of str
+        Every file the report reads (the output must be none of them).
+    **sections
+        As in :func:`build_report`.
+    """
+    from sevi_lib.core.io import check_outputs
+
+    check_outputs([out], [p for p in inputs if p])
+    write_text(out, build_report(out, **sections))
