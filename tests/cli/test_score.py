@@ -114,3 +114,42 @@ def test_answer_file_is_unchanged(tmp_path, capsys):
     assert (tmp_path / "a.h5").read_bytes() == before
     with h5py.File(a, "r") as f:
         assert list(f.keys()) == ["Answer"]
+
+
+def _three_shell_truth(path):
+    t = np.zeros(3, io.truth_dtype(2))
+    t["R"], t["sigma_R"], t["beta"] = [0.3, 0.5, 0.8], 0.007, [[0.5, 0.0], [1.0, 0.2], [-0.3, 0.0]]
+    io.write_h5(path, Truth=t)
+
+
+def _unphysical_truth(path):
+    t = np.zeros(2, io.truth_dtype(1))
+    t["R"], t["sigma_R"], t["beta"] = [0.5, 0.8], 0.007, [[1.5], [0.0]]
+    io.write_h5(path, Truth=t)
+
+
+def _far_answer(path):
+    io.write_answer(path, [0.5, 2.0], [[0.9, 0.8], [-0.2, 0.1]])
+
+
+ISSUE_11 = {
+    "truth with three shells": ("truth", _three_shell_truth, "answer", r"'Answer' has 2 rows, the truth has 3 \(.*truth\.h5\)"),
+    "unphysical truth beta": ("truth", _unphysical_truth, "truth", "unphysical|negative"),
+    "answer radius off the screen": ("answer", _far_answer, "answer", r"radii 2 are outside \(0, 1\.5\)"),
+}
+
+
+@pytest.mark.parametrize("case", list(ISSUE_11))
+def test_numbers_from_files_are_checked_one_line(tmp_path, capsys, case):
+    which, make, named, message = ISSUE_11[case]
+    answer, truth = tmp_path / "answer.h5", tmp_path / "truth.h5"
+    (make(truth), _answer_file(answer)) if which == "truth" else (make(answer), _truth_file(truth))
+    digests = {p: p.read_bytes() for p in (answer, truth)}
+    assert main(["score", str(answer), str(truth)]) == 2
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert out == "" and len(lines) == 1, err
+    assert lines[0].startswith(f"sevi: error: {tmp_path / (named + '.h5')}: ")
+    assert re.search(message, lines[0]), lines[0]
+    assert {p: p.read_bytes() for p in (answer, truth)} == digests
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answer.h5", "truth.h5"]

@@ -1,6 +1,7 @@
 """Tests of sevi_lib.core.io: published layouts, atomic writes, frame streaming, tolerant readers, errors."""
 
 import struct
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -300,7 +301,7 @@ def _dataset_cases(tmp_path):
         "512 px": (_h5(tmp_path / "d.h5", FinalImage=np.zeros(2, [("ImageId", "<i4"), ("Image", "u1", (512, 512))])),
                    r"d\.h5: 'FinalImage' frames must be uint8"),
         "2d": (_h5(tmp_path / "e.h5", FinalImage=np.zeros((2, 1), io.FINAL_IMAGE_DTYPE)), r"e\.h5: 'FinalImage' must be one row per frame"),
-        "group": (tmp_path / "g.h5", r"g\.h5: no dataset 'FinalImage' \(found: FinalImage\)"),
+        "group": (tmp_path / "g.h5", r"g\.h5: 'FinalImage' is a group, not a dataset of frames"),
     }
 
 
@@ -454,3 +455,64 @@ def test_read_map(tmp_path):
         with pytest.raises(InputError, match=why) as err:
             io.read_map(tmp_path / name)
         assert name in str(err.value)
+
+
+# ------------------------------------------------------------------------------ issue 11: one line each
+def test_directory_as_input_is_one_line(tmp_path):
+    (tmp_path / "d.h5").mkdir()
+    for call in (lambda: io.FrameReader(tmp_path / "d.h5").__enter__(), lambda: io.read_truth(tmp_path / "d.h5")):
+        with pytest.raises(InputError) as exc:
+            call()
+        assert str(exc.value) == f"{tmp_path / 'd.h5'}: is a directory, not a file"
+
+
+def _tree_offsets(data):
+    """Offsets of the v1 B-tree nodes (chunk index) of an HDF5 file."""
+    out, i = [], data.find(b"TREE")
+    while i >= 0:
+        out.append(i)
+        i = data.find(b"TREE", i + 1)
+    return out
+
+
+def test_corrupt_chunk_index_is_one_line(tmp_path, frame_file):
+    """Zeroed chunk-index entries (h5py: 'Can't get storage size of chunk') give one InputError."""
+    path, _, _ = frame_file
+    data = bytearray(Path(path).read_bytes())
+    trees = _tree_offsets(data)
+    assert trees
+    for t in trees:
+        data[t + 24: t + 24 + 200] = bytes(200)
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(InputError) as exc:
+        with io.FrameReader(bad) as r:
+            r.read(0, r.n_frames)
+    assert str(exc.value).startswith(f"{bad}: ") and "\n" not in str(exc.value)
+
+
+def test_read_truth_refuses_radii_off_the_screen(tmp_path):
+    t = _truth_table("Truth", "SphereId", "sigma_R")
+    t["R"] = [0.5, 1.7]
+    _h5(tmp_path / "far.h5", Truth=t)
+    with pytest.raises(InputError, match=r"far\.h5: shell 1: radius R = 1\.7 is outside \(0, 1\.5\)"):
+        io.read_truth(tmp_path / "far.h5")
+
+
+def test_check_outputs(tmp_path):
+    inp = tmp_path / "in.h5"
+    inp.write_text("x")
+    io.check_outputs([tmp_path / "new" / "deeper" / "out.h5", None], [inp])  # missing folders are fine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.h5"]
+    cases = [
+        ([inp], "output is the input file"),
+        ([tmp_path / "." / "in.h5"], "output is the input file"),
+        ([tmp_path], "is a directory"),
+        ([inp / "x.h5"], "is not a directory"),
+        ([tmp_path / "a.h5", tmp_path / "a.h5"], "given for two outputs"),
+        (["/proc/sevi-test/x.h5"], "cannot write in /proc"),
+    ]
+    for outputs, message in cases:
+        with pytest.raises(InputError, match=message):
+            io.check_outputs(outputs, [inp])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.h5"]

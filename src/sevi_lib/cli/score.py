@@ -28,6 +28,6 @@ def format_table(result):
 
 
 def run(args):
-    result = score(read_answer(args.answer), read_truth(args.truth), path=args.answer)
+    result = score(read_answer(args.answer), read_truth(args.truth), path=args.answer, truth_path=args.truth)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0

@@ -30,6 +30,10 @@ GENERATED_DTYPE = np.dtype([("SphereId", "u1"), ("ElectronId", "<i4"), ("r", "<f
 DETECTED_DTYPE = np.dtype([("ImageId", "<i4"), ("ElectronId", "<i4"), ("x", "<f8"), ("z", "<f8")])
 
 
+#: Largest radius a shell may have (screen units; the screen's corner is at sqrt(2)).
+R_MAX = 1.5
+
+
 def truth_dtype(n):
     """Published ``Truth`` dtype with `n` beta coefficients."""
     return np.dtype([("SphereId", "u1"), ("R", "<f8"), ("sigma_R", "<f8"), ("beta", "<f8", (n,))])
@@ -299,6 +303,17 @@ def _field(arr, path, dataset, want):
     raise InputError(f"{path}: dataset '{dataset}' has no field '{want}' (fields: {', '.join(arr.dtype.names or ())})")
 
 
+#: What h5py raises on a damaged file (corrupt metadata, chunk index or data): never a user's bug,
+#: always reported as one InputError line naming the file.
+_H5_ERRORS = (OSError, RuntimeError, ValueError, KeyError, TypeError, IndexError, OverflowError)
+
+
+def _one_line(exc):
+    """The first line of an exception's message (h5py's can span several)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 def open_h5(path):
     """Open an HDF5 file for reading, with one-line errors for missing or corrupt files.
 
@@ -311,12 +326,11 @@ def open_h5(path):
     h5py.File
     """
     path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such file")
+    check_input(path)
     try:
         return h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
+    except _H5_ERRORS as exc:
+        raise InputError(f"{path}: not a readable HDF5 file ({_one_line(exc)})") from None
 
 
 def read_dataset(path, names):
@@ -332,8 +346,8 @@ def read_dataset(path, names):
             if name in f and isinstance(f[name], h5py.Dataset):
                 try:
                     return name, f[name][()]
-                except OSError as exc:
-                    raise InputError(f"{path}: dataset '{name}' is corrupt ({exc})") from None
+                except _H5_ERRORS as exc:
+                    raise InputError(f"{path}: dataset '{name}' is corrupt ({_one_line(exc)})") from None
         raise InputError(f"{path}: no dataset {' or '.join(repr(n) for n in names)} (found: {', '.join(f.keys()) or 'nothing'})")
 
 
@@ -347,7 +361,8 @@ def read_truth(path):
     Returns
     -------
     Shells
-        Sorted by radius; unphysical beta raise UnphysicalError naming the file.
+        Sorted by radius. Every number is checked where it enters: finite R in (0, 1.5), finite
+        sigma_R >= 0, finite and physical beta (UnphysicalError), each error naming the file.
     """
     name, t = read_dataset(path, ["Truth", "DistributionParameters"])
     R = _field(t, path, name, "R")
@@ -356,9 +371,13 @@ def read_truth(path):
     if beta.ndim != 2:
         raise InputError(f"{path}: field 'beta' of '{name}' must be a vector per row, got shape {beta.shape}")
     try:
-        return Shells(R, sigma_R, beta)
+        shells = Shells(R, sigma_R, beta)
     except Exception as exc:  # SeviError subclasses: add the file name
         raise type(exc)(f"{path}: {exc}") from None
+    for j, r in enumerate(shells.R):
+        if not r < R_MAX:
+            raise InputError(f"{path}: shell {j}: radius R = {r:g} is outside (0, {R_MAX:g}) (screen units)")
+    return shells
 
 
 def read_detected(path):
@@ -442,9 +461,22 @@ class FrameReader:
     def __enter__(self):
         self.file = open_h5(self.path)
         try:
-            if not isinstance(self.file.get("FinalImage"), h5py.Dataset):
+            self._open_dataset()
+        except BaseException:
+            self.file.close()
+            raise
+        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        return self
+
+    def _open_dataset(self):
+        """Check the layout of FinalImage; every h5py failure on a damaged file becomes one InputError."""
+        try:
+            obj = self.file.get("FinalImage")
+            if isinstance(obj, h5py.Group):
+                raise InputError(f"{self.path}: 'FinalImage' is a group, not a dataset of frames")
+            if not isinstance(obj, h5py.Dataset):
                 raise InputError(f"{self.path}: no dataset 'FinalImage' (found: {', '.join(self.file.keys()) or 'nothing'})")
-            ds = self.file["FinalImage"]
+            ds = obj
             names = ds.dtype.names or ()
             if "Image" not in names or "ImageId" not in names:
                 raise InputError(f"{self.path}: 'FinalImage' must have fields ImageId and Image, has {names or ds.dtype}")
@@ -453,17 +485,14 @@ class FrameReader:
                 raise InputError(f"{self.path}: 'FinalImage' frames must be uint8 ({N_PIX}, {N_PIX}), are {sub.base} {sub.shape}")
             if ds.ndim != 1:
                 raise InputError(f"{self.path}: 'FinalImage' must be one row per frame, has shape {ds.shape}")
-        except BaseException:
-            self.file.close()
-            raise
-        self.dataset = ds
-        self.n_frames = ds.shape[0]
-        self._direct = (
-            ds.chunks == (1,) and ds.dtype == FINAL_IMAGE_DTYPE and ds.compression == "gzip"
-            and not ds.shuffle and not ds.fletcher32 and ds.scaleoffset is None
-        )
-        self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
-        return self
+            self.dataset = ds
+            self.n_frames = ds.shape[0]
+            self._direct = (
+                ds.chunks == (1,) and ds.dtype == FINAL_IMAGE_DTYPE and ds.compression == "gzip"
+                and not ds.shuffle and not ds.fletcher32 and ds.scaleoffset is None
+            )
+        except _H5_ERRORS as exc:
+            raise InputError(f"{self.path}: 'FinalImage' is unreadable (corrupt file: {_one_line(exc)})") from None
 
     def __exit__(self, *exc):
         if self._pool:
@@ -477,8 +506,8 @@ class FrameReader:
             if mask:
                 raise OSError("filter was skipped for this chunk")
             data = zlib.decompress(blob)
-        except (OSError, zlib.error, KeyError) as exc:
-            raise InputError(f"{self.path}: frame {i} is unreadable (corrupt or truncated file: {exc})") from None
+        except (*_H5_ERRORS, zlib.error) as exc:
+            raise InputError(f"{self.path}: frame {i} is unreadable (corrupt or truncated file: {_one_line(exc)})") from None
         if len(data) != FINAL_IMAGE_DTYPE.itemsize:
             raise InputError(f"{self.path}: frame {i} decompresses to {len(data)} bytes, expected {FINAL_IMAGE_DTYPE.itemsize}")
         return np.frombuffer(data, dtype=FINAL_IMAGE_DTYPE)[0]
@@ -497,8 +526,9 @@ class FrameReader:
         else:
             try:
                 rows = self.dataset[start:stop]
-            except (OSError, ValueError) as exc:
-                raise InputError(f"{self.path}: frames {start}..{stop - 1} are unreadable (corrupt or truncated file: {exc})") from None
+            except _H5_ERRORS as exc:
+                raise InputError(f"{self.path}: frames {start}..{stop - 1} are unreadable "
+                                 f"(corrupt or truncated file: {_one_line(exc)})") from None
             ids[:] = rows["ImageId"]
             frames[:] = rows["Image"]
         return ids, frames
