@@ -1,4 +1,6 @@
+import hashlib
 import json
+import subprocess
 import sys
 
 import h5py
@@ -81,3 +83,114 @@ def test_gpu_run_without_devices_runs_the_command(tmp_path, monkeypatch):
     rc = main(["nn", "gpu-run", "--lock-dir", str(tmp_path / "locks"), "--", sys.executable, "-c",
                f"import os; open({str(out)!r}, 'w').write(os.environ['CUDA_VISIBLE_DEVICES'])"])
     assert rc == 0 and out.read_text() == "5" and (tmp_path / "locks" / "gpu5.lock").exists()
+
+
+# ----------------------------------------------------------------------------- issue 11: bad inputs
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("sevi: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def _first_pass(path, R, beta0):
+    beta = np.zeros((2, 6))
+    beta[:, 0] = beta0
+    write_answer(path, R, beta)
+    return path
+
+
+@pytest.mark.parametrize("R, beta0, words", [
+    ([0.45, np.nan], [0.5, 0.3], "R is not finite"),
+    ([0.45, 1.3], [0.5, 0.3], "R must lie in (0, 1)"),
+    ([0.45, 0.7], [np.nan, 0.3], "beta is not finite"),
+    ([0.45, 0.7], [3.0, 0.3], "unphysical beta"),
+])
+def test_synth_refuses_a_bad_first_pass(tmp_path, capsys, R, beta0, words):
+    fp = _first_pass(tmp_path / "A.h5", np.array(R), beta0)
+    before = _digest(fp)
+    out = tmp_path / "s.h5"
+    rc = main(["nn", "synth", str(out), "--stage", "finetune", "--n", "2", "--key", "k", "--first-pass", str(fp),
+               "--prior", '{"electrons": [100, 200]}', "--view", '{"name": "fold", "downsample": 8}'])
+    assert rc == 2
+    line = _one_error_line(capsys)
+    assert str(fp) in line and words in line
+    assert _digest(fp) == before and sorted(p.name for p in tmp_path.iterdir()) == ["A.h5"]
+
+
+def test_synth_refuses_its_input_as_output(tmp_path, capsys):
+    fp = _first_pass(tmp_path / "A.h5", np.array([0.45, 0.7]), [0.5, 0.3])
+    before = _digest(fp)
+    rc = main(["nn", "synth", str(fp), "--stage", "finetune", "--n", "2", "--key", "k", "--first-pass", str(fp)])
+    assert rc == 2
+    assert "also an input" in _one_error_line(capsys)
+    assert _digest(fp) == before and sorted(p.name for p in tmp_path.iterdir()) == ["A.h5"]
+
+
+def test_prior_refuses_a_nan_first_pass(tmp_path, capsys):
+    fp = _first_pass(tmp_path / "A.h5", np.array([np.nan, 0.7]), [0.5, 0.3])
+    assert main(["nn", "prior", "--stage", "finetune", "--first-pass", str(fp), "--n", "10"]) == 2
+    assert "R is not finite" in _one_error_line(capsys)
+
+
+def test_predict_refuses_bad_radii_and_same_paths(tmp_path, capsys):
+    """Refused before the network is loaded: the checkpoint need not even be one."""
+    ckpt = tmp_path / "net.pt"
+    ckpt.write_bytes(b"not read")
+    np.save(tmp_path / "map.npy", np.full((1024, 1024), 0.01))
+    for R, words in (([np.nan, 0.7], "R is not finite"), ([0.0, 0.7], "R must lie in (0, 1)")):
+        radii = _first_pass(tmp_path / "fit.h5", np.array(R), [0.5, 0.3])
+        files = {p.name: _digest(p) for p in tmp_path.iterdir()}
+        rc = main(["nn", "predict", str(ckpt), str(tmp_path / "map.npy"), "--out", str(tmp_path / "nn.h5"),
+                   "--radii-from", str(radii), "--device", "cpu"])
+        assert rc == 2
+        line = _one_error_line(capsys)
+        assert words in line and str(radii) in line
+        assert {p.name: _digest(p) for p in tmp_path.iterdir()} == files  # nothing changed, nothing left
+    for out in (tmp_path / "map.npy", ckpt, tmp_path / "fit.h5"):
+        files = {p.name: _digest(p) for p in tmp_path.iterdir()}
+        rc = main(["nn", "predict", str(ckpt), str(tmp_path / "map.npy"), "--out", str(out),
+                   "--radii-from", str(tmp_path / "fit.h5"), "--device", "cpu"])
+        assert rc == 2 and "also an input" in _one_error_line(capsys)
+        assert {p.name: _digest(p) for p in tmp_path.iterdir()} == files
+
+
+def test_synth_refuses_a_directory_as_output(tmp_path, capsys):
+    (tmp_path / "d.h5").mkdir()
+    rc = main(["nn", "synth", str(tmp_path / "d.h5"), "--stage", "pretrain", "--n", "2", "--key", "k"])
+    assert rc == 2 and "is a directory" in _one_error_line(capsys)
+
+
+# ----------------------------------------------------------------------------- one way in, no torch
+
+def test_settings_are_flags_only(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--train", "a.h5", "--val", "b.h5", "--run-dir", str(tmp_path), "--set", "lr=1"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--train", "a.h5", "--val", "b.h5", "--run-dir", str(tmp_path), "--config", "c.yaml"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("argv", [["train", "--help"], ["nn", "synth", "--help"], ["nn", "prior", "--help"],
+                                  ["nn", "predict", "--help"], ["checkpoints", "--help"]])
+def test_parsing_imports_no_torch(argv):
+    code = ("import sys; from sevi_lib.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_prior_without_torch(tmp_path):
+    code = ("import sys; from sevi_lib.cli import main\n"
+            "assert main(['nn', 'prior', '--stage', 'pretrain', '--n', '20']) == 0\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -63,10 +63,8 @@ def test_missing_checkpoints(tmp_path):
 
 def test_cli_train_and_checkpoints(run, tmp_path, capsys):
     _, tr, va = run
-    cfg = tmp_path / "nn.yaml"
-    cfg.write_text("nn:\n  train:\n    epochs: 1\n    batch_size: 4\n    lr: 0.01\n")
-    rc = main(["train", "--train", str(tr), "--val", str(va), "--run-dir", str(tmp_path / "r"), "--config", str(cfg),
-               "--section", "nn.train", "--set", "lr=2e-3", "--batch-size", "8", "--no-progress", "--quiet"])
+    rc = main(["train", "--train", str(tr), "--val", str(va), "--run-dir", str(tmp_path / "r"), "--epochs", "1",
+               "--lr", "2e-3", "--batch-size", "8", "--progress", "false", "--quiet"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     assert result["epochs_run"] == 1 and result["steps"] == 2  # 16 samples / batch 8
@@ -82,8 +80,11 @@ def test_cli_train_and_checkpoints(run, tmp_path, capsys):
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
     rc = main(["train", "--train", str(tmp_path / "none.h5"), "--val", str(tmp_path / "none.h5"),
-               "--run-dir", str(tmp_path / "r"), "--set", "optimiser=adam"])
-    assert rc == 2 and "unknown training setting(s): optimiser" in capsys.readouterr().err
+               "--run-dir", str(tmp_path / "r"), "--optimizer", "rmsprop"])
+    assert rc == 2 and "optimizer='rmsprop': choose one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # a setting that is no TrainConfig field is no flag
+        main(["train", "--train", "a.h5", "--val", "a.h5", "--run-dir", str(tmp_path / "r"), "--optimiser", "adam"])
+    assert exc.value.code == 2 and "--optimiser" in capsys.readouterr().err
     rc = main(["train", "--train", str(tmp_path / "none.h5"), "--val", str(tmp_path / "none.h5"),
                "--run-dir", str(tmp_path / "r")])
     err = capsys.readouterr().err

@@ -1,3 +1,4 @@
+import h5py
 import numpy as np
 import pytest
 
@@ -84,3 +85,30 @@ def test_cli_bad_count_map(tmp_path, capsys):
     np.save(tmp_path / "bad.npy", np.zeros((10, 10)))
     rc = main(["nn", "predict", "x.pt", str(tmp_path / "bad.npy"), "--out", str(tmp_path / "a.h5")])
     assert rc == 2 and "1024 x 1024" in capsys.readouterr().err
+
+
+def test_predict_cli_writes_rows_sorted_by_R(tiny_checkpoint, tmp_path):
+    ckpt, _ = tiny_checkpoint
+    m = _map([0.5, 0.8], [0.007, 0.008], [[1.0, 0.5], [0.3, 0.1]], n=20000)
+    np.save(tmp_path / "map.npy", m)
+    with h5py.File(tmp_path / "fit.h5", "w") as f:  # rows stored larger radius first
+        table = np.zeros(2, dtype=[("SphereId", "<i8"), ("R", "<f8"), ("beta", "<f8", (12,))])
+        table["SphereId"], table["R"] = [0, 1], [0.8, 0.5]
+        f["Answer"] = table
+    rc = main(["nn", "predict", str(ckpt), str(tmp_path / "map.npy"), "--out", str(tmp_path / "nn.h5"),
+               "--radii-from", str(tmp_path / "fit.h5"), "--device", "cpu"])
+    assert rc == 0
+    got = read_answer(tmp_path / "nn.h5")
+    assert list(got["R"]) == [0.5, 0.8] and list(got["SphereId"]) == [0, 1]
+    assert np.all(np.isfinite(got["beta"]))
+
+
+def test_predict_file_refuses_a_non_finite_prediction(tmp_path, monkeypatch):
+    import sevi_lib.nn.predict as predict_module
+
+    np.save(tmp_path / "map.npy", np.full((1024, 1024), 0.01))
+    monkeypatch.setattr(predict_module, "predict_answer",
+                        lambda *a, **k: (np.array([0.4, 0.7]), np.array([[np.nan, 0.1], [0.2, 0.1]])))
+    with pytest.raises(InputError, match="non-finite beta"):
+        predict_module.predict_file("x.pt", tmp_path / "map.npy", tmp_path / "nn.h5")
+    assert not (tmp_path / "nn.h5").exists()

@@ -15,12 +15,11 @@ from torch.utils.data import DataLoader
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.score import shell_distance
+from sevi_lib.nn.config import TrainConfig, lr_factor
 from sevi_lib.nn.trainer import (
     ShardDataset,
-    TrainConfig,
     TrainingInterrupted,
     load_checkpoint,
-    lr_factor,
     predict,
     score_loss,
     shell_distances,
@@ -215,7 +214,8 @@ def test_resume_after_killing_a_training_process(how, resume_data, tmp_path):
     script = textwrap.dedent(f"""
         import sys, torch
         torch.set_num_threads(1)
-        from sevi_lib.nn.trainer import TrainConfig, train
+        from sevi_lib.nn.config import TrainConfig
+        from sevi_lib.nn.trainer import train
         cfg = TrainConfig(**{cfg.to_dict()!r})
         def report(s):
             print("step", s["step"], flush=True)
@@ -326,3 +326,32 @@ def test_cuda_only_options_are_ignored_on_cpu(make_shard, tmp_path, caplog):
     assert "amp=fp16 ignored" in caplog.text and "compile ignored" in caplog.text
     with pytest.raises(InputError, match="no CUDA device"):
         train(TrainConfig(**{**TINY, "device": "cuda"}), [tr], [tr], tmp_path / "gpu")
+
+
+def test_score_loss_per_sample_is_what_the_loss_averages():
+    pred, label = torch.randn(5, 2, 12, dtype=torch.float64), torch.randn(5, 2, 12, dtype=torch.float64)
+    loss, per_sample = score_loss(pred, label, per_sample=True)
+    assert torch.equal(loss, score_loss(pred, label)) and torch.equal(per_sample, shell_distances(pred, label).sum(-1))
+
+
+# Weights of the pre-restructure trainer (commit 7a0820f, /work/base) for this exact run, on CPU with
+# torch 2.14.1: the split of train() into _Run's phases must not change a single bit.
+REFERENCE = ("2.14.1", "90e918f9e90567870d6eedc86eee814f3f54845d3235a32d4b1e63f743081697")
+
+
+@pytest.mark.skipif(not torch.__version__.startswith(REFERENCE[0]) or os.uname().machine != "x86_64",
+                    reason="reference digest recorded with torch 2.14.1 on x86_64")
+def test_weights_match_the_pre_restructure_trainer(tmp_path, shard_writer):
+    import hashlib
+
+    tr = shard_writer(tmp_path / "tr.h5", 16, 1, shape=(1, 32, 32))
+    va = shard_writer(tmp_path / "va.h5", 8, 2, shape=(1, 32, 32))
+    cfg = TrainConfig(arch="resnet18", batch_size=8, progress=False, seed=3, lr=1e-3, epochs=2, optimizer="nadam",
+                      schedule="cosine", warmup_epochs=0.5, device="cpu", threads=1)
+    out = train(cfg, [tr], [va], tmp_path / "run")
+    sd = torch.load(out["last_checkpoint"], weights_only=True)["state_dict"]
+    h = hashlib.sha256()
+    for k in sorted(sd):
+        h.update(k.encode())
+        h.update(sd[k].numpy().tobytes())
+    assert h.hexdigest() == REFERENCE[1]

@@ -163,8 +163,9 @@ def coerce(settings: dict | None) -> dict:
 
     Values read from YAML or JSON arrive as whatever the parser made of them: PyYAML reads
     ``1e-3`` as a string, JSON writes ``2`` for ``2.0``. Booleans accept true/false/yes/no/1/0
-    (any case), floats accept ints and numeric strings, ints accept integral floats. Keys that
-    are not fields, and None values, are passed through unchanged.
+    (any case), floats accept ints and numeric strings, ints accept integral floats and numeric
+    strings (``2.5`` is refused). Keys that are not fields, and None values, are passed through
+    unchanged.
 
     Parameters
     ----------
@@ -190,8 +191,11 @@ def coerce(settings: dict | None) -> dict:
                 out[key] = _BOOL[value.lower()]
             elif kind is float and isinstance(value, (int, str)) and not isinstance(value, bool):
                 out[key] = float(value)
-            elif kind is int and isinstance(value, (float, str)) and float(value) == int(float(value)):
-                out[key] = int(float(value))
+            elif kind is int and isinstance(value, (float, str)):
+                number = float(value)
+                if number != int(number):  # 2.5 epochs is refused, not truncated
+                    raise ValueError(value)
+                out[key] = int(number)
             elif kind is str:
                 out[key] = str(value)
         except (KeyError, ValueError):
