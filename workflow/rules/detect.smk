@@ -1,27 +1,29 @@
-# Electron detection (issue 3): config["detect"]["shards"] contiguous frame ranges of the test
-# file, each detected by one job, then gathered by `accumulate`.
-# Uses from common.smk: test_images().
+# Electron detection: config["detect"]["shards"] contiguous frame ranges of the test file, each
+# detected by one job (`sevi detect`, library sevi_lib.detect.shards.detect_shard), then
+# gathered by `accumulate` (sevi_lib.detect.shards.accumulate_files), which refuses shards of
+# another frames file, overlaps and gaps.
+# Uses from common.smk: test_images(), frames_identity(), settings_flags().
 #
 # Shard i of K computes its own range [i n / K, (i + 1) n / K) inside the job from the frame
 # count n of the file, so the DAG does not need to open the (possibly not yet simulated) test
-# file, and fewer frames than shards simply gives empty, valid shards. Every detector value of
-# the config goes through params, so editing one reruns the shards and what follows only.
+# file, and fewer frames than shards simply gives empty, valid shards.
+#
+# What reruns detection (params): every detector value of the config (DetectorParams fields,
+# one `--field-name value` flag each), the number of shards, and the identity of a user's frames
+# file (another file at the same path, or new contents). What does not: `threads` and `chunk`
+# change how the work is done, not its result (bit-identical shards), so they are not params.
+# `threads` is the rule's threads; `chunk` (frames read at a time: about that many MiB of memory)
+# is a resource of the job, like its threads: resources are no rerun trigger, and the shell
+# command's unformatted text (Snakemake's code trigger) does not contain the value. (Not a global
+# read in the shell: `snakemake --lint` flags that; not params: editing it would rerun detection.)
 
 # job layout defaults (the schema fills them too); detector defaults live in DetectorParams
 DETECT = {"shards": 10, "threads": 1, "chunk": 64, **config.get("detect", {})}
 DETECT_SHARDS = int(DETECT["shards"])
+DETECT_CHUNK = int(DETECT["chunk"])
 DETECT_SHARD_FILES = expand("results/detect/shards/shard_{i}.h5", i=range(DETECT_SHARDS))
 # config keys that are not DetectorParams fields (job layout, not detector behaviour)
 DETECT_LAYOUT_KEYS = ("shards", "threads", "chunk")
-
-
-def detect_flags():
-    """`sevi detect` flags for every detector parameter in the config's detect section."""
-    return " ".join(
-        f"--{key.replace('_', '-')} {value}"
-        for key, value in sorted(DETECT.items())
-        if key not in DETECT_LAYOUT_KEYS
-    )
 
 
 rule detect:
@@ -33,16 +35,18 @@ rule detect:
         i=r"\d+",
     params:
         shards=DETECT_SHARDS,
-        chunk=DETECT["chunk"],
-        detector=detect_flags(),
+        detector=settings_flags(DETECT, skip=DETECT_LAYOUT_KEYS),
+        frames_identity=frames_identity(),
     threads: int(DETECT["threads"])
+    resources:
+        detect_chunk=DETECT_CHUNK,
     log:
         "results/logs/detect/shard_{i}.log",
     benchmark:
         "results/benchmarks/detect/shard_{i}.tsv"
     shell:
-        "NUMBA_NUM_THREADS={threads} sevi detect {input.frames} --shard {wildcards.i} --shards {params.shards}"
-        " --threads {threads} --chunk {params.chunk} {params.detector} --out {output} > {log} 2>&1"
+        "NUMBA_NUM_THREADS={threads} sevi detect {input.frames:q} --shard {wildcards.i} --shards {params.shards}"
+        " --threads {threads} --chunk {resources.detect_chunk} {params.detector} --out {output:q} > {log:q} 2>&1"
 
 
 rule accumulate:
@@ -59,5 +63,5 @@ rule accumulate:
     benchmark:
         "results/benchmarks/accumulate.tsv"
     shell:
-        "sevi accumulate {input} --electrons {output.electrons} --count-map {output.count_map}"
-        " --intensity-sum {output.intensity_sum} --png {output.png} --summary {output.summary} > {log} 2>&1"
+        "sevi accumulate {input:q} --electrons {output.electrons:q} --count-map {output.count_map:q}"
+        " --intensity-sum {output.intensity_sum:q} --png {output.png:q} --summary {output.summary:q} > {log:q} 2>&1"
