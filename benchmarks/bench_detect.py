@@ -35,7 +35,8 @@ from scipy import ndimage
 from sevi_lib.core.geometry import PIX_PER_UNIT
 from sevi_lib.core.io import FrameReader
 from sevi_lib.core.shells import Shells
-from sevi_lib.detect.blobs import DetectorParams, FrameDetector, match_electrons
+from sevi_lib.detect.blobs import DetectorParams, FrameDetector
+from sevi_lib.detect.match import match_electrons
 from sevi_lib.simulate.electrons import sample_shell
 from sevi_lib.simulate.render import write_test_file
 

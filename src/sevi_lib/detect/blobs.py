@@ -22,8 +22,12 @@ distributions spots pile up and saturate. The detector works blob by blob:
    component is one electron (``multiplicity`` > 1 only where a component still holds the light
    of several spots).
 
-All work is done in numba (``nogil``) kernels over preallocated per-thread workspaces, so
-:class:`FrameDetector` can run frames in parallel threads.
+All work is done in numba (``nogil``) kernels over preallocated per-thread workspaces (one
+:data:`FrameWorkspace` namedtuple per thread, built by :func:`frame_workspace`; the settings
+travel as one :data:`~sevi_lib.detect.params.KernelParams`), so :class:`FrameDetector` can run
+frames in parallel threads. Detected electrons are binned with the project's one binner,
+:func:`sevi_lib.core.maps.count_map`. ``DetectorParams`` is defined in
+:mod:`sevi_lib.detect.params` and re-exported here.
 """
 
 from collections import namedtuple

@@ -17,18 +17,28 @@ per component, one multiplication per pixel). The fit is Levenberg-Marquardt on 
 parameters; only overlapping components couple, so with the components ordered by x the
 normal matrix is nearly banded and is factored within its envelope.
 
-:func:`decompose` turns a patch into components: seeds at local maxima and at the saturated
-centroid, then rounds of (split components with the light of two or more spots, add
-components at residual peaks, refit, merge components that converged onto each other), then
-removal of weak components. The refits after growth and the removal trials fit only the
-components near the change (the rest of the blob is held fixed), a removal trial gives up once
-it cannot pay, and the final fit is skipped when nothing changed since a converged fit. A
-component's electron count is its flux ``2 pi A s^2 / sqrt(1 - rho^2)`` in units of the mean
-spot's (rounded; spots closer than about 2 px are indistinguishable in shape, only in flux).
+:func:`decompose_blob` (the kernel; :func:`decompose` is its Python front end) turns a patch
+into components in phases, one function each: :func:`_seed` (local maxima and the saturated
+centroid), :func:`_grow` (rounds of :func:`_split_bright`: split components with the light of
+two or more spots; :func:`_add_at_peaks`: add components at residual peaks; a refit of the
+components near a change; :func:`_merge_close`: merge components that converged onto each
+other), :func:`_drop_faint`, :func:`_prune` (removal trials of weak components),
+:func:`_expand_groups` (a component with the light of n spots becomes n), and a final fit,
+skipped when nothing changed since a converged fit. A removal trial gives up once it cannot
+pay. Component states are the flags :data:`FREE`, :data:`SETTLED`, :data:`GROUP`. A component
+holds :func:`_n_spots` electrons, ``round(sqrt(F A) / amplitude)`` for its flux F (as the peak
+of a nominal spot, ``A s^2 / (sigma^2 sqrt(1 - rho^2))``) and peak A: spots closer than about
+2 px are indistinguishable in shape, only in flux. :func:`blob_electrons` turns the final
+components into electrons.
 
-Note for developers: numba's on-disk cache does not follow calls across modules; after
-editing this file remove ``src/sevi_lib/__pycache__/detect*.nb?`` (the cached frame kernel of
-:mod:`sevi_lib.detect.blobs` would keep the old code).
+The kernels take their buffers as one :data:`FitWorkspace` namedtuple (built by
+:func:`fit_workspace`, one per detection thread) and the settings as one
+:data:`~sevi_lib.detect.params.KernelParams` namedtuple.
+
+Note for developers: numba keys an on-disk cache by the file that defines a kernel, so the
+cached frame kernel of :mod:`sevi_lib.detect.blobs` does not see an edit of this file unless the
+package's source-keyed cache folders (:mod:`sevi_lib._numba_cache`) are on; otherwise clear
+the detect caches after editing: ``rm -f src/sevi_lib/detect/__pycache__/*.nb?``.
 """
 
 from collections import namedtuple
