@@ -36,7 +36,7 @@ from sevi_lib.calibrate import CalibrationSettings, calibrate, simulate_response
 from sevi_lib.core.score import shell_distance
 from sevi_lib.core.shells import Shells
 from sevi_lib.detect.blobs import DetectorParams
-from sevi_lib.fit.model import fit_electrons
+from sevi_lib.fit import fit_electrons
 
 SEED_MEANS = [1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0]
 PEAKED = [1.7789, 1.6244, 0.9107, 0.3719, 0.1197, 0.0318, 0.0072, 0.0014, 0.0002, 0.0, 0.0, 0.0]

@@ -62,8 +62,6 @@ class CalibrationSettings:
         Seed of the calibration frames (pass p uses a seed derived from it and p).
     chunk : int
         Frames simulated, rendered and detected at a time (about 1 MiB each in memory).
-    fit_max_iter : int
-        Iterations of the fits of the calibration electrons.
     progress_seconds : float
         Seconds between progress lines on stderr (0: none).
     """
@@ -75,7 +73,6 @@ class CalibrationSettings:
     iterations: int = 0
     seed: int = 0
     chunk: int = 32
-    fit_max_iter: int = 60
     progress_seconds: float = 10.0
 
     def validate(self):
@@ -88,7 +85,6 @@ class CalibrationSettings:
             (self.iterations >= 0, "iterations must be >= 0"),
             (0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
             (self.chunk >= 1, "chunk must be >= 1"),
-            (self.fit_max_iter >= 1, "fit_max_iter must be >= 1"),
             (self.progress_seconds >= 0, "progress_seconds must be >= 0"),
         ]
         for ok, msg in checks:
@@ -100,7 +96,7 @@ class CalibrationSettings:
         """Calibration frames per pass for data of `n_data_frames` frames."""
         if self.frames:
             return int(self.frames)
-        return max(int(self.min_frames), int(math.ceil(self.frames_fraction * n_data_frames)))
+        return max(int(self.min_frames), math.ceil(self.frames_fraction * n_data_frames))
 
     def pass_seed(self, p):
         """Seed of pass `p` (independent streams for the passes)."""
@@ -306,16 +302,16 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
                           join(true_parts, 2, np.int16), n_frames, blocks, time.perf_counter() - t0)
 
 
-def _fit(x, z, n_beta, n_shells, max_iter, what):
-    from sevi_lib.fit.model import fit_electrons
+def _fit(x, z, n_beta, n_shells, what):
+    from sevi_lib.fit import fit_electrons
 
     try:
-        return fit_electrons(x, z, n_beta=n_beta, n_shells=n_shells, max_iter=max_iter)
+        return fit_electrons(x, z, n_beta=n_beta, n_shells=n_shells)
     except InputError as exc:
         raise InputError(f"calibration {what}: {exc} (use more calibration frames or fewer blocks)") from None
 
 
-def response_bias(sample, n_beta, n_shells, max_iter=60):
+def response_bias(sample, n_beta, n_shells):
     """Bias of the fit from detection, ``fit(detected) - fit(true)``, and its standard error.
 
     The bias is measured on all calibration frames at once; its standard error is the standard
@@ -325,8 +321,8 @@ def response_bias(sample, n_beta, n_shells, max_iter=60):
     ----------
     sample : ResponseSample
     n_beta, n_shells : int
-        As in the fit of the data.
-    max_iter : int
+        As in the fit of the data (which :func:`sevi_lib.fit.fit_electrons` runs with its defaults
+        otherwise, as the workflow's fit does).
 
     Returns
     -------
@@ -335,7 +331,7 @@ def response_bias(sample, n_beta, n_shells, max_iter=60):
         dicts), ``detected`` and ``true`` (the two FitResults of all frames), ``seconds``.
     """
     t0 = time.perf_counter()
-    kw = dict(n_beta=n_beta, n_shells=n_shells, max_iter=max_iter)
+    kw = {"n_beta": n_beta, "n_shells": n_shells}
     f_det = _fit(sample.detected_x, sample.detected_z, what="fit of the detected electrons", **kw)
     f_true = _fit(sample.true_x, sample.true_z, what="fit of the true positions", **kw)
     bias = _combine(fit_parameters(f_det), fit_parameters(f_true), np.subtract)
@@ -376,7 +372,7 @@ def _user_view(params, se):
             "min_density": [float(min_density(b)[0]) for b in params["beta"]]}
 
 
-def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=None):
+def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=None, simulate=None):
     """Correct a fit of detected electrons for what detection does, by simulation.
 
     Pass 0 simulates ``settings.n_frames_for(n_data_frames)`` frames at the fitted parameters
@@ -398,6 +394,9 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
         Detection threads.
     log : callable, optional
         Receives one summary line per pass.
+    simulate : callable, optional
+        Replaces :func:`simulate_response` (same signature and result), e.g. to calibrate a
+        response model other than the project's renderer and detector.
 
     Returns
     -------
@@ -423,9 +422,9 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
         shells = physical_shells(at, anchor=params["beta"])
         per_frame = np.exp(at["ln_weights"]) / n_data_frames
         seed = settings.pass_seed(p)
-        sample = simulate_response(shells, n_cal, per_frame, detector, seed, threads, settings.chunk,
+        sample = (simulate or simulate_response)(shells, n_cal, per_frame, detector, seed, threads, settings.chunk,
                                    settings.blocks, settings.progress_seconds, what=f"calibrate pass {p}")
-        res = response_bias(sample, N, S, settings.fit_max_iter)
+        res = response_bias(sample, N, S)
         corrected, corrected_se = correct(params, se, res["bias"], res["se"])
         passes.append({"seed": seed, "simulated": {"R": shells.R.tolist(), "sigma_R": shells.sigma_R.tolist(),
                                                    "beta": shells.beta.tolist(),
@@ -452,3 +451,95 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
                         "seconds": time.perf_counter() - t0},
     })
     return out
+
+
+# ------------------------------------------------------------------------------------- files
+def read_fit(answer, sidecar):
+    """The fit's JSON sidecar, checked against its Answer file.
+
+    Raises
+    ------
+    InputError
+        Unreadable files, a sidecar without the fitted parameters, a fit that is not the
+        unbinned fit of electrons, or a sidecar whose R and beta differ from the Answer's.
+    """
+    import json
+
+    from sevi_lib.core.io import read_answer
+
+    try:
+        with open(sidecar) as f:
+            fit = json.load(f)
+    except FileNotFoundError:
+        raise InputError(f"{sidecar}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{sidecar}: not a readable JSON fit sidecar ({exc})") from None
+    missing = [k for k in ("R", "sigma_R", "weights", "beta", "se_R", "se_sigma_R", "se_weights", "se_beta")
+               if k not in fit]
+    if missing:
+        raise InputError(f"{sidecar}: not a fit sidecar (missing {', '.join(missing)})")
+    if fit.get("method", "unbinned") != "unbinned":
+        raise InputError(f"{sidecar}: the calibration corrects the unbinned fit of electrons, not a "
+                         f"{fit['method']!r} fit")
+    table = read_answer(answer)
+    try:
+        same = np.allclose(np.sort(table["R"]), np.sort(fit["R"]), rtol=0, atol=1e-12) and \
+            np.allclose(np.asarray(table["beta"])[np.argsort(table["R"])],
+                        np.asarray(fit["beta"])[np.argsort(fit["R"])], rtol=0, atol=1e-12)
+    except (ValueError, KeyError, TypeError):
+        same = False
+    if not same:
+        raise InputError(f"{sidecar}: R and beta differ from those of {answer} (a stale sidecar?)")
+    return fit
+
+
+def data_frames(electrons):
+    """Frames of the data from the ``n_frames`` attribute of an accumulated electron file."""
+    from sevi_lib.core.io import open_h5
+
+    with open_h5(electrons) as f:
+        if "n_frames" not in f.attrs:
+            raise InputError(f"{electrons}: no n_frames attribute (give the number of frames instead)")
+        return int(f.attrs["n_frames"])
+
+
+def calibrate_files(answer, sidecar, out, out_sidecar, electrons=None, n_frames=None, detector=None,
+                    settings=None, threads=1, log=None):
+    """The ``calibrate`` stage: read the fit, calibrate it, write the corrected Answer and its sidecar.
+
+    Parameters
+    ----------
+    answer, sidecar : str or Path
+        The fit's Answer file and JSON sidecar (``sevi fit``).
+    out, out_sidecar : str or Path
+        Corrected Answer file and its JSON sidecar (see :func:`calibrate`), written atomically.
+    electrons : str or Path, optional
+        The accumulated electron file the fit read; its ``n_frames`` attribute is the data's
+        frame count (unless `n_frames` is given).
+    n_frames : int, optional
+    detector : DetectorParams, optional
+    settings : CalibrationSettings, optional
+    threads : int
+    log : callable, optional
+
+    Returns
+    -------
+    dict
+        What :func:`calibrate` returned (as written to `out_sidecar`).
+    """
+    import json
+
+    from sevi_lib.core.io import check_outputs, write_answer, write_text
+
+    check_outputs([out, out_sidecar], [answer, sidecar, electrons])
+    fit = read_fit(answer, sidecar)
+    if n_frames is None:
+        if electrons is None:
+            raise InputError("calibration: give the electron file or the number of frames of the data")
+        n_frames = data_frames(electrons)
+    result = calibrate(fit, n_frames, detector, settings, threads, log)
+    result["input"] = {"answer": str(answer), "sidecar": str(sidecar),
+                       "electrons": None if electrons is None else str(electrons)}
+    write_answer(out, result["R"], result["beta"])
+    write_text(out_sidecar, json.dumps(result, indent=1) + "\n")
+    return result

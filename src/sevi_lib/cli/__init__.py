@@ -21,6 +21,7 @@ COMMANDS = {
     "detect": ("detect", "detect electrons in a frame range of a FinalImage file (one shard)"),
     "accumulate": ("accumulate", "gather detection shards into one electron table, count map and raw-frame sum"),
     "fit": ("fit", "fit the shells (R, sigma_R, weights, beta's) to electrons, a count map or a frame sum"),
+    "calibrate": ("calibrate", "correct the fit for the detector's response, measured on simulated frames"),
     "score": ("score", "score an Answer file against a truth file"),
     "nn": ("nn", "network data: synthesis shards, priors, prediction, GPU slots"),
     "train": ("train", "train (or resume) a beta network on synthesis shards"),

@@ -1,0 +1,113 @@
+"""Detector calibration: settings, the correction arithmetic, a known injected response, the stage."""
+
+import numpy as np
+import pytest
+
+from sevi_lib.calibrate import (
+    CalibrationSettings,
+    ResponseSample,
+    calibrate,
+    correct,
+    expected_distance,
+    fit_parameters,
+    fit_standard_errors,
+    physical_shells,
+)
+from sevi_lib.core.angular import min_density
+from sevi_lib.core.score import shell_distance
+from sevi_lib.core.shells import Shells
+from sevi_lib.fit import fit_electrons
+from sevi_lib.simulate.electrons import iter_frame_electrons
+
+BETA = [1.0, 0.6, 0.25, 0.05]
+SHELL = Shells([0.5], [0.007], [BETA])
+
+
+def test_settings_frames_and_validation():
+    s = CalibrationSettings()
+    assert s.n_frames_for(50000) == int(np.ceil(s.frames_fraction * 50000))
+    assert s.n_frames_for(10) == s.min_frames
+    assert CalibrationSettings(frames=123).n_frames_for(50000) == 123
+    assert s.pass_seed(0) != s.pass_seed(1)
+    for bad in ({"blocks": 1}, {"iterations": -1}, {"frames_fraction": 0}, {"seed": -1}):
+        with pytest.raises(ValueError):
+            CalibrationSettings(**bad).validate()
+
+
+def test_correct_subtracts_and_adds_errors_in_quadrature():
+    p = {"R": np.array([0.5]), "sigma_R": np.array([0.007]), "ln_weights": np.array([10.0]),
+         "beta": np.array([[1.0, 0.5]])}
+    se = {"R": np.array([3e-5]), "sigma_R": np.array([1e-5]), "ln_weights": np.array([0.01]),
+          "beta": np.array([[0.03, 0.04]])}
+    b = {"R": np.array([1e-4]), "sigma_R": np.array([2e-5]), "ln_weights": np.array([-0.02]),
+         "beta": np.array([[-0.1, 0.05]])}
+    bse = {"R": np.array([4e-5]), "sigma_R": np.array([0.0]), "ln_weights": np.array([0.0]),
+           "beta": np.array([[0.04, 0.03]])}
+    c, cse = correct(p, se, b, bse)
+    assert np.allclose(c["beta"], [[1.1, 0.45]]) and np.allclose(c["R"], [0.4999])
+    assert np.allclose(cse["beta"], [[0.05, 0.05]]) and np.allclose(cse["R"], [5e-5])
+    assert np.allclose(expected_distance(cse["beta"]), np.sqrt(0.4 * 0.05**2 + 2 / 9 * 0.05**2))
+
+
+def test_physical_shells_moves_an_unphysical_row_just_inside():
+    bad = {"R": np.array([0.5]), "sigma_R": np.array([0.007]), "ln_weights": np.zeros(1),
+           "beta": np.array([[2.5, 0.0]])}
+    sh = physical_shells(bad, anchor=np.array([[0.5, 0.3]]))
+    assert -1e-9 <= min_density(sh.beta[0])[0] < 1e-6
+    assert 0.5 < sh.beta[0, 0] < 2.5 and 0 < sh.beta[0, 1] < 0.3
+
+
+def _distort(x, z, rng):
+    """A known detector response: 40 % of the electrons within 18 degrees of the poles are lost,
+    and every radius is 0.3 % too large."""
+    c = np.abs(z) / np.hypot(x, z)
+    keep = ~((c > np.cos(np.radians(18))) & (rng.random(x.size) < 0.4))
+    return x[keep] * 1.003, z[keep] * 1.003
+
+
+def _injected(shells, n_frames, per_frame, detector, seed, threads, chunk, blocks, progress_seconds, what):
+    """simulate_response with the known response of :func:`_distort` instead of rendering + detection."""
+    rng = np.random.default_rng(seed)
+    tx, tz, tb, dx, dz, db = [], [], [], [], [], []
+    for ch in iter_frame_electrons(shells, n_frames, per_frame, 0.0, seed, chunk=256):
+        frame = ch.detected["ImageId"].astype(np.int64)
+        x, z = ch.detected["x"], ch.detected["z"]
+        block = (frame * blocks // n_frames).astype(np.int16)
+        for b in np.unique(block):
+            m = block == b
+            xd, zd = _distort(x[m], z[m], rng)
+            tx.append(x[m]), tz.append(z[m]), tb.append(block[m])
+            dx.append(xd), dz.append(zd), db.append(np.full(xd.size, b, np.int16))
+    cat = np.concatenate
+    return ResponseSample(cat(dx), cat(dz), cat(db), cat(tx), cat(tz), cat(tb), n_frames, blocks, 0.0)
+
+
+def test_known_response_is_removed_and_its_error_is_reported():
+    """Data seen through a known, strong response (18 standard errors on the distance): after one
+    iteration the calibrated answer lies within its reported error of the fit of the true positions,
+    the uncorrected one far outside, and the standard errors include the bias's error."""
+    n_frames, per_frame = 1000, 30.0
+    data = _injected(SHELL, n_frames, [per_frame], None, 7, 1, 256, 1, 0, "data")
+    fit = fit_electrons(data.detected_x, data.detected_z, n_beta=4, n_shells=1)
+    true = fit_electrons(data.true_x, data.true_z, n_beta=4, n_shells=1)
+    settings = CalibrationSettings(frames=2000, blocks=3, seed=3, iterations=1)
+    res = calibrate(fit, n_frames, settings=settings, simulate=_injected)
+    d_unc = shell_distance(fit.beta, true.beta)[0]
+    d_cal = shell_distance(np.array(res["beta"]), true.beta)[0]
+    assert d_unc > 10 * fit.expected_distance[0]  # the response is visible
+    assert d_cal < 2.0 * res["expected_distance"][0]
+    assert abs(res["R"][0] - true.R[0]) < 0.2 * abs(fit.R[0] - true.R[0])
+    # the efficiency of the injected response: 1 - 0.4 x (share within 18 degrees of the poles)
+    assert 0.7 < np.exp(res["bias"]["ln_weights"][0]) < 0.95
+    se_fit = fit_standard_errors(fit)["beta"]
+    bias_se = np.array(res["bias_se"]["beta"])
+    assert np.all(bias_se > 0)
+    assert np.allclose(np.array(res["se_beta"]), np.hypot(se_fit, bias_se))
+    assert np.allclose(res["uncorrected"]["beta"], fit.beta)
+    assert np.allclose(fit_parameters(fit)["beta"], fit.beta)
+    # pass 0 at the fit, pass 1 at the parameters pass 0 corrected; the answer uses pass 1's bias
+    p0, p1 = res["passes"]
+    assert np.allclose(p0["simulated"]["beta"], fit.beta)
+    assert np.allclose(p1["simulated"]["beta"], np.array(fit.beta) - np.array(p0["bias"]["beta"]))
+    assert p1["simulated"]["electrons_per_frame"][0] > p0["simulated"]["electrons_per_frame"][0]
+    assert np.allclose(res["beta"], np.array(fit.beta) - np.array(p1["bias"]["beta"]))
