@@ -1,12 +1,15 @@
-import os
-
 import numpy as np
 import pytest
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.io import write_answer
 from sevi_lib.nn.config import SynthSettings
-from sevi_lib.nn.inputs import check_output, check_prediction, read_first_pass, read_radii, stage_prior
+from sevi_lib.nn.inputs import (
+    check_prediction,
+    read_first_pass,
+    read_radii,
+    stage_prior,
+)
 
 
 def _answer(path, R, beta0, n=6):
@@ -66,27 +69,3 @@ def test_stage_prior_needs_a_first_pass_for_finetuning():
     with pytest.raises(InputError, match="--first-pass"):
         stage_prior("finetune", SynthSettings())
     assert stage_prior("pretrain", SynthSettings(n_beta=4)).n_beta == 4
-
-
-def test_check_output(tmp_path):
-    src = tmp_path / "in.h5"
-    src.write_bytes(b"x")
-    check_output(tmp_path / "new" / "out.h5", [src, None])
-    with pytest.raises(InputError, match="also an input"):
-        check_output(src, [src])
-    with pytest.raises(InputError, match="also an input"):
-        check_output(tmp_path / "." / "in.h5", [str(src)])
-    os.symlink(src, tmp_path / "link.h5")
-    with pytest.raises(InputError, match="also an input"):
-        check_output(tmp_path / "link.h5", [src])
-    with pytest.raises(InputError, match="is a directory"):
-        check_output(tmp_path, [])
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if not os.access(locked, os.W_OK):  # root writes anywhere
-            with pytest.raises(InputError, match="cannot write"):
-                check_output(locked / "out.h5", [])
-    finally:
-        locked.chmod(0o700)

@@ -28,7 +28,7 @@ from sevi_lib.nn.trainer import (
 
 torch.set_num_threads(1)
 
-TINY = dict(arch="resnet18", batch_size=8, progress=False, seed=3, lr=1e-3)
+TINY = {"arch": "resnet18", "batch_size": 8, "progress": False, "seed": 3, "lr": 1e-3}
 
 
 # ----------------------------------------------------------------------------- loss

@@ -80,7 +80,7 @@ def run_checkpoints(args):
     from sevi_lib.core.io import atomic_path
     from sevi_lib.nn.checkpoints import checkpoint_table, compare_checkpoints
 
-    kw = dict(batch_size=args.batch_size, device=args.device, num_workers=args.num_workers)
+    kw = {"batch_size": args.batch_size, "device": args.device, "num_workers": args.num_workers}
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.5g}".format):
         if args.action == "table":
             table = checkpoint_table(args.run_dir, args.val, extra=args.extra, **kw)

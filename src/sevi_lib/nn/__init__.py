@@ -1,1 +1,35 @@
-"""nn"""
+"""The network method: synthetic training data, training, and the network's answer.
+
+The only package that imports torch, and only in the modules marked (torch) below, each when it
+is imported; ``import sevi_lib.nn`` imports nothing, so commands that merely parse their options
+(``sevi train --help``, ``sevi nn synth``, ``sevi nn prior``) never load torch.
+
+Modules
+-------
+``config``       (no torch) ``TrainConfig`` (every training setting, with its one default;
+                 ``from_dict``, ``coerce``), ``SynthSettings`` (the synthesis settings of
+                 ``sevi nn synth``), ``lr_factor`` (the learning-rate schedule), ``RESUME_FREE``,
+                 ``config_conflicts``, ``ARCHS``, ``FREEZE_PARTS``
+``priors``       ``Prior``, ``pretrain_prior``, ``finetune_prior``, ``sample`` -> ``Draw``,
+                 ``summarize`` (acceptance rates of ``sevi nn prior``)
+``views``        ``View``, ``apply_view``, ``downsample``: what the network sees of a count map
+``synth``        synthesis shards: ``synthesize``, ``write_shard`` (``sevi nn synth``),
+                 ``simulate_maps``, ``detector_map``, ``shard_rng``, ``read_shard_attrs``
+``inputs``       the user files of the stage, validated where they enter: ``read_first_pass``,
+                 ``read_radii``, ``check_prediction``, ``stage_prior``
+``network``      (torch) ``build_model`` -> ``BetaResNet``, ``freeze_parameters``,
+                 ``count_parameters``
+``trainer``      (torch) ``train`` (one ``_Run``: setup, resume, epochs, validation, checkpoints),
+                 ``score_loss``, ``shell_distances``, ``ShardDataset``, ``EpochSampler``,
+                 ``load_checkpoint``, ``evaluate``, ``predict``, ``resolve_device``,
+                 ``TrainingInterrupted``
+``checkpoints``  (torch) ``list_checkpoints``, ``checkpoint_table``, ``best_checkpoint``,
+                 ``compare_checkpoints`` (``sevi checkpoints``)
+``predict``      ``radii_from_map``, ``predict_answer`` and ``predict_file`` (``sevi nn predict``;
+                 torch only when a network is applied)
+``rundir``       ``prepare_run_dir``: keep a run folder for resuming, or empty it when its
+                 settings or inputs changed (``sevi nn run-dir``)
+``gpu_slot``     ``visible_devices``, ``gpu_slot``, ``run_on_slot``: one GPU per job (``sevi nn gpu-run``)
+
+Nothing is imported here; import the module you need.
+"""

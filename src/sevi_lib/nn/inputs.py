@@ -13,12 +13,9 @@ API
 ``check_prediction(R, beta, what)``: the numbers an Answer is written from are finite and in range.
 ``stage_prior(stage, settings, first_pass=None, count_map=None)`` -> :class:`~sevi_lib.nn.priors.Prior`:
     the prior of ``sevi nn synth`` / ``sevi nn prior`` from their settings and files.
-``check_output(path, inputs)``: refuse an output path equal to an input, a directory, or an
-    unwritable folder, before any work.
-"""
 
-import os
-from pathlib import Path
+Outputs are checked with :func:`sevi_lib.core.io.check_outputs` before any work.
+"""
 
 import numpy as np
 
@@ -152,37 +149,3 @@ def stage_prior(stage, settings, first_pass=None, count_map=None):
         raise InputError("the fine-tuning prior needs --first-pass ANSWER (the estimate it is centred on)")
     R, beta = read_first_pass(first_pass, settings.n_beta)
     return finetune_prior(R, beta, settings.prior, map_total=total)
-
-
-def check_output(path, inputs=()):
-    """Refuse an output path before any work: equal to an input, a directory, or not writable.
-
-    Parameters
-    ----------
-    path : str or Path
-        The file to be written.
-    inputs : iterable of str or Path or None
-        Files the command reads (None entries are ignored).
-
-    Raises
-    ------
-    InputError
-        Naming the output path and the problem.
-    """
-    out = Path(path)
-    for src in inputs:
-        if src is None:
-            continue
-        src = Path(src)
-        same = os.path.abspath(out) == os.path.abspath(src)
-        if not same and out.exists() and src.exists():
-            same = os.path.samefile(out, src)
-        if same:
-            raise InputError(f"{path}: the output is also an input ({src}); choose another output path")
-    if out.is_dir():
-        raise InputError(f"{path}: is a directory, not a file to write")
-    folder = out.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: cannot write into {folder} (permission denied)")

@@ -26,7 +26,7 @@ from torchvision import models
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.nn.config import ARCHS as ARCH_NAMES
-from sevi_lib.nn.config import FREEZE_PARTS  # noqa: F401 (re-exported)
+from sevi_lib.nn.config import FREEZE_PARTS
 
 #: Architecture name -> torchvision constructor (the names are :data:`sevi_lib.nn.config.ARCHS`).
 ARCHS = {name: getattr(models, name) for name in ARCH_NAMES}
@@ -90,7 +90,7 @@ def build_model(arch: str = "resnet18", n_beta: int = 12, n_shells: int = 2,
     net.conv1 = nn.Conv2d(int(in_channels), old.out_channels, kernel_size=old.kernel_size,
                           stride=old.stride, padding=old.padding, bias=False)
     nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
-    spec = dict(arch=arch, n_beta=int(n_beta), n_shells=int(n_shells), in_channels=int(in_channels))
+    spec = {"arch": arch, "n_beta": int(n_beta), "n_shells": int(n_shells), "in_channels": int(in_channels)}
     return BetaResNet(net, spec)
 
 

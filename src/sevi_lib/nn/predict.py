@@ -13,9 +13,9 @@ import numpy as np
 from scipy.signal import find_peaks
 
 from sevi_lib.core.errors import InputError
-from sevi_lib.core.io import read_map, write_answer
+from sevi_lib.core.io import check_outputs, read_map, write_answer
 from sevi_lib.core.maps import radial_profile
-from sevi_lib.nn.inputs import check_output, check_prediction, read_radii
+from sevi_lib.nn.inputs import check_prediction, read_radii
 from sevi_lib.nn.views import View, apply_view
 
 #: Position of R between the radial profile's peak (0) and its steepest descent (1).
@@ -155,7 +155,7 @@ def predict_file(checkpoint, count_map, out, view=None, radii_from=None, device=
     R : ndarray, shape (2,)
     beta : ndarray, shape (2, N)
     """
-    check_output(out, [checkpoint, count_map, radii_from])
+    check_outputs([out], [checkpoint, count_map, radii_from])
     m = read_map(count_map)
     R = read_radii(radii_from) if radii_from else None
     R, beta = predict_answer(checkpoint, m, view, R=R, device=device)

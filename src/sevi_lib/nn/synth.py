@@ -27,10 +27,10 @@ prior draw uses ``numpy.random.default_rng(SeedSequence([seed, crc32(key)]))``, 
 sample and shell reseeds numba's generator with its own 32-bit seed drawn from that generator,
 so the result depends neither on the number of threads nor on how samples are batched.
 
-Detector-like samples (a configurable fraction): the sample's parameters are simulated frame by
-frame (:func:`sevi_lib.simulate.electrons.iter_frame_electrons`, ``electrons_per_frame`` electrons per
-frame in total, 10 % undetected), every frame is rendered with the published spot model
-(:mod:`sevi_lib.simulate.render`) and passed through the project's detector (:mod:`sevi_lib.detect.blobs`),
+Detector-like samples (a configurable fraction): the sample's parameters are simulated and rendered
+frame by frame by the project's one render loop (:func:`sevi_lib.simulate.render.iter_rendered_chunks`,
+``electrons_per_frame`` electrons per frame in total, 10 % undetected, the published spot model),
+and every frame is passed through the project's detector (:mod:`sevi_lib.detect.blobs`),
 and the count map is built from the *detected* positions, so the network also sees the
 detector's imperfections (merged spots, position errors). They cost about as much as real
 frames (one frame per ``electrons_per_frame`` electrons), so keep the fraction small.
@@ -146,22 +146,16 @@ def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, 
     """
     from sevi_lib.core.shells import Shells
     from sevi_lib.detect.blobs import DetectorParams, FrameDetector
-    from sevi_lib.simulate.electrons import iter_frame_electrons
-    from sevi_lib.simulate.render import render_chunk
+    from sevi_lib.simulate.render import iter_rendered_chunks
 
     n_el = np.asarray(n_electrons, dtype=np.float64)
     seen = (1.0 - detection_loss) * float(electrons_per_frame)
     n_frames = max(1, int(np.ceil(n_el.sum() / seen)))
     means = n_el / ((1.0 - detection_loss) * n_frames)
     shells = Shells(R, sigma_R, beta)
-    frames = np.empty((chunk, N_PIX, N_PIX), dtype=np.uint8)
     with FrameDetector(DetectorParams(**(detector_params or {}))) as det:
-        for ch in iter_frame_electrons(shells, n_frames, means, detection_loss, seed, chunk):
-            ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
-            out = frames[: ch.n_frames]
-            render_chunk(ids, ch.frame_offsets, np.ascontiguousarray(ch.detected["x"]),
-                         np.ascontiguousarray(ch.detected["z"]), seed, out, get_num_threads())
-            det.process(ids.astype(np.int32), out)
+        for ids, frames, _ in iter_rendered_chunks(shells, n_frames, means, detection_loss, seed, chunk):
+            det.process(ids, frames)
         return det.count_map.copy()
 
 
@@ -286,13 +280,14 @@ def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_
     prior : sevi_lib.nn.priors.Prior
     view : sevi_lib.nn.views.View
     """
+    from sevi_lib.core.io import check_outputs
     from sevi_lib.nn.config import SynthSettings
-    from sevi_lib.nn.inputs import check_output, stage_prior
+    from sevi_lib.nn.inputs import stage_prior
     from sevi_lib.nn.views import View
 
     settings = SynthSettings() if settings is None else settings
     settings.validate()
-    check_output(out, [first_pass, count_map])
+    check_outputs([out], [first_pass, count_map])
     prior = stage_prior(stage, settings, first_pass=first_pass, count_map=count_map)
     view = View.from_config(settings.view)
     attrs = synthesize(out, prior, view, n, seed, key, detector_fraction=settings.detector_fraction,

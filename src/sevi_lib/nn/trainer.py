@@ -331,7 +331,7 @@ def _load_payload(path) -> dict:
         raise InputError(f"{path}: no such checkpoint")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt or foreign file
+    except Exception as exc:  # noqa: BLE001 (torch.load raises many types on a corrupt or foreign file)
         raise InputError(f"{path}: not a readable checkpoint ({exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise InputError(f"{path}: not a sevi training checkpoint (format {CHECKPOINT_FORMAT})")
@@ -690,8 +690,8 @@ class _Run:
             self.loader_gen.set_state(self.train_state["loader_rng"])
         # Workers are started per epoch (not persistent): an idle persistent pool left to the garbage
         # collector was seen to stall its owner for seconds per worker at shutdown.
-        loader_kw = dict(num_workers=workers, pin_memory=cfg.pin_memory and self.cuda, generator=self.loader_gen,
-                         worker_init_fn=_worker_ignores_sigint if workers else None)
+        loader_kw = {"num_workers": workers, "pin_memory": cfg.pin_memory and self.cuda, "generator": self.loader_gen,
+                     "worker_init_fn": _worker_ignores_sigint if workers else None}
         if workers:
             loader_kw["prefetch_factor"] = cfg.prefetch_factor
         self.train_loader = DataLoader(self.train_ds, batch_size=cfg.batch_size, sampler=self.sampler,
@@ -872,7 +872,7 @@ class _Run:
         """Epoch checkpoint, best.pt, TensorBoard scalars, metrics.csv and (at most every
         ``PLOT_SECONDS``) loss.png for the epoch just validated; ``last.pt`` is written by the caller."""
         cfg, epoch = self.cfg, row["epoch"]
-        meta = dict(epoch=epoch, step=row["step"], val_distance=row["val_mean"], config=cfg.to_dict())
+        meta = {"epoch": epoch, "step": row["step"], "val_distance": row["val_mean"], "config": cfg.to_dict()}
         weights = _weights_payload(self.model, self.train_ds.input_shape, self.view, **meta)
         if cfg.save_every_epochs and epoch % cfg.save_every_epochs == 0:
             _save(weights, self.run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt")
@@ -905,7 +905,7 @@ class _Run:
         if self.state.history:
             try:
                 _plot(self.run_dir, self.state.history)
-            except Exception as exc:  # never hide the training outcome behind a plotting failure
+            except Exception as exc:  # noqa: BLE001 (never hide the training outcome behind a plotting failure)
                 log.warning("could not draw %s: %s", self.run_dir / "loss.png", exc)
 
     def result(self) -> dict:
