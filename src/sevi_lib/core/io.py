@@ -471,7 +471,8 @@ class FrameReader:
     def _open_dataset(self):
         """Check the layout of FinalImage; every h5py failure on a damaged file becomes one InputError."""
         try:
-            obj = self.file.get("FinalImage")
+            # indexing (not .get) so that a damaged object header raises instead of reading as absent
+            obj = self.file["FinalImage"] if "FinalImage" in list(self.file.keys()) else None
             if isinstance(obj, h5py.Group):
                 raise InputError(f"{self.path}: 'FinalImage' is a group, not a dataset of frames")
             if not isinstance(obj, h5py.Dataset):
