@@ -372,15 +372,27 @@ def _frame_counts(frame0, nf, seed, means):
     return counts
 
 
-@njit(cache=True, parallel=True)
-def _simulate_frames(frame0, nf, seed, means, loss, R, sigma_R, a, alpha, gamma, table, offsets,
-                     shell, r, c, x, z, detected):
-    """Electrons of frames frame0 .. frame0 + nf - 1 into preallocated arrays.
+#: The frame simulator's model, one record built in :func:`iter_frame_electrons`: per shell the
+#: Poisson mean, R, sigma_R and the sampler arrays of :class:`_Samplers`; and the detection loss.
+FrameModel = namedtuple("FrameModel", ["means", "loss", "R", "sigma_R", "a", "alpha", "gamma", "table"])
 
-    Frame k's electrons occupy [offsets[k], offsets[k+1]), shell by shell. Its generator is
-    seeded with frame_seed(seed, frame, 0); draws: counts of every shell, then per shell
-    u, r, phi, detection uniforms.
+#: The frame simulator's outputs, one record: frame offsets and per electron its shell, r,
+#: cos(theta), x, z and whether it was detected.
+ElectronBuffers = namedtuple("ElectronBuffers", ["offsets", "shell", "r", "c", "x", "z", "detected"])
+
+
+@njit(cache=True, parallel=True)
+def _simulate_frames(frame0, nf, seed, model, out):
+    """Electrons of frames frame0 .. frame0 + nf - 1 into the preallocated :data:`ElectronBuffers` `out`.
+
+    Frame k's electrons occupy [out.offsets[k], out.offsets[k+1]), shell by shell. Its generator
+    is seeded with frame_seed(seed, frame, 0); draws: counts of every shell, then per shell
+    u, r, phi, detection uniforms. `model` is a :data:`FrameModel`.
     """
+    # unpack the records before the parallel loop: numba's parfor lowering mishandles arrays
+    # reached through a tuple inside prange (measured: wrong shells and detections)
+    means, loss, R, sigma_R, a, alpha, gamma, table = model
+    offsets, shell, r, c, x, z, detected = out
     S = means.shape[0]
     for k in prange(nf):
         np.random.seed(frame_seed(seed, frame0 + k, STREAM_ELECTRONS))
@@ -493,8 +505,8 @@ def iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss=0
     means, loss, n_frames, seed = check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
     chunk = max(1, int(chunk))
     smp = _Samplers(shells)
-    R = np.ascontiguousarray(shells.R)
-    sigma_R = np.ascontiguousarray(shells.sigma_R)
+    model = FrameModel(means, loss, np.ascontiguousarray(shells.R), np.ascontiguousarray(shells.sigma_R),
+                       smp.a, smp.alpha, smp.gamma, smp.table)
     next_id = 0
     for f0 in range(0, n_frames, chunk):
         nf = min(chunk, n_frames - f0)
@@ -508,8 +520,7 @@ def iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss=0
         shell = np.empty(n, dtype=np.uint8)
         r, c, x, z = (np.empty(n) for _ in range(4))
         det = np.empty(n, dtype=np.bool_)
-        _simulate_frames(f0, nf, seed, means, loss, R, sigma_R, smp.a, smp.alpha, smp.gamma, smp.table,
-                         offsets, shell, r, c, x, z, det)
+        _simulate_frames(f0, nf, seed, model, ElectronBuffers(offsets, shell, r, c, x, z, det))
         ids = np.arange(next_id, next_id + n, dtype=np.int32)
         frame_of = np.repeat(np.arange(f0, f0 + nf, dtype=np.int32), per_frame)
         gen = np.empty(n, dtype=GENERATED_DTYPE)
