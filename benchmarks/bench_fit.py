@@ -28,8 +28,9 @@ import warnings
 
 import numpy as np
 
+from sevi_lib import fit
+from sevi_lib.core.geometry import PIX_PER_UNIT
 from sevi_lib.core.score import shell_distance
-from sevi_lib.fit import model as fit
 from sevi_lib.fit import projection
 from sevi_lib.simulate.electrons import sample_shell
 
@@ -73,8 +74,8 @@ def rbasex_betas(img_odd, shells, order):
     r, I, beta = rib[0], rib[1], rib[2:]
     out = []
     for R, s, _ in shells:
-        rp = R * fit.PIX_PER_UNIT
-        sel = np.abs(r - rp) <= 2 * s * fit.PIX_PER_UNIT
+        rp = R * PIX_PER_UNIT
+        sel = np.abs(r - rp) <= 2 * s * PIX_PER_UNIT
         w = np.maximum(I[sel], 0)
         out.append(0.5 * (beta[:, sel] @ w) / w.sum())
     return np.array(out)  # (S, order // 2)
