@@ -104,3 +104,25 @@ def test_help(capsys):
         main(["simulate", "--help"])
     assert exc.value.code == 0
     assert "--electrons-per-shell" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("where, message", [("dir", "is a directory"), ("under_file", "is not a directory"),
+                                            ("proc", "cannot write")])
+def test_unwritable_output_refused_before_the_work(tmp_path, capsys, where, message):
+    params = _yaml(tmp_path / "good.yaml", SIM)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    frames = {"dir": tmp_path / "adir", "under_file": tmp_path / "afile" / "f.h5", "proc": "/proc/sevi-test/f.h5"}[where]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["simulate", "--frames", str(frames), "--truth", str(tmp_path / "t.h5"), "--params", params,
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"sevi: error: {frames}: ") and message in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before and not any((tmp_path / "adir").iterdir())
+
+
+def test_defaults_are_the_workflows(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--n-frames V (default 3000)" in out and "--threads V (default 2)" in out
