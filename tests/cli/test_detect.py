@@ -39,7 +39,7 @@ def test_shards_and_accumulate(test_file, tmp_path, capsys):
         shards.append(out)
     sizes = [read_shard(p)["n_frames"] for p in shards]
     assert sorted(sizes) == [0, 0, 1, 1, 1]
-    outs = {k: tmp_path / v for k, v in dict(e="e.h5", c="c.npy", i="i.npy", p="m.png", s="sum.txt").items()}
+    outs = {k: tmp_path / v for k, v in {"e": "e.h5", "c": "c.npy", "i": "i.npy", "p": "m.png", "s": "sum.txt"}.items()}
     assert main(["accumulate", *map(str, shards[::-1]), "--electrons", str(outs["e"]), "--count-map", str(outs["c"]),
                  "--intensity-sum", str(outs["i"]), "--png", str(outs["p"]), "--summary", str(outs["s"])]) == 0
     with h5py.File(outs["e"]) as f:
@@ -154,7 +154,7 @@ def leftovers(folder, keep):
 @pytest.fixture
 def no_detection(monkeypatch):
     """Detection must not start: the checks under test come first."""
-    import sevi_lib.detect.shards as shards
+    from sevi_lib.detect import shards
 
     def fail(*a, **k):
         raise AssertionError("detection started before the output was checked")

@@ -1,5 +1,7 @@
 """Tests of sevi_lib.detect.shards: ranges, the frames file's identity, shard files and accumulation."""
 
+import itertools
+
 import h5py
 import numpy as np
 import pytest
@@ -23,7 +25,7 @@ def test_shard_ranges_cover_frames():
     for n, k in [(0, 3), (3, 10), (10, 10), (1001, 7)]:
         ranges = [shard_range(n, i, k) for i in range(k)]
         assert ranges[0][0] == 0 and ranges[-1][1] == n
-        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
     with pytest.raises(ValueError):
         shard_range(10, 3, 3)
 

@@ -127,7 +127,7 @@ def test_removal_rule():
     """A faint spot (half a spot's flux, so tested for removal) beside a bright one is kept when
     removing it costs more than removal_cost, and removed when removal_cost is larger than that."""
     xp, zp, A = [300.3, 314.0], [600.7, 600.7], [100.0, 50.0]
-    patch, i0, j0 = blob_patch(xp, zp, A)
+    patch, i0, _ = blob_patch(xp, zp, A)
     kept = decompose(patch)
     assert kept.shape[0] == 2
     faint = kept[np.argmin(kept[:, 2])]

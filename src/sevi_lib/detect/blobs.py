@@ -39,7 +39,12 @@ from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT
 from sevi_lib.core.io import DETECTED_DTYPE
 from sevi_lib.core.maps import count_map
 from sevi_lib.detect.params import DetectorParams, kernel_params
-from sevi_lib.detect.spotfit import blob_electrons, decompose_blob, fit_workspace, is_patch_max
+from sevi_lib.detect.spotfit import (
+    blob_electrons,
+    decompose_blob,
+    fit_workspace,
+    is_patch_max,
+)
 
 __all__ = ["ELECTRON_DTYPE", "MAX_BLOB_HIST", "DetectorParams", "FrameDetector", "detect_frame"]
 
