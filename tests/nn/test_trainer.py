@@ -143,6 +143,7 @@ def test_shard_dataset_errors_name_the_file(make_shard, tmp_path):
 
 # ----------------------------------------------------------------------------- training
 
+@pytest.mark.slow  # about 30 s
 def test_tiny_network_overfits_16_samples(make_shard, tmp_path):
     path = make_shard("train.h5", 16, 0)
     losses = []
@@ -201,6 +202,7 @@ def test_resume_after_sigterm_mid_epoch_is_identical(resume_data, tmp_path):
     assert again["steps"] == 8 and steps == [4, 5, 6, 7, 8]
 
 
+@pytest.mark.slow  # about 20-30 s each (a training subprocess)
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM to the process group, 2 loader workers"])
 def test_resume_after_killing_a_training_process(how, resume_data, tmp_path):
     """A separate training process killed in its second epoch; rerunning resumes identically."""
@@ -305,6 +307,7 @@ def test_predict_matches_training_evaluation(make_shard, tmp_path):
         predict(out["best_checkpoint"], np.zeros((2, 1, 32, 32), np.float32))
 
 
+@pytest.mark.slow  # about 20 s
 def test_loader_workers_give_the_same_run(resume_data, tmp_path):
     train_paths, val_paths = resume_data
     cfg = TrainConfig(**{**TINY, "epochs": 2})
