@@ -56,7 +56,7 @@ def test_shard_layout_and_content(tmp_path):
 
 
 def test_trainer_reads_the_shard(tmp_path):
-    from sevi_lib.nn.trainer import ShardDataset
+    from sevi_lib.nn.data import ShardDataset
 
     synthesize(tmp_path / "s.h5", PRIOR, VIEW, 3, seed=1, key="k")
     ds = ShardDataset([tmp_path / "s.h5"])

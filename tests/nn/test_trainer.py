@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.score import shell_distance
 from sevi_lib.nn.config import TrainConfig, lr_factor
+from sevi_lib.nn.data import ShardDataset
 from sevi_lib.nn.trainer import (
-    ShardDataset,
     TrainingInterrupted,
     load_checkpoint,
     predict,

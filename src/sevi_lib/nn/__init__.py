@@ -17,12 +17,13 @@ Modules
                  ``simulate_maps``, ``detector_map``, ``shard_rng``, ``read_shard_attrs``
 ``inputs``       the user files of the stage, validated where they enter: ``read_first_pass``,
                  ``read_radii``, ``check_prediction``, ``stage_prior``
+``data``         (torch) ``ShardDataset`` (shards as a torch Dataset), ``EpochSampler`` (the
+                 sample order of an epoch, a function of (seed, epoch)), ``decode_view``
 ``network``      (torch) ``build_model`` -> ``BetaResNet``, ``freeze_parameters``,
                  ``count_parameters``
 ``trainer``      (torch) ``train`` (one ``_Run``: setup, resume, epochs, validation, checkpoints),
-                 ``score_loss``, ``shell_distances``, ``ShardDataset``, ``EpochSampler``,
-                 ``load_checkpoint``, ``evaluate``, ``predict``, ``resolve_device``,
-                 ``TrainingInterrupted``
+                 ``score_loss``, ``shell_distances``, ``load_checkpoint``, ``evaluate``,
+                 ``predict``, ``resolve_device``, ``TrainingInterrupted``
 ``checkpoints``  (torch) ``list_checkpoints``, ``checkpoint_table``, ``best_checkpoint``,
                  ``compare_checkpoints`` (``sevi checkpoints``)
 ``predict``      ``radii_from_map``, ``predict_answer`` and ``predict_file`` (``sevi nn predict``;

@@ -16,7 +16,7 @@ API
     disagreements, each checkpoint's distance to the label (``dist_a``, ``dist_b``) and the
     label radii ``R0``, ``R1`` when the shards hold ``R``.
 
-``data`` is shard path(s) or a :class:`sevi_lib.nn.trainer.ShardDataset`; it is read once into
+``data`` is shard path(s) or a :class:`sevi_lib.nn.data.ShardDataset`; it is read once into
 memory when smaller than ``cache_bytes`` so that many checkpoints are evaluated on the same
 tensors without re-reading the files.
 """
@@ -33,7 +33,8 @@ from torch.utils.data import TensorDataset
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.io import open_h5
-from sevi_lib.nn.trainer import ShardDataset, evaluate, load_checkpoint, shell_distances
+from sevi_lib.nn.data import ShardDataset
+from sevi_lib.nn.trainer import evaluate, load_checkpoint, shell_distances
 
 _EPOCH = re.compile(r"epoch_(\d+)\.pt$")
 

@@ -4,7 +4,7 @@ A *shard* is one HDF5 file of ``n`` samples drawn from a prior (:mod:`sevi_lib.n
 simulated with the project's numba simulator (:func:`sevi_lib.simulate.electrons.sample_shell`: exact
 inverse-transform sampling of cos(theta), r ~ N(R, sigma_R^2), projection), binned into a
 1024 x 1024 count map exactly as ``numpy.histogram2d`` and transformed by an input view
-(:mod:`sevi_lib.nn.views`). Layout (read by :class:`sevi_lib.nn.trainer.ShardDataset`):
+(:mod:`sevi_lib.nn.views`). Layout (read by :class:`sevi_lib.nn.data.ShardDataset`):
 
 ==============  =======================  ===================================================
 dataset         shape, dtype             content
