@@ -52,6 +52,7 @@ def realistic():
     return shells, n, x, z, fit.fit_electrons(x, z)
 
 
+@pytest.mark.slow  # 25 s on a shared 2-core machine
 def test_unbinned_200k_per_shell_within_errors_and_floor(realistic):
     """Peaked shells like the original data's: distance within 2 x the known-cos(theta) floor."""
     shells, n, _, _, res = realistic
@@ -61,6 +62,7 @@ def test_unbinned_200k_per_shell_within_errors_and_floor(realistic):
     assert np.all(res.expected_distance < 1.4 * res.floor)
 
 
+@pytest.mark.slow  # 20 s on a shared 2-core machine
 def test_unbinned_200k_mild_shells_within_2_sqrt_6_over_n():
     """Mildly anisotropic shells (floor close to sqrt(6/n)): distance <= 2 sqrt(6/n) literally."""
     shells = [(0.5, 0.006, MILD0), (0.8, 0.008, MILD1)]
@@ -72,6 +74,7 @@ def test_unbinned_200k_mild_shells_within_2_sqrt_6_over_n():
         assert shell_distance(res.beta[j], shells[j][2]) <= 2 * np.sqrt(6.0 / n)
 
 
+@pytest.mark.slow  # 30 s on a shared 2-core machine
 def test_binned_agrees_with_unbinned(realistic):
     shells, n, x, z, res = realistic
     img, _, _ = np.histogram2d(x, z, bins=1024, range=[[-1, 1], [-1, 1]])
@@ -82,6 +85,7 @@ def test_binned_agrees_with_unbinned(realistic):
     assert np.all(b.se_beta[:, 0] < 1.1 * res.se_beta[:, 0])
 
 
+@pytest.mark.slow  # about 5 min on a shared 2-core machine
 def test_pulls_over_seeds():
     """Pulls of beta_2, beta_4 and R of both shells (N = 2 orders fitted, 10k electrons per shell).
 
@@ -134,6 +138,7 @@ def test_close_radii():
     _check(r, shells, n)
 
 
+@pytest.mark.slow  # 1 min on a shared 2-core machine
 def test_frame_sum_fit_recovers_shells():
     from sevi_lib.simulate import render as render
 
