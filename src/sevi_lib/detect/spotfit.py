@@ -528,10 +528,11 @@ def _cholesky_env(H, g, n, out, fr):
 #: components (a, b, A, s, rho); flag: their :data:`FREE` / :data:`SETTLED` / :data:`GROUP`
 #: state; win, twin: their windows; E, J: their values and weighted Jacobians on the STRIDE grid;
 #: tz: row factors; H, Hc, g, step: the normal equations; cand: residual peaks, then electrons;
-#: Rc, Wc: compact residual and weights; bsp, csp: the blob's and the components' row spans.
+#: Rc, Wc: compact residual and weights; bsp, csp: the blob's and the components' row spans;
+#: perm, fb, fr, gp, sp: the normal equations ordered by x, their envelope and solution.
 FitWorkspace = namedtuple(
     "FitWorkspace",
-    "D M R comp flag trial win twin E J tz H Hc g step cand Rc Wc bsp csp",
+    "D M R comp flag trial win twin E J tz H Hc g step cand Rc Wc bsp csp perm fb fr gp sp",
 )
 
 #: Component flags (``ws.flag[k]``). FREE: may still be split (growth) or must still earn its
@@ -585,7 +586,137 @@ def fit_workspace(n, kmax, sigma_max=8.0):
         Wc=np.zeros((nc, nc), dtype=np.float64),
         bsp=np.zeros((nc, 2), dtype=np.int64),
         csp=np.zeros((k1, Lc, 2), dtype=np.int64),
+        perm=np.zeros(k1, dtype=np.int64),
+        fb=np.zeros(k1, dtype=np.int64),
+        fr=np.zeros(NPAR * k1, dtype=np.int64),
+        gp=np.zeros(NPAR * k1, dtype=np.float64),
+        sp=np.zeros(NPAR * k1, dtype=np.float64),
     )
+
+
+@njit(cache=True, nogil=True)
+def _normal_equations(ws, par, nbi, nbj, ak, na):
+    """Residual, weighted Jacobian and the normal equations ``H``, ``g`` (shape priors included)
+    of the components ak[:na] at the current ws.comp (rows and columns in ak order)."""
+    comp, win, J, H, g, Rc, csp = ws.comp, ws.win, ws.J, ws.H, ws.g, ws.Rc, ws.csp
+    sigma = par.sigma_px
+    n = NPAR * na
+    ws2 = (PRIOR_WEIGHT / SIGMA_SD_PX) ** 2
+    wr2 = (PRIOR_WEIGHT / RHO_SD) ** 2
+    _residual(ws.D, ws.M, nbi, nbj, Rc, ws.Wc, ws.bsp)
+    _jacobian(comp, ak, na, win, ws.E, par.subgrid_offset, ws.Wc, J, csp)
+    for u in range(n):
+        g[u] = 0.0
+        for w in range(n):
+            H[u, w] = 0.0
+    for c in range(na):
+        k = ak[c]
+        i0 = win[k, 0]
+        j0 = win[k, 2]
+        o = NPAR * c
+        _diag_block(J, Rc, csp, k, i0 // STRIDE, j0 // STRIDE, _nstride(i0, win[k, 1]), H, g, o)
+        for c2 in range(c + 1, na):
+            l = ak[c2]
+            ia0 = max(i0, win[l, 0])
+            ia1 = min(win[k, 1], win[l, 1])
+            ib0 = max(j0, win[l, 2])
+            ib1 = min(win[k, 3], win[l, 3])
+            if ia1 <= ia0 or ib1 <= ib0:
+                continue
+            uk = (ia0 - i0) // STRIDE
+            vk = (ib0 - j0) // STRIDE
+            ul = (ia0 - win[l, 0]) // STRIDE
+            vl = (ib0 - win[l, 2]) // STRIDE
+            _pair_block(J, csp, k, uk, vk, l, ul, vl, _nstride(ia0, ia1), H, o, NPAR * c2)
+        # shape priors
+        H[o + 3, o + 3] += ws2
+        g[o + 3] += ws2 * (sigma - comp[k, 3])
+        H[o + 4, o + 4] += wr2
+        g[o + 4] -= wr2 * comp[k, 4]
+
+
+@njit(cache=True, nogil=True)
+def _order_by_x(ws, ak, na):
+    """The linear system in components ordered by x (blobs are mostly chains): H is then nearly
+    banded. Sets ws.perm (that order), ws.fb[P] (first component in it that overlaps component
+    P), ws.fr (first column of each row's envelope) and ws.gp (g in that order)."""
+    comp, H, g, perm, fb, fr, gp = ws.comp, ws.H, ws.g, ws.perm, ws.fb, ws.fr, ws.gp
+    for P in range(na):
+        x = P
+        Q = P
+        while Q > 0 and comp[ak[perm[Q - 1]], 0] > comp[ak[x], 0]:
+            perm[Q] = perm[Q - 1]
+            Q -= 1
+        perm[Q] = x
+    for P in range(na):
+        kp = NPAR * perm[P]
+        fb[P] = P
+        for Q in range(P):
+            if H[kp + 2, NPAR * perm[Q] + 2] != 0.0:
+                fb[P] = Q
+                break
+        for p in range(NPAR):
+            fr[NPAR * P + p] = NPAR * fb[P]
+            gp[NPAR * P + p] = g[kp + p]
+
+
+@njit(cache=True, nogil=True)
+def _damped_step(ws, par, nbi, nbj, K, ak, na, cur, lam):
+    """Up to 6 Levenberg-Marquardt steps of growing damping until one lowers the squared
+    residual below `cur`; an accepted step is applied to comp and win (M, E follow it).
+    Returns (improved, new residual, damping, largest position change of the step)."""
+    comp, trial, win, twin, H, Hc, step, sp = ws.comp, ws.trial, ws.win, ws.twin, ws.H, ws.Hc, ws.step, ws.sp
+    perm, fb = ws.perm, ws.fb
+    sigma = par.sigma_px
+    n = NPAR * na
+    maxstep = 0.0
+    for attempt in range(6):
+        for P in range(na):
+            kp = NPAR * perm[P]
+            for Q in range(fb[P], P + 1):
+                kq = NPAR * perm[Q]
+                for p in range(NPAR):
+                    for q in range(NPAR):
+                        Hc[NPAR * P + p, NPAR * Q + q] = H[kp + p, kq + q]
+            for p in range(NPAR):
+                u = NPAR * P + p
+                Hc[u, u] = H[kp + p, kp + p] * (1.0 + lam) + 1e-6
+        if not _cholesky_env(Hc, ws.gp, n, sp, ws.fr):
+            lam *= 10.0
+            continue
+        for P in range(na):
+            for p in range(NPAR):
+                step[NPAR * perm[P] + p] = sp[NPAR * P + p]
+        for k in range(K):
+            for u in range(NPAR):
+                trial[k, u] = comp[k, u]
+        for c in range(na):
+            k = ak[c]
+            o = NPAR * c
+            trial[k, 0] = min(max(comp[k, 0] + step[o], -3.0), nbi + 3.0)
+            trial[k, 1] = min(max(comp[k, 1] + step[o + 1], -3.0), nbj + 3.0)
+            trial[k, 2] = max(comp[k, 2] + step[o + 2], 1.0)
+            trial[k, 3] = min(max(comp[k, 3] + step[o + 3], S_MIN * sigma), S_MAX * sigma)
+            trial[k, 4] = min(max(comp[k, 4] + step[o + 4], -RHO_MAX), RHO_MAX)
+        if na < K:  # the fixed components keep their windows and values
+            for k in range(K):
+                for u in range(4):
+                    twin[k, u] = win[k, u]
+        _eval(trial, ak, na, nbi, nbj, par.subgrid_offset, twin, ws.E, ws.tz, ws.bsp, ws.csp)
+        _model(trial, K, twin, ws.E, ws.M, nbi, nbj, ws.csp, ws.bsp)
+        new = _sse(ws.D, ws.M, nbi, nbj, trial, K, sigma, ws.bsp)
+        if new <= cur:
+            for k in range(K):
+                dd = abs(trial[k, 0] - comp[k, 0]) + abs(trial[k, 1] - comp[k, 1])
+                if dd > maxstep:
+                    maxstep = dd
+                for u in range(NPAR):
+                    comp[k, u] = trial[k, u]
+                for u in range(4):
+                    win[k, u] = twin[k, u]
+            return True, new, max(lam * 0.3, 1e-7), maxstep
+        lam *= 8.0
+    return False, cur, lam, maxstep
 
 
 @njit(cache=True, nogil=True)
@@ -597,140 +728,34 @@ def _lm(ws, par, nbi, nbj, K, max_iter, act=None, target=np.inf):
     With `act`, only the components k with act[k] != 0 are fitted (the others stay fixed but
     remain in the model). A fit whose squared residual stays above `target` gives up once its
     last decrease is too small to reach it in a few more iterations (removal trials)."""
-    D, M, comp, trial, win, twin, E, J = ws.D, ws.M, ws.comp, ws.trial, ws.win, ws.twin, ws.E, ws.J
-    tz, H, Hc, g, step, Rc, Wc, bsp, csp = ws.tz, ws.H, ws.Hc, ws.g, ws.step, ws.Rc, ws.Wc, ws.bsp, ws.csp
+    comp, win, E, M = ws.comp, ws.win, ws.E, ws.M
     off = par.subgrid_offset
-    sigma = par.sigma_px
     ak = np.empty(K, dtype=np.int64)
     na = 0
     for k in range(K):
         if act is None or act[k] != 0:
             ak[na] = k
             na += 1
-    n = NPAR * na
     allk = np.arange(K)
-    _eval(comp, allk, K, nbi, nbj, off, win, E, tz, bsp, csp)
-    _model(comp, K, win, E, M, nbi, nbj, csp, bsp)
-    cur = _sse(D, M, nbi, nbj, comp, K, sigma, bsp)
+    _eval(comp, allk, K, nbi, nbj, off, win, E, ws.tz, ws.bsp, ws.csp)
+    _model(comp, K, win, E, M, nbi, nbj, ws.csp, ws.bsp)
+    cur = _sse(ws.D, M, nbi, nbj, comp, K, par.sigma_px, ws.bsp)
     lam = 1e-3
-    ws2 = (PRIOR_WEIGHT / SIGMA_SD_PX) ** 2
-    wr2 = (PRIOR_WEIGHT / RHO_SD) ** 2
-    perm = np.empty(na, dtype=np.int64)
-    fb = np.empty(na, dtype=np.int64)
-    fr = np.empty(n, dtype=np.int64)
-    gp = np.empty(n)
-    sp = np.empty(n)
     if na == 0:
         max_iter = 0
     drop = 0.0
     conv = False
     for it in range(max_iter):
-        _residual(D, M, nbi, nbj, Rc, Wc, bsp)
-        _jacobian(comp, ak, na, win, E, off, Wc, J, csp)
-        for u in range(n):
-            g[u] = 0.0
-            for w in range(n):
-                H[u, w] = 0.0
-        for c in range(na):
-            k = ak[c]
-            i0 = win[k, 0]
-            j0 = win[k, 2]
-            o = NPAR * c
-            _diag_block(J, Rc, csp, k, i0 // STRIDE, j0 // STRIDE, _nstride(i0, win[k, 1]), H, g, o)
-            for c2 in range(c + 1, na):
-                l = ak[c2]
-                ia0 = max(i0, win[l, 0])
-                ia1 = min(win[k, 1], win[l, 1])
-                ib0 = max(j0, win[l, 2])
-                ib1 = min(win[k, 3], win[l, 3])
-                if ia1 <= ia0 or ib1 <= ib0:
-                    continue
-                uk = (ia0 - i0) // STRIDE
-                vk = (ib0 - j0) // STRIDE
-                ul = (ia0 - win[l, 0]) // STRIDE
-                vl = (ib0 - win[l, 2]) // STRIDE
-                _pair_block(J, csp, k, uk, vk, l, ul, vl, _nstride(ia0, ia1), H, o, NPAR * c2)
-            # shape priors
-            H[o + 3, o + 3] += ws2
-            g[o + 3] += ws2 * (sigma - comp[k, 3])
-            H[o + 4, o + 4] += wr2
-            g[o + 4] -= wr2 * comp[k, 4]
-        # the linear system in components ordered by x (blobs are mostly chains): H is then
-        # nearly banded; fb[P]: first component in that order that overlaps component P
-        for P in range(na):
-            x = P
-            Q = P
-            while Q > 0 and comp[ak[perm[Q - 1]], 0] > comp[ak[x], 0]:
-                perm[Q] = perm[Q - 1]
-                Q -= 1
-            perm[Q] = x
-        for P in range(na):
-            kp = NPAR * perm[P]
-            fb[P] = P
-            for Q in range(P):
-                if H[kp + 2, NPAR * perm[Q] + 2] != 0.0:
-                    fb[P] = Q
-                    break
-            for p in range(NPAR):
-                fr[NPAR * P + p] = NPAR * fb[P]
-                gp[NPAR * P + p] = g[kp + p]
-        improved = False
-        maxstep = 0.0
-        for attempt in range(6):
-            for P in range(na):
-                kp = NPAR * perm[P]
-                for Q in range(fb[P], P + 1):
-                    kq = NPAR * perm[Q]
-                    for p in range(NPAR):
-                        for q in range(NPAR):
-                            Hc[NPAR * P + p, NPAR * Q + q] = H[kp + p, kq + q]
-                for p in range(NPAR):
-                    u = NPAR * P + p
-                    Hc[u, u] = H[kp + p, kp + p] * (1.0 + lam) + 1e-6
-            if not _cholesky_env(Hc, gp, n, sp, fr):
-                lam *= 10.0
-                continue
-            for P in range(na):
-                for p in range(NPAR):
-                    step[NPAR * perm[P] + p] = sp[NPAR * P + p]
-            for k in range(K):
-                for u in range(NPAR):
-                    trial[k, u] = comp[k, u]
-            for c in range(na):
-                k = ak[c]
-                o = NPAR * c
-                trial[k, 0] = min(max(comp[k, 0] + step[o], -3.0), nbi + 3.0)
-                trial[k, 1] = min(max(comp[k, 1] + step[o + 1], -3.0), nbj + 3.0)
-                trial[k, 2] = max(comp[k, 2] + step[o + 2], 1.0)
-                trial[k, 3] = min(max(comp[k, 3] + step[o + 3], S_MIN * sigma), S_MAX * sigma)
-                trial[k, 4] = min(max(comp[k, 4] + step[o + 4], -RHO_MAX), RHO_MAX)
-            if na < K:  # the fixed components keep their windows and values
-                for k in range(K):
-                    for u in range(4):
-                        twin[k, u] = win[k, u]
-            _eval(trial, ak, na, nbi, nbj, off, twin, E, tz, bsp, csp)
-            _model(trial, K, twin, E, M, nbi, nbj, csp, bsp)
-            new = _sse(D, M, nbi, nbj, trial, K, sigma, bsp)
-            if new <= cur:
-                drop = cur - new
-                for k in range(K):
-                    dd = abs(trial[k, 0] - comp[k, 0]) + abs(trial[k, 1] - comp[k, 1])
-                    if dd > maxstep:
-                        maxstep = dd
-                    for u in range(NPAR):
-                        comp[k, u] = trial[k, u]
-                    for u in range(4):
-                        win[k, u] = twin[k, u]
-                cur = new
-                lam = max(lam * 0.3, 1e-7)
-                improved = True
-                break
-            lam *= 8.0
+        _normal_equations(ws, par, nbi, nbj, ak, na)
+        _order_by_x(ws, ak, na)
+        improved, new, lam, maxstep = _damped_step(ws, par, nbi, nbj, K, ak, na, cur, lam)
         if not improved:
-            _eval(comp, ak, na, nbi, nbj, off, win, E, tz, bsp, csp)
-            _model(comp, K, win, E, M, nbi, nbj, csp, bsp)
+            _eval(comp, ak, na, nbi, nbj, off, win, E, ws.tz, ws.bsp, ws.csp)
+            _model(comp, K, win, E, M, nbi, nbj, ws.csp, ws.bsp)
             conv = True
             break
+        drop = cur - new
+        cur = new
         if maxstep < 0.01:
             conv = True
             break
