@@ -90,7 +90,7 @@ def tally(truth, found, cells=None):
     return n[0] / n[1], n[2] / n[3], n
 
 
-@pytest.mark.slow  # shares the 200-frame peaked_run fixture (about 15 s on one core)
+@pytest.mark.slow  # shares the 200-frame peaked_run fixture (10-30 s)
 def test_recall_precision_overall(peaked_run):
     truth, _, found, _ = peaked_run
     recall, precision, _ = tally(truth, found)
@@ -98,7 +98,7 @@ def test_recall_precision_overall(peaked_run):
     assert precision >= 0.97, precision
 
 
-@pytest.mark.slow  # shares the 200-frame peaked_run fixture (about 15 s on one core)
+@pytest.mark.slow  # shares the 200-frame peaked_run fixture (10-30 s)
 def test_recall_precision_densest_area(peaked_run, dense_cells):
     truth, _, found, _ = peaked_run
     recall, precision, n = tally(truth, found, dense_cells)
@@ -107,7 +107,7 @@ def test_recall_precision_densest_area(peaked_run, dense_cells):
     assert precision >= 0.90, precision
 
 
-@pytest.mark.slow  # shares the 200-frame peaked_run fixture (about 15 s on one core)
+@pytest.mark.slow  # shares the 200-frame peaked_run fixture (10-30 s)
 def test_total_count_within_2_percent(peaked_run):
     truth, _, found, det = peaked_run
     assert abs(found.size / truth.size - 1) <= 0.02
@@ -117,7 +117,7 @@ def test_total_count_within_2_percent(peaked_run):
     assert np.isclose(det.count_map.sum(), found.size)
 
 
-@pytest.mark.slow  # shares the 200-frame peaked_run fixture (about 15 s on one core)
+@pytest.mark.slow  # shares the 200-frame peaked_run fixture (10-30 s)
 def test_intensity_sum_is_plain_sum(peaked_run):
     _, frames, _, det = peaked_run
     np.testing.assert_array_equal(det.intensity_sum(), frames.sum(axis=0, dtype=np.float64))
@@ -208,7 +208,7 @@ def test_bad_frames_rejected():
         detect_frame(np.zeros((512, 512), np.uint8))
 
 
-@pytest.mark.slow  # shares the 200-frame peaked_run fixture (about 15 s on one core)
+@pytest.mark.slow  # shares the 200-frame peaked_run fixture (10-30 s)
 def test_threads_give_identical_results(peaked_run):
     _, frames, found, _ = peaked_run
     with FrameDetector(threads=2) as det:
