@@ -1,7 +1,5 @@
 """``sevi report``: one Markdown page on what a workflow run did and found."""
 
-from sevi_lib.report.markdown import parse_pairs, write_report
-
 
 def register(sub):
     p = sub.add_parser(
@@ -26,6 +24,8 @@ def register(sub):
 
 
 def run(args):
+    from sevi_lib.report.markdown import parse_pairs, write_report
+
     answers = parse_pairs(args.answer, "--answer")
     runs = parse_pairs(args.run, "--run")
     inputs = [args.detect_summary, args.count_map_png, args.fit_sidecar, args.fit_png, args.truth, args.score,

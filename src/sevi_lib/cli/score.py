@@ -2,9 +2,6 @@
 
 import json
 
-from sevi_lib.core.io import read_answer, read_truth
-from sevi_lib.core.score import score
-
 
 def register(sub):
     p = sub.add_parser(
@@ -28,6 +25,9 @@ def format_table(result):
 
 
 def run(args):
+    from sevi_lib.core.io import read_answer, read_truth
+    from sevi_lib.core.score import score
+
     result = score(read_answer(args.answer), read_truth(args.truth), path=args.answer, truth_path=args.truth)
     print(json.dumps(result, indent=2) if args.json else format_table(result))
     return 0

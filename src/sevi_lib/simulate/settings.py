@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from sevi_lib.core.errors import InputError, SeviError
-from sevi_lib.core.shells import Shells
 
 #: Fields given once per shell.
 PER_SHELL = ("R", "sigma_R", "beta")
@@ -75,6 +74,10 @@ class SimulationSettings:
             lacking = [k for k in PER_SHELL if getattr(self, k) is None or j >= len(getattr(self, k))]
             if lacking:
                 raise InputError(f"shell {j} lacks {', '.join(lacking)}")
+        from sevi_lib.core.shells import (
+            Shells,  # numba (angular): only when shells are built
+        )
+
         return Shells.from_config([{k: getattr(self, k)[j] for k in PER_SHELL} for j in range(n)])
 
     def electron_means(self, n_shells):
