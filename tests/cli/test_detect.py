@@ -238,7 +238,7 @@ def test_accumulate_refuses_output_equal_to_a_shard(shard_set, tmp_path, capsys)
     expect_error(["accumulate", *map(str, shards), "--electrons", str(shards[0]), "--count-map",
                   str(tmp_path / "c.npy"), "--intensity-sum", str(tmp_path / "i.npy")], capsys, "is the input")
     expect_error(["accumulate", *map(str, shards), "--electrons", str(tmp_path / "e.h5"), "--count-map",
-                  str(tmp_path / "c.npy"), "--intensity-sum", str(tmp_path / "c.npy")], capsys, "c.npy", "is the input")
+                  str(tmp_path / "c.npy"), "--intensity-sum", str(tmp_path / "c.npy")], capsys, "c.npy", "two outputs")
     assert digest(shards[0]) == before
     assert leftovers(tmp_path, set()) == []
 

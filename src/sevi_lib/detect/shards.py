@@ -6,19 +6,19 @@ modification time and a content fingerprint), its frame count, the range ``[star
 the detector parameters. :func:`accumulate` gathers shards into one electron table, count map
 and raw-frame sum, and refuses shards of different frames files or parameters, overlapping
 ranges and gaps. The ``sevi detect`` and ``sevi accumulate`` commands are :func:`detect_shard`
-and :func:`accumulate_files`; both check their outputs before any work.
+and :func:`accumulate_files`; both check their outputs before any work
+(:func:`sevi_lib.core.io.check_outputs`).
 """
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX
+from sevi_lib.core.io import check_outputs
 
 #: Datasets of a detection shard file (``sevi detect --out``).
 SHARD_DATASETS = ("DetectedElectrons", "CountMap", "IntensitySum", "BlobMultiplicity")
@@ -61,34 +61,6 @@ def frames_identity(path):
     h.update(str(st.st_size).encode())
     return {"frames_path": str(p), "frames_size": int(st.st_size), "frames_mtime_ns": int(st.st_mtime_ns),
             "frames_fingerprint": h.hexdigest()}
-
-
-def _check_output(path, inputs=()):
-    """Refuse an output path that is one of the inputs, a directory, or in a folder that cannot
-    be written, before any work (one-line InputError)."""
-    out = Path(path)
-    for inp in inputs:
-        same = out.resolve() == Path(inp).resolve()
-        if not same and out.exists():
-            try:
-                same = os.path.samefile(out, inp)
-            except OSError:
-                same = False
-        if same:
-            raise InputError(f"{path}: output is the input file {inp}; it would be replaced")
-    if out.is_dir():
-        raise InputError(f"{path}: output is an existing directory")
-    folder = out.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise InputError(f"{path}: cannot write: {folder} is not a directory")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
 def shard_range(n_frames, shard, shards):
@@ -290,7 +262,7 @@ def detect_shard(frames, out, start=None, stop=None, shard=None, shards=None, pa
 
     if threads < 1 or chunk < 1:
         raise InputError("--threads and --chunk must be >= 1")
-    _check_output(out, [frames])
+    check_outputs([out], [frames])
     identity = frames_identity(frames)
     with FrameReader(frames) as reader:
         n_frames = reader.n_frames
@@ -456,9 +428,7 @@ def accumulate_files(shard_paths, electrons, count_map, intensity_sum, png=None,
     """
     from sevi_lib.core.io import save_npy, write_h5, write_text
 
-    outputs = [o for o in (electrons, count_map, intensity_sum, png, summary) if o is not None]
-    for i, o in enumerate(outputs):
-        _check_output(o, [*shard_paths, *outputs[:i]])
+    check_outputs([electrons, count_map, intensity_sum, png, summary], shard_paths)
     acc = accumulate(shard_paths, partial=partial)
     text = summary_text(acc)
     write_h5(electrons, attrs={"n_frames": acc["n_frames"]}, compression="gzip",
