@@ -102,7 +102,9 @@ def test_known_response_is_removed_and_its_error_is_reported():
     se_fit = fit_standard_errors(fit)["beta"]
     bias_se = np.array(res["bias_se"]["beta"])
     assert np.all(bias_se > 0)
-    assert np.allclose(np.array(res["se_beta"]), np.hypot(se_fit, bias_se))
+    noise_se = np.array(res["detection_noise_se"]["beta"])
+    assert np.allclose(noise_se, bias_se * np.sqrt(2000 / n_frames))
+    assert np.allclose(np.array(res["se_beta"]), np.sqrt(se_fit**2 + bias_se**2 + noise_se**2))
     assert np.allclose(res["uncorrected"]["beta"], fit.beta)
     assert np.allclose(fit_parameters(fit)["beta"], fit.beta)
     # pass 0 at the fit, pass 1 at the parameters pass 0 corrected; the answer uses pass 1's bias

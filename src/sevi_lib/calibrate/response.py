@@ -10,10 +10,11 @@ the very electrons that were rendered. The paired difference
     bias = fit(detected) - fit(true)
 
 is what detection adds to the answer (per shell: R, sigma_R, ln of the electron number, every
-beta). Because both fits see the same electrons, the shot noise cancels in the difference and a
-calibration sample smaller than the data measures the bias well below the data's own standard
-error. The corrected answer is ``fit(real) - bias``; the bias's statistical error, from the
-spread of the biases of ``blocks`` independent blocks of calibration frames, is added in
+beta). Because both fits see the same electrons, the shot noise cancels in the difference; what
+remains is detection noise (pile-ups whose electrons are misplaced, lost or split together). The
+corrected answer is ``fit(real) - bias``. The spread of the biases of ``blocks`` independent
+blocks of calibration frames measures that noise per frame; it gives the bias's own error and the
+detection noise of the data's fit (which the fit's Poisson errors do not hold), both added in
 quadrature to the fit's standard errors. Optionally the calibration is repeated at the corrected
 parameters (``iterations``), since the bias depends on the parameters (on the density at the
 poles above all).
@@ -346,15 +347,27 @@ def response_bias(sample, n_beta, n_shells):
             "seconds": time.perf_counter() - t0}
 
 
-def correct(params, se, bias, bias_se):
-    """Corrected parameters ``params - bias`` and standard errors ``sqrt(se^2 + bias_se^2)``.
+def correct(params, se, bias, bias_se, noise_se=None):
+    """Corrected parameters ``params - bias`` and standard errors ``sqrt(se^2 + bias_se^2 + noise_se^2)``.
+
+    Parameters
+    ----------
+    params, se : dict
+        The fit and its standard errors (:data:`PARAMETERS` -> ndarray).
+    bias, bias_se : dict
+        The measured bias and its standard error.
+    noise_se : dict, optional
+        The data's own detection noise (see :func:`calibrate`).
 
     Returns
     -------
     corrected, corrected_se : dict
         :data:`PARAMETERS` -> ndarray.
     """
-    return _combine(params, bias, np.subtract), _combine(se, bias_se, np.hypot)
+    total = _combine(se, bias_se, np.hypot)
+    if noise_se is not None:
+        total = _combine(total, noise_se, np.hypot)
+    return _combine(params, bias, np.subtract), total
 
 
 # ------------------------------------------------------------------------------------ the stage
@@ -379,7 +392,11 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
     with ``weights / n_data_frames`` electrons per shell and frame, detects them with `detector`,
     and measures :func:`response_bias`; pass p >= 1 (``settings.iterations``) repeats this at
     the parameters corrected by pass p - 1. The answer is the fit minus the last pass's bias,
-    with the bias's standard error added in quadrature.
+    with two errors added in quadrature: the bias's own (the spread of the block biases over
+    sqrt(blocks)) and the data's detection noise -- the same per-frame spread of detected - true,
+    over the data's frames (``bias_se * sqrt(calibration frames / data frames)``). The fit's
+    Poisson standard errors do not hold the latter: detection misplaces, loses and splits the
+    electrons of a pile-up together.
 
     Parameters
     ----------
@@ -403,8 +420,9 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
     dict
         JSON-ready: the corrected answer in the fit sidecar's terms (``R``, ``sigma_R``,
         ``weights``, ``beta``, ``se_*``, ``expected_distance``, ``min_density``),
-        ``uncorrected`` (the same for the fit), ``bias``, ``bias_se`` (:data:`PARAMETERS`;
-        ``ln_weights`` is the log detection efficiency), ``fit_se`` and ``passes`` (per pass:
+        ``uncorrected`` (the same for the fit), ``bias``, ``bias_se``, ``detection_noise_se``
+        (:data:`PARAMETERS`; ``ln_weights`` is the log detection efficiency), ``fit_se`` and
+        ``passes`` (per pass:
         parameters simulated, bias, its error, the detected and true fits' betas, timing) and
         ``calibration`` (settings, frames, electrons per frame, detector, seconds).
     """
@@ -425,7 +443,9 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
         sample = (simulate or simulate_response)(shells, n_cal, per_frame, detector, seed, threads, settings.chunk,
                                    settings.blocks, settings.progress_seconds, what=f"calibrate pass {p}")
         res = response_bias(sample, N, S)
-        corrected, corrected_se = correct(params, se, res["bias"], res["se"])
+        # the data's own detection noise: the per-frame spread of detected - true, over its frames
+        noise_se = {k: v * np.sqrt(n_cal / n_data_frames) for k, v in res["se"].items()}
+        corrected, corrected_se = correct(params, se, res["bias"], res["se"], noise_se)
         passes.append({"seed": seed, "simulated": {"R": shells.R.tolist(), "sigma_R": shells.sigma_R.tolist(),
                                                    "beta": shells.beta.tolist(),
                                                    "electrons_per_frame": per_frame.tolist()},
@@ -445,7 +465,8 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
     out = _user_view(corrected, corrected_se)
     out.update({
         "method": "calibrated", "uncorrected": _user_view(params, se), "bias": _plain(res["bias"]),
-        "bias_se": _plain(res["se"]), "fit_se": _plain(se), "passes": passes,
+        "bias_se": _plain(res["se"]), "detection_noise_se": _plain(noise_se), "fit_se": _plain(se),
+        "passes": passes,
         "calibration": {"settings": settings.to_dict(), "frames_per_pass": n_cal, "data_frames": n_data_frames,
                         "detector": None if detector is None else detector.to_dict(), "threads": int(threads),
                         "seconds": time.perf_counter() - t0},
