@@ -4,25 +4,29 @@
 # then checks, from SLURM's own accounting (sacct), that every job went through sbatch and
 # COMPLETED, that the training jobs asked for a GPU, and that the answer and the report exist.
 #
-#   .ci/slurm.sh [--venv DIR] [--source DIR | --commit REV] [--keep] [--timeout S]
+#   .ci/slurm.sh [--venv DIR] [--source DIR | --commit REV] [--no-accounting] [--keep]
+#                [--timeout S] [--run CMD]
 #
 #   --venv DIR     activate this virtual environment first (else `sevi` and `snakemake` must
 #                  already be on PATH, e.g. the venv that .ci/run made, activated)
 #   --source DIR   the workflow to run (Snakefile, workflow/, config/, .test/, profiles/, src/);
 #                  default: this checkout. It is copied into a temporary folder and run there.
 #   --commit REV   run `git archive REV` of this repository instead of the working tree
+#   --no-accounting  a cluster without slurmdbd (as many small sites): the run adds
+#                  --slurm-status-command squeue, and the checks read `scontrol show job`
 #   --keep         keep the temporary folder (configs, daemon logs, the run) for inspection
-#   --timeout S    wall-clock limit of the workflow run in seconds (default 1200)
+#   --timeout S    wall-clock limit of the workflow run in seconds (default 900)
 #   --run CMD      instead of the workflow, run CMD (with bash) in the copy while the cluster is
 #                  up, e.g. --run bash for a shell in which sbatch, squeue, sacct work
 #
 # Needs root (it installs packages if missing, and starts the daemons as root / munge). It runs
 # in a container without systemd or cgroups: every daemon runs in the foreground of a background
 # shell job, its PID is recorded, and an EXIT trap cancels the cluster's jobs and stops every
-# daemon it started by that PID, then removes the temporary folder. Nothing is written outside
-# the temporary folder except the apt/pip installs: the daemons use their own config folder
-# (SLURM_CONF), munge socket and key, ports, spool, state and database folders, so an existing
-# SLURM or munge on the machine is neither used nor touched.
+# daemon it started by that PID, then removes the temporary folder. Outside that folder, besides
+# the apt/pip installs, it only adds for the run (and removes after) a link
+# /etc/slurm/slurm.conf -> its own slurm.conf and, unless a munged is already running, munged's
+# standard socket folder /run/munge; the daemons use their own ports (16817-16820), key, spool,
+# state and database folders. A machine with a SLURM configuration of its own is refused.
 #
 # Without a cluster, this is also how to try the profile on one machine (see README,
 # "Running on a SLURM cluster").
@@ -32,15 +36,17 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 source_dir=$repo
 commit=
 keep=0
-run_timeout=1200
+run_timeout=900
 venv=
 user_cmd=
+accounting=1
 while [ $# -gt 0 ]; do
     case $1 in
         --venv) venv=$2; shift 2 ;;
         --source) source_dir=$(cd "$2" && pwd); shift 2 ;;
         --commit) commit=$2; shift 2 ;;
         --keep) keep=1; shift ;;
+        --no-accounting) accounting=0; shift ;;
         --timeout) run_timeout=$2; shift 2 ;;
         --run) user_cmd=$2; shift 2 ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -56,6 +62,8 @@ fi
 # checked with (Snakemake 9.27).
 PLUGIN_SPEC=${SEVI_SLURM_PLUGIN:-snakemake-executor-plugin-slurm==2.8.0}
 APT_PACKAGES="slurmctld slurmd slurm-client slurmdbd munge mariadb-server"
+NEEDED="slurmctld slurmd sbatch squeue scontrol munged"
+[ "$accounting" = 1 ] && NEEDED="$NEEDED sacct sacctmgr slurmdbd mariadbd mariadb-install-db"
 CLUSTER=sevici
 PARTITION=ci
 # Ports away from SLURM's defaults (6817-6819) so that a real installation is not disturbed.
@@ -79,7 +87,7 @@ python=$(command -v python)
 
 # ---- 1. packages (idempotent) -------------------------------------------------------------
 missing=
-for exe in slurmctld slurmd sbatch sacct sacctmgr slurmdbd munged mariadbd mariadb-install-db; do
+for exe in $NEEDED; do
     command -v "$exe" >/dev/null || missing="$missing $exe"
 done
 if [ -n "$missing" ]; then
@@ -198,24 +206,25 @@ else
 fi
 
 # ---- 4. MariaDB + slurmdbd (accounting, so that sacct works) ------------------------------
-db_pass=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-mariadb-install-db --no-defaults --datadir="$tmp/mysql" --user=root --skip-test-db \
-    --auth-root-authentication-method=socket >"$tmp/log/mariadb-install.log" 2>&1 \
-    || { cat "$tmp/log/mariadb-install.log"; die "mariadb-install-db failed"; }
-db_socket=$tmp/run/mysqld.sock
-start mariadbd mariadbd --no-defaults --datadir="$tmp/mysql" --user=root --socket="$db_socket" \
-    --port="$DB_PORT" --bind-address=127.0.0.1 --pid-file="$tmp/run/mariadbd.pid" \
-    --log-error="$tmp/log/mariadbd.log" --innodb-buffer-pool-size=64M --innodb-log-file-size=48M \
-    --innodb-lock-wait-timeout=900 --skip-log-bin
-wait_for mariadbd 60 t10 mariadb --no-defaults -S "$db_socket" -u root -e 'SELECT 1'
-mariadb --no-defaults -S "$db_socket" -u root <<SQL
+if [ "$accounting" = 1 ]; then
+    db_pass=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    mariadb-install-db --no-defaults --datadir="$tmp/mysql" --user=root --skip-test-db \
+        --auth-root-authentication-method=socket >"$tmp/log/mariadb-install.log" 2>&1 \
+        || { cat "$tmp/log/mariadb-install.log"; die "mariadb-install-db failed"; }
+    db_socket=$tmp/run/mysqld.sock
+    start mariadbd mariadbd --no-defaults --datadir="$tmp/mysql" --user=root --socket="$db_socket" \
+        --port="$DB_PORT" --bind-address=127.0.0.1 --pid-file="$tmp/run/mariadbd.pid" \
+        --log-error="$tmp/log/mariadbd.log" --innodb-buffer-pool-size=64M --innodb-log-file-size=48M \
+        --innodb-lock-wait-timeout=900 --skip-log-bin
+    wait_for mariadbd 60 t10 mariadb --no-defaults -S "$db_socket" -u root -e 'SELECT 1'
+    mariadb --no-defaults -S "$db_socket" -u root <<SQL
 CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY '$db_pass';
 CREATE USER 'slurm'@'localhost' IDENTIFIED BY '$db_pass';
 GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';
 GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';
 SQL
 
-cat >"$tmp/etc/slurmdbd.conf" <<EOF
+    cat >"$tmp/etc/slurmdbd.conf" <<EOF
 AuthType=auth/munge
 DbdHost=$host
 DbdPort=$DBD_PORT
@@ -230,12 +239,25 @@ PidFile=$tmp/run/slurmdbd.pid
 LogFile=$tmp/log/slurmdbd.log
 DebugLevel=info
 EOF
-chmod 600 "$tmp/etc/slurmdbd.conf"
+    chmod 600 "$tmp/etc/slurmdbd.conf"
+fi
 
 # ---- 5. slurm.conf, gres.conf -------------------------------------------------------------
 # The node line from `slurmd -C`, with the stated memory raised and one GPU. The GPU is fake:
 # gres.conf gives it a File (/dev/null) as every GPU must have one, else the node drains; SLURM
 # hands it out and accounts for it (gres/gpu) like a real one, and sets CUDA_VISIBLE_DEVICES.
+accounting_lines() {
+    if [ "$accounting" = 1 ]; then
+        printf '%s\n' JobAcctGatherType=jobacct_gather/linux \
+            AccountingStorageType=accounting_storage/slurmdbd AccountingStorageHost="$host" \
+            AccountingStoragePort="$DBD_PORT" AccountingStorageTRES=gres/gpu \
+            AccountingStoreFlags=job_comment MinJobAge=300
+    else
+        # finished jobs stay in slurmctld (squeue, scontrol) for an hour: longer than the run
+        printf '%s\n' JobAcctGatherType=jobacct_gather/none \
+            AccountingStorageType=accounting_storage/none MinJobAge=3600
+    fi
+}
 node_line=$(slurmd -C | head -n 1 | sed -E "s/RealMemory=[0-9]+/RealMemory=$NODE_MEMORY_MB/")
 case $node_line in NodeName=*) ;; *) die "unexpected slurmd -C output: $node_line" ;; esac
 cat >"$tmp/etc/slurm.conf" <<EOF
@@ -258,7 +280,6 @@ SlurmdDebug=info
 # a container without systemd or usable cgroups
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=5
 # --gpus needs cons_tres (on a cons_res site, request gres=gpu:1 instead; see the profile)
 SelectType=select/cons_tres
@@ -268,15 +289,10 @@ MpiDefault=none
 ReturnToService=2
 SlurmdParameters=config_overrides
 GresTypes=gpu
-AccountingStorageType=accounting_storage/slurmdbd
-AccountingStorageHost=$host
-AccountingStoragePort=$DBD_PORT
-AccountingStorageTRES=gres/gpu
-AccountingStoreFlags=job_comment
 JobCompType=jobcomp/none
-MinJobAge=300
 InactiveLimit=0
 KillWait=10
+$(accounting_lines)
 $node_line Gres=gpu:1 State=UNKNOWN
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
@@ -296,9 +312,11 @@ ln -s "$SLURM_CONF" "$DEFAULT_CONF"
 linked_conf=1
 
 # ---- 6. daemons ---------------------------------------------------------------------------
-start slurmdbd slurmdbd -D
-wait_for slurmdbd 60 t10 sacctmgr -n list cluster
-sacctmgr -i add cluster "$CLUSTER" >/dev/null
+if [ "$accounting" = 1 ]; then
+    start slurmdbd slurmdbd -D
+    wait_for slurmdbd 60 t10 sacctmgr -n list cluster
+    sacctmgr -i add cluster "$CLUSTER" >/dev/null
+fi
 start slurmctld slurmctld -D -f "$SLURM_CONF"
 wait_for slurmctld 60 t10 scontrol ping
 start slurmd slurmd -D -f "$SLURM_CONF"
@@ -339,6 +357,7 @@ fi
 # status check and backs off); everything else comes from the profile.
 cmd=(snakemake --profile profiles/slurm --configfile .test/config/config.yaml
      --slurm-init-seconds-before-status-checks 5 --slurm-keep-successful-logs)
+[ "$accounting" = 1 ] || cmd+=(--slurm-status-command squeue)
 log "+ ${cmd[*]}"
 set +e
 (cd "$wd" && timeout --signal=TERM --kill-after=60 "$run_timeout" "${cmd[@]}") >"$tmp/log/snakemake.out" 2>&1
@@ -358,38 +377,61 @@ if [ "$run_rc" != 0 ]; then
     die "the workflow run failed"
 fi
 
-# ---- 8. checks from SLURM's accounting ----------------------------------------------------
-# Accounting reaches slurmdbd asynchronously: wait until no job of the cluster is unfinished.
-for _ in $(seq 60); do
-    pending=$(sacct -a -n -P -X --starttime=now-1day -o State | grep -v -c -E '^(COMPLETED|FAILED|CANCELLED.*|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL)$' || true)
-    [ "$pending" = 0 ] && break
-    sleep 1
-done
-sacct -a -n -P --starttime=now-1day \
-    -o JobID,JobName,Comment%200,State,ExitCode,Elapsed,ReqTRES%200,AllocTRES%200,MaxRSS,NCPUS \
-    >"$tmp/sacct.txt"
-"$python" - "$tmp/sacct.txt" "$tmp/log/snakemake.out" "$wd" <<'PY'
+# ---- 8. checks from SLURM's accounting (or slurmctld's job records) -----------------------
+if [ "$accounting" = 1 ]; then
+    # Accounting reaches slurmdbd asynchronously: wait until no job of the cluster is unfinished.
+    for _ in $(seq 60); do
+        pending=$(sacct -a -n -P -X --starttime=now-1day -o State | grep -v -c -E '^(COMPLETED|FAILED|CANCELLED.*|TIMEOUT|OUT_OF_MEMORY|NODE_FAIL)$' || true)
+        [ "$pending" = 0 ] && break
+        sleep 1
+    done
+    sacct -a -n -P --starttime=now-1day \
+        -o JobID,JobName,Comment%200,State,ExitCode,Elapsed,ReqTRES%200,AllocTRES%200,MaxRSS,NCPUS \
+        >"$tmp/jobs.txt"
+    source_name=sacct
+else
+    scontrol -d -o show job >"$tmp/jobs.txt"
+    source_name="scontrol show job"
+fi
+"$python" - "$tmp/jobs.txt" "$tmp/log/snakemake.out" "$wd" "$source_name" <<'PY'
 import re
 import sys
 from collections import Counter
 from pathlib import Path
 
-sacct, run_log, wd = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+records, run_log, wd, source = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 TRAINING = {"pretrain", "finetune"}
 
 def gpus(tres):
-    m = re.search(r"gres/gpu=(\d+)", tres)
+    m = re.search(r"gres[/:]gpu(?::[\w.]+)?[=:](\d+)", tres)
     return int(m.group(1)) if m else 0
 
 def mb(rss):
     units = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
     if not rss:
         return 0.0
+    # sacct's MaxRSS of a step (every process of it, Snakemake's own ~140 MB included)
     return float(rss[:-1]) * units[rss[-1]] if rss[-1] in units else float(rss) / 2**20
 
+def sacct_rows(text):
+    for line in text.splitlines():
+        yield line.split("|")
+
+def scontrol_rows(text):
+    """`scontrol -d -o show job` lines as sacct's fields (no steps, no MaxRSS; allocated GPUs
+    from JOB_GRES, since without accounting gres/gpu is no TRES)."""
+    for line in text.splitlines():
+        f = dict(re.findall(r"(\w+)=(\S*)", line))
+        if "JobId" not in f:
+            continue
+        yield (f["JobId"], f.get("JobName", ""), f.get("Comment", ""), f.get("JobState", ""),
+               f.get("ExitCode", ""), f.get("RunTime", ""), f.get("TresPerJob", "") or f.get("TresPerNode", ""),
+               "gres:" + f.get("JOB_GRES", ""), "", f.get("NumCPUs", ""))
+
+text = records.read_text()
 jobs, peak = {}, Counter()
-for line in sacct.read_text().splitlines():
-    jobid, name, comment, state, exitcode, elapsed, req, alloc, maxrss, ncpus = line.split("|")
+for row in (sacct_rows(text) if source == "sacct" else scontrol_rows(text)):
+    jobid, name, comment, state, exitcode, elapsed, req, alloc, maxrss, ncpus = row
     base = jobid.split(".")[0]
     if "." in jobid:
         peak[base] = max(peak[base], mb(maxrss))
@@ -410,9 +452,9 @@ rows = [("jobid", "rule", "wildcards", "state", "exit", "elapsed", "cpus", "peak
 for jid in sorted(jobs, key=int):
     j = jobs[jid]
     rows.append((jid, j["rule"], j["wildcards"][:32], j["state"], j["exit"], j["elapsed"],
-                 j["ncpus"], f"{peak[jid]:.0f}", str(j["req"]), str(j["alloc"])))
+                 j["ncpus"], f"{peak[jid]:.0f}" if jid in peak else "-", str(j["req"]), str(j["alloc"])))
 widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-print("sacct (every job of the throwaway cluster):")
+print(f"{source} (every job of the throwaway cluster):")
 for k, r in enumerate(rows):
     print("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
     if k == 0:
