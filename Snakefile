@@ -27,10 +27,14 @@ configfile: DEFAULT_CONFIG
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/detect.smk"
 include: "workflow/rules/fit.smk"
+include: "workflow/rules/calibrate.smk"
 include: "workflow/rules/nn.smk"
 include: "workflow/rules/report.smk"
 

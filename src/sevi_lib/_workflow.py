@@ -5,14 +5,9 @@ code. Every problem is a :class:`~sevi_lib.core.errors.InputError` whose message
 key and the path; ``common.smk`` prints it as one ``sevi: error: ...`` line and exits with status 2.
 """
 
-import hashlib
 import os
 
 from sevi_lib.core.errors import InputError
-
-#: bytes hashed at each end of a file for its identity
-_ENDS = 1 << 20
-
 
 def check_input_file(key, path, datasets):
     """Check that config value `key` names a readable HDF5 file holding one of `datasets`.
@@ -51,10 +46,11 @@ def check_input_file(key, path, datasets):
 
 
 def file_identity(path):
-    """A cheap identity of a file's contents: size and SHA-256 of its first and last MiB.
+    """A cheap identity of a file's contents: ``"<size>:<fingerprint>"``.
 
     Detection depends on it (a rule param), so a different file at the same path, or new
-    contents, reruns detection and everything after it; touching a file does not.
+    contents, reruns detection and everything after it; touching a file does not. The
+    fingerprint is :func:`sevi_lib.core.io.file_fingerprint` (the one shards record).
 
     Parameters
     ----------
@@ -63,13 +59,7 @@ def file_identity(path):
     Returns
     -------
     str
-        ``"<size>:<hex digest>"``.
     """
-    size = os.path.getsize(path)
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        h.update(fh.read(_ENDS))
-        if size > _ENDS:
-            fh.seek(max(size - _ENDS, _ENDS))
-            h.update(fh.read())
-    return f"{size}:{h.hexdigest()[:32]}"
+    from sevi_lib.core.io import file_fingerprint
+
+    return f"{os.path.getsize(path)}:{file_fingerprint(path)[:32]}"

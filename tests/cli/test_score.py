@@ -153,3 +153,27 @@ def test_numbers_from_files_are_checked_one_line(tmp_path, capsys, case):
     assert re.search(message, lines[0]), lines[0]
     assert {p: p.read_bytes() for p in (answer, truth)} == digests
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answer.h5", "truth.h5"]
+
+
+def test_tsv_of_several_answers_is_the_workflow_score_table(tmp_path, capsys):
+    a, t = _answer_file(tmp_path / "a.h5"), _truth_file(tmp_path / "t.h5")
+    b = tmp_path / "b.h5"
+    io.write_answer(b, [0.5, 0.8], [[-0.3, 0.1, 0.05], [1.0, 0.85, 0.55]])  # the truth itself
+    out = tmp_path / "score.tsv"
+    assert main(["score", a, str(b), t, "--names", "fit", "nn", "--tsv", str(out)]) == 0
+    rows = [r.split("\t") for r in out.read_text().splitlines()]
+    assert rows[0] == ["method", "d_0", "d_1", "sum", "dR_0", "dR_1"]
+    assert rows[1][0] == "fit" and float(rows[1][1]) == pytest.approx(D0, abs=1e-6)
+    assert rows[2] == ["nn", *["0.000000"] * 5]
+    assert "fit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("case", ["names", "out_is_input"])
+def test_tsv_refusals_leave_inputs_and_write_nothing(tmp_path, capsys, case):
+    a, t = _answer_file(tmp_path / "a.h5"), _truth_file(tmp_path / "t.h5")
+    before = open(a, "rb").read()
+    args = ["score", a, t, "--names", "x", "y"] if case == "names" else ["score", a, t, "--tsv", a]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("sevi: error:")
+    assert open(a, "rb").read() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "t.h5"]

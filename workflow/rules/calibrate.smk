@@ -12,9 +12,9 @@
 # every detector value of `detect:`. `threads` is the job's threads (the result does not depend
 # on it), not a param.
 
-# job layout default; calibration defaults live in CalibrationSettings
-CALIBRATE = {"threads": 2, **config.get("calibrate", {})}
-CALIBRATE_LAYOUT_KEYS = ("threads",)
+# job layout (enabled, threads: schema defaults); calibration values: defaults in CalibrationSettings
+CALIBRATE = config["calibrate"]
+CALIBRATE_LAYOUT_KEYS = ("enabled", "threads")
 
 
 rule calibrate:

@@ -7,6 +7,7 @@
 # is set too.
 
 import json
+import os
 import shlex
 import sys
 
@@ -23,12 +24,25 @@ def _refuse(message):
     sys.exit(2)
 
 
-#: method name -> its Answer file (the methods of config["answer"]["methods"] only)
+#: whether the fit's answer is corrected for the detector's response (calibrate.smk)
+CALIBRATED = bool(config["calibrate"]["enabled"])
+
+#: method name -> its Answer file (the methods of config["answer"]["methods"] only); the fit's is
+#: the calibrated one when calibration is on
 ANSWERS = {
     method: path
-    for method, path in {"fit": "results/answer/fit.h5", "nn": "results/answer/nn.h5"}.items()
+    for method, path in {
+        "fit": "results/answer/fit_calibrated.h5" if CALIBRATED else "results/answer/fit.h5",
+        "nn": "results/answer/nn.h5",
+    }.items()
     if method in config["answer"]["methods"]
 }
+
+#: rows of results/score.tsv: every answer, and the uncorrected fit beside the calibrated one
+SCORED = dict(ANSWERS)
+if CALIBRATED and "fit" in ANSWERS:
+    SCORED = {"fit": ANSWERS["fit"], "fit_uncorrected": "results/answer/fit.h5",
+              **{m: p for m, p in ANSWERS.items() if m != "fit"}}
 if config["answer"]["method"] not in ANSWERS:
     _refuse(f"config answer.method: {config['answer']['method']!r} is not among answer.methods {list(ANSWERS)}")
 
@@ -94,6 +108,131 @@ def final_targets():
     ]
     if "fit" in ANSWERS:
         targets.append("results/answer/fit.png")
+        if CALIBRATED:
+            targets.append("results/answer/fit.h5")
     if truth_file():
         targets.append("results/score.tsv")
     return targets
+
+
+# -------------------- helpers of simulate.smk: the embedded default (functions live here: snakemake --lint)
+
+
+def simulation_flags():
+    """`sevi simulate` flags: the section's values (SimulationSettings) and its shells, per shell."""
+    shells = SIM["shells"]
+    per_shell = {
+        "R": [float(s["R"]) for s in shells],
+        "sigma_R": [float(s["sigma_R"]) for s in shells],
+        "beta": [[float(b) for b in s["beta"]] for s in shells],
+    }
+    return settings_flags({**SIM, **per_shell}, skip=SIM_LAYOUT_KEYS)
+
+
+# -------------------- helpers of nn.smk: the network method (functions live here: snakemake --lint)
+
+
+def _nn_json(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def _nn_rounds(stage):
+    return int(NN[stage].get("rounds", 1)) if stage == "finetune" else 1
+
+
+def nn_shards(stage, split):
+    """Shard paths of one stage and split ('val' or 'round<r>')."""
+    key = "val_shards" if split == "val" else "shards"
+    return [f"results/nn/{stage}/data/{split}_{k}.h5" for k in range(int(NN[stage][key]))]
+
+
+def nn_final_checkpoint():
+    rounds = _nn_rounds("finetune")
+    if rounds == 0:
+        return "results/nn/pretrain/run/best.pt"
+    return f"results/nn/finetune/round{rounds - 1}/best.pt"
+
+
+def nn_first_pass_answer():
+    return NN_FIT_ANSWER if NN["finetune"]["centre"] == "fit" else "results/nn/pretrain/answer.h5"
+
+
+def _nn_uses_map(stage):
+    return NN[stage]["prior"].get("electrons") == "map"
+
+
+def _nn_synth_input(wildcards):
+    out = {}
+    if _nn_uses_map(wildcards.stage):
+        out["count_map"] = NN_COUNT_MAP
+    if wildcards.stage == "finetune":
+        out["first_pass"] = nn_first_pass_answer()
+    return out
+
+
+def _nn_train_settings(stage):
+    """Training settings of a stage: nn.train overridden by nn.<stage>.train."""
+    settings = dict(NN["train"])
+    settings.update(NN[stage].get("train") or {})
+    return settings
+
+
+def _nn_synth_settings(stage):
+    """The SynthSettings fields of a stage's synthesis (threads come from the rule)."""
+    return {
+        "prior": NN[stage]["prior"],
+        "view": NN["view"],
+        "n_beta": NN["n_beta"],
+        "detector_fraction": NN["detector_fraction"],
+        "electrons_per_frame": NN["electrons_per_frame"],
+        "detector_params": NN.get("detector_params") or {},
+    }
+
+
+def _nn_flag(flag, input, name):
+    """`--flag PATH` (quoted) if the rule has the named input, else nothing."""
+    return f"{flag} {shlex.quote(str(input[name]))}" if name in input.keys() else ""
+
+
+def _nn_samples(wildcards):
+    key = "val_samples_per_shard" if wildcards.split == "val" else "samples_per_shard"
+    return int(NN[wildcards.stage][key])
+
+
+def _nn_finetune_init(wildcards):
+    r = int(wildcards.r)
+    return "results/nn/pretrain/run/best.pt" if r == 0 else f"results/nn/finetune/round{r - 1}/best.pt"
+
+
+# -------------------- helpers of report.smk: the report (functions live here: snakemake --lint)
+
+
+def _report_runs():
+    """Training run folders (name -> folder) of the network method, if it runs."""
+    if "nn" not in ANSWERS:
+        return {}
+    runs = {"pretrain": "results/nn/pretrain/run"}
+    runs.update({f"finetune round {r}": f"results/nn/finetune/round{r}" for r in range(int(NN["finetune"]["rounds"]))})
+    return runs
+
+
+def _report_input(wildcards):
+    out = {
+        "answers": list(SCORED.values()),
+        "summary": "results/detect/summary.txt",
+        "count_map_png": "results/detect/count_map.png",
+        "final": "results/final.h5",
+        "metrics": [f"{d}/metrics.csv" for d in _report_runs().values()],
+    }
+    if "fit" in ANSWERS:
+        out.update(sidecar="results/answer/fit.json", fit_png="results/answer/fit.png")
+        if CALIBRATED:
+            out.update(calibration="results/answer/fit_calibrated.json")
+    if truth_file():
+        out.update(truth=truth_file(), score="results/score.tsv")
+    return out
+
+
+def _flag(name, key):
+    """`--name PATH` when the report's input has `key`, else nothing (paths quoted)."""
+    return lambda w, input: f"--{name} {shlex.quote(input[key])}" if key in input.keys() else ""

@@ -56,8 +56,8 @@ rule accumulate:
         electrons="results/detect/electrons.h5",
         count_map="results/detect/count_map.npy",
         intensity_sum="results/detect/intensity_sum.npy",
-        png="results/detect/count_map.png",
-        summary="results/detect/summary.txt",
+        png=report("results/detect/count_map.png", caption="../report/count_map.rst", category="1. Detection"),
+        summary=report("results/detect/summary.txt", caption="../report/detect_summary.rst", category="1. Detection"),
     log:
         "results/logs/accumulate.log",
     benchmark:

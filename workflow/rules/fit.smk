@@ -1,6 +1,12 @@
-# Fit of the projected two-shell model (issue 4), the final answer and its score.
-# Uses from common.smk: ANSWERS (method name -> Answer file), truth_file().
+# Fit of the projected shell model (library sevi_lib.fit, `sevi fit`), the final answer and its
+# score. Uses from common.smk: ANSWERS (method name -> Answer file), SCORED, truth_file(),
+# settings_flags().
+#
+# What reruns the fit (params): every value of the `fit:` section (FitSettings fields, one
+# `--field-name value` flag each; defaults live in sevi_lib.fit.FitSettings). `fit.method` also
+# chooses the input: the electron table, the count map or the raw-frame sum.
 
+FIT = config["fit"]
 FIT_INPUTS = {
     "unbinned": "results/detect/electrons.h5",
     "binned": "results/detect/count_map.npy",
@@ -10,25 +16,21 @@ FIT_INPUTS = {
 
 rule fit:
     input:
-        data=FIT_INPUTS[config["fit"]["method"]],
+        data=FIT_INPUTS[FIT["method"]],
     output:
         answer="results/answer/fit.h5",
         sidecar="results/answer/fit.json",
-        plot="results/answer/fit.png",
+        plot=report("results/answer/fit.png", caption="../report/fit.rst", category="2. Fit"),
     params:
-        method=config["fit"]["method"],
-        n_beta=config["fit"]["n_beta"],
-        kernel_spots=config["fit"]["kernel_spots"],
-        max_iter=config["fit"]["max_iter"],
+        settings=settings_flags(FIT),
     log:
         "results/logs/fit.log",
     benchmark:
         "results/benchmarks/fit.tsv"
     threads: 1
     shell:
-        "NUMBA_NUM_THREADS={threads} sevi fit {input.data} --method {params.method} --n-beta {params.n_beta}"
-        " --kernel-spots {params.kernel_spots} --max-iter {params.max_iter}"
-        " --out {output.answer} --sidecar {output.sidecar} --plot {output.plot} > {log} 2>&1"
+        "NUMBA_NUM_THREADS={threads} sevi fit {input.data:q} {params.settings}"
+        " --out {output.answer:q} --sidecar {output.sidecar:q} --plot {output.plot:q} > {log:q} 2>&1"
 
 
 rule final:
@@ -42,33 +44,18 @@ rule final:
         "results/logs/final.log",
     shell:
         "(echo 'final answer: {params.method} ({input})'"
-        " && cp {input} {output}.tmp && mv {output}.tmp {output}) > {log} 2>&1"
+        " && cp {input:q} {output:q}.tmp && mv {output:q}.tmp {output:q}) > {log:q} 2>&1"
 
 
 rule score:
     input:
-        answers=list(ANSWERS.values()),
+        answers=list(SCORED.values()),
         truth=truth_file() or [],
     output:
-        "results/score.tsv",
+        report("results/score.tsv", caption="../report/score.rst", category="4. Answer"),
     params:
-        methods=list(ANSWERS.keys()),
+        names=list(SCORED.keys()),
     log:
         "results/logs/score.log",
-    run:
-        import json
-        import subprocess
-
-        from sevi_lib.core.io import write_text
-
-        rows = ["method\td_0\td_1\tsum\tdR_0\tdR_1"]
-        with open(log[0], "w") as lf:
-            for method, answer in zip(params.methods, input.answers):
-                out = subprocess.run(
-                    ["sevi", "score", answer, input.truth, "--json"], check=True, capture_output=True, text=True
-                ).stdout
-                lf.write(f"{method}: {out}\n")
-                res = json.loads(out)
-                d, dr = res["distance"], res["dR"]
-                rows.append(f"{method}\t" + "\t".join(f"{v:.6f}" for v in [*d, res["total"], *dr]))
-        write_text(output[0], "\n".join(rows) + "\n")
+    shell:
+        "sevi score {input.answers:q} {input.truth:q} --names {params.names:q} --tsv {output:q} > {log:q} 2>&1"

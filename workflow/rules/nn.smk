@@ -20,99 +20,10 @@
 import json
 import shlex
 
-if "settings_flags" not in globals():
-
-    def settings_flags(mapping, skip=()):
-        """A config section as `sevi` flags: `--field-name value` per key (the one way in).
-
-        Scalars as written (booleans true/false), lists and mappings as JSON; every value quoted
-        for the shell; None values are left out.
-        """
-        flags = []
-        for key, value in sorted(mapping.items()):
-            if key in skip or value is None:
-                continue
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            elif isinstance(value, (list, tuple, dict)):
-                text = json.dumps(value, sort_keys=True, separators=(",", ":"))
-            else:
-                text = str(value)
-            flags.append(f"--{key.replace('_', '-')} {shlex.quote(text)}")
-        return " ".join(flags)
-
-
 NN = config["nn"]
 NN_COUNT_MAP = "results/detect/count_map.npy"
 NN_FIT_ANSWER = "results/answer/fit.h5"
 NN_STAGES = ("pretrain", "finetune")
-
-
-def _nn_json(obj):
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
-def _nn_rounds(stage):
-    return int(NN[stage].get("rounds", 1)) if stage == "finetune" else 1
-
-
-def nn_shards(stage, split):
-    """Shard paths of one stage and split ('val' or 'round<r>')."""
-    key = "val_shards" if split == "val" else "shards"
-    return [f"results/nn/{stage}/data/{split}_{k}.h5" for k in range(int(NN[stage][key]))]
-
-
-def nn_final_checkpoint():
-    rounds = _nn_rounds("finetune")
-    if rounds == 0:
-        return "results/nn/pretrain/run/best.pt"
-    return f"results/nn/finetune/round{rounds - 1}/best.pt"
-
-
-def nn_first_pass_answer():
-    return NN_FIT_ANSWER if NN["finetune"]["centre"] == "fit" else "results/nn/pretrain/answer.h5"
-
-
-def _nn_uses_map(stage):
-    return NN[stage]["prior"].get("electrons") == "map"
-
-
-def _nn_synth_input(wildcards):
-    out = {}
-    if _nn_uses_map(wildcards.stage):
-        out["count_map"] = NN_COUNT_MAP
-    if wildcards.stage == "finetune":
-        out["first_pass"] = nn_first_pass_answer()
-    return out
-
-
-def _nn_train_settings(stage):
-    """Training settings of a stage: nn.train overridden by nn.<stage>.train."""
-    settings = dict(NN["train"])
-    settings.update(NN[stage].get("train") or {})
-    return settings
-
-
-def _nn_synth_settings(stage):
-    """The SynthSettings fields of a stage's synthesis (threads come from the rule)."""
-    return {
-        "prior": NN[stage]["prior"],
-        "view": NN["view"],
-        "n_beta": NN["n_beta"],
-        "detector_fraction": NN["detector_fraction"],
-        "electrons_per_frame": NN["electrons_per_frame"],
-        "detector_params": NN.get("detector_params") or {},
-    }
-
-
-def _nn_flag(flag, input, name):
-    """`--flag PATH` (quoted) if the rule has the named input, else nothing."""
-    return f"{flag} {shlex.quote(str(input[name]))}" if name in input.keys() else ""
-
-
-def _nn_samples(wildcards):
-    key = "val_samples_per_shard" if wildcards.split == "val" else "samples_per_shard"
-    return int(NN[wildcards.stage][key])
 
 
 wildcard_constraints:
@@ -151,8 +62,10 @@ rule pretrain:
     output:
         best="results/nn/pretrain/run/best.pt",
         metrics="results/nn/pretrain/run/metrics.csv",
+        loss=report("results/nn/pretrain/run/loss.png", caption="../report/training.rst", category="3. Network",
+                    subcategory="pretrain"),
     params:
-        run_dir="results/nn/pretrain/run",
+        run_dir=lambda w, output: os.path.dirname(output.best),
         settings=settings_flags(_nn_train_settings("pretrain")),
         key=_nn_json(_nn_train_settings("pretrain")),
         locks=NN["gpu_lock_dir"],
@@ -185,11 +98,6 @@ rule nn_first_pass:
         "--device {params.device:q} > {log:q} 2>&1"
 
 
-def _nn_finetune_init(wildcards):
-    r = int(wildcards.r)
-    return "results/nn/pretrain/run/best.pt" if r == 0 else f"results/nn/finetune/round{r - 1}/best.pt"
-
-
 rule finetune:
     input:
         init=_nn_finetune_init,
@@ -198,8 +106,10 @@ rule finetune:
     output:
         best="results/nn/finetune/round{r}/best.pt",
         metrics="results/nn/finetune/round{r}/metrics.csv",
+        loss=report("results/nn/finetune/round{r}/loss.png", caption="../report/training.rst",
+                    category="3. Network", subcategory="fine-tuning round {r}"),
     params:
-        run_dir="results/nn/finetune/round{r}",
+        run_dir=lambda w, output: os.path.dirname(output.best),
         settings=settings_flags(_nn_train_settings("finetune")),
         key=_nn_json(_nn_train_settings("finetune")),
         locks=NN["gpu_lock_dir"],

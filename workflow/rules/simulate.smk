@@ -1,23 +1,12 @@
-# The embedded default (issue 2): synthesise a test file and its truth from config["simulation"]
-# with `sevi simulate` (numba simulator + the published spot model, streamed to disk in chunks).
-# Only used when config["test_images"] is empty. Every simulation value goes through params, so
-# editing one reruns the synthesis and what depends on it.
+# The embedded default: synthesise a test file and its truth from config["simulation"] with
+# `sevi simulate` (library sevi_lib.simulate: numba sampler + the published spot model, streamed
+# to disk in chunks). Only used when config["test_images"] is empty. Every value of the section
+# that changes the frames goes through params, so editing one reruns the synthesis and what
+# depends on it; `chunk` and `threads` only change how the work is done (the file is
+# byte-identical), so they are the job's resource and threads, not params.
 
 SIM = config["simulation"]
-
-
-def simulation_flags():
-    """`sevi simulate` flags for every value of the simulation section."""
-    shells = SIM["shells"]
-    beta = " ".join(",".join(repr(float(b)) for b in s["beta"]) for s in shells)
-    return (
-        f"--seed {SIM['seed']} --n-frames {SIM['n_frames']}"
-        f" --electrons-per-shell {' '.join(str(float(n)) for n in SIM['electrons_per_shell'])}"
-        f" --detection-loss {SIM['detection_loss']}"
-        f" --R {' '.join(repr(float(s['R'])) for s in shells)}"
-        f" --sigma-R {' '.join(repr(float(s['sigma_R'])) for s in shells)}"
-        f" --beta {beta}"
-    )
+SIM_LAYOUT_KEYS = ("shells", "chunk", "threads")
 
 
 rule simulate:
@@ -26,12 +15,13 @@ rule simulate:
         truth=SIM_TRUTH,
     params:
         simulation=simulation_flags(),
-        chunk=SIM["chunk"],
-    threads: SIM["threads"]
+    threads: int(SIM.get("threads", 2))
+    resources:
+        simulate_chunk=int(SIM.get("chunk", 64)),
     log:
         "results/logs/simulate.log",
     benchmark:
         "results/benchmarks/simulate.tsv"
     shell:
-        "NUMBA_NUM_THREADS={threads} sevi simulate --frames {output.frames} --truth {output.truth}"
-        " {params.simulation} --chunk {params.chunk} --threads {threads} > {log} 2>&1"
+        "NUMBA_NUM_THREADS={threads} sevi simulate --frames {output.frames:q} --truth {output.truth:q}"
+        " {params.simulation} --chunk {resources.simulate_chunk} --threads {threads} --no-progress > {log:q} 2>&1"

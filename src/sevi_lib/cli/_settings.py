@@ -13,6 +13,7 @@ tuple, list and dict fields as JSON (``--beta '[1.0, 0.5]'``, ``--prior '{"elect
 import argparse
 import dataclasses
 import json
+import types
 import typing
 
 from sevi_lib.core.errors import InputError
@@ -28,7 +29,7 @@ def _kind(field):
         base = t.split("|")[0].split("[")[0]
         return {"bool": bool, "int": int, "float": float, "str": str}.get(base, "json")
     origin = typing.get_origin(t)
-    if origin is typing.Union or (origin is not None and origin.__class__.__name__ == "UnionType"):
+    if origin is typing.Union or origin is types.UnionType:
         t = next(a for a in typing.get_args(t) if a is not type(None))
         origin = typing.get_origin(t)
     if origin is not None or t in (list, tuple, dict):

@@ -16,7 +16,11 @@ _EDGE_STEP = 1.0 / PIX_PER_UNIT
 
 
 @njit(cache=True, nogil=True)
-def _count_map(x, z, out):
+def count_map_kernel(x, z, out):
+    """Add screen positions to a 1024 x 1024 float64 map in place (numba; for use inside kernels).
+
+    The binning of :func:`count_map`, which checks its arguments and calls this.
+    """
     n = N_PIX
     for k in range(x.shape[0]):
         xi = x[k]
@@ -63,7 +67,7 @@ def count_map(x, z, out=None):
         out = np.zeros((N_PIX, N_PIX))
     elif out.shape != (N_PIX, N_PIX) or out.dtype != np.float64:
         raise ValueError(f"out must be float64 ({N_PIX}, {N_PIX}), got {out.dtype} {out.shape}")
-    _count_map(x, z, out)
+    count_map_kernel(x, z, out)
     return out
 
 

@@ -10,7 +10,6 @@ and :func:`accumulate_files`; both check their outputs before any work
 (:func:`sevi_lib.core.io.check_outputs`).
 """
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX
-from sevi_lib.core.io import check_outputs
+from sevi_lib.core.io import check_outputs, file_fingerprint
 
 #: Datasets of a detection shard file (``sevi detect --out``).
 SHARD_DATASETS = ("DetectedElectrons", "CountMap", "IntensitySum", "BlobMultiplicity")
@@ -26,16 +25,12 @@ SHARD_DATASETS = ("DetectedElectrons", "CountMap", "IntensitySum", "BlobMultipli
 #: Shard attributes that identify the frames file (see :func:`frames_identity`).
 IDENTITY_ATTRS = ("frames_path", "frames_size", "frames_mtime_ns", "frames_fingerprint")
 
-#: Bytes hashed at each end of the frames file for its fingerprint.
-FINGERPRINT_BYTES = 1 << 20
-
 
 def frames_identity(path):
     """Identity of a frames file: resolved path, size, modification time and a content fingerprint.
 
-    The fingerprint is the sha256 of the first and last MiB and the size: cheap on a 2.7 GB file,
-    and it changes when the file is replaced by another (gzip chunks differ from the first frame
-    on). Two shards come from the same file when size and fingerprint agree.
+    The fingerprint is :func:`sevi_lib.core.io.file_fingerprint` (sha256 of the first and last MiB
+    and the size). Two shards come from the same file when size and fingerprint agree.
 
     Parameters
     ----------
@@ -48,19 +43,10 @@ def frames_identity(path):
         ``frames_fingerprint`` (hex str).
     """
     p = Path(path).resolve()
-    try:
-        st = p.stat()
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            h.update(f.read(FINGERPRINT_BYTES))
-            if st.st_size > FINGERPRINT_BYTES:
-                f.seek(max(st.st_size - FINGERPRINT_BYTES, FINGERPRINT_BYTES))
-                h.update(f.read(FINGERPRINT_BYTES))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    h.update(str(st.st_size).encode())
+    fingerprint = file_fingerprint(p)
+    st = p.stat()
     return {"frames_path": str(p), "frames_size": int(st.st_size), "frames_mtime_ns": int(st.st_mtime_ns),
-            "frames_fingerprint": h.hexdigest()}
+            "frames_fingerprint": fingerprint}
 
 
 def shard_range(n_frames, shard, shards):

@@ -46,7 +46,7 @@ from numba import get_num_threads, njit, prange, set_num_threads
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX
 from sevi_lib.core.io import atomic_path
-from sevi_lib.core.maps import _count_map
+from sevi_lib.core.maps import count_map_kernel
 from sevi_lib.nn.priors import sample as sample_prior
 from sevi_lib.nn.views import apply_view
 from sevi_lib.simulate.electrons import sample_shell
@@ -66,7 +66,7 @@ def _maps_kernel(R, sigma_R, beta, n_el, seeds, out):
         out[k] = 0.0
         for s in range(R.shape[1]):
             _, _, x, z = sample_shell(R[k, s], sigma_R[k, s], beta[k, s], n_el[k, s], seeds[k, s])
-            _count_map(x, z, out[k])
+            count_map_kernel(x, z, out[k])
 
 
 def shard_rng(seed, key):

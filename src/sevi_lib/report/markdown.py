@@ -77,14 +77,20 @@ def _detection(summary, count_map_png, out):
     return parts
 
 
-def _answers(answers, final, side, truth_path):
+def _answers(answers, final, side, truth_path, calibration=None):
     table = {}
     for name, path in answers.items():
         a = read_answer(path)
         table[name] = (a["R"], a["beta"])
     if not table:
         return []
-    se = {"fit": (side["se_R"], side["se_beta"])} if side is not None and "fit" in table else {}
+    se = {}
+    if calibration is not None and "fit" in table:  # the fit's answer is the calibrated one
+        se["fit"] = (calibration["se_R"], calibration["se_beta"])
+        if side is not None and "fit_uncorrected" in table:
+            se["fit_uncorrected"] = (side["se_R"], side["se_beta"])
+    elif side is not None and "fit" in table:
+        se["fit"] = (side["se_R"], side["se_beta"])
     truth = None
     if truth_path:
         t = read_truth(truth_path)
@@ -92,6 +98,34 @@ def _answers(answers, final, side, truth_path):
     note = f" The final answer (`results/final.h5`) is **{final}**'s." if final else ""
     return ["## Answers side by side\n\nStandard errors where the method gives them." + note
             + "\n\n" + answers_table(table, truth=truth, se=se)]
+
+
+def _calibration(cal):
+    """The detector calibration: what detection did to the fit, and what was removed."""
+    if cal is None:
+        return []
+    import numpy as np
+
+    from sevi_lib.core.angular import distance_weights
+
+    bias, bias_se, unc = cal["bias"], cal["bias_se"], cal["uncorrected"]
+    beta_b, beta_e = np.atleast_2d(bias["beta"]), np.atleast_2d(bias_se["beta"])
+    w = distance_weights(beta_b.shape[1])
+    rows = []
+    for j in range(len(cal["R"])):
+        rows.append([j, f"{np.exp(bias['ln_weights'][j]):.4f}",
+                     f"{bias['R'][j]:+.2e} ± {bias_se['R'][j]:.1e}",
+                     f"{beta_b[j][0]:+.4f} ± {beta_e[j][0]:.4f}",
+                     f"{np.sqrt(np.sum(w * beta_b[j] ** 2)):.4f} ± {np.sqrt(np.sum(w * beta_e[j] ** 2)):.4f}",
+                     f"{unc['expected_distance'][j]:.4f} -> {cal['expected_distance'][j]:.4f}"])
+    info = cal["calibration"]
+    return ["## Detector calibration\n\n"
+            f"{info['frames_per_pass']} frames simulated at the fitted parameters per pass "
+            f"({len(cal['passes'])} pass(es), {info['seconds']:.0f} s), detected like the data; the "
+            "difference between the fits of the detected and the true electrons (the bias) was "
+            "subtracted from the fit, and its error added to the standard errors.\n\n"
+            + markdown_table(["shell", "detected / true electrons", "bias of R", "bias of beta_2",
+                              "bias distance", "expected distance (uncorrected -> corrected)"], rows)]
 
 
 def _score(path):
@@ -135,7 +169,8 @@ def _timing(folder):
 
 
 def build_report(out, frames=None, detect_summary=None, count_map_png=None, answers=None, final=None,
-                 fit_sidecar=None, fit_png=None, truth=None, score=None, runs=None, benchmarks=None, now=None):
+                 fit_sidecar=None, fit_png=None, truth=None, score=None, runs=None, benchmarks=None, now=None,
+                 calibration=None):
     """The Markdown text of a run's report.
 
     Parameters
@@ -152,6 +187,9 @@ def build_report(out, frames=None, detect_summary=None, count_map_png=None, answ
         Name of the method whose answer is the final one.
     fit_sidecar, fit_png : str, optional
         JSON sidecar and PNG of ``sevi fit``.
+    calibration : str, optional
+        JSON sidecar of ``sevi calibrate``: adds the detector calibration section, and the
+        standard errors of the answer named ``fit`` come from it (``fit_uncorrected``: the fit's).
     truth, score : str, optional
         Truth file (adds the truth and distances) and the score table (TSV).
     runs : dict, optional
@@ -167,9 +205,11 @@ def build_report(out, frames=None, detect_summary=None, count_map_png=None, answ
     """
     now = now or datetime.datetime.now()
     side = _read_sidecar(fit_sidecar) if fit_sidecar else None
+    cal = _read_sidecar(calibration) if calibration else None
     parts = [f"# sevi report\n\nWritten {now:%Y-%m-%d %H:%M}" + (f" for `{frames}`." if frames else ".")]
     parts += _detection(detect_summary, count_map_png, out)
-    parts += _answers(answers or {}, final, side, truth)
+    parts += _answers(answers or {}, final, side, truth, cal)
+    parts += _calibration(cal)
     parts += _score(score)
     parts += _fit(side, fit_png, out)
     parts += _training(runs or {}, out)
