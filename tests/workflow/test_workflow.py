@@ -77,13 +77,14 @@ def test_real_data_skips_synthesis_and_score(tmp_path):
 
 
 def test_end_to_end_outputs(ran):
-    final, fit = read_answer(ran / "results/final.h5"), read_answer(ran / "results/answer/fit.h5")
-    np.testing.assert_array_equal(final, fit)  # answer.method: fit
+    final, fit = read_answer(ran / "results/final.h5"), read_answer(ran / "results/answer/fit_calibrated.h5")
+    np.testing.assert_array_equal(final, fit)  # answer.method: fit, calibrated
     assert np.all(np.diff(final["R"]) > 0)
     rows = (ran / "results/score.tsv").read_text().splitlines()
-    assert rows[0].split("\t")[0] == "method" and [r.split("\t")[0] for r in rows[1:]] == ["fit", "nn"]
+    assert rows[0].split("\t")[0] == "method" and [r.split("\t")[0] for r in rows[1:]] == ["fit", "fit_uncorrected", "nn"]
     report = (ran / "results/report.md").read_text()
-    for section in ("## Detection", "## Answers side by side", "## Score", "## Network training"):
+    for section in ("## Detection", "## Answers side by side", "## Detector calibration", "## Score",
+                    "## Network training"):
         assert section in report
     assert planned_jobs(ran, "--configfile", ".test/config/config.yaml") == {}  # nothing left to do
 
@@ -104,6 +105,11 @@ def test_training_setting_reruns_training_and_prediction_only(ran):
     assert set(jobs) == {"pretrain", "finetune", "predict", "score", "report", "all"}
 
 
+def test_calibration_setting_reruns_calibration_and_what_follows(ran):
+    jobs = planned_jobs(ran, *_override(ran, {"calibrate": {"seed": 3}}))
+    assert set(jobs) == {"calibrate", "final", "score", "report", "all"}
+
+
 def test_fit_setting_reruns_fit_and_what_follows(ran):
     jobs = planned_jobs(ran, *_override(ran, {"fit": {"max_iter": 31}}))
     assert {"fit", "final", "score", "report"} <= set(jobs)
@@ -115,8 +121,72 @@ def test_fit_setting_reruns_fit_and_what_follows(ran):
     ({"simulation": {"n_frames": 0}}, "n_frames"),
     ({"fit": {"method": "abel"}}, "abel"),
     ({"detect": {"thresold": 10}}, "thresold"),
+    ({"nn": {"pretrain": {"train": {"lrr": 0.1}}}}, "lrr"),
+    ({"nn": {"train": {"epoch": 3}}}, "epoch"),
+    ({"nn": {"finetune": {"prior": {"R_widht": 0.01}}}}, "R_widht"),
+    ({"nn": {"predict": {"devcie": "cpu"}}}, "devcie"),
+    ({"calibrate": {"block": 4}}, "block"),
+    ({"fit": {"n_bta": 4}}, "n_bta"),
 ])
 def test_bad_config_is_refused_by_the_schema(tmp_path, doc, message):
     wd = _copy_workflow(tmp_path)
     res = snakemake(wd, "-n", *_override(wd, doc), check=False)
     assert res.returncode != 0 and message in res.stdout + res.stderr
+
+
+def _one_error_line(res):
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("sevi: error:")]
+    return lines[0] if len(lines) == 1 else res.stdout[-2000:] + res.stderr[-2000:]
+
+
+@pytest.mark.parametrize("key", ["test_images", "truth"])
+def test_missing_user_file_is_refused_before_any_job(ran, key):
+    """Issue 11: a path that does not exist stops the run at once (not 'Nothing to be done')."""
+    res = snakemake(ran, "--configfile", ".test/config/config.yaml", "--config", f"{key}=/nonexistent.h5", check=False)
+    assert res.returncode == 2
+    assert _one_error_line(res) == f"sevi: error: config {key}: /nonexistent.h5: no such file"
+
+
+def test_empty_test_images_means_the_default(tmp_path):
+    jobs = planned_jobs(_copy_workflow(tmp_path), "--config", "test_images=", "truth=")
+    assert jobs["simulate"] == 1
+
+
+def test_editing_read_size_or_threads_reruns_nothing(ran):
+    assert planned_jobs(ran, *_override(ran, {"detect": {"chunk": 5, "threads": 2}})) == {}
+
+
+def test_snakefile_from_another_folder_finds_its_config(ran, tmp_path):
+    jobs = planned_jobs(tmp_path, "-s", str(ran / "Snakefile"))
+    assert jobs["simulate"] == 1 and jobs["detect"] == 10
+
+
+def test_user_file_with_spaces_fit_only_and_new_contents(ran, tmp_path):
+    """Paths with spaces reach every command quoted; answer.methods [fit] runs (no network, report
+    without training runs); another file at the same path reruns detection and what follows."""
+    import h5py
+
+    data = tmp_path / "my data"
+    data.mkdir()
+    frames, truth = data / "frames 1.h5", data / "truth 1.h5"
+    shutil.copy(ran / "results/simulate/frames.h5", frames)
+    shutil.copy(ran / "results/simulate/truth.h5", truth)
+    wd = _copy_workflow(tmp_path / "wd")
+    args = [*_override(wd, {"test_images": str(frames), "truth": str(truth),
+                            "answer": {"methods": ["fit"], "method": "fit"}})]
+    snakemake(wd, *args)
+    rows = (wd / "results/score.tsv").read_text().splitlines()
+    assert [r.split("\t")[0] for r in rows[1:]] == ["fit", "fit_uncorrected"]
+    report = (wd / "results/report.md").read_text()
+    assert "## Detector calibration" in report and "## Network training" not in report
+    # the same detections as the default run on the same frames
+    import numpy as np
+    from sevi_lib.core.io import read_detected
+    np.testing.assert_array_equal(read_detected(wd / "results/detect/electrons.h5")["x"],
+                                  read_detected(ran / "results/detect/electrons.h5")["x"])
+    assert planned_jobs(wd, *args) == {}
+    with h5py.File(frames, "a") as f:  # new contents at the same path (older time stamps too)
+        f.attrs["note"] = "another acquisition"
+    os.utime(frames, (1, 1))
+    jobs = planned_jobs(wd, *args)
+    assert jobs["detect"] == 3 and jobs["accumulate"] == 1 and jobs["fit"] == 1

@@ -79,7 +79,11 @@ def fit_report(result, x, z, w=None, title=None, n_alpha=256):
     for j in range(S):
         ax = axes[1 + j]
         val, se = result.density_band(c, j)
-        ax.fill_between(c, val - se, val + se, alpha=0.35, color="C1", lw=0, label="fit +- 1 SE")
+        # log scale: a sharply aligned shell's density spans decades between equator and poles
+        positive = val[val > 0]
+        floor = max(0.3 * positive.min(), 1e-3) if positive.size else 1e-3
+        ax.fill_between(c, np.maximum(val - se, 0.5 * floor), val + se, alpha=0.35, color="C1", lw=0,
+                        label="fit +- 1 SE")
         ax.plot(c, val, color="C1", lw=1.0)
         band = np.abs(rho - result.R[j]) < 1.5 * result.sigma_R[j]
         if np.any(band):
@@ -97,7 +101,9 @@ def fit_report(result, x, z, w=None, title=None, n_alpha=256):
         act = " (constraint I>=0 active)" if result.constraint_active[j] else ""
         ax.set_title(f"shell {j}: R = {result.R[j]:.5f} +- {result.se_R[j]:.1e}{act}", fontsize=9)
         ax.set_xlabel("cos(theta)")
-        ax.set_ylabel("density")
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=floor)
+        ax.set_ylabel("density I(cos theta), log scale")
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
