@@ -96,7 +96,7 @@ if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # policy-rc.d / no systemd: the packages' own services are not started, which is wanted.
-    apt-get install -y -qq --no-install-recommends $APT_PACKAGES >/dev/null
+    apt-get install -y -qq $APT_PACKAGES >/dev/null
 fi
 if ! "$python" -c "import snakemake_executor_plugin_slurm" 2>/dev/null; then
     log "pip install $PLUGIN_SPEC"
@@ -114,8 +114,8 @@ stop_all() {
     local rc=$?
     set +e
     if [ -n "${PIDS[slurmctld]:-}" ] && kill -0 "${PIDS[slurmctld]}" 2>/dev/null; then
-        # jobs still queued or running (a failed or timed-out run): cancel them first, so that
-        # no slurmstepd or job process outlives the cluster
+        # jobs still queued or running (after an error or the time limit): cancel them first, so
+        # that no slurmstepd or job process outlives the cluster
         if [ -n "$(squeue -h -o %i 2>/dev/null)" ]; then
             log "cancelling the cluster's remaining jobs"
             scancel --full --user="$(id -un)" 2>/dev/null
@@ -139,6 +139,7 @@ stop_all() {
     if [ "$rc" != 0 ] && [ -d "$tmp/log" ]; then
         for f in "$tmp"/log/*; do
             [ -s "$f" ] || continue
+            [ "${f%.out}" != "$f" ] && [ -s "${f%.out}.log" ] && continue   # same as its .log
             echo "---- last lines of $f"
             tail -n 15 "$f"
         done
@@ -210,7 +211,7 @@ if [ "$accounting" = 1 ]; then
     db_pass=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
     mariadb-install-db --no-defaults --datadir="$tmp/mysql" --user=root --skip-test-db \
         --auth-root-authentication-method=socket >"$tmp/log/mariadb-install.log" 2>&1 \
-        || { cat "$tmp/log/mariadb-install.log"; die "mariadb-install-db failed"; }
+        || { cat "$tmp/log/mariadb-install.log"; die "mariadb-install-db: exit status $?"; }
     db_socket=$tmp/run/mysqld.sock
     start mariadbd mariadbd --no-defaults --datadir="$tmp/mysql" --user=root --socket="$db_socket" \
         --port="$DB_PORT" --bind-address=127.0.0.1 --pid-file="$tmp/run/mariadbd.pid" \
@@ -227,6 +228,7 @@ SQL
     cat >"$tmp/etc/slurmdbd.conf" <<EOF
 AuthType=auth/munge
 DbdHost=$host
+DbdAddr=127.0.0.1
 DbdPort=$DBD_PORT
 SlurmUser=root
 StorageType=accounting_storage/mysql
@@ -249,7 +251,7 @@ fi
 accounting_lines() {
     if [ "$accounting" = 1 ]; then
         printf '%s\n' JobAcctGatherType=jobacct_gather/linux \
-            AccountingStorageType=accounting_storage/slurmdbd AccountingStorageHost="$host" \
+            AccountingStorageType=accounting_storage/slurmdbd AccountingStorageHost=127.0.0.1 \
             AccountingStoragePort="$DBD_PORT" AccountingStorageTRES=gres/gpu \
             AccountingStoreFlags=job_comment MinJobAge=300
     else
@@ -262,7 +264,8 @@ node_line=$(slurmd -C | head -n 1 | sed -E "s/RealMemory=[0-9]+/RealMemory=$NODE
 case $node_line in NodeName=*) ;; *) die "unexpected slurmd -C output: $node_line" ;; esac
 cat >"$tmp/etc/slurm.conf" <<EOF
 ClusterName=$CLUSTER
-SlurmctldHost=$host
+# every address is the loopback one: no name resolution is needed in a container
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=$CTLD_PORT
 SlurmdPort=$SLURMD_PORT
 AuthType=auth/munge
@@ -293,7 +296,7 @@ JobCompType=jobcomp/none
 InactiveLimit=0
 KillWait=10
 $(accounting_lines)
-$node_line Gres=gpu:1 State=UNKNOWN
+$node_line NodeAddr=127.0.0.1 Gres=gpu:1 State=UNKNOWN
 PartitionName=$PARTITION Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 echo "Name=gpu File=/dev/null" >"$tmp/etc/gres.conf"
@@ -367,14 +370,14 @@ t_run=$(date +%s)
 log "workflow finished with exit status $run_rc in $((t_run - t_up)) s"
 if [ "$run_rc" != 0 ]; then
     tail -n 60 "$tmp/log/snakemake.out"
-    [ "$run_rc" = 124 ] && die "the workflow run passed its ${run_timeout} s limit"
+    [ "$run_rc" = 124 ] && die "the workflow run reached its ${run_timeout} s limit"
     for f in "$wd"/results/logs/*.log "$wd"/results/logs/*/*.log; do
         [ -s "$f" ] || continue
         grep -qi -E "error|traceback" "$f" || continue
         echo "---- $f"
         tail -n 20 "$f"
     done
-    die "the workflow run failed"
+    die "the workflow run stopped with exit status $run_rc (job logs above)"
 fi
 
 # ---- 8. checks from SLURM's accounting (or slurmctld's job records) -----------------------
