@@ -455,7 +455,7 @@ rows = [("jobid", "rule", "wildcards", "state", "exit", "elapsed", "cpus", "peak
 for jid in sorted(jobs, key=int):
     j = jobs[jid]
     rows.append((jid, j["rule"], j["wildcards"][:32], j["state"], j["exit"], j["elapsed"],
-                 j["ncpus"], f"{peak[jid]:.0f}" if jid in peak else "-", str(j["req"]), str(j["alloc"])))
+                 j["ncpus"], f"{peak[jid]:.0f}" if peak[jid] else "-", str(j["req"]), str(j["alloc"])))
 widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
 print(f"{source} (every job of the throwaway cluster):")
 for k, r in enumerate(rows):
