@@ -356,8 +356,8 @@ if [ -n "$user_cmd" ]; then
     log "$user_cmd: exit status $rc"
     exit "$rc"
 fi
-# Only the polling interval is changed for CI (the plugin's default waits 40 s before the first
-# status check and backs off); everything else comes from the profile.
+# Besides the profile, only the first status check comes sooner (the plugin's default waits
+# 40 s, too long for jobs of seconds) and SLURM's job logs are kept (.snakemake/slurm_logs).
 cmd=(snakemake --profile profiles/slurm --configfile .test/config/config.yaml
      --slurm-init-seconds-before-status-checks 5 --slurm-keep-successful-logs)
 [ "$accounting" = 1 ] || cmd+=(--slurm-status-command squeue)
