@@ -2,6 +2,8 @@ import contextlib
 import sys
 import threading
 
+import pytest
+
 from sevi_lib.nn.gpu_slot import gpu_slot, run_on_slot, visible_devices
 
 
@@ -43,3 +45,16 @@ def test_run_on_slot_sets_cuda_visible_devices(tmp_path):
     with gpu_slot(tmp_path, ["7", "8"]) as first:
         assert run_on_slot([sys.executable, "-c", code], tmp_path, ["7", "8"]) == 0
     assert out.read_text() == ({"7", "8"} - {first}).pop()
+
+
+@pytest.fixture(autouse=True)
+def _not_in_slurm(monkeypatch):
+    """The tests below (and above) describe a plain machine, even when run inside a SLURM job."""
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+
+
+def test_inside_a_slurm_job_the_scheduler_owns_the_devices(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    with gpu_slot(tmp_path / "locks", devices=["0"]) as dev:
+        assert dev is None
+    assert not (tmp_path / "locks").exists()

@@ -71,7 +71,11 @@ def test_default_dry_run_lists_synthesis(tmp_path):
 
 def test_real_data_skips_synthesis_and_score(tmp_path):
     wd = _copy_workflow(tmp_path)
-    (wd / "frames.h5").write_bytes(b"")
+    import h5py
+
+    from sevi_lib.core.io import FINAL_IMAGE_DTYPE
+    with h5py.File(wd / "frames.h5", "w") as f:  # a valid, empty FinalImage (checked at start)
+        f.create_dataset("FinalImage", shape=(0,), dtype=FINAL_IMAGE_DTYPE)
     jobs = planned_jobs(wd, "--config", "test_images=frames.h5")
     assert "simulate" not in jobs and "score" not in jobs and jobs["detect"] == 10
 
@@ -171,6 +175,7 @@ def test_user_file_with_spaces_fit_only_and_new_contents(ran, tmp_path):
     frames, truth = data / "frames 1.h5", data / "truth 1.h5"
     shutil.copy(ran / "results/simulate/frames.h5", frames)
     shutil.copy(ran / "results/simulate/truth.h5", truth)
+    (tmp_path / "wd").mkdir()
     wd = _copy_workflow(tmp_path / "wd")
     args = [*_override(wd, {"test_images": str(frames), "truth": str(truth),
                             "answer": {"methods": ["fit"], "method": "fit"}})]

@@ -14,7 +14,11 @@ device it should use nor a slot index. This module supplies the missing slot:
   killed or crashes, so no stale lock ever blocks a later run;
 - if every device is taken (more concurrent GPU jobs than devices, i.e. ``--resources gpu=``
   larger than the device count) the job waits, polling, until one frees up;
-- with no device at all the job runs unchanged (on the CPU) without any lock.
+- with no device at all the job runs unchanged (on the CPU) without any lock;
+- inside a SLURM job (``SLURM_JOB_ID`` set) the job also runs unchanged without a lock: SLURM
+  has already given it its GPUs to itself (``--gpus``), and every job on every node sees them
+  as device 0, so a lock file on the shared file system would make jobs on different nodes wait
+  for each other for nothing.
 
 So four concurrent jobs under ``--resources gpu=4`` on a four-GPU machine land on four different
 devices. ``sevi nn gpu-run --lock-dir DIR -- COMMAND ...`` wraps a command this way.
@@ -77,6 +81,9 @@ def gpu_slot(lock_dir, devices=None, poll=2.0):
         The device identifier held (to put in ``CUDA_VISIBLE_DEVICES``), or None when there is
         no device (CPU run, nothing locked).
     """
+    if os.environ.get("SLURM_JOB_ID"):  # the scheduler already gave this job its devices
+        yield None
+        return
     devices = visible_devices() if devices is None else list(devices)
     if not devices:
         yield None
