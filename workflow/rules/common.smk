@@ -97,6 +97,18 @@ def settings_flags(mapping, skip=()):
     return " ".join(flags)
 
 
+def detect_threads():
+    """Threads of one detection shard: `detect.threads`, or with 0 the cores Snakemake was given
+    shared out over the shards (rounded up), so that `--cores 16` keeps 16 cores busy with 10
+    shards (2 threads each, 8 at a time) instead of 10 busy and 6 idle. One where the core count
+    is not a plain number (cluster executors; each SLURM job gets the CPUs it asks for)."""
+    threads = int(config["detect"]["threads"])
+    if threads > 0:
+        return threads
+    cores = workflow.cores if isinstance(workflow.cores, int) and 0 < workflow.cores < 4096 else 1
+    return max(1, -(-cores // int(config["detect"]["shards"])))
+
+
 def final_targets():
     """Everything `rule all` asks for."""
     targets = [

@@ -17,8 +17,8 @@
 # command's unformatted text (Snakemake's code trigger) does not contain the value. (Not a global
 # read in the shell: `snakemake --lint` flags that; not params: editing it would rerun detection.)
 
-# job layout defaults (the schema fills them too); detector defaults live in DetectorParams
-DETECT = {"shards": 10, "threads": 1, "chunk": 64, **config.get("detect", {})}
+# job layout defaults: the schema's; detector defaults live in DetectorParams
+DETECT = config["detect"]
 DETECT_SHARDS = int(DETECT["shards"])
 DETECT_CHUNK = int(DETECT["chunk"])
 DETECT_SHARD_FILES = expand("results/detect/shards/shard_{i}.h5", i=range(DETECT_SHARDS))
@@ -37,7 +37,7 @@ rule detect:
         shards=DETECT_SHARDS,
         detector=settings_flags(DETECT, skip=DETECT_LAYOUT_KEYS),
         frames_identity=frames_identity(),
-    threads: int(DETECT["threads"])
+    threads: detect_threads()
     resources:
         detect_chunk=DETECT_CHUNK,
     log:
