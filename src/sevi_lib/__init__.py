@@ -25,4 +25,4 @@ from sevi_lib import _numba_cache
 
 __version__ = "0.1.0"
 
-# _numba_cache.configure(_Path(__file__).parent)  # enabled after the restructure lands
+_numba_cache.configure(_Path(__file__).parent)
