@@ -35,7 +35,7 @@ import numpy as np
 from sevi_lib.calibrate import CalibrationSettings, calibrate, simulate_response
 from sevi_lib.core.score import shell_distance
 from sevi_lib.core.shells import Shells
-from sevi_lib.detect.blobs import DetectorParams
+from sevi_lib.detect.params import DetectorParams
 from sevi_lib.fit import fit_electrons
 
 SEED_MEANS = [1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0]

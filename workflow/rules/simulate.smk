@@ -24,4 +24,4 @@ rule simulate:
         "results/benchmarks/simulate.tsv"
     shell:
         "NUMBA_NUM_THREADS={threads} sevi simulate --frames {output.frames:q} --truth {output.truth:q}"
-        " {params.simulation} --chunk {resources.simulate_chunk} --threads {threads} --no-progress > {log:q} 2>&1"
+        " {params.simulation} --chunk {resources.simulate_chunk} --threads {threads} > {log:q} 2>&1"

@@ -1,18 +1,33 @@
-"""calibrate: the detector's response measured by simulation and removed from the fit."""
+"""calibrate: the detector's response measured by simulation and removed from the fit.
 
-from sevi_lib.calibrate.response import (
-    PARAMETERS,
-    CalibrationSettings,
-    ResponseSample,
-    calibrate,
-    correct,
-    expected_distance,
-    fit_parameters,
-    fit_standard_errors,
-    physical_shells,
-    response_bias,
-    simulate_response,
-)
+Modules
+-------
+``settings``   :class:`CalibrationSettings` (the defaults of every calibration value; import-light)
+``response``   :func:`simulate_response` (simulate, render and detect frames at given parameters,
+               streaming), :func:`response_bias` (fit detected and true electrons: the bias and its
+               error over blocks), :func:`correct`, :func:`calibrate` (the stage, one or more
+               passes), :func:`calibrate_files` (what ``sevi calibrate`` calls)
 
-__all__ = ["PARAMETERS", "CalibrationSettings", "ResponseSample", "calibrate", "correct", "expected_distance",
-           "fit_parameters", "fit_standard_errors", "physical_shells", "response_bias", "simulate_response"]
+The public names are loaded lazily, so importing the package (e.g. for its settings) does not
+load the numba kernels.
+"""
+
+import importlib
+
+_PUBLIC = {
+    "CalibrationSettings": "settings",
+    **{name: "response" for name in (
+        "PARAMETERS", "ResponseSample", "calibrate", "calibrate_files", "correct", "expected_distance",
+        "fit_parameters", "fit_standard_errors", "physical_shells", "response_bias", "simulate_response")},
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -23,89 +23,21 @@ Everything streams: frames are simulated, rendered and detected a chunk at a tim
 to disk; only the detected and the true electron positions are kept.
 """
 
-import math
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from sevi_lib.calibrate.settings import CalibrationSettings  # noqa: F401  (re-exported)
 from sevi_lib.core.angular import distance_weights, min_density
 from sevi_lib.core.errors import InputError
+from sevi_lib.core.progress import ProgressLog
 from sevi_lib.core.shells import Shells
 
 #: Per-shell parameters the bias is measured for; ``ln_weights`` is the log of the fitted electron
 #: number, so its bias is the log of the detection efficiency (it does not scale with the number
 #: of frames). ``beta`` is a (S, N) block, the others (S,).
 PARAMETERS = ("R", "sigma_R", "ln_weights", "beta")
-
-
-@dataclass(frozen=True)
-class CalibrationSettings:
-    """Settings of the detector calibration (the ``calibrate:`` section of the workflow config).
-
-    Attributes
-    ----------
-    frames : int
-        Calibration frames per pass; 0: ``frames_fraction`` of the data's frames, at least
-        ``min_frames``.
-    frames_fraction : float
-        Calibration frames per data frame when ``frames`` is 0.
-    min_frames : int
-        Fewest calibration frames when ``frames`` is 0.
-    blocks : int
-        Independent blocks the calibration frames are split into; the spread of the block biases
-        gives the bias's standard error.
-    iterations : int
-        Extra passes, each simulated at the parameters corrected by the previous pass (0: one
-        pass at the fitted parameters).
-    seed : int
-        Seed of the calibration frames (pass p uses a seed derived from it and p).
-    chunk : int
-        Frames simulated, rendered and detected at a time (about 1 MiB each in memory).
-    progress_seconds : float
-        Seconds between progress lines on stderr (0: none).
-    """
-
-    frames: int = 0
-    frames_fraction: float = 0.5
-    min_frames: int = 2000
-    blocks: int = 8
-    iterations: int = 0
-    seed: int = 0
-    chunk: int = 32
-    progress_seconds: float = 10.0
-
-    def validate(self):
-        """Raise ``ValueError`` naming the first out-of-range setting; returns self."""
-        checks = [
-            (self.frames >= 0, "frames must be >= 0"),
-            (self.frames_fraction > 0, "frames_fraction must be > 0"),
-            (self.min_frames >= 1, "min_frames must be >= 1"),
-            (self.blocks >= 2, "blocks must be >= 2 (their spread is the bias's error)"),
-            (self.iterations >= 0, "iterations must be >= 0"),
-            (0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
-            (self.chunk >= 1, "chunk must be >= 1"),
-            (self.progress_seconds >= 0, "progress_seconds must be >= 0"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(f"calibration setting {msg}")
-        return self
-
-    def n_frames_for(self, n_data_frames):
-        """Calibration frames per pass for data of `n_data_frames` frames."""
-        if self.frames:
-            return int(self.frames)
-        return max(int(self.min_frames), math.ceil(self.frames_fraction * n_data_frames))
-
-    def pass_seed(self, p):
-        """Seed of pass `p` (independent streams for the passes)."""
-        return int(np.random.SeedSequence([int(self.seed), int(p)]).generate_state(1)[0])
-
-    def to_dict(self):
-        """Settings as a plain dict."""
-        return asdict(self)
 
 
 # ---------------------------------------------------------------------------------- parameters
@@ -211,24 +143,6 @@ class ResponseSample:
     seconds: float
 
 
-class _Progress:
-    """A progress line (frames, frames/s, ETA) on stderr every `every` seconds."""
-
-    def __init__(self, total, every, what):
-        self.total, self.every, self.what = total, every, what
-        self.t0 = self.last = time.perf_counter()
-
-    def __call__(self, done):
-        now = time.perf_counter()
-        if not self.every or (now - self.last < self.every and done < self.total):
-            return
-        self.last = now
-        rate = done / max(now - self.t0, 1e-9)
-        eta = (self.total - done) / rate if rate > 0 else float("inf")
-        print(f"{self.what}: {done}/{self.total} frames, {rate:.1f} frames/s, ETA {eta:.0f} s",
-              file=sys.stderr, flush=True)
-
-
 def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed=0, threads=1, chunk=32,
                       blocks=1, progress_seconds=0.0, what="calibrate"):
     """Simulate, render and detect frames, keeping the detected and the true electron positions.
@@ -275,7 +189,7 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
     if blocks < 1 or n_frames < blocks:
         raise InputError(f"calibration: {n_frames} frames cannot form {blocks} blocks")
     t0 = time.perf_counter()
-    progress = _Progress(n_frames, progress_seconds, what)
+    progress = ProgressLog(n_frames, what, every=progress_seconds)
     det_parts, true_parts = [], []
     buf = np.empty((min(chunk, n_frames), 1024, 1024), dtype=np.uint8)
     with FrameDetector(detector, threads=threads) as det:

@@ -2,10 +2,10 @@
 
 import sys
 
-from sevi_lib.calibrate.response import CalibrationSettings
+from sevi_lib.calibrate.settings import CalibrationSettings
 from sevi_lib.cli._settings import add_settings_arguments, settings_from_args
 from sevi_lib.core.errors import InputError
-from sevi_lib.detect.blobs import DetectorParams
+from sevi_lib.detect.params import DetectorParams
 
 
 def register(sub):

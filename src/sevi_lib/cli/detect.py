@@ -27,6 +27,8 @@ def register(sub):
     rng.add_argument("--shards", type=int, help="number of shards K (may exceed the number of frames)")
     p.add_argument("--threads", type=int, help="detection and decompression threads (default 1)")
     p.add_argument("--chunk", type=int, help="frames read at a time (default 64; memory only, same result)")
+    p.add_argument("--progress", type=float, default=10.0, metavar="S",
+                   help="a progress line (frames, frames/s, ETA) on stderr every S seconds (default 10; 0: none)")
     add_settings_arguments(p, DetectorParams, title="detector parameters (the workflow's 'detect:' config section)")
     p.set_defaults(func=run)
 
@@ -38,7 +40,7 @@ def run(args):
     layout = {k: v for k, v in (("threads", args.threads), ("chunk", args.chunk)) if v is not None}
     t0 = time.perf_counter()
     result = detect_shard(args.frames, args.out, start=args.start, stop=args.stop, shard=args.shard,
-                          shards=args.shards, params=params, **layout)
+                          shards=args.shards, params=params, progress=args.progress or None, **layout)
     dt = time.perf_counter() - t0
     n = result["electrons"].size
     k = result["n_frames"]

@@ -58,7 +58,8 @@ def register(sub):
     s.add_argument("--n", type=int, required=True, help="number of samples")
     s.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     s.add_argument("--key", required=True, help="shard name mixed into the seed, e.g. pretrain/round0/3")
-    s.add_argument("--progress", action="store_true", help="progress bar")
+    s.add_argument("--progress", type=float, default=10.0, metavar="S",
+                   help="a progress line (maps, maps/s, ETA) on stderr every S seconds (default 10; 0: none)")
     add_settings_arguments(s, SynthSettings, title="synthesis settings (SynthSettings; the workflow's nn section)")
     s.set_defaults(func=run_synth)
 
@@ -105,7 +106,7 @@ def run_synth(args):
 
     settings = settings_from_args(SynthSettings, args)
     attrs, prior, view = write_shard(args.out, args.stage, args.n, args.seed, args.key, settings,
-                                     first_pass=args.first_pass, count_map=args.count_map, progress=args.progress)
+                                     first_pass=args.first_pass, count_map=args.count_map, progress=args.progress or False)
     print(f"{args.out}: {args.n} samples, view {view.to_config()}, prior {prior.name}, "
           f"acceptance {attrs['acceptance']:.3f} (beta {attrs['beta_acceptance']:.3f} per shell, "
           f"radii {attrs['R_acceptance']:.3f})")

@@ -24,7 +24,7 @@ def register(sub):
     p.add_argument("--truth", required=True, metavar="TRUTH.h5", help="truth file to write")
     p.add_argument("--params", metavar="YAML", help="YAML with a 'simulation:' section (or that section itself)")
     p.add_argument("--include-images-in-truth", action="store_true", help="also store FinalImage in the truth file")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines (default: one every 10 s on stderr)")
     add_settings_arguments(p, SimulationSettings, skip=tuple(_PER_SHELL_FLAGS))
     group = p.add_argument_group("per-shell settings (one value per shell, or one JSON list)")
     default = SimulationSettings()

@@ -237,7 +237,9 @@ def detect_shard(frames, out, start=None, stop=None, shard=None, shards=None, pa
     params : DetectorParams, optional
     threads, chunk : int
         See :func:`detect_file`.
-    progress : callable, optional
+    progress : callable or float, optional
+        Called with the frames done (see :func:`detect_file`); a number: progress lines
+        (frames, frames/s, ETA) on stderr every that many seconds.
 
     Returns
     -------
@@ -253,6 +255,10 @@ def detect_shard(frames, out, start=None, stop=None, shard=None, shards=None, pa
     with FrameReader(frames) as reader:
         n_frames = reader.n_frames
     start, stop = frame_range(frames, n_frames, start, stop, shard, shards)
+    if progress is not None and not callable(progress):  # seconds between progress lines
+        from sevi_lib.core.progress import ProgressLog
+
+        progress = ProgressLog(stop - start, f"detect {frames} [{start}, {stop})", every=float(progress))
     result = detect_file(frames, start, stop, params, threads=threads, chunk=chunk, progress=progress)
     write_shard(out, result, frames, start, stop, params, identity=identity)
     return {**result, "start": start, "stop": stop}

@@ -182,8 +182,8 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
         Fields of :class:`sevi_lib.detect.blobs.DetectorParams` for those samples.
     threads : int, optional
         numba threads for the simulation (default: numba's current setting).
-    progress : bool
-        tqdm progress bar on stderr.
+    progress : bool or float
+        Progress lines (maps, maps/s, ETA) on stderr every 10 s, or every `progress` seconds.
 
     Returns
     -------
@@ -217,9 +217,9 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
         set_num_threads(int(threads))
     bar = None
     if progress:
-        from tqdm import tqdm
+        from sevi_lib.core.progress import ProgressLog
 
-        bar = tqdm(total=n, desc=f"synth {key}", unit="map")
+        bar = ProgressLog(n, f"synth {key}", unit="maps", every=10.0 if progress is True else float(progress))
     try:
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             inputs = f.create_dataset("inputs", shape=(n,) + view.shape, dtype=np.float32,

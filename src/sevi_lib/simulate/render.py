@@ -291,11 +291,12 @@ def render_chunk(frames, frame_offsets, x, z, seed, out, n_workers):
 
 
 def _progress(total, enabled):
+    """Progress lines every 10 s (``enabled`` True) or every ``enabled`` seconds; None when off."""
     if not enabled:
         return None
-    from tqdm import tqdm
+    from sevi_lib.core.progress import ProgressLog
 
-    return tqdm(total=total, unit="frame", file=sys.stderr, desc="simulate", dynamic_ncols=True)
+    return ProgressLog(total, "simulate", every=10.0 if enabled is True else float(enabled))
 
 
 def _append(ds, rows):
@@ -370,8 +371,8 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
         Frames per chunk (about `chunk` MiB of frames in memory, plus 8 MiB per render thread).
     include_images_in_truth : bool
         Also store the frames in the truth file.
-    progress : bool
-        tqdm progress bar on stderr.
+    progress : bool or float
+        Progress lines (frames, frames/s, ETA) on stderr every 10 s, or every `progress` seconds.
     threads : int
         gzip compression threads.
 

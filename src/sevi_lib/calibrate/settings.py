@@ -1,0 +1,77 @@
+"""The calibration's settings: the one place its configurable values have their defaults.
+
+Import-light (no numba), so that ``sevi calibrate --help`` starts at once.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """Settings of the detector calibration (the ``calibrate:`` section of the workflow config).
+
+    Attributes
+    ----------
+    frames : int
+        Calibration frames per pass; 0: ``frames_fraction`` of the data's frames, at least
+        ``min_frames``.
+    frames_fraction : float
+        Calibration frames per data frame when ``frames`` is 0.
+    min_frames : int
+        Fewest calibration frames when ``frames`` is 0.
+    blocks : int
+        Independent blocks the calibration frames are split into; the spread of the block biases
+        gives the bias's standard error.
+    iterations : int
+        Extra passes, each simulated at the parameters corrected by the previous pass (0: one
+        pass at the fitted parameters).
+    seed : int
+        Seed of the calibration frames (pass p uses a seed derived from it and p).
+    chunk : int
+        Frames simulated, rendered and detected at a time (about 1 MiB each in memory).
+    progress_seconds : float
+        Seconds between progress lines on stderr (0: none).
+    """
+
+    frames: int = 0
+    frames_fraction: float = 0.5
+    min_frames: int = 2000
+    blocks: int = 8
+    iterations: int = 0
+    seed: int = 0
+    chunk: int = 32
+    progress_seconds: float = 10.0
+
+    def validate(self):
+        """Raise ``ValueError`` naming the first out-of-range setting; returns self."""
+        checks = [
+            (self.frames >= 0, "frames must be >= 0"),
+            (self.frames_fraction > 0, "frames_fraction must be > 0"),
+            (self.min_frames >= 1, "min_frames must be >= 1"),
+            (self.blocks >= 2, "blocks must be >= 2 (their spread is the bias's error)"),
+            (self.iterations >= 0, "iterations must be >= 0"),
+            (0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
+            (self.chunk >= 1, "chunk must be >= 1"),
+            (self.progress_seconds >= 0, "progress_seconds must be >= 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"calibration setting {msg}")
+        return self
+
+    def n_frames_for(self, n_data_frames):
+        """Calibration frames per pass for data of `n_data_frames` frames."""
+        if self.frames:
+            return int(self.frames)
+        return max(int(self.min_frames), math.ceil(self.frames_fraction * n_data_frames))
+
+    def pass_seed(self, p):
+        """Seed of pass `p` (independent streams for the passes)."""
+        return int(np.random.SeedSequence([int(self.seed), int(p)]).generate_state(1)[0])
+
+    def to_dict(self):
+        """Settings as a plain dict."""
+        return asdict(self)
