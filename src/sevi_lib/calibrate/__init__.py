@@ -12,7 +12,7 @@ The public names are loaded lazily, so importing the package (e.g. for its setti
 load the numba kernels.
 """
 
-import importlib
+from sevi_lib._lazy import lazy_names
 
 _PUBLIC = {
     "CalibrationSettings": "settings",
@@ -20,14 +20,5 @@ _PUBLIC = {
         "PARAMETERS", "ResponseSample", "calibrate", "calibrate_files", "correct", "expected_distance",
         "fit_parameters", "fit_standard_errors", "physical_shells", "response_bias", "simulate_response")},
 }
-__all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy_names(__name__, _PUBLIC)

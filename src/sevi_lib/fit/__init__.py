@@ -45,7 +45,7 @@ Public API (imported lazily, so ``import sevi_lib.fit`` stays light): :func:`fit
 :class:`FitSettings`, ``METHODS``, :func:`mean_spot`.
 """
 
-import importlib
+from sevi_lib._lazy import lazy_names
 
 _PUBLIC = {
     "fit_electrons": "unbinned",
@@ -60,15 +60,5 @@ _PUBLIC = {
     "METHODS": "settings",
 }
 
-__all__ = ["FitResult", "FitSettings", "METHODS", "SpotKernel", "fit_count_map", "fit_electrons",
-           "fit_file", "fit_frame_sum", "known_c_floor", "mean_spot"]
 
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy_names(__name__, _PUBLIC)
