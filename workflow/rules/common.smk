@@ -105,7 +105,11 @@ def detect_threads():
     threads = int(config["detect"]["threads"])
     if threads > 0:
         return threads
-    cores = workflow.cores if isinstance(workflow.cores, int) and 0 < workflow.cores < 4096 else 1
+    try:
+        cores = workflow.cores
+    except Exception:  # a cluster executor defines no total core count (WorkflowError)
+        cores = None
+    cores = cores if isinstance(cores, int) and 0 < cores < 4096 else 1
     return max(1, -(-cores // int(config["detect"]["shards"])))
 
 
