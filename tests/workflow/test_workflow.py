@@ -195,3 +195,16 @@ def test_user_file_with_spaces_fit_only_and_new_contents(ran, tmp_path):
     os.utime(frames, (1, 1))
     jobs = planned_jobs(wd, *args)
     assert jobs["detect"] == 3 and jobs["accumulate"] == 1 and jobs["fit"] == 1
+
+
+def test_snakemake_html_report_after_a_run(ran):
+    """`snakemake --report` (no --cores) builds one self-contained page of the marked results."""
+    cmd = [sys.executable, "-m", "snakemake", "--configfile", ".test/config/config.yaml", "--report",
+           "results/report.html"]
+    res = subprocess.run(cmd, cwd=ran, env=_env(), capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    page = ran / "results/report.html"
+    assert page.stat().st_size > 100_000, res.stdout[-2000:] + res.stderr[-2000:]
+    text = page.read_text(errors="replace")
+    for marked in ("count_map.png", "fit.png", "score.tsv", "loss.png", "report.md"):
+        assert marked in text
