@@ -76,6 +76,19 @@ def test_single_shell_truth():
     assert result["dR"] == pytest.approx([0.02])
 
 
+def test_three_shell_truth_scored_per_shell():
+    # lab data: K = 3 shells, each row matched by SphereId, hand-computed distances
+    truth = Shells([0.3, 0.55, 0.8], [0.006, 0.007, 0.008], [[1.0, 0.3], [-0.5, 0.1], [0.4, 0.0]])
+    a = _answer([0.31, 0.54, 0.8], [[0.9, 0.3], [-0.5, 0.0], [0.4, 0.2]], sphere_ids=(0, 1, 2))
+    expected = [math.sqrt(2 / 5 * 0.1**2), math.sqrt(2 / 9 * 0.1**2), math.sqrt(2 / 9 * 0.2**2)]
+    result = score(a, truth)
+    assert result["distance"] == pytest.approx(expected, rel=1e-12)
+    assert result["total"] == pytest.approx(sum(expected), rel=1e-12)
+    assert result["dR"] == pytest.approx([0.01, -0.01, 0.0], abs=1e-12)
+    with pytest.raises(InputError, match="'Answer' has 3 rows, the truth has 2"):
+        score(a, TRUTH)
+
+
 def test_shell_distance_is_l2_distance_between_densities():
     a, b = [0.4, -0.2, 0.1, 0.03], [-0.3, 0.1]
     l2 = integrate.quad(lambda c: float(density(c, a) - density(c, b)) ** 2, -1, 1, epsabs=1e-14)[0]
