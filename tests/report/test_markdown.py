@@ -57,3 +57,32 @@ def test_pairs():
     assert parse_pairs([], "--run") == {}
     with pytest.raises(InputError, match="--run: expected NAME=PATH"):
         parse_pairs(["a"], "--run")
+
+
+def test_three_shells_centre_and_background_are_listed(tmp_path):
+    # lab data: every shell in the answers table, the fitted centre and background with errors
+    beta = np.array([[1.0, 0.5], [-0.4, 0.1], [0.3, 0.1]])
+    write_answer(tmp_path / "fit.h5", [0.3, 0.55, 0.8], beta)
+    side = {"method": "unbinned", "R": [0.3, 0.55, 0.8], "sigma_R": [0.006, 0.007, 0.008],
+            "se_sigma_R": [1e-4] * 3, "se_R": [1e-4] * 3, "se_beta": [[0.01, 0.01]] * 3, "weights": [1e5, 1e5, 1e5], "expected_distance": [0.01] * 3,
+            "floor": [0.009] * 3, "constraint_active": [False] * 3, "n_iter": 9, "converged": True,
+            "centre": [3.0 / 512, -2.0 / 512], "centre_se": [0.01 / 512, 0.02 / 512],
+            "background": 2500.0, "background_se": 60.0, "background_per_frame": 2.5, "background_per_frame_se": 0.06,
+            "shell_search": {"test": "Z >= 5", "peaks": [{"R": 0.3, "significance": 80.0, "accepted": True},
+                                                          {"R": 0.55, "significance": 60.0, "accepted": True},
+                                                          {"R": 0.8, "significance": 70.0, "accepted": True},
+                                                          {"R": 0.95, "significance": 1.2, "accepted": False}]}}
+    (tmp_path / "fit.json").write_text(__import__("json").dumps(side))
+    text = build_report(tmp_path / "r.md", answers={"fit": tmp_path / "fit.h5"}, fit_sidecar=tmp_path / "fit.json",
+                        now=NOW)
+    assert "x0 = +3.000 ± 0.010 px, z0 = -2.000 ± 0.020 px" in text
+    assert "2500.0 ± 60.0 electrons over the screen (2.5000 ± 0.0600 per frame)" in text
+    assert "3 shell(s) fitted; Z >= 5." in text
+    assert "| 0.9500 | 1.2 | no |" in text
+    assert all(f"Shell {j} (smaller radius first)" in text for j in range(3))
+
+
+def test_old_sidecar_without_centre_has_no_geometry_section(run_files):
+    (run_files / "fit.json").write_text('{"method": "unbinned", "R": [0.5, 0.8]}')
+    text = build_report(run_files / "r.md", answers={"fit": run_files / "fit.h5"}, now=NOW)
+    assert "## Image centre" not in text

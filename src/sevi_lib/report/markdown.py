@@ -136,6 +136,38 @@ def _score(path):
             + markdown_table(list(rows[0]), [list(r.values()) for r in rows])]
 
 
+def _fmt_peak(peak):
+    """One shell-search candidate (a dict of the fit's ``shell_search``) as a table row."""
+    sig = peak.get("significance", peak.get("z"))
+    return [f"{float(peak.get('R', float('nan'))):.4f}", "-" if sig is None else f"{float(sig):.1f}",
+            "yes" if peak.get("accepted", True) else "no"]
+
+
+def _geometry(side):
+    """The image centre, the flat background and the shell search of the fit (lab data)."""
+    if side is None or "centre" not in side:
+        return []
+    x0, z0 = (float(v) for v in side["centre"])
+    sx, sz = (float(v) for v in side.get("centre_se", (float("nan"),) * 2))
+    lines = [(f"- image centre: x0 = {512 * x0:+.3f} ± {512 * sx:.3f} px, z0 = {512 * z0:+.3f} ± {512 * sz:.3f} px "
+              f"from the screen centre ({x0:+.6f}, {z0:+.6f} screen units)")]
+    if "background" in side:
+        line = f"- flat background: {float(side['background']):.1f} ± {float(side.get('background_se', float('nan'))):.1f}" \
+               " electrons over the screen"
+        if side.get("background_per_frame") is not None:
+            line += f" ({float(side['background_per_frame']):.4f} ± " \
+                    f"{float(side.get('background_per_frame_se', float('nan'))):.4f} per frame)"
+        lines.append(line)
+    text = "## Image centre, background and shells\n\n" + "\n".join(lines)
+    search = side.get("shell_search") or {}
+    peaks = search.get("peaks") or []
+    if peaks:
+        how = search.get("test") or search.get("method") or ""
+        text += (f"\n\n{len(side['R'])} shell(s) fitted" + (f"; {how}" if how else "") + ".\n\n"
+                 + markdown_table(["radial peak R", "significance (sigma)", "a shell"], [_fmt_peak(p) for p in peaks]))
+    return [text]
+
+
 def _fit(side, fit_png, out):
     parts = []
     if side is not None:
@@ -209,6 +241,7 @@ def build_report(out, frames=None, detect_summary=None, count_map_png=None, answ
     parts = [f"# sevi report\n\nWritten {now:%Y-%m-%d %H:%M}" + (f" for `{frames}`." if frames else ".")]
     parts += _detection(detect_summary, count_map_png, out)
     parts += _answers(answers or {}, final, side, truth, cal)
+    parts += _geometry(side)
     parts += _calibration(cal)
     parts += _score(score)
     parts += _fit(side, fit_png, out)

@@ -17,8 +17,17 @@ def save_figure(fig, path, dpi=110):
     plt.close(fig)
 
 
+def fit_centre(result):
+    """The image centre (x0, z0) a fit found, screen units; (0, 0) for a fit without one."""
+    centre = getattr(result, "centre", None)
+    if centre is None and isinstance(result, dict):
+        centre = result.get("centre")
+    return (0.0, 0.0) if centre is None else (float(centre[0]), float(centre[1]))
+
+
 def model_density(result, x, z):
-    """Fitted screen density of all shells plus background at points (per unit area, in counts)."""
+    """Fitted density of all shells plus background (per unit area, in counts) at points given
+    relative to the fitted image centre (:func:`fit_centre`)."""
     lam = np.full(np.shape(x), float(result.background))
     for j in range(len(result.R)):
         lam = lam + result.weights[j] * projected_density(x, z, result.R[j], result.sigma_R[j], result.beta[j])
@@ -32,7 +41,8 @@ def fit_report(result, x, z, w=None, title=None, n_alpha=256):
     ----------
     result : sevi_lib.fit.result.FitResult
     x, z : ndarray
-        Data positions (electrons or pixel centres), screen units.
+        Data positions (electrons or pixel centres), screen units (the fitted centre, if the
+        result has one, is subtracted here).
     w : ndarray, optional
         Weights of the positions (pixel counts); for a frame sum, intensities divided by the
         mean spot total.
@@ -49,8 +59,9 @@ def fit_report(result, x, z, w=None, title=None, n_alpha=256):
         (where the screen angle is close to theta) and the model's prediction of that same
         histogram (dashed), both normalised to unit area.
     """
-    x = np.asarray(x, dtype=np.float64).ravel()
-    z = np.asarray(z, dtype=np.float64).ravel()
+    x0, z0 = fit_centre(result)  # data on the screen; the model lives around the fitted centre
+    x = np.asarray(x, dtype=np.float64).ravel() - x0
+    z = np.asarray(z, dtype=np.float64).ravel() - z0
     w = np.ones_like(x) if w is None else np.asarray(w, dtype=np.float64).ravel()
     rho = np.hypot(x, z)
     S = len(result.R)
@@ -106,4 +117,59 @@ def fit_report(result, x, z, w=None, title=None, n_alpha=256):
         ax.set_ylabel("density I(cos theta), log scale")
         ax.legend(fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def count_map_figure(count_map, centre=None, radii=None, title=None, bin_px=4):
+    """A count map on a log colour scale, x horizontal and z (polarisation axis) vertical.
+
+    The map is summed over ``bin_px x bin_px`` pixel blocks first, so that sparse maps stay
+    visible at screen resolution. The fitted image centre, when given, is marked with a cross
+    and the fitted shell radii are drawn as circles around it, so that an off-centre image or a
+    missed shell shows at a glance.
+
+    Parameters
+    ----------
+    count_map : ndarray, shape (n, n)
+        ``Image[ix, iz]`` layout (:func:`sevi_lib.core.maps.count_map`).
+    centre : (float, float), optional
+        Image centre (x0, z0), screen units.
+    radii : sequence of float, optional
+        Shell radii (screen units) drawn around `centre` (or the screen centre).
+    title : str, optional
+    bin_px : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.colors import LogNorm
+
+    count_map = np.asarray(count_map)
+    n = count_map.shape[0] // bin_px
+    binned = count_map[: n * bin_px, : n * bin_px].reshape(n, bin_px, n, bin_px).sum(axis=(1, 3))
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    img = np.ma.masked_less_equal(binned.T, 0)  # Image[ix, iz] -> rows z, columns x
+    vmax = max(float(binned.max()), 1.0)
+    im = ax.imshow(img, origin="lower", extent=[-1, 1, -1, 1], norm=LogNorm(vmin=1.0, vmax=max(vmax, 1.0 + 1e-9)),
+                   cmap="viridis", interpolation="nearest")
+    ax.set_facecolor("black")
+    x0, z0 = (0.0, 0.0) if centre is None else (float(centre[0]), float(centre[1]))
+    if centre is not None:
+        ax.plot([x0], [z0], "+", color="red", ms=14, mew=1.5,
+                label=f"fitted centre ({512 * x0:+.2f}, {512 * z0:+.2f}) px from the screen centre")
+    t = np.linspace(0, 2 * np.pi, 721)
+    for j, r in enumerate(radii or ()):
+        ax.plot(x0 + r * np.sin(t), z0 + r * np.cos(t), "--", color="white", lw=0.6,
+                label="fitted shell radii" if j == 0 else None)
+    if centre is not None or radii:
+        ax.legend(loc="upper right", fontsize=7)
+    ax.set_xlim(-1, 1)
+    ax.set_ylim(-1, 1)
+    ax.set_xlabel("x (screen units)")
+    ax.set_ylabel("z (screen units, polarisation axis)")
+    ax.set_aspect("equal")
+    if title:
+        ax.set_title(title)
+    fig.colorbar(im, ax=ax, label=f"electrons per {bin_px} x {bin_px} px")
     return fig
