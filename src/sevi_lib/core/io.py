@@ -597,3 +597,50 @@ class FrameReader:
         self._check_range(start, stop)
         for a in range(start, stop, chunk):
             yield self.read(a, min(a + chunk, stop))
+
+
+# ------------------------------------------------------------------------------- lab-camera truth
+#: A simulated camera's hot pixels (truth file dataset ``HotPixels``): pixel ``frame[ix, iz]`` and
+#: the level (counts) added to it in every frame before noise, rounding and clipping.
+HOT_PIXEL_DTYPE = np.dtype([("ix", "<i4"), ("iz", "<i4"), ("level", "<f8")])
+
+
+def read_camera_truth(path):
+    """The simulated camera of a truth file (root attributes and ``HotPixels``, issue 13).
+
+    Files written before these existed, and published truth files, give the published camera:
+    centre (0, 0), no stray electrons, no read noise, no hot pixels.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    dict
+        ``centre`` (x, z) of the image centre, screen units (attributes ``centre_x``,
+        ``centre_z``); ``stray_electrons`` (Poisson mean per frame) and ``read_noise`` (counts)
+        as float; ``hot_pixels`` float64 array (n, 3) of ix, iz, level (dataset ``HotPixels``).
+    """
+    with open_h5(path) as f:
+        try:
+            attrs = {k: f.attrs[k] for k in ("centre_x", "centre_z", "stray_electrons", "read_noise") if k in f.attrs}
+            hot = f["HotPixels"][()] if isinstance(f.get("HotPixels"), h5py.Dataset) else None
+        except _H5_ERRORS as exc:
+            raise InputError(f"{path}: camera truth is unreadable ({_one_line(exc)})") from None
+    out = {}
+    for key in ("centre_x", "centre_z", "stray_electrons", "read_noise"):
+        try:
+            out[key] = float(np.asarray(attrs.get(key, 0.0)).reshape(()))
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: attribute '{key}' is not a number ({attrs[key]!r})") from None
+        if not np.isfinite(out[key]) or (key in ("stray_electrons", "read_noise") and out[key] < 0):
+            raise InputError(f"{path}: attribute '{key}' = {out[key]} is not a valid value")
+    table = np.zeros((0, 3))
+    if hot is not None and hot.size:
+        if hot.dtype.names is None:
+            raise InputError(f"{path}: dataset 'HotPixels' is not a table (dtype {hot.dtype})")
+        table = np.stack([np.asarray(_field(hot, path, "HotPixels", k), dtype=np.float64)
+                          for k in ("ix", "iz", "level")], axis=1).reshape(-1, 3)
+    return {"centre": (out["centre_x"], out["centre_z"]), "stray_electrons": out["stray_electrons"],
+            "read_noise": out["read_noise"], "hot_pixels": table}

@@ -1,8 +1,10 @@
 """The simulation's settings: the one place their defaults live, and how a YAML section and flags merge.
 
 :class:`SimulationSettings` holds every value of the workflow's ``simulation:`` section with the
-embedded default's values (3000 frames, 40 electrons per shell and frame, 2 threads); the shells
-(R, sigma_R, beta per shell) have no default. :func:`resolve_settings` merges a YAML section (the
+embedded default's values (3000 frames, 40 electrons per shell and frame, 2 threads, the published
+camera: image centred on the screen, no stray electrons, no read noise, no hot pixels); the shells
+(R, sigma_R, beta per shell, any number K >= 1 of them) have no default. :func:`check_camera`
+checks the lab-camera values (also for the library functions that take them one by one). :func:`resolve_settings` merges a YAML section (the
 workflow config, or the section alone, :func:`load_params`) with the values given on the command
 line (they win) and checks everything once, naming where a bad value came from.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +35,8 @@ class SimulationSettings:
     n_frames : int
         Number of frames.
     electrons_per_shell : list of float
-        Poisson mean of electrons per frame, one per shell (one value: the same for every shell).
+        Poisson mean of electrons per frame, one per shell (one value: the same for every shell,
+        so the default 40 serves any number of shells).
     detection_loss : float
         Probability that an electron is not detected.
     R, sigma_R : list of float or None
@@ -43,17 +47,39 @@ class SimulationSettings:
         Frames rendered and written at a time (memory only; the output does not depend on it).
     threads : int
         gzip compression threads (the workflow also gives numba as many).
+    centre_offset : list of float
+        ``[dx, dz]`` pixels from the screen centre to the image centre (the centre of every
+        shell's projection): the image centre is at ``(dx, dz) / 512`` screen units.
+    stray_electrons : float
+        Poisson mean per frame of stray electrons, uniform on the whole screen ``[-1, 1]^2``;
+        they get spots like any electron (``detection_loss`` does not apply to them).
+    read_noise : float
+        Standard deviation (counts) of the Gaussian read noise added to every pixel of every
+        frame before rounding and clipping to [0, 255].
+    hot_pixels : int
+        Number of hot pixels: distinct positions and levels (uniform in [64, 255] counts) drawn
+        once from the seed; a hot pixel's level is added to it in every frame before the noise,
+        rounding and clipping.
+    gzip_level : int or None
+        gzip level of the frames (0-9; every level reads the same). None: 9 (the published
+        files) without read noise, 1 with it (noisy frames take ~1.5 s each at level 9 and
+        ~20 ms at level 1, for 20 % more space).
     """
 
     seed: int = 0
     n_frames: int = 3000
-    electrons_per_shell: list[float] = (40.0, 40.0)
+    electrons_per_shell: list[float] = (40.0,)
     detection_loss: float = 0.1
     R: list[float] | None = None
     sigma_R: list[float] | None = None
     beta: list[list[float]] | None = None
     chunk: int = 64
     threads: int = 2
+    centre_offset: list[float] = (0.0, 0.0)
+    stray_electrons: float = 0.0
+    read_noise: float = 0.0
+    hot_pixels: int = 0
+    gzip_level: int | None = None
 
     def __post_init__(self):
         for name in ("seed", "n_frames", "chunk", "threads"):
@@ -63,6 +89,12 @@ class SimulationSettings:
         for name, low in (("chunk", 1), ("threads", 1), ("n_frames", 0)):
             if getattr(self, name) < low:
                 raise InputError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        check_camera(self.centre_offset, self.stray_electrons, self.read_noise, self.hot_pixels)
+        check_gzip_level(self.gzip_level)
+
+    def camera(self):
+        """The lab-camera values checked and normalised (see :func:`check_camera`)."""
+        return check_camera(self.centre_offset, self.stray_electrons, self.read_noise, self.hot_pixels)
 
     def shells(self):
         """The shells as :class:`~sevi_lib.core.shells.Shells` (sorted by radius, checked)."""
@@ -88,6 +120,69 @@ class SimulationSettings:
         except (TypeError, ValueError):
             raise InputError("electrons_per_shell and detection_loss must be numbers") from None
         return np.repeat(means, n_shells) if len(means) == 1 else means
+
+
+def _number(value, name):
+    """A finite float from a bool-free real number, else InputError naming `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise InputError(f"{name} must be finite, got {value}")
+    return value
+
+
+def check_camera(centre_offset=(0.0, 0.0), stray_electrons=0.0, read_noise=0.0, hot_pixels=0):
+    """Check the lab-camera values of a simulation; InputError naming the bad one.
+
+    Parameters
+    ----------
+    centre_offset : sequence of two float
+        Image centre minus screen centre, pixels ``(dx, dz)``; finite.
+    stray_electrons : float
+        Poisson mean of stray electrons per frame; finite, >= 0.
+    read_noise : float
+        Read-noise standard deviation, counts; finite, >= 0.
+    hot_pixels : int
+        Number of hot pixels, 0 .. 1024**2.
+
+    Returns
+    -------
+    centre_offset : tuple of float
+        ``(dx, dz)`` in pixels.
+    stray_electrons, read_noise : float
+    hot_pixels : int
+    """
+    if isinstance(centre_offset, (str, bytes)) or not hasattr(centre_offset, "__len__") or len(centre_offset) != 2:
+        raise InputError(f"centre_offset must be two numbers [dx, dz] (pixels), got {centre_offset!r}")
+    offset = tuple(_number(v, "centre_offset") for v in centre_offset)
+    strays = _number(stray_electrons, "stray_electrons")
+    noise = _number(read_noise, "read_noise")
+    for name, value in (("stray_electrons", strays), ("read_noise", noise)):
+        if value < 0:
+            raise InputError(f"{name} must be >= 0, got {value:g}")
+    if isinstance(hot_pixels, (bool, np.bool_)) or not isinstance(hot_pixels, (int, np.integer)):
+        raise InputError(f"hot_pixels must be an integer, got {hot_pixels!r}")
+    if not 0 <= hot_pixels <= 1024 * 1024:
+        raise InputError(f"hot_pixels must be in [0, 1024**2], got {hot_pixels}")
+    return offset, strays, noise, int(hot_pixels)
+
+
+def check_gzip_level(level):
+    """None or an integer 0..9 (the frames' gzip level), else InputError."""
+    if level is None:
+        return None
+    if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, np.integer)) or not 0 <= level <= 9:
+        raise InputError(f"gzip_level must be an integer in [0, 9], got {level!r}")
+    return int(level)
+
+
+def gzip_level_for(level, read_noise):
+    """The frames' gzip level: `level`, or when None 9 (published) without read noise and 1 with it."""
+    level = check_gzip_level(level)
+    if level is not None:
+        return level
+    return 1 if read_noise > 0 else 9
 
 
 def load_params(path):
