@@ -14,6 +14,12 @@ For a shell with radius R, radial width sigma_R and angular coefficients beta:
 Random numbers come from numba's Mersenne Twister, reseeded per frame (and per stream) with
 ``frame_seed(seed, frame, stream)``; a frame's electrons therefore depend only on the seed and
 the frame index, never on how frames are grouped into chunks or spread over threads.
+
+Lab-camera effects (issue 13; off by default, and then nothing of them runs): the image centre
+``centre_offset`` pixels off the screen centre shifts every shell electron's screen position;
+``stray_electrons`` per frame (Poisson) land uniformly on the whole screen, from their own
+per-frame stream (:data:`STREAM_STRAYS`), and join the detected electrons with ElectronId -1.
+The published streams (electrons, spots) are untouched by either.
 """
 
 from collections import namedtuple
@@ -23,22 +29,33 @@ from numba import njit, prange
 
 from sevi_lib.core.angular import check_physical
 from sevi_lib.core.errors import InputError
+from sevi_lib.core.geometry import PIX_PER_UNIT
 from sevi_lib.core.io import DETECTED_DTYPE, GENERATED_DTYPE
+from sevi_lib.simulate.settings import check_camera
 
 #: Size of the quantile table that gives Newton its starting point and bracket.
 TABLE_SIZE = 1024
 
-#: Random streams of a frame (see :func:`frame_seed`).
+#: Random streams of a frame (see :func:`frame_seed`): the published ones ...
 STREAM_ELECTRONS = 0
 STREAM_SPOTS = 1
 _N_STREAMS = 2
+#: ... and the lab-camera ones (issue 13), seeded from a separate block of seeds.
+STREAM_STRAYS = 2
+STREAM_NOISE = 3
+_N_EXTRA = 2
+_EXTRA_BLOCK = np.uint64(1 << 31)
+
+#: ``detected_shell`` of a stray electron (and ElectronId of its DetectedElectrons row: -1).
+STRAY_SHELL = 255
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 
 
 # ------------------------------------------------------------------------------------ seeding
 @njit(cache=True)
-def _splitmix64(x):
+def splitmix64(x):
+    """SplitMix64 output for state `x` (uint64): the next state is ``x + 0x9E3779B97F4A7C15``."""
     x = np.uint64(x) + np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -49,8 +66,10 @@ def _splitmix64(x):
 def frame_seed(seed, frame, stream):
     """32-bit seed of numba's generator for one frame and stream.
 
-    ``(hash(seed) + 2 * frame + stream) mod 2**32``: distinct for every (frame, stream) of one
-    seed (up to 2**31 frames), so no two frames of a file share a random stream.
+    ``(hash(seed) + 2 * frame + stream) mod 2**32`` for the published streams 0 and 1, and
+    ``(hash(seed) + 2**31 + 2 * frame + stream - 2) mod 2**32`` for the lab-camera streams 2 and
+    3: distinct for every (frame, stream) of one seed (up to 2**30 frames), so no two frames of
+    a file share a random stream and the lab-camera streams never reuse a published one.
 
     Parameters
     ----------
@@ -59,15 +78,18 @@ def frame_seed(seed, frame, stream):
     frame : int
         Global frame index.
     stream : int
-        0 for the electrons, 1 for the spot parameters of the renderer.
+        :data:`STREAM_ELECTRONS` (0), :data:`STREAM_SPOTS` (1, the renderer's spot parameters),
+        :data:`STREAM_STRAYS` (2) or :data:`STREAM_NOISE` (3, the renderer's read noise).
 
     Returns
     -------
     int
         Seed for ``np.random.seed`` inside numba.
     """
-    base = _splitmix64(np.uint64(seed)) & _MASK32
-    return np.int64((base + np.uint64(_N_STREAMS * frame + stream)) & _MASK32)
+    base = splitmix64(np.uint64(seed)) & _MASK32
+    if stream < _N_STREAMS:
+        return np.int64((base + np.uint64(_N_STREAMS * frame + stream)) & _MASK32)
+    return np.int64((base + _EXTRA_BLOCK + np.uint64(_N_EXTRA * frame + stream - _N_STREAMS)) & _MASK32)
 
 
 # ------------------------------------------------------------------------- Legendre machinery
@@ -372,6 +394,64 @@ def _frame_counts(frame0, nf, seed, means):
     return counts
 
 
+@njit(cache=True)
+def _stray_counts(frame0, nf, seed, mean):
+    """Poisson(mean) stray electrons of each frame (first draw of its :data:`STREAM_STRAYS` stream)."""
+    counts = np.empty(nf, dtype=np.int64)
+    for k in range(nf):
+        np.random.seed(frame_seed(seed, frame0 + k, STREAM_STRAYS))
+        counts[k] = np.random.poisson(mean)
+    return counts
+
+
+@njit(cache=True)
+def _draw_strays(frame0, nf, seed, mean, offsets, x, z):
+    """Positions of the stray electrons, uniform on [-1, 1)^2; frame k's are x, z[offsets[k]:offsets[k+1]].
+
+    Stream :data:`STREAM_STRAYS` of each frame: the count (as :func:`_stray_counts`), then the
+    x of every stray, then their z.
+    """
+    for k in range(nf):
+        np.random.seed(frame_seed(seed, frame0 + k, STREAM_STRAYS))
+        np.random.poisson(mean)
+        for i in range(offsets[k], offsets[k + 1]):
+            x[i] = 2.0 * np.random.random() - 1.0
+        for i in range(offsets[k], offsets[k + 1]):
+            z[i] = 2.0 * np.random.random() - 1.0
+
+
+def stray_electrons_table(frame0, nf, seed, mean):
+    """Stray electrons of frames frame0 .. frame0 + nf - 1 (their own per-frame streams).
+
+    Parameters
+    ----------
+    frame0, nf : int
+        First global frame index and number of frames.
+    seed : int
+    mean : float
+        Poisson mean per frame (> 0).
+
+    Returns
+    -------
+    table : structured ndarray, :data:`sevi_lib.core.io.DETECTED_DTYPE`
+        Ordered by frame; ElectronId -1; x, z uniform on the screen.
+    offsets : ndarray of int64, shape (nf + 1,)
+        Frame k's strays are ``table[offsets[k]:offsets[k + 1]]``.
+    """
+    counts = _stray_counts(frame0, nf, seed, float(mean))
+    offsets = np.zeros(nf + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    x = np.empty(int(offsets[-1]))
+    z = np.empty_like(x)
+    _draw_strays(frame0, nf, seed, float(mean), offsets, x, z)
+    table = np.empty(len(x), dtype=DETECTED_DTYPE)
+    table["ImageId"] = np.repeat(np.arange(frame0, frame0 + nf, dtype=np.int32), counts)
+    table["ElectronId"] = -1
+    table["x"] = x
+    table["z"] = z
+    return table, offsets
+
+
 #: The frame simulator's model, one record built in :func:`iter_frame_electrons`: per shell the
 #: Poisson mean, R, sigma_R and the sampler arrays of :class:`_Samplers`; and the detection loss.
 FrameModel = namedtuple("FrameModel", ["means", "loss", "R", "sigma_R", "a", "alpha", "gamma", "table"])
@@ -441,9 +521,10 @@ FrameElectrons.__doc__ = """Electrons of frames [frame_start, frame_start + n_fr
 generated : structured ndarray, :data:`sevi_lib.core.io.GENERATED_DTYPE` (SphereId, ElectronId, r, cos_theta)
     Every electron, ordered by frame, then shell.
 detected : structured ndarray, :data:`sevi_lib.core.io.DETECTED_DTYPE` (ImageId, ElectronId, x, z)
-    The detected ones, same order; ImageId is the global frame index.
+    The detected ones, same order, each frame's stray electrons (ElectronId -1) after its shell
+    electrons; ImageId is the global frame index; x, z screen positions.
 detected_shell : ndarray of uint8
-    Shell of each detected electron.
+    Shell of each detected electron (:data:`STRAY_SHELL` for a stray electron).
 frame_offsets : ndarray of int64, shape (n_frames + 1,)
     Frame k's detected electrons are ``detected[frame_offsets[k]:frame_offsets[k + 1]]``.
 """
@@ -480,7 +561,8 @@ def check_args(shells, n_frames, electrons_per_shell, detection_loss, seed):
     return means, float(detection_loss), int(n_frames), _check_seed(seed)
 
 
-def iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss=0.1, seed=0, chunk=64):
+def iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss=0.1, seed=0, chunk=64,
+                         centre_offset=(0.0, 0.0), stray_electrons=0.0):
     """Simulate frames chunk by chunk; the result does not depend on `chunk`.
 
     Parameters
@@ -495,14 +577,22 @@ def iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss=0
         0 <= seed < 2**32.
     chunk : int
         Frames per yielded chunk.
+    centre_offset : (float, float)
+        Image centre minus screen centre, pixels (dx, dz): every shell electron's x, z is
+        shifted by (dx, dz) / 512 screen units.
+    stray_electrons : float
+        Poisson mean per frame of stray electrons, uniform on the screen (no detection loss).
 
     Yields
     ------
     FrameElectrons
         ElectronId counts electrons over the whole simulation (so detected rows link to
-        generated rows); ImageId is the global frame index.
+        generated rows); ImageId is the global frame index. Detected x, z are screen positions
+        (centre offset included). A frame's stray electrons follow its shell electrons in
+        ``detected`` with ElectronId -1 and ``detected_shell`` :data:`STRAY_SHELL`.
     """
     means, loss, n_frames, seed = check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
+    (dx, dz), strays, _, _ = check_camera(centre_offset, stray_electrons)
     chunk = max(1, int(chunk))
     smp = _Samplers(shells)
     model = FrameModel(means, loss, np.ascontiguousarray(shells.R), np.ascontiguousarray(shells.sigma_R),
@@ -528,20 +618,32 @@ def iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss=0
         gen["ElectronId"] = ids
         gen["r"] = r
         gen["cos_theta"] = c
+        if dx != 0.0:
+            x += dx / PIX_PER_UNIT
+        if dz != 0.0:
+            z += dz / PIX_PER_UNIT
         dtab = np.empty(int(det.sum()), dtype=DETECTED_DTYPE)
         dtab["ImageId"] = frame_of[det]
         dtab["ElectronId"] = ids[det]
         dtab["x"] = x[det]
         dtab["z"] = z[det]
+        det_shell = shell[det]
         det_per_frame = np.add.reduceat(det.astype(np.int64), offsets[:-1]) if n else np.zeros(nf, np.int64)
         det_per_frame[per_frame == 0] = 0  # reduceat quirk: an empty segment returns the next value
         frame_offsets = np.zeros(nf + 1, dtype=np.int64)
         np.cumsum(det_per_frame, out=frame_offsets[1:])
+        if strays > 0.0:
+            stab, soffsets = stray_electrons_table(f0, nf, seed, strays)
+            order = np.argsort(np.concatenate([dtab["ImageId"], stab["ImageId"]]), kind="stable")
+            dtab = np.concatenate([dtab, stab])[order]
+            det_shell = np.concatenate([det_shell, np.full(len(stab), STRAY_SHELL, np.uint8)])[order]
+            frame_offsets += soffsets
         next_id += n
-        yield FrameElectrons(f0, nf, gen, dtab, shell[det], frame_offsets)
+        yield FrameElectrons(f0, nf, gen, dtab, det_shell, frame_offsets)
 
 
-def simulate_electrons(shells, n_frames, electrons_per_shell, detection_loss=0.1, seed=0):
+def simulate_electrons(shells, n_frames, electrons_per_shell, detection_loss=0.1, seed=0,
+                       centre_offset=(0.0, 0.0), stray_electrons=0.0):
     """Simulate all electrons of `n_frames` frames at once (see :func:`iter_frame_electrons`).
 
     Parameters
@@ -553,6 +655,8 @@ def simulate_electrons(shells, n_frames, electrons_per_shell, detection_loss=0.1
     detection_loss : float
         Probability that an electron is not detected (default 10 %).
     seed : int
+    centre_offset, stray_electrons
+        As in :func:`iter_frame_electrons`.
 
     Returns
     -------
@@ -568,7 +672,9 @@ def simulate_electrons(shells, n_frames, electrons_per_shell, detection_loss=0.1
     ('SphereId', 'ElectronId', 'r', 'cos_theta')
     """
     return concatenate_chunks(list(iter_frame_electrons(shells, n_frames, electrons_per_shell,
-                                                       detection_loss, seed, chunk=max(1, int(n_frames)))),
+                                                       detection_loss, seed, chunk=max(1, int(n_frames)),
+                                                       centre_offset=centre_offset,
+                                                       stray_electrons=stray_electrons)),
                               n_frames)
 
 

@@ -26,12 +26,20 @@ bookkeeping is this module's reading of it):
 - *Overlap and quantisation*: spots add in float64; the frame is rounded half to even
   (``numpy.rint``, like ``numpy.round``), clipped to [0, 255] and stored as uint8.
 
+Lab-camera effects (issue 13; off by default, and then nothing of them runs, so the published
+frames are unchanged): hot pixels (:func:`hot_pixel_table`: positions and levels drawn once
+from the seed) add their level to the float frame before quantisation, in every frame; read
+noise adds ``read_noise * N(0, 1)`` to every pixel before rounding and clipping
+(:func:`quantize_noisy_into`, a per-frame stream of its own, :data:`STREAM_NOISE`). The centre
+offset and the stray electrons are electrons like any other here (see
+:func:`sevi_lib.simulate.electrons.iter_frame_electrons`).
+
 For speed the Gaussian is factorised, ``exp(-dx^2/2s^2) exp(-dz^2/2s^2) exp(-rho dx dz/s^2)``,
 with the cross factor advanced along x by a per-column ratio; the result equals the direct
 formula to ~1e-13 relative (tests check this against a direct implementation).
 """
 
-import sys
+from collections import namedtuple
 
 import h5py
 import numpy as np
@@ -41,16 +49,20 @@ from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT
 from sevi_lib.core.io import (
     DETECTED_DTYPE,
     GENERATED_DTYPE,
+    HOT_PIXEL_DTYPE,
     FrameWriter,
     atomic_path,
     truth_dtype,
 )
 from sevi_lib.simulate.electrons import (
+    STREAM_NOISE,
     STREAM_SPOTS,
     check_args,
     frame_seed,
     iter_frame_electrons,
+    splitmix64,
 )
+from sevi_lib.simulate.settings import check_camera, gzip_level_for
 
 #: Published spot-parameter distributions.
 A_MEAN, A_SD = 100.0, 10.0
@@ -58,6 +70,10 @@ SIGMA_MEAN, SIGMA_SD = 0.015, 0.001
 RHO_SD = 0.1
 #: Sub-grid points per pixel and axis, at offsets 0, 0.2, .., 0.8 px.
 N_SUB = 5
+#: Levels of hot pixels (counts), uniform in [HOT_LEVEL_MIN, HOT_LEVEL_MAX].
+HOT_LEVEL_MIN, HOT_LEVEL_MAX = 64.0, 255.0
+#: Mixed into the seed of the hot pixels' generator (keeps it apart from every frame stream).
+_HOT_PIXEL_KEY = 0x484F54
 
 
 def draw_spot_params(n, rng):
@@ -254,6 +270,179 @@ def render_frame(x, z, A, sigma, rho, out=None):
     return out
 
 
+# ------------------------------------------------------------------------------ lab-camera effects
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_S11 = np.uint64(11)
+_S56 = np.uint64(56)
+_TWO_M53 = 2.0**-53
+
+
+def hot_pixel_table(seed, n):
+    """The hot pixels of a simulation: `n` distinct pixels and their levels, drawn once from `seed`.
+
+    Parameters
+    ----------
+    seed : int
+    n : int
+        Number of hot pixels (0 .. 1024**2).
+
+    Returns
+    -------
+    structured ndarray, :data:`sevi_lib.core.io.HOT_PIXEL_DTYPE` (ix, iz, level), shape (n,)
+        Positions uniform over the frame without repeats (sorted by ix, then iz), levels uniform
+        in [64, 255] counts.
+    """
+    n = check_camera(hot_pixels=n)[3]
+    rng = np.random.default_rng([int(seed), _HOT_PIXEL_KEY])
+    flat = np.sort(rng.choice(N_PIX * N_PIX, size=n, replace=False))
+    table = np.empty(n, dtype=HOT_PIXEL_DTYPE)
+    table["ix"] = flat // N_PIX
+    table["iz"] = flat % N_PIX
+    table["level"] = rng.uniform(HOT_LEVEL_MIN, HOT_LEVEL_MAX, n)
+    return table
+
+
+#: What the camera adds to the spots (:func:`camera_effects` builds it): the read-noise sd, the
+#: hot pixels (ix, iz, level), and the law of a noisy empty pixel for :func:`quantize_noisy_into`.
+CameraEffects = namedtuple("CameraEffects", ["read_noise", "hot_ix", "hot_iz", "hot_level", "zero_cdf", "zero_guide"])
+
+
+def camera_effects(read_noise=0.0, hot=None):
+    """The camera record of :func:`render_camera_chunk`, or None for the published camera.
+
+    Parameters
+    ----------
+    read_noise : float
+        Read-noise sd (counts, >= 0).
+    hot : structured ndarray (:data:`HOT_PIXEL_DTYPE`), optional
+        Hot pixels (:func:`hot_pixel_table`).
+
+    Returns
+    -------
+    CameraEffects or None
+        None when there is neither noise nor a hot pixel. ``zero_cdf[k]`` is P(an empty pixel
+        reads <= k) = Phi((k + 1/2) / read_noise) for k < 255 (``zero_cdf[255] = inf``), and
+        ``zero_guide[b]`` the smallest k with ``zero_cdf[k] > b / 256`` (the search's start for a
+        uniform in [b/256, (b+1)/256)).
+    """
+    read_noise = check_camera(read_noise=read_noise)[2]
+    hot = np.zeros(0, dtype=HOT_PIXEL_DTYPE) if hot is None else np.asarray(hot)
+    if read_noise == 0.0 and len(hot) == 0:
+        return None
+    zero_cdf = np.full(256, np.inf)
+    if read_noise > 0.0:
+        from scipy.special import ndtr
+
+        zero_cdf[:255] = ndtr((np.arange(255) + 0.5) / read_noise)
+    zero_guide = np.searchsorted(zero_cdf, np.arange(256) / 256.0, side="right").astype(np.int64)
+    return CameraEffects(float(read_noise), np.ascontiguousarray(hot["ix"], dtype=np.int64),
+                         np.ascontiguousarray(hot["iz"], dtype=np.int64),
+                         np.ascontiguousarray(hot["level"], dtype=np.float64), zero_cdf, zero_guide)
+
+
+@njit(cache=True, error_model="numpy")
+def quantize_noisy_into(acc, out, sd, zero_cdf, zero_guide, key):
+    """``out = uint8(clip(rint(acc + sd N(0, 1)), 0, 255))``, one independent normal per pixel; zero `acc`.
+
+    Random numbers: SplitMix64 streams seeded from `key` (the frame's :data:`STREAM_NOISE`
+    seed), so a frame's noise depends only on the seed and the frame index. An empty pixel
+    (``acc == 0``, most of a frame) reads ``clip(rint(sd N(0, 1)), 0, 255)``, a law on 0..255
+    drawn exactly by inversion of its CDF `zero_cdf` (one uniform, the guide table `zero_guide`
+    for the start of the search; the uniform of pixel (i, j) is the (1024 i + j)-th of the
+    first stream); a lit pixel gets a true normal (Marsaglia's polar method, second stream).
+
+    Parameters
+    ----------
+    acc : ndarray of float64, shape (1024, 1024)
+        Float frame; set to zero.
+    out : ndarray of uint8, shape (1024, 1024)
+    sd : float
+        Noise standard deviation (> 0).
+    zero_cdf, zero_guide : ndarray
+        From :func:`camera_effects`.
+    key : int
+        Seed of the frame's noise.
+    """
+    su = splitmix64(np.uint64(key))
+    sg = splitmix64(su ^ _GOLDEN)
+    have = False
+    spare = 0.0
+    for i in range(acc.shape[0]):
+        for j in range(acc.shape[1]):
+            a = acc[i, j]
+            zu = splitmix64(su)
+            su += _GOLDEN
+            if a == 0.0:
+                k = zero_guide[zu >> _S56]
+                u = np.float64(zu >> _S11) * _TWO_M53
+                while u >= zero_cdf[k]:
+                    k += 1
+                out[i, j] = np.uint8(k)
+                continue
+            if have:
+                g = spare
+                have = False
+            else:
+                while True:
+                    v1 = 2.0 * np.float64(splitmix64(sg) >> _S11) * _TWO_M53 - 1.0
+                    sg += _GOLDEN
+                    v2 = 2.0 * np.float64(splitmix64(sg) >> _S11) * _TWO_M53 - 1.0
+                    sg += _GOLDEN
+                    s = v1 * v1 + v2 * v2
+                    if 0.0 < s < 1.0:
+                        break
+                f = np.sqrt(-2.0 * np.log(s) / s)
+                g = v1 * f
+                spare = v2 * f
+                have = True
+            v = np.rint(a + sd * g)
+            out[i, j] = np.uint8(min(max(v, 0.0), 255.0))
+            acc[i, j] = 0.0
+
+
+@njit(cache=True)
+def _frame_spots(acc, frame, a, b, x, z, seed):
+    """Add the spots of electrons a..b-1 of global frame `frame` to `acc` (its STREAM_SPOTS parameters)."""
+    np.random.seed(frame_seed(seed, frame, STREAM_SPOTS))
+    m = b - a
+    A = np.empty(m)
+    sigma = np.empty(m)
+    rho = np.empty(m)
+    _draw_spot_params_nb(m, A, sigma, rho)
+    add_spots(acc, x[a:b], z[a:b], A, sigma, rho)
+
+
+@njit(cache=True, parallel=True)
+def render_camera_chunk(frames, frame_offsets, x, z, seed, out, n_workers, camera):
+    """:func:`render_chunk` through a lab camera: hot pixels and read noise (see :func:`camera_effects`).
+
+    The spots are those of :func:`render_chunk`; then each hot pixel's level is added and the
+    frame is quantised with read noise (:func:`quantize_noisy_into`, keyed by
+    ``frame_seed(seed, frame, STREAM_NOISE)``) or without (no noise). A frame depends only on
+    the seed and its index, not on its chunk or thread.
+
+    Parameters
+    ----------
+    frames, frame_offsets, x, z, seed, out, n_workers
+        As in :func:`render_chunk`.
+    camera : CameraEffects
+    """
+    read_noise, hot_ix, hot_iz, hot_level, zero_cdf, zero_guide = camera
+    nf = frames.shape[0]
+    nw = max(1, min(nf, n_workers))
+    for w in prange(nw):
+        acc = np.zeros((out.shape[1], out.shape[2]))
+        for k in range(w, nf, nw):
+            _frame_spots(acc, frames[k], frame_offsets[k], frame_offsets[k + 1], x, z, seed)
+            for h in range(hot_ix.shape[0]):
+                acc[hot_ix[h], hot_iz[h]] += hot_level[h]
+            if read_noise > 0.0:
+                quantize_noisy_into(acc, out[k], read_noise, zero_cdf, zero_guide,
+                                    frame_seed(seed, frames[k], STREAM_NOISE))
+            else:
+                quantize_into(acc, out[k], True)
+
+
 @njit(cache=True, parallel=True)
 def render_chunk(frames, frame_offsets, x, z, seed, out, n_workers):
     """Render consecutive frames with spot parameters from each frame's own random stream.
@@ -279,14 +468,7 @@ def render_chunk(frames, frame_offsets, x, z, seed, out, n_workers):
     for w in prange(nw):
         acc = np.zeros((out.shape[1], out.shape[2]))
         for k in range(w, nf, nw):
-            np.random.seed(frame_seed(seed, frames[k], STREAM_SPOTS))
-            a, b = frame_offsets[k], frame_offsets[k + 1]
-            m = b - a
-            A = np.empty(m)
-            sigma = np.empty(m)
-            rho = np.empty(m)
-            _draw_spot_params_nb(m, A, sigma, rho)
-            add_spots(acc, x[a:b], z[a:b], A, sigma, rho)
+            _frame_spots(acc, frames[k], frame_offsets[k], frame_offsets[k + 1], x, z, seed)
             quantize_into(acc, out[k], True)
 
 
@@ -305,12 +487,14 @@ def _append(ds, rows):
     ds[n0:] = rows
 
 
-def iter_rendered_chunks(shells, n_frames, electrons_per_shell, detection_loss=0.1, seed=0, chunk=64):
+def iter_rendered_chunks(shells, n_frames, electrons_per_shell, detection_loss=0.1, seed=0, chunk=64,
+                         centre_offset=(0.0, 0.0), stray_electrons=0.0, read_noise=0.0, hot_pixels=0):
     """Simulate and render frames chunk by chunk: the one render loop of the project.
 
     Electrons come from :func:`sevi_lib.simulate.electrons.iter_frame_electrons`, frames from
-    :func:`render_chunk` with numba's current thread count; the frames do not depend on `chunk`
-    or the thread count.
+    :func:`render_chunk` (the published camera) or :func:`render_camera_chunk` (read noise or hot
+    pixels) with numba's current thread count; the frames do not depend on `chunk` or the
+    thread count.
 
     Parameters
     ----------
@@ -324,6 +508,11 @@ def iter_rendered_chunks(shells, n_frames, electrons_per_shell, detection_loss=0
         0 <= seed < 2**32.
     chunk : int
         Frames per chunk.
+    centre_offset, stray_electrons : see :func:`sevi_lib.simulate.electrons.iter_frame_electrons`
+    read_noise : float
+        Read-noise sd (counts) added to every pixel before rounding and clipping.
+    hot_pixels : int
+        Number of hot pixels (:func:`hot_pixel_table` of `seed`).
 
     Yields
     ------
@@ -335,23 +524,36 @@ def iter_rendered_chunks(shells, n_frames, electrons_per_shell, detection_loss=0
         The chunk's generated and detected electrons.
     """
     check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
+    offset, strays, read_noise, hot_pixels = check_camera(centre_offset, stray_electrons, read_noise, hot_pixels)
+    camera = camera_effects(read_noise, hot_pixel_table(seed, hot_pixels) if hot_pixels else None)
     chunk = max(1, int(chunk))
     frames = np.empty((min(chunk, max(int(n_frames), 1)), N_PIX, N_PIX), dtype=np.uint8)
-    for ch in iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss, seed, chunk):
+    for ch in iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss, seed, chunk,
+                                   centre_offset=offset, stray_electrons=strays):
         ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
         out = frames[: ch.n_frames]
-        render_chunk(ids, ch.frame_offsets, np.ascontiguousarray(ch.detected["x"]),
-                     np.ascontiguousarray(ch.detected["z"]), seed, out, get_num_threads())
+        x, z = np.ascontiguousarray(ch.detected["x"]), np.ascontiguousarray(ch.detected["z"])
+        if camera is None:
+            render_chunk(ids, ch.frame_offsets, x, z, seed, out, get_num_threads())
+        else:
+            render_camera_chunk(ids, ch.frame_offsets, x, z, seed, out, get_num_threads(), camera)
         yield ids.astype(np.int32), out, ch
 
 
 def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_shell, detection_loss=0.1,
-                    seed=0, chunk=64, include_images_in_truth=False, progress=True, threads=1):
+                    seed=0, chunk=64, include_images_in_truth=False, progress=True, threads=1,
+                    centre_offset=(0.0, 0.0), stray_electrons=0.0, read_noise=0.0, hot_pixels=0,
+                    gzip_level=None):
     """Simulate and render a test file and its truth, streaming frames in chunks.
 
     Writes `frames_path` with the published ``FinalImage`` layout (gzip 9) and `truth_path`
     in the first-kind training layout: ``Truth``, ``GeneratedElectrons``,
-    ``DetectedElectrons`` and, if `include_images_in_truth`, ``FinalImage``. Both files appear
+    ``DetectedElectrons`` and, if `include_images_in_truth`, ``FinalImage``; and the camera
+    (read back by :func:`sevi_lib.core.io.read_camera_truth`): root attributes ``centre_x``,
+    ``centre_z`` (image centre, screen units), ``stray_electrons``, ``read_noise`` and the
+    dataset ``HotPixels`` (:data:`~sevi_lib.core.io.HOT_PIXEL_DTYPE`; absent when none).
+    DetectedElectrons holds screen positions (centre offset included) and the stray electrons
+    (ElectronId -1). Both files appear
     atomically (only when complete). Memory does not grow with `n_frames`: frames and electron
     tables are produced and written `chunk` frames at a time. The output does not depend on
     `chunk` or on the number of threads.
@@ -375,13 +577,21 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
         Progress lines (frames, frames/s, ETA) on stderr every 10 s, or every `progress` seconds.
     threads : int
         gzip compression threads.
+    centre_offset, stray_electrons, read_noise, hot_pixels
+        The camera, as in :func:`iter_rendered_chunks` (defaults: the published camera).
+    gzip_level : int or None
+        gzip level of the frames; None: 9 (published) without read noise, 1 with it (see
+        :class:`~sevi_lib.simulate.settings.SimulationSettings`).
 
     Returns
     -------
     dict
-        ``n_frames``, ``n_generated``, ``n_detected``.
+        ``n_frames``, ``n_generated``, ``n_detected`` (stray electrons included).
     """
     check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
+    camera = dict(zip(("centre_offset", "stray_electrons", "read_noise", "hot_pixels"),
+                      check_camera(centre_offset, stray_electrons, read_noise, hot_pixels)))
+    level = gzip_level_for(gzip_level, camera["read_noise"])
     n_frames = int(n_frames)
     chunk = max(1, int(chunk))
     truth = np.zeros(shells.n_shells, dtype=truth_dtype(shells.n_beta))
@@ -392,9 +602,9 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
     n_gen = n_det = 0
     bar = _progress(n_frames, progress)
     try:
-        with FrameWriter(frames_path, n_frames, threads=threads) as fw:
+        with FrameWriter(frames_path, n_frames, level=level, threads=threads) as fw:
             if include_images_in_truth:
-                truth_writer = FrameWriter(truth_path, n_frames, threads=threads)
+                truth_writer = FrameWriter(truth_path, n_frames, level=level, threads=threads)
                 truth_ctx = truth_writer
             else:
                 truth_writer = None
@@ -411,8 +621,15 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
                                         ("electrons_per_shell", np.broadcast_to(
                                             np.asarray(electrons_per_shell, dtype=np.float64), (shells.n_shells,)))):
                         tf.attrs[attr] = value
+                    dx, dz = camera["centre_offset"]
+                    for attr, value in (("centre_x", dx / PIX_PER_UNIT), ("centre_z", dz / PIX_PER_UNIT),
+                                        ("stray_electrons", camera["stray_electrons"]),
+                                        ("read_noise", camera["read_noise"])):
+                        tf.attrs[attr] = float(value)
+                    if camera["hot_pixels"]:
+                        tf.create_dataset("HotPixels", data=hot_pixel_table(seed, camera["hot_pixels"]))
                     for ids, out, ch in iter_rendered_chunks(shells, n_frames, electrons_per_shell,
-                                                             detection_loss, seed, chunk):
+                                                             detection_loss, seed, chunk, **camera):
                         fw.write(ids, out)
                         if truth_writer is not None:
                             truth_writer.write(ids, out)
@@ -458,9 +675,12 @@ def simulate_files(frames_path, truth_path, settings, shells, include_images_in_
         raise InputError(f"--frames and --truth are the same file: {frames_path}")
     check_outputs([frames_path, truth_path])
     means = settings.electron_means(shells.n_shells)
+    offset, strays, noise, hot = settings.camera()
     try:
         return write_test_file(frames_path, truth_path, shells, settings.n_frames, means,
                                float(settings.detection_loss), settings.seed, settings.chunk,
-                               include_images_in_truth, progress, settings.threads)
+                               include_images_in_truth, progress, settings.threads, centre_offset=offset,
+                               stray_electrons=strays, read_noise=noise, hot_pixels=hot,
+                               gzip_level=settings.gzip_level)
     except OSError as exc:
         raise InputError(f"cannot write {exc.filename or frames_path}: {exc.strerror or exc}") from None
