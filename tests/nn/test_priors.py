@@ -1,3 +1,5 @@
+import hashlib
+
 import numpy as np
 import pytest
 from scipy.stats import truncnorm
@@ -116,3 +118,56 @@ def test_pretrain_electrons_from_map():
     np.testing.assert_array_equal(p.electrons_range, [[30000, 70000], [30000, 70000]])
     with pytest.raises(InputError, match="map"):
         pretrain_prior({"electrons": "map"})
+
+
+# ----------------------------------------------------------------------------- issue 13: K shells
+
+def test_finetune_prior_with_three_shells():
+    beta = np.zeros((3, 12))
+    beta[:, 0] = [0.5, 1.5, -0.4]
+    prior = finetune_prior([0.8, 0.35, 0.6], beta, {"R_width": 0.02})
+    assert prior.n_shells == 3 and prior.beta_mu.shape == (3, 12) and prior.R_range.shape == (3, 2)
+    np.testing.assert_array_equal(prior.beta_mu[:, 0], [1.5, -0.4, 0.5])  # sorted by radius
+    assert prior.min_separation == 0.05  # below half the closest gap (0.2 / 2)
+    d = sample(prior, 60, np.random.default_rng(1))
+    assert d.beta.shape == (60, 3, 12) and d.R.shape == d.sigma_R.shape == d.n_electrons.shape == (60, 3)
+    assert np.all(np.abs(d.R - [0.35, 0.6, 0.8]) <= 0.02)
+    assert np.all(np.diff(d.R, axis=1) >= 0.05)
+    assert min(min_density(b)[0] for b in d.beta.reshape(-1, 12)) >= -1e-12
+    assert d.acceptance == pytest.approx(d.beta_acceptance ** 3 * d.R_acceptance)
+    close = finetune_prior([0.5, 0.53, 0.8], beta)  # 0.03 apart: separation halved to 0.015
+    assert close.min_separation == pytest.approx(0.015)
+
+
+def test_finetune_prior_with_one_shell():
+    prior = finetune_prior([0.6], np.full((1, 4), 0.1), {"R_width": 0.01})
+    d = sample(prior, 20, np.random.default_rng(2))
+    assert prior.n_shells == 1 and d.beta.shape == (20, 1, 4) and d.R_acceptance == 1.0
+    assert np.all(np.abs(d.R - 0.6) <= 0.01)
+
+
+def test_finetune_prior_refuses_mismatched_or_empty_shells():
+    with pytest.raises(InputError, match="K >= 1"):
+        finetune_prior([0.4, 0.6, 0.8], np.zeros((2, 12)))
+    with pytest.raises(InputError, match="K >= 1"):
+        finetune_prior(np.zeros(0), np.zeros((0, 12)))
+
+
+def test_map_electrons_are_shared_among_k_shells():
+    """electrons_share is a shell's share of a two-shell map: K shells hold the same total."""
+    three = finetune_prior([0.3, 0.5, 0.8], np.zeros((3, 12)), {"electrons": "map"}, map_total=300000)
+    np.testing.assert_array_equal(three.electrons_range, [[80000, 120000]] * 3)
+    two = finetune_prior([0.5, 0.8], np.zeros((2, 12)), {"electrons": "map"}, map_total=300000)
+    np.testing.assert_array_equal(two.electrons_range, [[120000, 180000]] * 2)
+
+
+def test_two_shell_finetune_draw_is_the_pre_issue_13_draw():
+    """K = 2 is unchanged: digest of the same draw by the two-shell code (commit a65f7b0)."""
+    beta = np.zeros((2, 12))
+    beta[:, 0] = [0.5, -0.3]
+    beta[:, 1] = [0.1, 0.2]
+    d = sample(finetune_prior([0.8, 0.45], beta, {"electrons": [1000, 2000]}), 50, np.random.default_rng(5))
+    h = hashlib.sha256()
+    for a in (d.beta, d.R, d.sigma_R, d.n_electrons, np.array([d.beta_acceptance, d.R_acceptance])):
+        h.update(np.ascontiguousarray(a).tobytes())
+    assert h.hexdigest() == "ac7139644ae5c0219d4a484e01fa2e12c168ceefdedd551144b57375734bb1df"

@@ -103,3 +103,53 @@ def test_detector_like_samples(tmp_path):
     d = _read(tmp_path / "d.h5")
     assert d["detector"].all()
     np.testing.assert_allclose(d["inputs"].sum(axis=(1, 2, 3)), 255.0, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- issue 13: K shells
+
+def _three_shell_prior(electrons):
+    from sevi_lib.nn.priors import finetune_prior
+
+    beta = np.zeros((3, 12))
+    beta[:, 0] = [0.5, 1.2, -0.3]
+    return finetune_prior([0.3, 0.55, 0.8], beta, {"electrons": electrons, "R_width": 0.01})
+
+
+def test_three_shell_shard(tmp_path):
+    n, prior = 3, _three_shell_prior([1500, 2500])
+    path = tmp_path / "s.h5"
+    attrs = synthesize(path, prior, VIEW, n, seed=5, key="finetune/round0/0")
+    d = _read(path)
+    assert d["labels"].shape == (n, 3, 12)
+    assert d["R"].shape == d["sigma_R"].shape == d["n_electrons"].shape == (n, 3)
+    assert np.all(np.abs(d["R"] - [0.3, 0.55, 0.8]) <= 0.01)
+    assert attrs["acceptance"] == pytest.approx(attrs["beta_acceptance"] ** 3 * attrs["R_acceptance"])
+    rng = shard_rng(5, "finetune/round0/0")  # the documented seeding, one seed per sample and shell
+    draw = sample_prior(prior, n, rng)
+    seeds = rng.integers(0, 2**32, size=(n, 3), dtype=np.int64)
+    maps = simulate_maps(draw.R, draw.sigma_R, draw.beta, draw.n_electrons, seeds)
+    for i in range(n):
+        assert maps[i].sum() == d["n_electrons"][i].sum()
+        np.testing.assert_array_equal(apply_view(maps[i], VIEW), d["inputs"][i])
+    synthesize(tmp_path / "det.h5", _three_shell_prior([300, 400]), VIEW, 1, seed=2, key="d", detector_fraction=1.0)
+    det = _read(tmp_path / "det.h5")
+    assert det["detector"].all() and det["labels"].shape == (1, 3, 12)
+    np.testing.assert_allclose(det["inputs"].sum(), 255.0, rtol=1e-5)
+
+
+def test_two_shell_shard_is_the_pre_issue_13_shard(tmp_path):
+    """K = 2 is unchanged: digest of the same shard's datasets by the two-shell code (commit a65f7b0)."""
+    import hashlib
+
+    from sevi_lib.nn.priors import finetune_prior
+
+    beta = np.zeros((2, 12))
+    beta[:, 0] = [0.5, -0.3]
+    beta[:, 1] = [0.1, 0.2]
+    prior = finetune_prior([0.8, 0.45], beta, {"electrons": [1000, 2000]})
+    synthesize(tmp_path / "s.h5", prior, View("fold", 16), 3, seed=4, key="finetune/round0/0")
+    h = hashlib.sha256()
+    with h5py.File(tmp_path / "s.h5") as f:
+        for k in ("inputs", "labels", "R", "sigma_R", "n_electrons", "detector"):
+            h.update(f[k][()].tobytes())
+    assert h.hexdigest() == "c047051d742ebe8159e6f9964f4967200816ffdfccc9fa19132a0351540b276d"

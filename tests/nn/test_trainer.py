@@ -358,3 +358,33 @@ def test_weights_match_the_pre_restructure_trainer(tmp_path, shard_writer):
         h.update(k.encode())
         h.update(sd[k].numpy().tobytes())
     assert h.hexdigest() == REFERENCE[1]
+
+
+# ----------------------------------------------------------------------------- issue 13: K shells
+
+def test_fine_tuning_a_two_shell_network_on_three_shells(make_shard, tmp_path, caplog):
+    """Another shell count: the backbone is loaded, the final linear layer re-initialised (logged)."""
+    import logging
+
+    base = train(TrainConfig(**{**TINY, "epochs": 1}), [make_shard("t2.h5", 8, 0)], [make_shard("v2.h5", 4, 1)],
+                 tmp_path / "pre")
+    tr3, va3 = make_shard("t3.h5", 8, 2, n_shells=3), make_shard("v3.h5", 4, 3, n_shells=3)
+    cfg = TrainConfig(**{**TINY, "epochs": 1, "init_from": base["best_checkpoint"], "freeze_epochs": 1,
+                         "freeze": "backbone", "seed": 9})
+    with caplog.at_level(logging.INFO, logger="sevi_lib"):
+        out = train(cfg, [tr3], [va3], tmp_path / "fine")
+    assert "2-shell network, this run has 3 shells" in caplog.text and "re-initialised" in caplog.text
+    before, after = _weights(base["best_checkpoint"]), _weights(out["best_checkpoint"])
+    for k, v in before.items():
+        if not k.startswith("net.fc."):  # the frozen backbone is the pretrained one, bit for bit
+            torch.testing.assert_close(v, after[k], rtol=0, atol=0, msg=k)
+    assert before["net.fc.weight"].shape == (24, 512) and after["net.fc.weight"].shape == (36, 512)
+    model, info = load_checkpoint(out["best_checkpoint"])
+    assert info["spec"]["n_shells"] == 3
+    with h5py.File(va3) as f:
+        x = f["inputs"][()]
+    assert predict((model, info), x, device="cpu").shape == (4, 3, 12)
+    # a network that differs in more than the shell count is still refused
+    wide = make_shard("wide.h5", 8, 0, n_beta=6, n_shells=3)
+    with pytest.raises(InputError, match="does not match"):
+        train(cfg, [wide], [wide], tmp_path / "other")

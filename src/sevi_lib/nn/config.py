@@ -68,7 +68,9 @@ class TrainConfig:
     threads : torch CPU threads (0: leave torch's default)
     grad_clip : clip the gradient norm to this value (0: off)
     init_from : checkpoint whose weights start the run (fine-tuning; fresh optimiser and
-        schedule); "" for random initial weights
+        schedule); "" for random initial weights. A network with another number of shells (the
+        two-shell pretrained network fine-tuned on K-shell shards) gives its backbone only: the
+        final linear layer is re-initialised (from ``seed``), and the log says so
     freeze_epochs, freeze : keep ``freeze`` (stem | backbone) frozen for the first
         ``freeze_epochs`` epochs
     log_every : steps between TensorBoard step scalars / progress-bar updates

@@ -1,21 +1,30 @@
 """The user files the network stage reads, validated where they enter; the files it writes.
 
 A first-pass answer (the estimate the fine-tuning prior is centred on), the radii to report
-(``sevi nn predict --radii-from``) and the real count map come from other stages or from a user;
-their numbers are checked here so that a bad file ends in one ``InputError`` naming it, never in
-a traceback deep inside the prior or a silently wrong answer.
+(``sevi nn predict --radii-from``), the fit's JSON sidecar (its image centre) and the real count
+map come from other stages or from a user; their numbers are checked here so that a bad file
+ends in one ``InputError`` naming it, never in a traceback deep inside the prior or a silently
+wrong answer.
+
+Answers have K rows, any K >= 1 (lab data has as many shells as open channels; the fit finds
+K): the fine-tuning prior, its synthesis shards and the fine-tuned network take K from the
+first pass.
 
 API
 ---
-``read_first_pass(path, n_beta)`` -> ``(R (2,), beta (2, n_beta))``: two shells, finite R in
+``read_first_pass(path, n_beta)`` -> ``(R (K,), beta (K, n_beta))``: K >= 1 shells, finite R in
     (0, 1), finite beta, a physical angular density (within :data:`PHYSICAL_TOL`).
-``read_radii(path)`` -> ``R (2,)``: the radii of an Answer file (finite, in (0, 1)).
+``read_radii(path)`` -> ``R (K,)``: the radii of an Answer file (finite, in (0, 1)).
+``read_centre(path)`` -> ``(x0, z0)``: the fitted image centre of a fit's JSON sidecar (its
+    ``"centre"``, screen units), finite and on the screen.
 ``check_prediction(R, beta, what)``: the numbers an Answer is written from are finite and in range.
 ``stage_prior(stage, settings, first_pass=None, count_map=None)`` -> :class:`~sevi_lib.nn.priors.Prior`:
     the prior of ``sevi nn synth`` / ``sevi nn prior`` from their settings and files.
 
 Outputs are checked with :func:`sevi_lib.core.io.check_outputs` before any work.
 """
+
+import json
 
 import numpy as np
 
@@ -37,10 +46,10 @@ def _answer_columns(path):
     for col in ("R", "beta"):
         if col not in names:
             raise InputError(f"{path}: 'Answer' lacks the column '{col}' (has {', '.join(names) or 'none'})")
-    if len(table) != 2:
-        raise InputError(f"{path}: the Answer has {len(table)} rows, expected 2 shells")
+    if table.ndim != 1 or len(table) < 1:
+        raise InputError(f"{path}: the Answer has no rows, expected one per shell")
     R = np.asarray(table["R"], dtype=np.float64)
-    beta = np.asarray(table["beta"], dtype=np.float64).reshape(2, -1)
+    beta = np.asarray(table["beta"], dtype=np.float64).reshape(len(table), -1)
     return R, beta
 
 
@@ -60,13 +69,13 @@ def read_radii(path):
 
     Returns
     -------
-    ndarray, shape (2,)
-        As stored (the caller sorts).
+    ndarray, shape (K,)
+        As stored (the caller sorts), one per row (K >= 1).
 
     Raises
     ------
     InputError
-        Unreadable file, not two rows, R not finite or outside (0, 1).
+        Unreadable file, no rows, R not finite or outside (0, 1).
     """
     R, _ = _answer_columns(path)
     _check_radii(R, path)
@@ -83,27 +92,74 @@ def read_first_pass(path, n_beta):
 
     Returns
     -------
-    R : ndarray, shape (2,)
-    beta : ndarray, shape (2, n_beta)
+    R : ndarray, shape (K,)
+        One per row of the Answer, K >= 1 (the fine-tuning prior gets K shells).
+    beta : ndarray, shape (K, n_beta)
 
     Raises
     ------
     InputError
-        Unreadable file, not two rows, R not finite or outside (0, 1), beta not finite, or an
+        Unreadable file, no rows, R not finite or outside (0, 1), beta not finite, or an
         angular density below ``-PHYSICAL_TOL`` somewhere on [-1, 1].
     """
     R, b = _answer_columns(path)
     _check_radii(R, path)
     if not np.all(np.isfinite(b)):
         raise InputError(f"{path}: beta is not finite")
-    for j in range(2):
+    K = len(R)
+    for j in range(K):
         value, where = min_density(b[j])
         if value < -PHYSICAL_TOL:
             raise InputError(f"{path}: shell {j} has an unphysical beta (angular density {value:.4g} < 0 at "
                              f"cos(theta) = {where:.4f})")
-    beta = np.zeros((2, n_beta))
+    beta = np.zeros((K, n_beta))
     beta[:, : min(n_beta, b.shape[1])] = b[:, :n_beta]
     return R, beta
+
+
+def read_centre(path):
+    """The fitted image centre recorded in a fit's JSON sidecar (``sevi fit --sidecar``).
+
+    The sidecar's ``"centre"`` is ``[x0, z0]``, screen units (the screen centre is (0, 0), 512
+    pixels per unit); the network's input map is recentred on it (:mod:`sevi_lib.nn.centre`).
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Returns
+    -------
+    tuple of float
+        ``(x0, z0)``.
+
+    Raises
+    ------
+    InputError
+        Unreadable or non-JSON file, no ``"centre"`` (a sidecar of a fit without the centre),
+        not two numbers, not finite, or off the screen (``|x0|, |z0| >= 1``).
+    """
+    from sevi_lib.core.io import check_input
+
+    check_input(path)
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable JSON sidecar ({exc})") from None
+    if not isinstance(doc, dict) or "centre" not in doc:
+        raise InputError(f"{path}: the fit sidecar records no image centre ('centre': [x0, z0]); "
+                         "refit with a sevi fit that fits the centre")
+    try:
+        centre = np.asarray(doc["centre"], dtype=np.float64)
+    except (TypeError, ValueError):
+        centre = np.array([])
+    if centre.shape != (2,):
+        raise InputError(f"{path}: 'centre' must be two numbers [x0, z0], got {doc['centre']!r}")
+    if not np.all(np.isfinite(centre)):
+        raise InputError(f"{path}: the fitted centre is not finite ({centre[0]:g}, {centre[1]:g})")
+    if not np.all(np.abs(centre) < 1.0):
+        raise InputError(f"{path}: the fitted centre ({centre[0]:g}, {centre[1]:g}) lies off the screen [-1, 1]")
+    return float(centre[0]), float(centre[1])
 
 
 def check_prediction(R, beta, what="prediction"):
@@ -111,8 +167,8 @@ def check_prediction(R, beta, what="prediction"):
 
     Parameters
     ----------
-    R : ndarray, shape (S,)
-    beta : ndarray, shape (S, N)
+    R : ndarray, shape (K,)
+    beta : ndarray, shape (K, N)
     what : str
         Name used in the message.
     """
@@ -130,7 +186,8 @@ def stage_prior(stage, settings, first_pass=None, count_map=None):
     settings : sevi_lib.nn.config.SynthSettings
         ``prior`` (the config section) and ``n_beta`` are used.
     first_pass : str or Path, optional
-        Answer file the fine-tuning prior is centred on (required for ``finetune``).
+        Answer file the fine-tuning prior is centred on (required for ``finetune``); its K rows
+        give the prior K shells (the pretraining prior always has two).
     count_map : str or Path, optional
         The real count map (.npy), whose total sets the electron counts with ``electrons: "map"``.
 

@@ -2,9 +2,13 @@
 
 The real map goes through the same input view as the training shards
 (:func:`sevi_lib.nn.views.apply_view`) and the network (:func:`sevi_lib.nn.trainer.predict`) gives
-beta_2 .. beta_2N of both shells. The network does not estimate radii; the ``Answer`` table's
-``R`` comes either from a first-pass answer (e.g. the fit's) or from the count map itself
-(:func:`radii_from_map`: the two highest peaks of the radial profile, where each projected
+beta_2 .. beta_2N of each of its K shells (K rows in the Answer: two for the pretrained network,
+the first pass's K after fine-tuning). The map given is the network's input as is: on lab data
+with an off-centre image it is the map recentred on the fitted centre (``sevi nn centre-map``,
+:mod:`sevi_lib.nn.centre`), since the network is trained on screen-centred maps and does not
+learn offsets. The network does not estimate radii; the ``Answer`` table's ``R`` comes either
+from a first-pass answer (e.g. the fit's, which must have K rows) or from the count map itself
+(:func:`radii_from_map`: the K most prominent peaks of the radial profile, where each projected
 shell piles up at rho = R). :func:`predict_file` is ``sevi nn predict``: files in, validated
 Answer out. torch is imported only when a network is applied.
 """
@@ -83,7 +87,7 @@ def radii_from_map(count_map, n_shells=2, min_separation=0.03, smooth=2.0, min_p
 
 
 def predict_answer(checkpoint, count_map, view=None, R=None, device="auto"):
-    """Beta's of both shells from the network, and radii, for one count map.
+    """Beta's of the network's K shells, and radii, for one count map.
 
     Parameters
     ----------
@@ -91,25 +95,27 @@ def predict_answer(checkpoint, count_map, view=None, R=None, device="auto"):
         Trained network (:func:`sevi_lib.nn.trainer.load_checkpoint`); it records the view of its
         training shards.
     count_map : ndarray, shape (1024, 1024)
-        The real accumulated count map (``Image[ix, iz]``).
+        The real count map (``Image[ix, iz]``), centred on the screen centre (recentred on the
+        fitted centre for lab data).
     view : sevi_lib.nn.views.View, optional
         The input view; default the checkpoint's. A view other than the checkpoint's is refused.
-    R : array_like, shape (2,), optional
-        Radii to report; default :func:`radii_from_map`.
+    R : array_like, shape (K,), optional
+        Radii to report, one per shell of the network; default :func:`radii_from_map`.
     device : str
         ``auto``, ``cpu`` or ``cuda``.
 
     Returns
     -------
-    R : ndarray, shape (2,)
+    R : ndarray, shape (K,)
         Ascending radii.
-    beta : ndarray, shape (2, N)
+    beta : ndarray, shape (K, N)
         Network output, shell 0 = smaller radius.
 
     Raises
     ------
     InputError
-        Empty map, no view known, or a view that differs from the training shards'.
+        Empty map, no view known, a view that differs from the training shards', or radii
+        whose count differs from the network's shells.
     """
     from sevi_lib.nn.trainer import load_checkpoint, predict, resolve_device
 
@@ -126,7 +132,12 @@ def predict_answer(checkpoint, count_map, view=None, R=None, device="auto"):
         raise InputError(f"{checkpoint}: trained on view {trained.to_config()}, not {view.to_config()}")
     x = apply_view(count_map, view)[None]
     beta = predict((model, info), x, device=device)[0]
-    R = radii_from_map(count_map, n_shells=beta.shape[0]) if R is None else np.sort(np.asarray(R, dtype=np.float64))
+    if R is None:
+        R = radii_from_map(count_map, n_shells=beta.shape[0])
+    else:
+        R = np.sort(np.asarray(R, dtype=np.float64).ravel())
+        if R.size != beta.shape[0]:
+            raise InputError(f"{checkpoint}: the network has {beta.shape[0]} shells but {R.size} radii were given")
     return R, beta
 
 
@@ -141,19 +152,21 @@ def predict_file(checkpoint, count_map, out, view=None, radii_from=None, device=
     ----------
     checkpoint : str or Path
     count_map : str or Path
-        Accumulated count map (.npy, 1024 x 1024).
+        Count map (.npy, 1024 x 1024): the accumulated one, or on lab data the one recentred on
+        the fitted centre (``sevi nn centre-map``).
     out : str or Path
         Answer file to write (HDF5).
     view : sevi_lib.nn.views.View, optional
         As in :func:`predict_answer`.
     radii_from : str or Path, optional
-        Answer file whose R to report (default: :func:`radii_from_map`).
+        Answer file whose R to report, one row per shell of the network (default:
+        :func:`radii_from_map`).
     device : str
 
     Returns
     -------
-    R : ndarray, shape (2,)
-    beta : ndarray, shape (2, N)
+    R : ndarray, shape (K,)
+    beta : ndarray, shape (K, N)
     """
     check_outputs([out], [checkpoint, count_map, radii_from])
     m = read_map(count_map)

@@ -1,20 +1,24 @@
-"""Priors over two-shell parameter sets, for synthesising the network's training data.
+"""Priors over K-shell parameter sets, for synthesising the network's training data.
 
 Two priors, both described by a :class:`Prior` (per-shell, per-coefficient truncated normals for
 beta, uniform ranges for R, sigma_R and the number of electrons per shell):
 
-- the **pretraining** prior (:func:`pretrain_prior`): the seed team's ranges, estimated from
+- the **pretraining** prior (:func:`pretrain_prior`), always two shells: the seed team's ranges, estimated from
   the original training data (team report, section 3): beta_{2i} from truncated normals with
   means ``(1, .85, .55, .25, .1, .04, .015, .002, .004, 0, 0, 0)``, standard deviations
   ``(.65, .5, .5, .5, .5, .3, .2, .1, .05, .02, .01, .01)`` and limits
   :data:`SEED_BETA_LOW` .. :data:`SEED_BETA_HIGH`; both radii from U(0.3, 0.9), sorted, with a
   minimum separation; sigma_R from U(0.005, 0.0095); electrons per shell from a range;
 - the **fine-tuning** prior (:func:`finetune_prior`): centred on a first-pass estimate (the
-  fit's answer or the pretrained network's prediction) with configurable widths.
+  fit's answer or the pretrained network's prediction) with configurable widths. It has as many
+  shells K (any K >= 1) as the first pass: lab data with three open channels gives three-shell
+  training maps, and the network fine-tuned on them (from the two-shell pretrained network, its
+  final linear layer re-initialised: :mod:`sevi_lib.nn.trainer`) answers with K rows. With K = 2
+  every draw is exactly what the two-shell code drew (same generator calls, same numbers).
 
 Unlike the seed team's synthesis, only physical densities (I(c) >= 0 on [-1, 1], checked exactly
 with :func:`sevi_lib.core.angular.is_physical`) are returned: unphysical beta vectors are rejected and
-redrawn, shell by shell; pairs of radii closer than the minimum separation are redrawn too. The
+redrawn, shell by shell; radius sets with two neighbours closer than the minimum separation are redrawn too. The
 fraction accepted is reported in :class:`Draw` (for the pretraining prior about 96 % of
 single-shell beta vectors are physical).
 
@@ -62,23 +66,44 @@ FINETUNE_DEFAULTS = {
 }
 
 
+def _shell_count(prior):
+    """K of a :class:`Prior` under construction: the first axis of its 2-D per-shell arrays."""
+    counts = set()
+    for key in ("beta_mu", "beta_sigma", "beta_low", "beta_high", "R_range", "sigma_R_range", "electrons_range"):
+        a = np.asarray(getattr(prior, key))
+        if a.ndim == 2:
+            counts.add(a.shape[0])
+    if len(counts) > 1:
+        raise InputError(f"prior {prior.name}: per-shell settings disagree on the number of shells "
+                         f"({', '.join(str(k) for k in sorted(counts))})")
+    K = counts.pop() if counts else 2
+    if K < 1:
+        raise InputError(f"prior {prior.name}: needs at least one shell")
+    return K
+
+
 @dataclass(frozen=True)
 class Prior:
-    """A prior over two-shell parameter sets (shell 0 = smaller radius after sorting).
+    """A prior over K-shell parameter sets (shell 0 = smaller radius after sorting).
+
+    The shell count K is the first axis of the per-shell arrays given as 2-D (all must agree);
+    arrays given as 1-D (one beta vector, one ``[low, high]`` range) are shared by every shell,
+    and K is 2 when all are 1-D (the seed team's two-shell pretraining prior).
 
     Attributes
     ----------
-    beta_mu, beta_sigma, beta_low, beta_high : ndarray, shape (2, N)
+    beta_mu, beta_sigma, beta_low, beta_high : ndarray, shape (K, N)
         Truncated normal of each coefficient of each shell: mean, standard deviation, limits.
         A zero standard deviation fixes the coefficient at its mean.
-    R_range : ndarray, shape (2, 2)
-        ``R_range[j] = (low, high)``: the radius drawn for shell j is uniform on it. The two
-        radii are then sorted, and pairs closer than `min_separation` are redrawn.
+    R_range : ndarray, shape (K, 2)
+        ``R_range[j] = (low, high)``: the radius drawn for shell j is uniform on it. The K
+        radii are then sorted, and sets with two neighbours closer than `min_separation` are
+        redrawn.
     min_separation : float
-        Minimum R_1 - R_0.
-    sigma_R_range : ndarray, shape (2, 2)
+        Minimum R_{j+1} - R_j.
+    sigma_R_range : ndarray, shape (K, 2)
         Uniform range of sigma_R per shell (after sorting by R).
-    electrons_range : ndarray of int, shape (2, 2)
+    electrons_range : ndarray of int, shape (K, 2)
         Inclusive range of the number of electrons per shell in one count map (uniform integers).
     name : str
         Label stored with the synthesised shards.
@@ -96,13 +121,14 @@ class Prior:
 
     def __post_init__(self):
         arrays = {}
+        K = _shell_count(self)
         for key in ("beta_mu", "beta_sigma", "beta_low", "beta_high"):
             a = np.asarray(getattr(self, key), dtype=np.float64)
             if a.ndim == 1:
-                a = np.broadcast_to(a, (2, a.shape[0]))
+                a = np.broadcast_to(a, (K, a.shape[0]))
             arrays[key] = a
         shapes = {a.shape for a in arrays.values()}
-        if len(shapes) != 1 or arrays["beta_mu"].ndim != 2 or arrays["beta_mu"].shape[0] != 2:
+        if len(shapes) != 1 or arrays["beta_mu"].ndim != 2 or arrays["beta_mu"].shape[0] != K:
             raise InputError(f"prior {self.name}: beta_mu, beta_sigma, beta_low, beta_high need one common length N")
         if np.any(arrays["beta_sigma"] < 0) or np.any(arrays["beta_low"] > arrays["beta_high"]):
             raise InputError(f"prior {self.name}: beta_sigma must be >= 0 and beta_low <= beta_high")
@@ -113,13 +139,14 @@ class Prior:
         for key, lo in (("R_range", 0.0), ("sigma_R_range", 0.0), ("electrons_range", 1)):
             a = np.asarray(getattr(self, key), dtype=np.int64 if key == "electrons_range" else np.float64)
             if a.ndim == 1:
-                a = np.broadcast_to(a, (2, 2))
-            if a.shape != (2, 2) or np.any(a[:, 0] > a[:, 1]) or np.any(a < lo):
+                a = np.broadcast_to(a, (K, 2))
+            if a.shape != (K, 2) or np.any(a[:, 0] > a[:, 1]) or np.any(a < lo):
                 raise InputError(f"prior {self.name}: {key} must be [low, high] with {lo} <= low <= high")
             arrays[key] = a
         if np.any(arrays["R_range"] + 4 * arrays["sigma_R_range"].max() >= 1.0):
             raise InputError(f"prior {self.name}: radii up to {arrays['R_range'].max():g} leave the screen [-1, 1]")
-        if self.min_separation < 0 or arrays["R_range"][1, 1] - arrays["R_range"][0, 0] < self.min_separation:
+        if self.min_separation < 0 or (
+                K > 1 and arrays["R_range"][-1, 1] - arrays["R_range"][0, 0] < (K - 1) * self.min_separation):
             raise InputError(
                 f"prior {self.name}: min_separation {self.min_separation:g} cannot be met by the radius ranges"
             )
@@ -133,6 +160,11 @@ class Prior:
     def n_beta(self):
         """Number of beta coefficients per shell."""
         return self.beta_mu.shape[1]
+
+    @property
+    def n_shells(self):
+        """Number of shells K."""
+        return self.beta_mu.shape[0]
 
     def describe(self):
         """A YAML-friendly dict of the prior (stored as a shard attribute)."""
@@ -155,16 +187,16 @@ class Draw:
 
     Attributes
     ----------
-    beta : ndarray, shape (n, 2, N)
+    beta : ndarray, shape (n, K, N)
         Physical beta vectors, shell 0 = smaller radius.
-    R : ndarray, shape (n, 2)
+    R : ndarray, shape (n, K)
         Radii, ascending along axis 1.
-    sigma_R : ndarray, shape (n, 2)
-    n_electrons : ndarray of int64, shape (n, 2)
+    sigma_R : ndarray, shape (n, K)
+    n_electrons : ndarray of int64, shape (n, K)
     beta_acceptance : float
         Fraction of single-shell beta vectors drawn that were physical.
     R_acceptance : float
-        Fraction of radius pairs drawn that met the minimum separation.
+        Fraction of radius sets drawn that met the minimum separation.
     """
 
     beta: np.ndarray
@@ -176,8 +208,8 @@ class Draw:
 
     @property
     def acceptance(self):
-        """Fraction of whole parameter sets (both shells' beta and the radius pair) accepted."""
-        return self.beta_acceptance**2 * self.R_acceptance
+        """Fraction of whole parameter sets (every shell's beta and the radius set) accepted."""
+        return self.beta_acceptance ** self.beta.shape[1] * self.R_acceptance
 
 
 def _truncnorm(rng, mu, sigma, low, high, size):
@@ -201,7 +233,10 @@ def _max_tries(n, what):
 
 
 def sample(prior, n, rng):
-    """Draw `n` physical two-shell parameter sets.
+    """Draw `n` physical K-shell parameter sets (K = ``prior.n_shells``).
+
+    The generator is called in the same order whatever K (beta shell by shell, then the radius
+    sets, sigma_R, electron counts), so a two-shell prior draws what it always drew.
 
     Parameters
     ----------
@@ -223,9 +258,10 @@ def sample(prior, n, rng):
     """
     n = int(n)
     N = prior.n_beta
-    beta = np.empty((n, 2, N))
+    K = prior.n_shells
+    beta = np.empty((n, K, N))
     beta_tries = 0
-    for j in range(2):
+    for j in range(K):
         got = 0
         while got < n:
             need = n - got
@@ -238,29 +274,29 @@ def sample(prior, n, rng):
             got += len(ok)
             if got == 0 and beta_tries > 1000 * max(n, 1) + 1000:
                 _max_tries(n, "beta vectors")
-    R = np.empty((n, 2))
+    R = np.empty((n, K))
     R_tries = 0
     got = 0
     while got < n:
         need = n - got
         batch = max(16, int(need * 1.5) + 8)
-        cand = rng.uniform(prior.R_range[:, 0], prior.R_range[:, 1], size=(batch, 2))
+        cand = rng.uniform(prior.R_range[:, 0], prior.R_range[:, 1], size=(batch, K))
         cand.sort(axis=1)
-        flags = cand[:, 1] - cand[:, 0] >= prior.min_separation
+        flags = np.all(np.diff(cand, axis=1) >= prior.min_separation, axis=1)
         R_tries += _examined(flags, need)
         ok = cand[flags][:need]
         R[got : got + len(ok)] = ok
         got += len(ok)
         if got == 0 and R_tries > 1000 * max(n, 1) + 1000:
-            _max_tries(n, "radius pairs")
-    sigma_R = rng.uniform(prior.sigma_R_range[:, 0], prior.sigma_R_range[:, 1], size=(n, 2))
-    n_el = rng.integers(prior.electrons_range[:, 0], prior.electrons_range[:, 1], size=(n, 2), endpoint=True)
+            _max_tries(n, "radius sets")
+    sigma_R = rng.uniform(prior.sigma_R_range[:, 0], prior.sigma_R_range[:, 1], size=(n, K))
+    n_el = rng.integers(prior.electrons_range[:, 0], prior.electrons_range[:, 1], size=(n, K), endpoint=True)
     return Draw(
         beta=beta,
         R=R,
         sigma_R=sigma_R,
         n_electrons=n_el.astype(np.int64),
-        beta_acceptance=(2 * n / beta_tries) if beta_tries else 1.0,
+        beta_acceptance=(K * n / beta_tries) if beta_tries else 1.0,
         R_acceptance=(n / R_tries) if R_tries else 1.0,
     )
 
@@ -285,13 +321,20 @@ def _range(value, key):
     return a
 
 
-def _electrons(c, map_total, what):
-    """Electron-count range from a config: ``[low, high]``, or ``"map"`` (share of the real map)."""
+def _electrons(c, map_total, what, n_shells=2):
+    """Electron-count range from a config: ``[low, high]``, or ``"map"`` (share of the real map).
+
+    ``electrons_share`` is the share of each shell in a two-shell map; with K shells each
+    shell's share is ``electrons_share * 2 / K``, so the K shells together hold the same share of
+    the real map's total as two did (exactly the configured share when K = 2).
+    """
     value = c["electrons"]
     if isinstance(value, str):
         if value != "map" or map_total is None:
             raise InputError(f'{what} prior: electrons must be [low, high], or "map" with the real map\'s total')
         share = _range(c.get("electrons_share", [0.4, 0.6]), "electrons_share")
+        if n_shells != 2:
+            share = share * 2.0 / n_shells
         return np.rint(share * float(map_total)).astype(np.int64)
     return _range(value, "electrons").astype(np.int64)
 
@@ -340,28 +383,32 @@ def finetune_prior(R, beta, cfg=None, sigma_R=None, map_total=None):
 
     Parameters
     ----------
-    R : array_like, shape (2,)
-        First-pass radii.
-    beta : array_like, shape (2, N)
+    R : array_like, shape (K,)
+        First-pass radii, any number of shells K >= 1 (the prior has K shells).
+    beta : array_like, shape (K, N)
         First-pass beta vectors (need not be physical: unphysical draws are rejected).
     cfg : dict, optional
         Keys of :data:`FINETUNE_DEFAULTS` (and optionally ``sigma_R_width``).
-    sigma_R : array_like, shape (2,), optional
+    sigma_R : array_like, shape (K,), optional
         First-pass sigma_R, used only with ``sigma_R_width``.
     map_total : float, optional
         Number of electrons in the real count map (for ``electrons: "map"``, as in
-        :func:`pretrain_prior`).
+        :func:`pretrain_prior`; with K shells each shell's share is ``electrons_share * 2 / K``).
 
     Returns
     -------
     Prior
+        K shells; the minimum separation is the configured one or half the closest first-pass
+        gap, whichever is smaller (no constraint with one shell).
     """
     c = dict(FINETUNE_DEFAULTS)
     c.update(cfg or {})
     R = np.asarray(R, dtype=np.float64)
     beta = np.asarray(beta, dtype=np.float64)
-    if R.shape != (2,) or beta.ndim != 2 or beta.shape[0] != 2:
-        raise InputError(f"fine-tuning prior: need two shells, got R {R.shape} and beta {beta.shape}")
+    if R.ndim != 1 or R.size < 1 or beta.ndim != 2 or beta.shape[0] != R.size:
+        raise InputError(f"fine-tuning prior: need K >= 1 shells with one beta row each, got R {R.shape} "
+                         f"and beta {beta.shape}")
+    K = R.size
     order = np.argsort(R)
     R, beta = R[order], beta[order]
     N = beta.shape[1]
@@ -374,14 +421,17 @@ def finetune_prior(R, beta, cfg=None, sigma_R=None, map_total=None):
         s = np.asarray(sigma_R, dtype=np.float64)[order]
         sw = float(c["sigma_R_width"])
         sr = np.stack([np.clip(s - sw, 0.0, None), s + sw], axis=1)
-    electrons = _electrons(c, map_total, "fine-tuning")
+    electrons = _electrons(c, map_total, "fine-tuning", n_shells=K)
+    min_sep = float(c["min_separation"])
+    if K > 1:
+        min_sep = min(min_sep, float(np.min(np.diff(R))) / 2)
     return Prior(
         beta_mu=beta,
         beta_sigma=np.broadcast_to(width, beta.shape),
         beta_low=beta - k * width,
         beta_high=beta + k * width,
         R_range=R_range,
-        min_separation=min(float(c["min_separation"]), float(R[1] - R[0]) / 2),
+        min_separation=min_sep,
         sigma_R_range=sr,
         electrons_range=electrons,
         name="finetune",
@@ -402,7 +452,7 @@ def summarize(prior, n, seed=0):
     -------
     dict
         ``prior`` (name), ``n``, ``acceptance``, ``beta_acceptance``, ``R_acceptance``,
-        ``beta_mean`` (2 lists of N), ``R_mean`` (2 numbers).
+        ``beta_mean`` (K lists of N), ``R_mean`` (K numbers).
     """
     d = sample(prior, n, np.random.default_rng(seed))
     return {

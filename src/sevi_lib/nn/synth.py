@@ -10,10 +10,10 @@ inverse-transform sampling of cos(theta), r ~ N(R, sigma_R^2), projection), binn
 dataset         shape, dtype             content
 ==============  =======================  ===================================================
 ``inputs``      (n, C, H, W) float32     the view of each count map (chunked per sample)
-``labels``      (n, 2, N) float64        beta_2 .. beta_2N of each shell (shell 0 smaller R)
-``R``           (n, 2) float64           radii
-``sigma_R``     (n, 2) float64           radial widths
-``n_electrons`` (n, 2) int64             electrons of each shell in the map
+``labels``      (n, K, N) float64        beta_2 .. beta_2N of each shell (shell 0 smaller R)
+``R``           (n, K) float64           radii
+``sigma_R``     (n, K) float64           radial widths
+``n_electrons`` (n, K) int64             electrons of each shell in the map
 ``detector``    (n,) bool                sample went through frame renderer and detector
 ==============  =======================  ===================================================
 
@@ -26,6 +26,11 @@ Reproducibility: everything in a shard is a function of ``(seed, key)`` and the 
 prior draw uses ``numpy.random.default_rng(SeedSequence([seed, crc32(key)]))``, and every
 sample and shell reseeds numba's generator with its own 32-bit seed drawn from that generator,
 so the result depends neither on the number of threads nor on how samples are batched.
+
+Shells: K is the prior's (:attr:`sevi_lib.nn.priors.Prior.n_shells`): two for pretraining, the
+first pass's K (any K >= 1) for fine-tuning. The generator is called in the same order for any
+K, so two-shell shards are what they always were. Every map is centred on the screen centre
+(0, 0): the real map is recentred on the fitted centre instead (:mod:`sevi_lib.nn.centre`).
 
 Detector-like samples (a configurable fraction): the sample's parameters are simulated and rendered
 frame by frame by the project's one render loop (:func:`sevi_lib.simulate.render.iter_rendered_chunks`,
@@ -57,7 +62,7 @@ BATCH = 8
 
 @njit(cache=True, parallel=True)
 def _maps_kernel(R, sigma_R, beta, n_el, seeds, out):
-    """Count maps of a batch of two-shell samples (numba, parallel over samples).
+    """Count maps of a batch of K-shell samples (numba, parallel over samples).
 
     out[k] (zeroed here) receives the counts of sample k: for each shell s, ``n_el[k, s]``
     electrons drawn by ``sample_shell`` seeded with ``seeds[k, s]``.
@@ -85,16 +90,16 @@ def shard_rng(seed, key):
 
 
 def simulate_maps(R, sigma_R, beta, n_electrons, seeds):
-    """Count maps of two-shell samples with the numba simulator.
+    """Count maps of K-shell samples with the numba simulator.
 
     Parameters
     ----------
-    R, sigma_R : array_like, shape (m, 2)
-    beta : array_like, shape (m, 2, N)
+    R, sigma_R : array_like, shape (m, K)
+    beta : array_like, shape (m, K, N)
         Physical beta vectors (not checked here; :func:`sevi_lib.nn.priors.sample` only returns
         physical ones).
-    n_electrons : array_like of int, shape (m, 2)
-    seeds : array_like of int, shape (m, 2)
+    n_electrons : array_like of int, shape (m, K)
+    seeds : array_like of int, shape (m, K)
         Seeds of numba's generator, one per sample and shell, in [0, 2**32).
 
     Returns
@@ -122,15 +127,15 @@ def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, 
 
     Parameters
     ----------
-    R, sigma_R : array_like, shape (2,)
-    beta : array_like, shape (2, N)
-    n_electrons : array_like of int, shape (2,)
+    R, sigma_R : array_like, shape (K,)
+    beta : array_like, shape (K, N)
+    n_electrons : array_like of int, shape (K,)
         Expected number of *detected* electrons of each shell (the frame count is chosen so;
         the realised numbers are Poisson around them).
     seed : int
         Seed of the frame simulation and rendering, in [0, 2**32).
     electrons_per_frame : float
-        Mean number of generated electrons per frame, both shells together; the shells share
+        Mean number of generated electrons per frame, all shells together; the shells share
         it in proportion to `n_electrons`.
     detection_loss : float
         Fraction of electrons that never reach the screen.
@@ -177,7 +182,7 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
     detector_fraction : float
         Expected fraction of samples synthesised through the renderer and the detector.
     electrons_per_frame : float
-        Mean electrons per frame (both shells) of those samples.
+        Mean electrons per frame (all shells) of those samples.
     detector_params : dict, optional
         Fields of :class:`sevi_lib.detect.blobs.DetectorParams` for those samples.
     threads : int, optional
@@ -197,7 +202,7 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
         raise InputError(f"synthesis: detector_fraction {detector_fraction} must be in [0, 1]")
     rng = shard_rng(seed, key)
     draw = sample_prior(prior, n, rng)
-    sim_seeds = rng.integers(0, 2**32, size=(n, 2), dtype=np.int64)
+    sim_seeds = rng.integers(0, 2**32, size=(n, prior.n_shells), dtype=np.int64)
     use_detector = rng.random(n) < float(detector_fraction)
     attrs = {
         "view": json.dumps(view.to_config()),

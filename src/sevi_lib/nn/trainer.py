@@ -23,6 +23,8 @@ API
     (setup, resume, open, run_epoch, validate, checkpoint, finish; one interrupt path).
 ``evaluate(model, data, ...)`` -> ``(pred (n, S, N) float64, dist (n, S) float64)``.
 ``predict(checkpoint, inputs, ...)`` -> ``(n, n_shells, N)`` float64 betas.
+``HEAD_PREFIX``: the final linear layer, re-initialised when ``init_from`` has another shell count
+    (a K-shell fine-tuning run from the two-shell pretrained network keeps the backbone; logged).
 ``load_checkpoint(path, device="cpu")`` -> ``(model, info)``; the model is in eval mode,
     ``info`` holds ``spec`` (network), ``input_shape``, ``view``, ``epoch``, ``step``, ``val_distance``,
     ``config``.
@@ -99,6 +101,10 @@ METRIC_COLUMNS = [
 ]
 
 PLOT_SECONDS = 60.0  # redraw loss.png at most this often during a run (and always at its end)
+
+#: State-dict prefix of the final linear layer, the only part that depends on the shell count:
+#: it is re-initialised when ``init_from`` has another number of shells (see ``_Run._init_from``).
+HEAD_PREFIX = "net.fc."
 
 class TrainingInterrupted(SeviError):
     """Training stopped on SIGTERM / SIGINT after saving its state to ``last.pt``."""
@@ -491,15 +497,32 @@ class _Run:
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.arch, n_beta=n_beta, n_shells=n_shells, in_channels=self.train_ds.input_shape[0])
         if cfg.init_from:
-            src = _load_payload(cfg.init_from)
-            if src["spec"] != self.model.spec:
-                raise InputError(f"{cfg.init_from}: network {src['spec']} does not match this run's {self.model.spec}")
-            self.model.load_state_dict(src["state_dict"])
+            self._init_from(_load_payload(cfg.init_from))
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.optimizer = _make_optimizer(cfg, self.model.parameters())
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == "fp16")
+
+    def _init_from(self, src: dict) -> None:
+        """Start from the weights of ``init_from``: all of them if the networks match; the backbone
+        alone (the final linear layer keeps its fresh, seeded initialisation) if they differ only in
+        the number of shells (a two-shell pretrained network fine-tuned on K-shell shards); logged."""
+        cfg, spec = self.cfg, self.model.spec
+        if src["spec"] == spec:
+            self.model.load_state_dict(src["state_dict"])
+            return
+        if {k: v for k, v in src["spec"].items() if k != "n_shells"} != {k: v for k, v in spec.items() if k != "n_shells"}:
+            raise InputError(f"{cfg.init_from}: network {src['spec']} does not match this run's {spec}")
+        head = [k for k in self.model.state_dict() if k.startswith(HEAD_PREFIX)]
+        backbone = {k: v for k, v in src["state_dict"].items() if not k.startswith(HEAD_PREFIX)}
+        missing, unexpected = self.model.load_state_dict(backbone, strict=False)
+        if sorted(missing) != sorted(head) or unexpected:
+            raise InputError(f"{cfg.init_from}: weights do not fit this run's network (missing {missing}, "
+                             f"unexpected {unexpected})")
+        log.info("init from %s: %d-shell network, this run has %d shells: backbone loaded, final linear layer "
+                 "(%s) re-initialised (seed %d)", cfg.init_from, src["spec"]["n_shells"], spec["n_shells"],
+                 ", ".join(head), cfg.seed)
 
     def resume(self) -> bool:
         """Continue from ``last.pt`` if it exists (refusing other settings or data); True if resumed."""
