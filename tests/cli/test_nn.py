@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sevi_lib.cli import main
-from sevi_lib.core.io import write_answer
+from sevi_lib.core.io import read_answer, write_answer
 
 
 def test_synth_cli_writes_a_shard(tmp_path, capsys):
@@ -179,7 +179,8 @@ def test_settings_are_flags_only(tmp_path):
 
 
 @pytest.mark.parametrize("argv", [["train", "--help"], ["nn", "synth", "--help"], ["nn", "prior", "--help"],
-                                  ["nn", "predict", "--help"], ["checkpoints", "--help"]])
+                                  ["nn", "predict", "--help"], ["nn", "centre-map", "--help"],
+                                  ["checkpoints", "--help"]])
 def test_parsing_imports_no_torch(argv):
     code = ("import sys; from sevi_lib.cli import main\n"
             "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
@@ -194,3 +195,107 @@ def test_prior_without_torch(tmp_path):
             "assert 'torch' not in sys.modules, 'torch imported'\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
+
+
+# ----------------------------------------------------------------------------- issue 13: lab data
+
+def _electrons_file(path, x, z):
+    from sevi_lib.core.io import write_h5
+
+    table = np.zeros(len(x), dtype=[("ImageId", "<i4"), ("x", "<f8"), ("z", "<f8")])
+    table["x"], table["z"] = x, z
+    write_h5(path, DetectedElectrons=table)
+    return path
+
+
+def test_centre_map_cli(tmp_path, capsys):
+    from sevi_lib.core.maps import count_map
+
+    rng = np.random.default_rng(4)
+    q = 2.0 ** -30  # positions on a grid: shifting by a dyadic offset and back is exact
+    x, z = (np.round(rng.uniform(-0.8, 0.8, 3000) / q) * q for _ in range(2))
+    x0, z0 = -4.0 / 512, 1.5 / 512
+    el = _electrons_file(tmp_path / "electrons.h5", x + x0, z + z0)
+    (tmp_path / "fit.json").write_text(json.dumps({"centre": [x0, z0], "centre_se": [1e-5, 2e-5]}))
+    rc = main(["nn", "centre-map", str(el), "--fit-sidecar", str(tmp_path / "fit.json"),
+               "--out", str(tmp_path / "map.npy")])
+    assert rc == 0
+    assert "3000 electrons recentred on (-0.007812, 0.002930) = pixel (508.00, 513.50)" in capsys.readouterr().out
+    np.testing.assert_array_equal(np.load(tmp_path / "map.npy"), count_map(x, z))
+
+
+@pytest.mark.parametrize("doc, words", [
+    ({"R": [0.4, 0.7], "beta": [[0.0], [0.0]]}, "records no image centre"),
+    ({"centre": [float("nan"), 0.0]}, "not finite"),
+])
+def test_centre_map_refuses_a_sidecar_without_a_finite_centre(tmp_path, capsys, doc, words):
+    el = _electrons_file(tmp_path / "electrons.h5", np.zeros(3), np.zeros(3))
+    (tmp_path / "fit.json").write_text(json.dumps(doc))
+    rc = main(["nn", "centre-map", str(el), "--fit-sidecar", str(tmp_path / "fit.json"),
+               "--out", str(tmp_path / "map.npy")])
+    assert rc == 2
+    line = _one_error_line(capsys)
+    assert words in line and "fit.json" in line
+    assert not (tmp_path / "map.npy").exists()
+
+
+def _k_answer(path, R, beta0, n=12):
+    beta = np.zeros((len(R), n))
+    beta[:, 0] = beta0
+    write_answer(path, R, beta)
+    return path
+
+
+@pytest.mark.parametrize("R, beta0, words", [
+    ([], [], "no rows"),
+    ([0.3, 0.55, 0.8], [0.5, np.nan, 0.2], "beta is not finite"),
+    ([0.3, np.nan, 0.8], [0.5, 0.1, 0.2], "R is not finite"),
+])
+def test_synth_refuses_a_bad_k_shell_first_pass(tmp_path, capsys, R, beta0, words):
+    fp = _k_answer(tmp_path / "A.h5", np.array(R, dtype=float), np.array(beta0, dtype=float))
+    rc = main(["nn", "synth", str(tmp_path / "s.h5"), "--stage", "finetune", "--n", "2", "--key", "k",
+               "--first-pass", str(fp), "--prior", '{"electrons": [100, 200]}'])
+    assert rc == 2
+    line = _one_error_line(capsys)
+    assert words in line and str(fp) in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["A.h5"]
+
+
+def test_three_shell_fine_tuning_from_a_two_shell_network(tmp_path, capsys):
+    """Lab data with three shells: first pass (3 rows) -> 3-shell shards -> fine-tune the 2-shell
+    pretrained network (new head) -> predict writes 3 rows."""
+    import torch
+
+    torch.set_num_threads(1)
+    view = '{"name": "fold", "downsample": 16}'
+    small = '{"electrons": [1000, 2000]}'
+    for split, n in (("round0", 8), ("val", 4)):
+        assert main(["nn", "synth", str(tmp_path / f"pre_{split}.h5"), "--stage", "pretrain", "--n", str(n),
+                     "--key", f"pretrain/{split}/0", "--prior", small, "--view", view, "--progress", "0"]) == 0
+    fp = _k_answer(tmp_path / "fit.h5", np.array([0.8, 0.3, 0.55]), np.array([0.2, 0.5, 1.0]))
+    for split, n in (("round0", 8), ("val", 4)):
+        assert main(["nn", "synth", str(tmp_path / f"ft_{split}.h5"), "--stage", "finetune", "--n", str(n),
+                     "--key", f"finetune/{split}/0", "--first-pass", str(fp), "--prior", small, "--view", view,
+                     "--progress", "0"]) == 0
+    with h5py.File(tmp_path / "ft_round0.h5") as f:
+        assert f["labels"].shape == (8, 3, 12) and f["R"].shape == (8, 3)
+    tiny = ["--epochs", "1", "--batch-size", "4", "--threads", "1", "--progress", "false", "--device", "cpu"]
+    assert main(["train", "--train", str(tmp_path / "pre_round0.h5"), "--val", str(tmp_path / "pre_val.h5"),
+                 "--run-dir", str(tmp_path / "pre"), "--quiet", *tiny]) == 0
+    assert main(["train", "--train", str(tmp_path / "ft_round0.h5"), "--val", str(tmp_path / "ft_val.h5"),
+                 "--run-dir", str(tmp_path / "ft"), "--init-from", str(tmp_path / "pre" / "best.pt"), *tiny]) == 0
+    assert "final linear layer" in capsys.readouterr().err
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "map.npy", rng.poisson(0.01, (1024, 1024)).astype(float))
+    assert main(["nn", "predict", str(tmp_path / "ft" / "best.pt"), str(tmp_path / "map.npy"),
+                 "--out", str(tmp_path / "nn.h5"), "--radii-from", str(fp), "--device", "cpu"]) == 0
+    got = read_answer(tmp_path / "nn.h5")
+    assert list(got["SphereId"]) == [0, 1, 2] and list(got["R"]) == [0.3, 0.55, 0.8]
+    assert got["beta"].shape == (3, 12) and np.all(np.isfinite(got["beta"]))
+    # radii from a two-shell answer do not fit a three-shell network: one line, nothing written
+    two = _k_answer(tmp_path / "two.h5", np.array([0.3, 0.8]), np.array([0.0, 0.0]))
+    capsys.readouterr()
+    assert main(["nn", "predict", str(tmp_path / "ft" / "best.pt"), str(tmp_path / "map.npy"),
+                 "--out", str(tmp_path / "nn2.h5"), "--radii-from", str(two), "--device", "cpu"]) == 2
+    assert "3 shells but 2 radii" in _one_error_line(capsys)
+    assert not (tmp_path / "nn2.h5").exists()

@@ -6,9 +6,13 @@
     fields of :class:`sevi_lib.nn.config.SynthSettings`, one flag each.
 ``sevi nn prior --stage ... [--n N] [--prior JSON] [--n-beta K] [--first-pass ANSWER]``
     Draw from a prior and print its acceptance rates and coefficient means (nothing written).
+``sevi nn centre-map ELECTRONS --fit-sidecar FIT_JSON --out MAP``
+    The count map of the detected electrons shifted by -(x0, z0), the fitted image centre of the
+    fit's sidecar, so that the image centre lands on the screen centre: the network's input on
+    lab data (:func:`sevi_lib.nn.centre.centre_map_file`; the network does not learn offsets).
 ``sevi nn predict CHECKPOINT COUNT_MAP --out ANSWER [--view JSON] [--radii-from ANSWER]``
-    Apply a trained network to the real count map and write an ``Answer`` table
-    (:func:`sevi_lib.nn.predict.predict_file`).
+    Apply a trained network to the real (recentred) count map and write an ``Answer`` table,
+    one row per shell of the network (:func:`sevi_lib.nn.predict.predict_file`).
 ``sevi nn gpu-run --lock-dir DIR -- COMMAND ...``
     Run COMMAND on one GPU of its own (:mod:`sevi_lib.nn.gpu_slot`).
 ``sevi nn run-dir DIR --key TEXT [--inputs FILE ...]``
@@ -17,6 +21,8 @@
     input files (path, size, modification time), otherwise empty it.
 
 JSON arguments are the config sections ``nn.<stage>.prior`` and ``nn.view`` (see the README).
+The fine-tuning prior (``--stage finetune``) has as many shells as the ``--first-pass`` Answer
+has rows (any K >= 1); the pretraining prior has two.
 No subcommand imports torch while parsing; only ``predict`` does, when it runs.
 """
 
@@ -73,9 +79,19 @@ def register(sub):
     add_settings_arguments(q, SynthSettings, title="prior settings (SynthSettings)", skip=_NOT_PRIOR)
     q.set_defaults(func=run_prior)
 
+    m = nsub.add_parser("centre-map", help="count map of detected electrons recentred on the fitted image centre",
+                        description="Shift every detected position by -(x0, z0), the image centre the fit found "
+                        "(the 'centre' of its JSON sidecar, screen units), and bin them into a 1024 x 1024 count "
+                        "map (.npy, written atomically): the network's input, centred as its training maps are.")
+    m.add_argument("electrons", help="HDF5 file with a DetectedElectrons table (sevi accumulate --electrons)")
+    m.add_argument("--fit-sidecar", required=True, help="the fit's JSON sidecar with \"centre\": [x0, z0]")
+    m.add_argument("--out", required=True, help="count map to write (.npy)")
+    m.set_defaults(func=run_centre_map)
+
     r = nsub.add_parser("predict", help="apply a trained network to a count map, write an Answer",
-                        description="Transform the real count map with the training view, predict beta of both "
-                        "shells and write the Answer table (R from --radii-from or from the map's radial profile).")
+                        description="Transform the real count map with the training view, predict beta of the "
+                        "network's shells and write the Answer table, one row per shell (R from --radii-from or "
+                        "from the map's radial profile).")
     r.add_argument("checkpoint", help="trained network (.pt)")
     r.add_argument("count_map", help="accumulated count map (.npy, 1024 x 1024, Image[ix, iz])")
     r.add_argument("--out", required=True, help="Answer file to write (HDF5)")
@@ -124,9 +140,18 @@ def run_prior(args):
     else:
         print(f"prior {out['prior']}: {args.n} parameter sets, acceptance {out['acceptance']:.4f} "
               f"(physical beta {out['beta_acceptance']:.4f} per shell, separated radii {out['R_acceptance']:.4f})")
-        for j in range(2):
+        for j in range(len(out["R_mean"])):
             print(f"  shell {j}: R mean {out['R_mean'][j]:.4f}, beta mean "
                   + " ".join(f"{b:.4g}" for b in out["beta_mean"][j]))
+    return 0
+
+
+def run_centre_map(args):
+    from sevi_lib.nn.centre import centre_map_file
+
+    (x0, z0), n = centre_map_file(args.electrons, args.fit_sidecar, args.out)
+    print(f"{args.out}: {n} electrons recentred on ({x0:.6f}, {z0:.6f}) = pixel "
+          f"({512 + 512 * x0:.2f}, {512 + 512 * z0:.2f})")
     return 0
 
 

@@ -10,13 +10,17 @@ Modules
                  ``from_dict``, ``coerce``), ``SynthSettings`` (the synthesis settings of
                  ``sevi nn synth``), ``lr_factor`` (the learning-rate schedule), ``RESUME_FREE``,
                  ``config_conflicts``, ``ARCHS``, ``FREEZE_PARTS``
-``priors``       ``Prior``, ``pretrain_prior``, ``finetune_prior``, ``sample`` -> ``Draw``,
+``priors``       ``Prior`` (K shells: two for pretraining, the first pass's K for fine-tuning),
+                 ``pretrain_prior``, ``finetune_prior``, ``sample`` -> ``Draw``,
                  ``summarize`` (acceptance rates of ``sevi nn prior``)
 ``views``        ``View``, ``apply_view``, ``downsample``: what the network sees of a count map
 ``synth``        synthesis shards: ``synthesize``, ``write_shard`` (``sevi nn synth``),
                  ``simulate_maps``, ``detector_map``, ``shard_rng``, ``read_shard_attrs``
-``inputs``       the user files of the stage, validated where they enter: ``read_first_pass``,
-                 ``read_radii``, ``check_prediction``, ``stage_prior``
+``inputs``       the user files of the stage, validated where they enter: ``read_first_pass``
+                 (K rows), ``read_radii``, ``read_centre`` (the fit sidecar's image centre),
+                 ``check_prediction``, ``stage_prior``
+``centre``       ``recentred_map``, ``centre_map_file``: the real map recentred on the fitted
+                 image centre, the network's input (``sevi nn centre-map``; no offsets learnt)
 ``data``         (torch) ``ShardDataset`` (shards as a torch Dataset), ``EpochSampler`` (the
                  sample order of an epoch, a function of (seed, epoch)), ``decode_view``
 ``network``      (torch) ``build_model`` -> ``BetaResNet``, ``freeze_parameters``,
