@@ -69,6 +69,14 @@ BAD = [
     (["--params", "{noshells}"], "no shells"),
     (["--R", "0.5", "0.8"], "lacks sigma_R, beta"),
     (["--params", "{good}", "--R", "-0.5", "0.8"], "radius"),
+    (["--params", "{good}", "--read-noise", "-1"], "read_noise must be >= 0"),
+    (["--params", "{good}", "--read-noise", "nan"], "read_noise must be finite"),
+    (["--params", "{good}", "--stray-electrons", "-0.5"], "stray_electrons must be >= 0"),
+    (["--params", "{good}", "--hot-pixels", "-1"], "hot_pixels"),
+    (["--params", "{good}", "--centre-offset", "[1]"], "centre_offset must be two numbers"),
+    (["--params", "{good}", "--centre-offset", "[1, 2, 3]"], "centre_offset must be two numbers"),
+    (["--params", "{good}", "--centre-offset", "[1, Infinity]"], "centre_offset must be finite"),
+    (["--params", "{lab_bad}"], "read_noise must be >= 0"),
 ]
 
 
@@ -79,10 +87,12 @@ def test_bad_input_exits_2_and_leaves_nothing(tmp_path, capsys, argv, message):
         "broken": str(tmp_path / "broken.yaml"),
         "good": str(tmp_path / "good.yaml"),
         "noshells": str(tmp_path / "noshells.yaml"),
+        "lab_bad": str(tmp_path / "lab_bad.yaml"),
     }
     (tmp_path / "broken.yaml").write_text("simulation: [unclosed\n")
     _yaml(tmp_path / "good.yaml", {"simulation": SIM})
     _yaml(tmp_path / "noshells.yaml", {"simulation": {"n_frames": 2}})
+    _yaml(tmp_path / "lab_bad.yaml", {"simulation": {**SIM, "read_noise": -2}})
     before = set(tmp_path.iterdir())
     assert _run(tmp_path, *[a.format(**names) for a in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -126,3 +136,58 @@ def test_defaults_are_the_workflows(capsys):
         main(["simulate", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert "--n-frames V (default 3000)" in out and "--threads V (default 2)" in out
+
+
+LAB = {"centre_offset": [3.4, -2.7], "stray_electrons": 3.0, "read_noise": 1.5, "hot_pixels": 12}
+
+
+@pytest.mark.parametrize("shells", [
+    [{"R": 0.6, "sigma_R": 0.01, "beta": [0.8]}],
+    [{"R": 0.3, "sigma_R": 0.006, "beta": [1.2, 0.5]}, {"R": 0.55, "sigma_R": 0.007, "beta": [-0.6, 0.1]},
+     {"R": 0.8, "sigma_R": 0.008, "beta": [0.7, 0.6]}],
+])
+def test_lab_camera_from_the_config_section_with_k_shells(tmp_path, shells):
+    """K = 1 and K = 3 shells with every lab-camera effect from the YAML section (no electrons_per_shell)."""
+    from sevi_lib.core.io import read_camera_truth
+
+    sim = {"seed": 4, "n_frames": 2, "shells": shells, **LAB}
+    assert _run(tmp_path, "--params", _yaml(tmp_path / "lab.yaml", {"simulation": sim})) == 0
+    with h5py.File(tmp_path / "out" / "t.h5", "r") as f:
+        assert len(f["Truth"]) == len(shells) and list(f["Truth"]["SphereId"]) == list(range(len(shells)))
+        assert (f["DetectedElectrons"]["ElectronId"] == -1).any()
+        np.testing.assert_array_equal(f.attrs["electrons_per_shell"], [40.0] * len(shells))
+    cam = read_camera_truth(tmp_path / "out" / "t.h5")
+    assert cam["centre"] == (3.4 / 512, -2.7 / 512) and cam["hot_pixels"].shape == (12, 3)
+    assert (cam["stray_electrons"], cam["read_noise"]) == (3.0, 1.5)
+
+
+def test_lab_camera_flags(tmp_path):
+    from sevi_lib.core.io import read_camera_truth
+
+    params = _yaml(tmp_path / "good.yaml", SIM)
+    assert _run(tmp_path, "--params", params, "--centre-offset", "[-1.5, 2]", "--stray-electrons", "2",
+                "--read-noise", "0.5", "--hot-pixels", "3", "--gzip-level", "2") == 0
+    cam = read_camera_truth(tmp_path / "out" / "t.h5")
+    assert cam["centre"] == (-1.5 / 512, 2 / 512) and cam["hot_pixels"].shape == (3, 3)
+    with h5py.File(tmp_path / "out" / "f.h5", "r") as f:
+        assert f["FinalImage"].compression_opts == 2
+
+
+def test_help_lists_the_lab_camera(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for flag in ("--centre-offset V (default [0.0, 0.0])", "--stray-electrons V (default 0.0)",
+                 "--read-noise V (default 0.0)", "--hot-pixels V (default 0)"):
+        assert flag in out
+
+
+@pytest.mark.parametrize("argv, message", [(["--hot-pixels", "2.5"], "--hot-pixels: '2.5' is not a int"),
+                                           (["--centre-offset", "1 2"], "--centre-offset: '1 2' is not a JSON")])
+def test_unparsable_flag_values_exit_2(tmp_path, capsys, argv, message):
+    """Values argparse cannot parse: its usage line and one error line, exit 2, nothing written."""
+    with pytest.raises(SystemExit) as exc:
+        _run(tmp_path, "--params", _yaml(tmp_path / "good.yaml", SIM), *argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err.strip().splitlines()[-1]
+    assert not (tmp_path / "out").exists()

@@ -48,8 +48,34 @@ def test_flags_only_and_json_lists():
     (None, {"R": ["0.5"]}, InputError, "shell 0 lacks sigma_R, beta"),
     ({"n_frames": 2}, {}, InputError, "no shells given"),
     (SECTION, {"beta": ["-1.0", "0"]}, UnphysicalError, "c.yaml"),
+    ({**SECTION, "read_noise": -1}, {}, InputError, "c.yaml: read_noise must be >= 0"),
+    (SECTION, {"read_noise": float("nan")}, InputError, "read_noise must be finite"),
+    (SECTION, {"stray_electrons": float("inf")}, InputError, "stray_electrons must be finite"),
+    ({**SECTION, "hot_pixels": -3}, {}, InputError, "hot_pixels must be in [0, 1024**2]"),
+    ({**SECTION, "hot_pixels": 1.5}, {}, InputError, "hot_pixels must be an integer"),
+    ({**SECTION, "centre_offset": [1, 2, 3]}, {}, InputError, "centre_offset must be two numbers"),
+    (SECTION, {"centre_offset": 4}, InputError, "centre_offset must be two numbers"),
+    (SECTION, {"centre_offset": [1, "a"]}, InputError, "centre_offset must be a number"),
+    ({**SECTION, "gzip_level": 12}, {}, InputError, "gzip_level"),
 ])
 def test_bad_values_name_their_source(section, given, error, message):
     with pytest.raises(error, match=None) as exc:
         resolve_settings(section, given, where="c.yaml")
     assert message in str(exc.value)
+
+
+def test_lab_camera_from_the_section_and_flags():
+    """The issue-13 keys of the simulation section, and their flags (which win)."""
+    section = {**SECTION, "centre_offset": [3.4, -2.7], "stray_electrons": 3, "read_noise": 1.5, "hot_pixels": 12}
+    s, _ = resolve_settings(section, {"read_noise": 2.0}, where="c.yaml")
+    assert s.camera() == ((3.4, -2.7), 3.0, 2.0, 12)
+    default = SimulationSettings()
+    assert default.camera() == ((0.0, 0.0), 0.0, 0.0, 0) and default.gzip_level is None
+    assert list(default.electron_means(3)) == [40.0] * 3  # one default serves any number of shells
+
+
+@pytest.mark.parametrize("n_shells", [1, 3])
+def test_any_number_of_shells(n_shells):
+    shells = [{"R": 0.2 + 0.25 * j, "sigma_R": 0.007, "beta": [0.5 - 0.4 * j, 0.1]} for j in range(n_shells)]
+    s, sh = resolve_settings({"shells": shells}, {})
+    assert sh.n_shells == n_shells and list(s.electron_means(n_shells)) == [40.0] * n_shells
