@@ -18,6 +18,7 @@ from sevi_lib.core.errors import SeviError
 #: subcommand -> (module of this package that registers it, one-line help for ``sevi --help``)
 COMMANDS = {
     "simulate": ("simulate", "simulate electrons and render camera frames (test file + truth file)"),
+    "survey": ("survey", "estimate the camera's read noise, pedestal and hot pixels (JSON for 'sevi detect --camera')"),
     "detect": ("detect", "detect electrons in a frame range of a FinalImage file (one shard)"),
     "accumulate": ("accumulate", "gather detection shards into one electron table, count map and raw-frame sum"),
     "fit": ("fit", "fit the shells (R, sigma_R, weights, beta's) to electrons, a count map or a frame sum"),

@@ -9,8 +9,9 @@ def register(sub):
         description="Concatenate the shards written by 'sevi detect' (in frame order) into DetectedElectrons "
         "(published layout ImageId, ElectronId, x, z plus amplitude, multiplicity, blob_size), the summed "
         "1024 x 1024 count map and raw-frame sum (float64, Image[ix, iz]), a PNG of the count map and a short "
-        "text summary. The shards must come from one frames file and one set of detector parameters and "
-        "cover its frames without overlap or gap. All outputs are checked first and written atomically.",
+        "text summary (with the camera survey when detection used one). The shards must come from one frames "
+        "file, one set of detector parameters and one camera survey (or none) and cover its frames without "
+        "overlap or gap. All outputs are checked first and written atomically.",
     )
     p.add_argument("shards", nargs="+", metavar="SHARD.h5", help="shard files from 'sevi detect'")
     p.add_argument("--electrons", required=True, metavar="H5", help="electron table to write (DetectedElectrons)")

@@ -15,6 +15,9 @@ def register(sub):
         "of model spots) and write a shard: DetectedElectrons (ImageId, ElectronId, x, z in screen units, "
         "amplitude, multiplicity, blob_size), the 1024 x 1024 count map, the float64 sum of the raw frames "
         "and the blob multiplicity histogram, with the frames file's identity and the range in its attributes. "
+        "With --camera (the JSON of 'sevi survey') the thresholds are raised to what the read noise implies, "
+        "the hot pixels are ignored (they read 0 for the detector: no blob starts at or passes through one, "
+        "the spot fit gives them no weight) and the survey is recorded in the shard. "
         "The output is checked before any work (not the input, not a directory, writable) and written "
         "atomically: on any error nothing is left behind.",
     )
@@ -25,6 +28,9 @@ def register(sub):
     rng.add_argument("--stop", type=int, help="one past the last frame (default: end of file)")
     rng.add_argument("--shard", type=int, help="shard index i: frames [i n / K, (i + 1) n / K)")
     rng.add_argument("--shards", type=int, help="number of shards K (may exceed the number of frames)")
+    p.add_argument("--camera", metavar="CAMERA.json",
+                   help="camera survey from 'sevi survey': noise-implied thresholds, hot pixels masked "
+                   "(default: none, the published detector)")
     p.add_argument("--threads", type=int, help="detection and decompression threads (default 1)")
     p.add_argument("--chunk", type=int, help="frames read at a time (default 64; memory only, same result)")
     p.add_argument("--progress", type=float, default=10.0, metavar="S",
@@ -40,7 +46,8 @@ def run(args):
     layout = {k: v for k, v in (("threads", args.threads), ("chunk", args.chunk)) if v is not None}
     t0 = time.perf_counter()
     result = detect_shard(args.frames, args.out, start=args.start, stop=args.stop, shard=args.shard,
-                          shards=args.shards, params=params, progress=args.progress or None, **layout)
+                          shards=args.shards, params=params, progress=args.progress or None, camera=args.camera,
+                          **layout)
     dt = time.perf_counter() - t0
     n = result["electrons"].size
     k = result["n_frames"]

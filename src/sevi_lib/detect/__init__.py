@@ -4,14 +4,19 @@ Modules (import the one you need; this package imports nothing, so ``sevi detect
 stays light):
 
 - :mod:`sevi_lib.detect.params` -- :class:`DetectorParams` (every detector setting and its
-  default, the workflow's ``detect:`` section) and :func:`kernel_params` (the namedtuple the
-  kernels read).
+  default, the workflow's ``detect:`` section), :class:`SurveySettings` (``sevi survey``) and
+  :func:`kernel_params` (the namedtuple the kernels read).
+- :mod:`sevi_lib.detect.camera` -- the camera survey (``sevi survey``): :func:`survey_frames`
+  estimates the read noise, pedestal and hot pixels from a sample of frames into a
+  :class:`CameraSurvey` (JSON: :func:`write_survey`, :func:`read_survey`), whose
+  :meth:`~CameraSurvey.detector_params` and mask ``sevi detect --camera`` uses.
 - :mod:`sevi_lib.detect.blobs` -- the frame detector: :class:`FrameDetector` (chunks of frames,
   count map, raw-frame sum, blob statistics, threads), :func:`detect_frame`, ``ELECTRON_DTYPE``;
   the blob-scan kernel.
 - :mod:`sevi_lib.detect.spotfit` -- the mixture fit of model spots to one blob:
   :func:`decompose` (Python), the kernels :func:`decompose_blob` and :func:`blob_electrons`
-  over a :func:`fit_workspace`, and :func:`is_patch_max` (shared with the blob scan).
+  over a :func:`fit_workspace`, and :func:`is_peak` / :func:`is_patch_max` (local maxima, shared
+  with the blob scan).
 - :mod:`sevi_lib.detect.shards` -- files: :func:`detect_shard` (``sevi detect``),
   :func:`accumulate_files` / :func:`accumulate` (``sevi accumulate``: refuses shards of other
   frames files, overlaps and gaps), :func:`read_shard`, :func:`write_shard`,

@@ -7,6 +7,9 @@ distributions spots pile up and saturate. The detector works blob by blob:
 
 1. **Blobs.** One raster scan finds the 8-connected groups of pixels ``>= threshold`` (flood
    fill) and, in the same pass, adds every non-zero pixel to the running sum of raw frames.
+   With a camera survey (:mod:`sevi_lib.detect.camera`) the hot pixels read 0 (a copy of the
+   frame is scanned; the raw sum keeps them) and the thresholds and ``peak_radius`` follow the
+   read noise.
 2. **Isolated spots.** A blob with one local maximum, no saturated pixel, a peak and a flux
    compatible with one spot and a near-round shape is one electron, placed at its intensity
    centroid. A pixel's value is the spot's mean over sample points whose mean offset is
@@ -43,7 +46,7 @@ from sevi_lib.detect.spotfit import (
     blob_electrons,
     decompose_blob,
     fit_workspace,
-    is_patch_max,
+    is_peak,
 )
 
 __all__ = ["ELECTRON_DTYPE", "MAX_BLOB_HIST", "DetectorParams", "FrameDetector", "detect_frame"]
@@ -143,7 +146,7 @@ def _flood(frame, thr, label, pi, pj, runs, i, j, start):
 
 
 @njit(cache=True, nogil=True)
-def _blob_stats(frame, bpi, bpj, off, peak_min):
+def _blob_stats(frame, bpi, bpj, off, peak_min, peak_radius):
     """Flux, centroid, principal-moment ratio, peak, #saturated, #local maxima (<= 2), edge, bbox."""
     n = frame.shape[0]
     m = frame.shape[1]
@@ -180,7 +183,7 @@ def _blob_stats(frame, bpi, bpj, off, peak_min):
         ej = max(ej, b)
         if v == 255:
             nsat += 1
-        elif v >= peak_min and nmax < 2 and is_patch_max(frame, a, b, n, m, 1):
+        elif v >= peak_min and nmax < 2 and is_peak(frame, a, b, n, m, peak_radius):
             nmax += 1
     edge = bi == 0 or bj == 0 or ei == n - 1 or ej == m - 1
     mx = sx / flux
@@ -235,7 +238,7 @@ def _detect_frame(frame, frame64, par, ws):
                 start = end
                 end = _flood(frame, thr, label, pi, pj, runs, i, j, start)
                 flux, mx, mz, elong, vmax, nsat, nmax, edge, bi, bj, ei, ej = _blob_stats(
-                    frame, pi[start:end], pj[start:end], off, peak_min)
+                    frame, pi[start:end], pj[start:end], off, peak_min, par.peak_radius)
                 if vmax < peak_min:
                     continue
                 if (nsat == 0 and nmax <= 1 and not edge and vmax <= par.single_max_peak
@@ -281,14 +284,24 @@ def _detect_frame(frame, frame64, par, ws):
 
 
 class _Thread:
-    """One detection thread: its :data:`FrameWorkspace` and how many frames its uint32 sum holds."""
+    """One detection thread: its :data:`FrameWorkspace`, how many frames its uint32 sum holds and,
+    with a hot-pixel mask, the buffer of the masked frame."""
 
-    def __init__(self, params):
+    def __init__(self, params, masked=False):
         self.ws = frame_workspace(params)
         self.frames_in_isum = 0
+        self.clean = np.empty((N_PIX, N_PIX), dtype=np.uint8) if masked else None
 
-    def detect(self, frame, par):
-        n = _detect_frame(frame, frame.view(np.uint64), par, self.ws)
+    def detect(self, frame, par, mask=None):
+        """Detect one frame; `mask` (index arrays of the hot pixels) reads 0 for the detector."""
+        if mask is None:
+            n = _detect_frame(frame, frame.view(np.uint64), par, self.ws)
+        else:
+            clean = self.clean
+            clean[:] = frame
+            clean[mask] = 0
+            n = _detect_frame(clean, clean.view(np.uint64), par, self.ws)
+            self.ws.isum[mask] += frame[mask]  # the raw-frame sum keeps the masked pixels
         self.frames_in_isum += 1
         return n
 
@@ -317,9 +330,17 @@ class FrameDetector:
         Defaults to ``DetectorParams()``.
     threads : int
         Frames of a chunk are split among this many threads (numba kernels release the GIL).
+    camera : sevi_lib.detect.camera.CameraSurvey, optional
+        The camera's survey: the thresholds become at least the noise-implied ones
+        (:meth:`~sevi_lib.detect.camera.CameraSurvey.detector_params`) and the hot pixels read 0
+        for the detector (no blob starts at or passes through one; inside a blob they are
+        outside it for the spot fit, so they have zero weight in its residual). The raw-frame sum
+        keeps them. A survey without noise or hot pixels changes nothing.
 
     Attributes
     ----------
+    params : DetectorParams
+        The parameters in use (with the camera's thresholds).
     count_map : ndarray of float64, shape (1024, 1024)
         Detected electrons binned as ``histogram2d(x, z)`` (``Image[ix, iz]``).
     blob_hist : ndarray of int64, shape (MAX_BLOB_HIST + 1,)
@@ -336,11 +357,14 @@ class FrameDetector:
 
     _SUM_FLUSH = (2**32 - 1) // 255
 
-    def __init__(self, params=None, threads=1):
-        self.params = (params or DetectorParams()).validate()
+    def __init__(self, params=None, threads=1, camera=None):
+        params = params or DetectorParams()
+        self.camera = camera
+        self.params = (camera.detector_params(params) if camera is not None else params).validate()
         self._par = kernel_params(self.params)
+        self._mask = np.nonzero(camera.mask()) if camera is not None and camera.hot_pixels else None
         self.threads = max(1, int(threads))
-        self._threads = [_Thread(self.params) for _ in range(self.threads)]
+        self._threads = [_Thread(self.params, masked=self._mask is not None) for _ in range(self.threads)]
         self._pool = None
         if self.threads > 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -368,7 +392,7 @@ class FrameDetector:
         for f in range(lo, hi):
             if th.frames_in_isum >= self._SUM_FLUSH:
                 th.flush_sum(self._sum)
-            n = th.detect(frames[f], self._par)
+            n = th.detect(frames[f], self._par, self._mask)
             if n < 0:
                 raise OverflowError(f"frame {ids[f]}: more than max_per_frame={self.params.max_per_frame} electrons")
             t = np.empty(n, dtype=ELECTRON_DTYPE)
@@ -425,7 +449,7 @@ class FrameDetector:
         return self._sum.copy()
 
 
-def detect_frame(frame, params=None):
+def detect_frame(frame, params=None, camera=None):
     """Detect the electrons of one frame.
 
     Parameters
@@ -433,6 +457,8 @@ def detect_frame(frame, params=None):
     frame : ndarray of uint8, shape (1024, 1024)
         ``Image[ix, iz]``.
     params : DetectorParams, optional
+    camera : sevi_lib.detect.camera.CameraSurvey, optional
+        See :class:`FrameDetector`.
 
     Returns
     -------
@@ -445,5 +471,5 @@ def detect_frame(frame, params=None):
     >>> detect_frame(np.zeros((1024, 1024), np.uint8)).size
     0
     """
-    with FrameDetector(params) as det:
+    with FrameDetector(params, camera=camera) as det:
         return det.process([0], frame)

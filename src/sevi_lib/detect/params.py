@@ -22,6 +22,11 @@ class DetectorParams:
         Pixel value (counts) from which a pixel belongs to a blob.
     peak_min : int
         Blobs whose brightest pixel is below this are ignored (no electron is that faint).
+    peak_radius : int
+        A local maximum (a seed of the mixture fit; a second one makes a blob not isolated) is
+        the highest pixel within this many pixels (Chebyshev distance). 1 (3 x 3) for the
+        noise-free published frames; the camera survey raises it under read noise, where the
+        flat top of a spot has spurious 3 x 3 maxima (:mod:`sevi_lib.detect.camera`).
     amplitude : float
         Expected peak of one spot (counts); a fitted component of amplitude A is
         ``round(A / amplitude)`` electrons.
@@ -56,6 +61,7 @@ class DetectorParams:
 
     threshold: int = 10
     peak_min: int = 30
+    peak_radius: int = 1
     amplitude: float = 100.0
     sigma_px: float = 7.68
     subgrid_offset: float = 0.4
@@ -96,6 +102,7 @@ class DetectorParams:
         checks = [
             (1 <= self.threshold <= 254, "threshold must be in 1..254"),
             (self.threshold <= self.peak_min <= 255, "peak_min must be in threshold..255"),
+            (1 <= self.peak_radius <= 8, "peak_radius must be in 1..8"),
             (self.amplitude > 0, "amplitude must be > 0"),
             (self.sigma_px > 0, "sigma_px must be > 0"),
             (0 <= self.subgrid_offset < 1, "subgrid_offset must be in [0, 1)"),
@@ -133,3 +140,49 @@ def kernel_params(params):
     KernelParams
     """
     return KernelParams(*(_TYPES[f.type](getattr(params, f.name)) for f in fields(params)))
+
+
+@dataclass(frozen=True)
+class SurveySettings:
+    """Settings of the camera survey (``sevi survey``; :mod:`sevi_lib.detect.camera`).
+
+    Attributes
+    ----------
+    n_sample : int
+        Frames sampled, spread evenly over the file (all of them when the file is shorter).
+    noise_sigmas : float
+        k of the noise-implied levels: a pixel above ``pedestal + k sd`` is light, not read
+        noise. The detector's ``threshold`` becomes at least ``ceil(pedestal + k sd)``; the
+        survey's bright level (pixels whose neighbourhood is left out of the noise estimate, hot
+        pixel candidates) is ``max(ceil(pedestal + k sd), bright_floor)``. With k = 6 a pure
+        noise pixel crosses it with probability 1e-9 (about one pixel in a thousand frames).
+    bright_floor : int
+        Lowest bright level (counts), used when the noise is small (published frames: sd 0).
+    exclude_px : int
+        Pixels within this many pixels (Chebyshev distance) of a bright pixel are left out of
+        the noise estimate: a published spot (peak <= 255, width 7.7 px) is below 0.5 counts
+        27 px from its centre and above 4 counts out to 22 px from it, so its whole tail is
+        left out.
+    """
+
+    n_sample: int = 64
+    noise_sigmas: float = 6.0
+    bright_floor: int = 4
+    exclude_px: int = 24
+
+    def to_dict(self):
+        """Settings as a plain dict."""
+        return asdict(self)
+
+    def validate(self):
+        """Raise ``ValueError`` naming the first out-of-range setting."""
+        checks = [
+            (self.n_sample >= 1, "n_sample must be >= 1"),
+            (self.noise_sigmas > 0, "noise_sigmas must be > 0"),
+            (1 <= self.bright_floor <= 255, "bright_floor must be in 1..255"),
+            (0 <= self.exclude_px <= 256, "exclude_px must be in 0..256"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ValueError(f"survey setting {msg}")
+        return self

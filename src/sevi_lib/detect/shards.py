@@ -3,9 +3,10 @@
 A shard (``sevi detect --out``) holds the datasets :data:`SHARD_DATASETS` and, in its attributes,
 where it came from: the frames file's identity (:func:`frames_identity`: resolved path, size,
 modification time and a content fingerprint), its frame count, the range ``[start, stop)`` and
-the detector parameters. :func:`accumulate` gathers shards into one electron table, count map
-and raw-frame sum, and refuses shards of different frames files or parameters, overlapping
-ranges and gaps. The ``sevi detect`` and ``sevi accumulate`` commands are :func:`detect_shard`
+the detector parameters in use, and the camera survey when detection used one (``camera``, JSON
+of :class:`~sevi_lib.detect.camera.CameraSurvey`). :func:`accumulate` gathers shards into one
+electron table, count map and raw-frame sum, and refuses shards of different frames files,
+parameters or camera surveys, overlapping ranges and gaps; the survey goes into the summary. The ``sevi detect`` and ``sevi accumulate`` commands are :func:`detect_shard`
 and :func:`accumulate_files`; both check their outputs before any work
 (:func:`sevi_lib.core.io.check_outputs`).
 """
@@ -100,7 +101,7 @@ def frame_range(path, n_frames, start=None, stop=None, shard=None, shards=None):
     return start, stop
 
 
-def detect_file(path, start, stop, params=None, threads=1, chunk=64, progress=None):
+def detect_file(path, start, stop, params=None, threads=1, chunk=64, progress=None, camera=None):
     """Detect the electrons of frames [start, stop) of a ``FinalImage`` file, streaming chunks.
 
     Parameters
@@ -115,13 +116,15 @@ def detect_file(path, start, stop, params=None, threads=1, chunk=64, progress=No
         Frames read at a time (memory only; the result does not depend on it).
     progress : callable, optional
         Called with the number of frames done after each chunk.
+    camera : sevi_lib.detect.camera.CameraSurvey, optional
+        Noise-implied thresholds and hot-pixel mask (see :class:`~sevi_lib.detect.blobs.FrameDetector`).
 
     Returns
     -------
     dict
         ``electrons`` (ELECTRON_DTYPE, ElectronId numbered from 0), ``count_map``,
         ``intensity_sum`` (float64 (1024, 1024)), ``blob_hist`` (int64), ``n_frames``,
-        ``n_file_frames``.
+        ``n_file_frames``, ``params`` (the DetectorParams in use).
 
     Raises
     ------
@@ -133,7 +136,7 @@ def detect_file(path, start, stop, params=None, threads=1, chunk=64, progress=No
     from sevi_lib.detect.blobs import ELECTRON_DTYPE, FrameDetector
 
     parts = []
-    with FrameReader(path, threads=threads) as reader, FrameDetector(params, threads=threads) as det:
+    with FrameReader(path, threads=threads) as reader, FrameDetector(params, threads=threads, camera=camera) as det:
         for ids, frames in reader.iter_chunks(start, stop, chunk=chunk):
             try:
                 parts.append(det.process(ids, frames))
@@ -144,10 +147,11 @@ def detect_file(path, start, stop, params=None, threads=1, chunk=64, progress=No
         table = np.concatenate(parts) if parts else np.empty(0, dtype=ELECTRON_DTYPE)
         table["ElectronId"] = np.arange(table.size, dtype=np.int32)
         return {"electrons": table, "count_map": det.count_map, "intensity_sum": det.intensity_sum(),
-                "blob_hist": det.blob_hist, "n_frames": det.n_frames, "n_file_frames": reader.n_frames}
+                "blob_hist": det.blob_hist, "n_frames": det.n_frames, "n_file_frames": reader.n_frames,
+                "params": det.params}
 
 
-def write_shard(path, result, source, start, stop, params, identity=None):
+def write_shard(path, result, source, start, stop, params, identity=None, camera=None):
     """Write a detection shard atomically (datasets :data:`SHARD_DATASETS`, provenance in attributes).
 
     Parameters
@@ -162,12 +166,16 @@ def write_shard(path, result, source, start, stop, params, identity=None):
     params : DetectorParams
     identity : dict, optional
         :func:`frames_identity` of `source` (computed if not given).
+    camera : sevi_lib.detect.camera.CameraSurvey, optional
+        The survey detection used (attribute ``camera``, JSON; absent without one).
     """
     from sevi_lib.core.io import write_h5
 
     identity = frames_identity(source) if identity is None else identity
     attrs = {"source": str(source), "start": int(start), "stop": int(stop), "n_frames": int(result["n_frames"]),
              "n_file_frames": int(result["n_file_frames"]), "params": json.dumps(params.to_dict()), **identity}
+    if camera is not None:
+        attrs["camera"] = json.dumps(camera.to_dict())
     write_h5(path, attrs=attrs, compression="gzip",
              DetectedElectrons=result["electrons"], CountMap=result["count_map"],
              IntensitySum=result["intensity_sum"], BlobMultiplicity=result["blob_hist"])
@@ -180,7 +188,8 @@ def read_shard(path):
     -------
     dict
         The datasets by name plus ``start``, ``stop``, ``n_frames``, ``n_file_frames``,
-        ``params`` (dict) and the :data:`IDENTITY_ATTRS`.
+        ``params`` (dict), ``camera`` (the survey's dict, None without one) and the
+        :data:`IDENTITY_ATTRS`.
 
     Raises
     ------
@@ -205,6 +214,7 @@ def read_shard(path):
             for key in ("frames_path", "frames_fingerprint"):
                 out[key] = str(f.attrs[key])
             out["params"] = json.loads(f.attrs.get("params", "{}"))
+            out["camera"] = json.loads(f.attrs["camera"]) if "camera" in f.attrs else None
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise InputError(f"{path}: corrupt detection shard ({exc})") from None
     e = out["DetectedElectrons"]
@@ -220,7 +230,7 @@ def read_shard(path):
 
 
 def detect_shard(frames, out, start=None, stop=None, shard=None, shards=None, params=None, threads=1, chunk=64,
-                 progress=None):
+                 progress=None, camera=None):
     """``sevi detect``: detect a frame range of `frames` and write the shard `out`.
 
     The output is checked first (not the input, not a directory, its folder writable), then the
@@ -240,17 +250,33 @@ def detect_shard(frames, out, start=None, stop=None, shard=None, shards=None, pa
     progress : callable or float, optional
         Called with the frames done (see :func:`detect_file`); a number: progress lines
         (frames, frames/s, ETA) on stderr every that many seconds.
+    camera : CameraSurvey or str or Path, optional
+        The camera survey (``sevi survey``'s JSON): thresholds from the noise, hot pixels
+        masked (see :class:`~sevi_lib.detect.blobs.FrameDetector`); recorded in the shard.
+        Without it detection is exactly the published detector.
 
     Returns
     -------
     dict
-        The :func:`detect_file` result plus ``start`` and ``stop``.
+        The :func:`detect_file` result plus ``start``, ``stop`` and ``camera``.
     """
     from sevi_lib.core.io import FrameReader
+    from sevi_lib.detect.params import DetectorParams
 
     if threads < 1 or chunk < 1:
         raise InputError("--threads and --chunk must be >= 1")
-    check_outputs([out], [frames])
+    camera_path = camera if isinstance(camera, (str, Path)) else None
+    check_outputs([out], [frames] + ([camera_path] if camera_path else []))
+    params = params or DetectorParams()
+    if camera_path:
+        from sevi_lib.detect.camera import read_survey
+
+        camera = read_survey(camera_path)
+    if camera is not None:
+        try:
+            params = camera.detector_params(params).validate()
+        except ValueError as exc:
+            raise InputError(f"{camera_path or 'camera survey'}: {exc}") from None
     identity = frames_identity(frames)
     with FrameReader(frames) as reader:
         n_frames = reader.n_frames
@@ -259,9 +285,9 @@ def detect_shard(frames, out, start=None, stop=None, shard=None, shards=None, pa
         from sevi_lib.core.progress import ProgressLog
 
         progress = ProgressLog(stop - start, f"detect {frames} [{start}, {stop})", every=float(progress))
-    result = detect_file(frames, start, stop, params, threads=threads, chunk=chunk, progress=progress)
-    write_shard(out, result, frames, start, stop, params, identity=identity)
-    return {**result, "start": start, "stop": stop}
+    result = detect_file(frames, start, stop, params, threads=threads, chunk=chunk, progress=progress, camera=camera)
+    write_shard(out, result, frames, start, stop, result["params"], identity=identity, camera=camera)
+    return {**result, "start": start, "stop": stop, "camera": camera}
 
 
 def _check_coverage(shards, partial):
@@ -300,12 +326,13 @@ def accumulate(shard_paths, partial=False):
     -------
     dict
         ``electrons`` (ELECTRON_DTYPE, ElectronId renumbered), ``count_map``, ``intensity_sum``,
-        ``blob_hist``, ``n_frames``, ``ranges``, ``frames_path``.
+        ``blob_hist``, ``n_frames``, ``ranges``, ``frames_path``, ``camera`` (the survey's dict, or
+        None when detection used none).
 
     Raises
     ------
     sevi_lib.core.errors.InputError
-        A file that is not a shard, shards of different frames files or detector parameters,
+        A file that is not a shard, shards of different frames files, detector parameters or camera surveys,
         overlapping ranges, a gap, frames in no shard (one line naming the shard).
     """
     from sevi_lib.detect.blobs import ELECTRON_DTYPE, MAX_BLOB_HIST
@@ -319,6 +346,9 @@ def accumulate(shard_paths, partial=False):
                              f"{p0}'s {s0['frames_path']} ({s0['frames_size']} bytes)")
         if s["params"] != s0["params"]:
             raise InputError(f"{p}: detected with other detector parameters than {p0}")
+        if s["camera"] != s0["camera"]:
+            what = "no camera survey" if s["camera"] is None else "another camera survey"
+            raise InputError(f"{p}: detected with {what} than {p0}")
     shards.sort(key=lambda ps: (ps[1]["start"], ps[1]["stop"]))
     _check_coverage(shards, partial)
     tables = []
@@ -342,11 +372,12 @@ def accumulate(shard_paths, partial=False):
     electrons["ElectronId"] = np.arange(electrons.size, dtype=np.int32)
     return {"electrons": electrons, "count_map": count_map, "intensity_sum": raw_sum, "blob_hist": hist,
             "n_frames": n_frames, "ranges": [(s["start"], s["stop"]) for _, s in shards],
-            "frames_path": s0["frames_path"]}
+            "frames_path": s0["frames_path"], "camera": s0["camera"]}
 
 
 def summary_text(acc):
-    """Short plain-text detection summary: frames, electrons, per frame, blobs by multiplicity."""
+    """Short plain-text detection summary: frames, electrons, per frame, blobs by multiplicity, and
+    the camera survey (read noise, pedestal, threshold, hot pixels) when detection used one."""
     n = acc["electrons"].size
     f = acc["n_frames"]
     hist = acc["blob_hist"]
@@ -362,6 +393,10 @@ def summary_text(acc):
         lines.append(f"  {label:>4}: {int(hist[m])}, {int(hist[m]) * int(m)}")
     isolated = int(hist[1]) if hist.size > 1 else 0
     lines.append(f"electrons in isolated spots: {isolated} ({isolated / n:.1%})" if n else "electrons in isolated spots: 0")
+    if acc.get("camera") is not None:
+        from sevi_lib.detect.camera import CameraSurvey
+
+        lines += CameraSurvey.from_dict(acc["camera"]).summary_lines()
     return "\n".join(lines) + "\n"
 
 
@@ -423,7 +458,10 @@ def accumulate_files(shard_paths, electrons, count_map, intensity_sum, png=None,
     check_outputs([electrons, count_map, intensity_sum, png, summary], shard_paths)
     acc = accumulate(shard_paths, partial=partial)
     text = summary_text(acc)
-    write_h5(electrons, attrs={"n_frames": acc["n_frames"]}, compression="gzip",
+    attrs = {"n_frames": acc["n_frames"]}
+    if acc["camera"] is not None:
+        attrs["camera"] = json.dumps(acc["camera"])
+    write_h5(electrons, attrs=attrs, compression="gzip",
              DetectedElectrons=acc["electrons"], BlobMultiplicity=acc["blob_hist"])
     save_npy(count_map, acc["count_map"])
     save_npy(intensity_sum, acc["intensity_sum"])

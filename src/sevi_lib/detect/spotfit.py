@@ -791,6 +791,33 @@ def is_patch_max(P, a, b, nbi, nbj, st):
 
 
 @njit(cache=True, nogil=True)
+def is_peak(P, a, b, nbi, nbj, r):
+    """Plateau-safe local maximum of P at (a, b) among all pixels within `r` (Chebyshev distance).
+
+    The rule of :func:`is_patch_max` (an earlier pixel in raster order strictly lower, a later one
+    not higher) over the (2r + 1)^2 square; ``r = 1`` is ``is_patch_max(P, a, b, nbi, nbj, 1)``.
+    Shared by the blob scan (:mod:`sevi_lib.detect.blobs`) and the seeding of the fit, with
+    ``r = peak_radius``.
+    """
+    v = P[a, b]
+    for da in range(-r, r + 1):
+        aa = a + da
+        if aa < 0 or aa >= nbi:
+            continue
+        for db in range(-r, r + 1):
+            bb = b + db
+            if (da == 0 and db == 0) or bb < 0 or bb >= nbj:
+                continue
+            w = P[aa, bb]
+            if da < 0 or (da == 0 and db < 0):
+                if w >= v:
+                    return False
+            elif w > v:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _mark_near(comp, K, act, x, z, r):
     """act[k] = 1 for the components k < K within r of (x, z)."""
     for k in range(K):
@@ -966,7 +993,8 @@ def blob_electrons(ws, par, K, out):
 # ------------------------------------------------------------------ phases of decompose_blob
 @njit(cache=True, nogil=True)
 def _seed(ws, par, nbi, nbj):
-    """Seed components at the local maxima >= peak_min (one per 3 px) and at the centroid of the
+    """Seed components at the local maxima >= peak_min (:func:`is_peak` within ``peak_radius``;
+    one per 3 px) and at the centroid of the
     saturated pixels, each amplitude lowered by half the neighbours' light at it; returns K."""
     D, comp = ws.D, ws.comp
     off = par.subgrid_offset
@@ -983,7 +1011,7 @@ def _seed(ws, par, nbi, nbj):
                 sat_n += 1
                 sat_a += a + off
                 sat_b += b + off
-            elif d >= par.peak_min and K < kmax and is_patch_max(D, a, b, nbi, nbj, 1):
+            elif d >= par.peak_min and K < kmax and is_peak(D, a, b, nbi, nbj, par.peak_radius):
                 close = False
                 for k in range(K):
                     if abs(comp[k, 0] - (a + off)) < 3.0 and abs(comp[k, 1] - (b + off)) < 3.0:

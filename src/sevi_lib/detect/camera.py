@@ -1,0 +1,556 @@
+"""The camera survey: read noise, pedestal and hot pixels estimated from the frames themselves.
+
+A lab camera adds Gaussian read noise to every pixel before rounding and clipping to [0, 255]
+(so an empty pixel reads 0, 1, 2, .. with ``P(0) = Phi((0.5 - pedestal) / sd)``) and has a few
+hot pixels, lit at a fixed level in every frame. :func:`survey_frames` looks at a sample of
+frames spread over the file (:class:`~sevi_lib.detect.params.SurveySettings`, 64 by default)
+and returns a :class:`CameraSurvey`; ``sevi survey`` writes it as JSON and ``sevi detect
+--camera`` reads it back (:mod:`sevi_lib.detect.shards`).
+
+**Noise.** The pixel values far from any light follow the clipped, rounded normal
+``v = clip(round(pedestal + sd e), 0, 255)``, ``e ~ N(0, 1)``; its two parameters are
+estimated by maximum likelihood from the histogram of such values (:func:`fit_clipped_normal`,
+the likelihood of the histogram bins, conditional on the values being below the bright level,
+with the standard errors from the observed information). "Far from light" means more than
+``exclude_px`` pixels (Chebyshev distance) from every pixel at or above the bright level
+``B = max(ceil(pedestal + k sd), bright_floor)`` (``k = noise_sigmas``), so that the tails of
+the spots (below 0.5 counts only 25-27 px from a spot's centre) do not widen the noise. The
+bright level needs the noise, so the estimate is iterated: a first fit to the low values of
+all pixels (at most the 75 % quantile + 2), then twice the fit to the pixels far from light.
+With two distinct values only the data determine one parameter: the pedestal is then fixed
+(at 0 when 0 is one of them, else at their mean) and the width fitted; with one distinct value
+the noise is 0 (the published frames: every pixel far from a spot is exactly 0).
+
+**Hot pixels.** A pixel is hot when it is at or above the bright level in most sampled frames
+(more than half) *and* the median over the sampled frames of its excess over the median of
+its 8 neighbours is at least the bright level. Light of electrons spreads over a spot 7.7 px
+wide, so even the pixels at the poles of the rings, lit in most frames, exceed their
+neighbours by a count or two at most; a hot pixel stands alone. Its level is its median value.
+
+**What detection does with it** (:meth:`CameraSurvey.detector_params` and
+:class:`~sevi_lib.detect.blobs.FrameDetector`): the blob threshold becomes at least
+``ceil(pedestal + k sd)`` (and ``peak_min`` at least that); a local maximum (seed of the fit,
+test of an isolated spot) must be the highest pixel within the radius over which a spot falls
+by ``k sd`` (:meth:`CameraSurvey.peak_radius`: 4 px for sd 1.5; 3 x 3 without noise), since the
+flat top of a noisy spot has spurious 3 x 3 maxima that seed spurious fit components (with
+the 3 x 3 rule, 1.5 counts of noise cost 7 % of precision at 80 electrons per frame, with
+radius 4 it is back at the noise-free value); masked pixels read 0 for the
+detector, so they seed no blob and join none, and inside a blob they are outside it for the
+spot fit (zero weight in the residual; an isolated spot's centroid leaves them out). The
+raw-frame sum keeps them (the frame-sum fit masks them itself).
+
+The loops over pixels are numba kernels (:func:`quiet_histogram`).
+"""
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.geometry import N_PIX
+from sevi_lib.detect.params import SurveySettings
+
+__all__ = ["CameraSurvey", "fit_clipped_normal", "quiet_histogram", "read_survey", "survey_file", "survey_frames",
+           "write_survey"]
+
+#: Value of the ``kind`` key of a survey's JSON.
+KIND = "sevi camera survey"
+
+
+@dataclass(frozen=True)
+class CameraSurvey:
+    """What a camera survey found (``sevi survey``'s JSON, ``sevi detect --camera``).
+
+    Attributes
+    ----------
+    read_noise, read_noise_se : float
+        Read-noise standard deviation (counts) and its standard error.
+    pedestal, pedestal_se : float
+        Mean of the noise before rounding and clipping (counts) and its standard error.
+    hot_pixels : tuple of (int, int)
+        Masked pixels ``(ix, iz)`` (``Image[ix, iz]``), sorted.
+    hot_levels : tuple of float
+        Median value of each hot pixel over the sampled frames (counts).
+    bright_level : int
+        Pixels at or above this were light, not noise (see the module).
+    noise_pixels : int
+        Pixel values (all sampled frames) in the final noise fit.
+    frames_sampled : tuple of int
+        Indices of the sampled frames in the file.
+    n_file_frames : int
+        Frames in the file.
+    settings : dict
+        The :class:`~sevi_lib.detect.params.SurveySettings` used.
+    source : str
+        The frames file, as given ('' for frames given as an array).
+    frames_fingerprint : str
+        Its :func:`~sevi_lib.core.io.file_fingerprint` ('' for an array).
+    """
+
+    read_noise: float
+    read_noise_se: float
+    pedestal: float
+    pedestal_se: float
+    hot_pixels: tuple = ()
+    hot_levels: tuple = ()
+    bright_level: int = 4
+    noise_pixels: int = 0
+    frames_sampled: tuple = ()
+    n_file_frames: int = 0
+    settings: dict = field(default_factory=lambda: SurveySettings().to_dict())
+    source: str = ""
+    frames_fingerprint: str = ""
+
+    @property
+    def noise_sigmas(self):
+        """k of the noise-implied threshold (from :attr:`settings`)."""
+        return float(self.settings.get("noise_sigmas", SurveySettings.noise_sigmas))
+
+    @property
+    def threshold(self):
+        """The lowest blob threshold the noise allows: ``ceil(pedestal + k sd)`` (0 without noise)."""
+        return max(math.ceil(self.pedestal + self.noise_sigmas * self.read_noise - 1e-9), 0)
+
+    def mask(self):
+        """Hot-pixel mask, bool (1024, 1024), ``Image[ix, iz]``."""
+        m = np.zeros((N_PIX, N_PIX), dtype=bool)
+        for ix, iz in self.hot_pixels:
+            m[ix, iz] = True
+        return m
+
+    def detector_params(self, params=None):
+        """`params` (DetectorParams) with the thresholds the noise implies.
+
+        ``threshold`` becomes ``max(threshold, self.threshold)`` (at most 254), ``peak_min`` at
+        least that, and ``peak_radius`` at least :meth:`peak_radius`; everything else is kept.
+        Without noise (published frames) `params` is returned unchanged.
+
+        Raises
+        ------
+        ValueError
+            If the noise needs a threshold above 254 counts.
+        """
+        from sevi_lib.detect.params import DetectorParams
+
+        params = params or DetectorParams()
+        if self.threshold > 254:
+            raise ValueError(f"read noise {self.read_noise:.3g} over a pedestal of {self.pedestal:.3g} counts needs "
+                             f"a threshold of {self.threshold} counts, above 254")
+        thr = max(params.threshold, self.threshold)
+        radius = max(params.peak_radius, self.peak_radius(params))
+        if thr == params.threshold and radius == params.peak_radius:
+            return params
+        return replace(params, threshold=thr, peak_min=max(params.peak_min, thr), peak_radius=radius)
+
+    def peak_radius(self, params=None):
+        """Radius of a local maximum under this noise: the smallest r >= 1 (at most 8) over which a
+        nominal spot (``params.amplitude``, ``params.sigma_px``) falls by ``k sd`` (1 without noise).
+
+        With read noise the flat top of a spot has spurious 3 x 3 maxima that seed spurious
+        components of the mixture fit (which then leave the blob with the light of a spot each);
+        a maximum over this radius is a spot's. For sd = 1.5, k = 6: r = 4 (the spot falls by 9
+        counts within 4 px).
+        """
+        from sevi_lib.detect.params import DetectorParams
+
+        params = params or DetectorParams()
+        drop = self.noise_sigmas * self.read_noise
+        r = 1
+        if drop > 0:
+            while r < 8 and params.amplitude * (1.0 - math.exp(-r * r / (2.0 * params.sigma_px**2))) < drop:
+                r += 1
+        return r
+
+    def to_dict(self):
+        """Plain dict (JSON): the fields plus ``kind`` and the derived ``threshold`` and ``hot_pixel_count``."""
+        d = asdict(self)
+        d["hot_pixels"] = [list(p) for p in self.hot_pixels]
+        d["hot_levels"] = list(self.hot_levels)
+        d["frames_sampled"] = list(self.frames_sampled)
+        return {"kind": KIND, **d, "threshold": self.threshold, "hot_pixel_count": len(self.hot_pixels)}
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of :meth:`to_dict` (derived keys are ignored).
+
+        Raises
+        ------
+        ValueError
+            Not a survey, a missing or unknown key, a malformed hot pixel.
+        """
+        if not isinstance(d, dict) or d.get("kind") != KIND:
+            raise ValueError(f"not a camera survey (no \"kind\": \"{KIND}\")")
+        d = {k: v for k, v in d.items() if k not in ("kind", "threshold", "hot_pixel_count")}
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}")
+        try:
+            hot = tuple((int(p[0]), int(p[1])) for p in d.get("hot_pixels", ()))
+        except (TypeError, ValueError, IndexError):
+            raise ValueError("hot_pixels must be a list of [ix, iz] pairs") from None
+        if any(not (0 <= i < N_PIX and 0 <= j < N_PIX) for i, j in hot):
+            raise ValueError(f"a hot pixel lies outside the {N_PIX} x {N_PIX} frame")
+        levels = tuple(float(v) for v in d.get("hot_levels", ()))
+        if len(levels) != len(hot):
+            raise ValueError(f"{len(hot)} hot pixels but {len(levels)} levels")
+        d.update(hot_pixels=hot, hot_levels=levels, frames_sampled=tuple(int(i) for i in d.get("frames_sampled", ())))
+        for key in ("read_noise", "read_noise_se", "pedestal", "pedestal_se"):
+            if key not in d:
+                raise ValueError(f"missing key {key}")
+            d[key] = float(d[key])
+        if not d["read_noise"] >= 0 or not math.isfinite(d["pedestal"]):
+            raise ValueError("read_noise must be >= 0 and pedestal finite")
+        return cls(**d)
+
+    def summary_lines(self):
+        """Lines for the detection summary."""
+        n = len(self.frames_sampled)
+        lines = [
+            (f"camera survey: {n} of {self.n_file_frames} frames, read noise {self.read_noise:.3f} "
+             f"+- {self.read_noise_se:.3f} counts, pedestal {self.pedestal:.3f} +- {self.pedestal_se:.3f}, "
+             f"noise-implied threshold {self.threshold} (pedestal + {self.noise_sigmas:g} sd)"),
+            f"hot pixels masked: {len(self.hot_pixels)}",
+        ]
+        for (ix, iz), level in zip(self.hot_pixels, self.hot_levels):
+            lines.append(f"  ({ix}, {iz}): {level:g}")
+        return lines
+
+
+def write_survey(path, survey):
+    """Write `survey` as JSON, atomically."""
+    from sevi_lib.core.io import write_text
+
+    d = survey.to_dict()
+    write_text(path, "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in d.items()) + "\n}\n")
+
+
+def read_survey(path):
+    """Read a survey written by :func:`write_survey`.
+
+    Raises
+    ------
+    sevi_lib.core.errors.InputError
+        Missing, unreadable or not a survey (one line naming the file).
+    """
+    from sevi_lib.core.io import check_input
+
+    check_input(path)
+    try:
+        d = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not JSON ({exc})") from None
+    try:
+        return CameraSurvey.from_dict(d)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+# ------------------------------------------------------------------------------------ the noise
+def _log_probs(mu, sd, cap):
+    """log P(v = k | v <= cap), k = 0..cap, of ``clip(round(mu + sd e), 0, 255)``."""
+    from scipy.special import log_ndtr
+
+    k = np.arange(cap + 1, dtype=np.float64)
+    hi = (k + 0.5 - mu) / sd
+    lo = (k - 0.5 - mu) / sd
+    # log(Phi(hi) - Phi(lo)) without cancellation, on the side of the mean where the tail is small:
+    # log Phi(hi) + log1p(-Phi(lo) / Phi(hi)) below it, the mirror image above it
+    up = lo > 0.0
+    a = np.where(up, log_ndtr(-lo), log_ndtr(hi))
+    b = np.where(up, log_ndtr(-hi), log_ndtr(lo))
+    with np.errstate(divide="ignore"):
+        lp = a + np.log1p(-np.exp(b - a))
+    lp[0] = log_ndtr(hi[0])  # clipped at 0
+    if cap >= 255:
+        lp[255] = log_ndtr(-lo[255])  # clipped at 255
+        return lp
+    return lp - log_ndtr((cap + 0.5 - mu) / sd)
+
+
+def fit_clipped_normal(hist):
+    """Maximum-likelihood pedestal and read noise from a histogram of pixel values.
+
+    The values are modelled as ``clip(round(mu + sd e), 0, 255)``, ``e ~ N(0, 1)``, observed only
+    below ``len(hist)`` (the likelihood is conditional on that).
+
+    Parameters
+    ----------
+    hist : array_like of int
+        ``hist[v]``: pixels of value v, v = 0 .. len(hist) - 1.
+
+    Returns
+    -------
+    mu, sd, mu_se, sd_se : float
+        Estimates and standard errors (observed information; 0 where fixed). One distinct value
+        v: ``(v, 0, 0, 0)``. Two distinct values: mu fixed (0 if 0 is one of them, else their
+        mean), sd fitted.
+
+    Raises
+    ------
+    ValueError
+        An empty histogram.
+    """
+    from scipy.optimize import minimize, minimize_scalar
+
+    h = np.asarray(hist, dtype=np.float64)
+    nz = np.flatnonzero(h)
+    if nz.size == 0:
+        raise ValueError("no pixel values to fit")
+    if nz.size == 1:
+        return float(nz[0]), 0.0, 0.0, 0.0
+    cap = h.size - 1
+    v = np.arange(cap + 1)
+    mean = float((h * v).sum() / h.sum())
+
+    seen = h > 0
+
+    def nll(mu, sd):
+        return -float(np.dot(h[seen], _log_probs(mu, sd, cap)[seen]))
+
+    if nz.size == 2:
+        mu = 0.0 if nz[0] == 0 else mean
+        res = minimize_scalar(lambda t: nll(mu, math.exp(t)), bounds=(math.log(0.02), math.log(256.0)),
+                              method="bounded", options={"xatol": 1e-8})
+        sd = math.exp(res.x)
+        e = 1e-4 * sd
+        curv = (nll(mu, sd + e) - 2 * nll(mu, sd) + nll(mu, sd - e)) / (e * e)
+        return mu, sd, 0.0, (1.0 / math.sqrt(curv) if curv > 0 else math.inf)
+    sd0 = max(math.sqrt(max((h * (v - mean) ** 2).sum() / h.sum(), 0.0)), 0.3)
+    res = minimize(lambda p: nll(p[0], math.exp(p[1])), x0=[mean, math.log(sd0)], method="L-BFGS-B",
+                   bounds=[(-64.0, 255.0), (math.log(0.02), math.log(256.0))],
+                   options={"ftol": 1e-13, "gtol": 1e-9, "maxiter": 500})
+    mu, sd = float(res.x[0]), float(math.exp(res.x[1]))
+    # observed information in (mu, sd) by central differences
+    p = np.array([mu, sd])
+    step = np.array([1e-3 * max(sd, 0.1), 1e-3 * sd])
+    H = np.empty((2, 2))
+    f0 = nll(mu, sd)
+    for a in range(2):
+        for b in range(a, 2):
+            if a == b:
+                ea = np.zeros(2)
+                ea[a] = step[a]
+                H[a, a] = (nll(*(p + ea)) - 2 * f0 + nll(*(p - ea))) / step[a] ** 2
+            else:
+                ea = np.zeros(2)
+                eb = np.zeros(2)
+                ea[a] = step[a]
+                eb[b] = step[b]
+                H[a, b] = H[b, a] = (nll(*(p + ea + eb)) - nll(*(p + ea - eb)) - nll(*(p - ea + eb))
+                                     + nll(*(p - ea - eb))) / (4 * step[a] * step[b])
+    try:
+        cov = np.linalg.inv(H)
+        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    except np.linalg.LinAlgError:
+        se = np.array([math.inf, math.inf])
+    return mu, sd, float(se[0]), float(se[1])
+
+
+@njit(cache=True, nogil=True)
+def quiet_histogram(frame, bright, radius, near, last, hist):
+    """Add to `hist` the values of the pixels farther than `radius` (Chebyshev) from every pixel >= `bright`.
+
+    Parameters
+    ----------
+    frame : ndarray of uint8, shape (n, m)
+    bright : int
+    radius : int
+    near : ndarray of uint8, shape (n, m)
+        Workspace (overwritten): bit 1 where a bright pixel lies within `radius` along the row,
+        bit 2 where such a pixel lies within `radius` rows above.
+    last : ndarray of int64, shape (m,)
+        Workspace (overwritten).
+    hist : ndarray of int64, shape (256,)
+        Accumulated histogram.
+
+    Returns
+    -------
+    int
+        Pixels added.
+    """
+    n, m = frame.shape
+    far = 1 << 30
+    # along rows: distance to the nearest bright pixel of the row <= radius
+    for i in range(n):
+        prev = -far
+        for j in range(m):
+            if frame[i, j] >= bright:
+                prev = j
+            near[i, j] = 1 if j - prev <= radius else 0
+        nxt = far
+        for j in range(m - 1, -1, -1):
+            if frame[i, j] >= bright:
+                nxt = j
+            if nxt - j <= radius:
+                near[i, j] = 1
+    # along columns: a row-near pixel within radius rows above (bit 2, forward pass) or below
+    # (backward pass, which counts the pixels near nothing); rows stay contiguous in memory
+    for j in range(m):
+        last[j] = -far
+    for i in range(n):
+        for j in range(m):
+            if near[i, j] & 1:
+                last[j] = i
+            if i - last[j] <= radius:
+                near[i, j] |= 2
+    for j in range(m):
+        last[j] = far
+    added = 0
+    for i in range(n - 1, -1, -1):
+        for j in range(m):
+            if near[i, j] & 1:
+                last[j] = i
+            if near[i, j] == 0 and last[j] - i > radius:
+                hist[frame[i, j]] += 1
+                added += 1
+    return added
+
+
+def _quiet_fit(frames, bright, radius):
+    """(mu, sd, mu_se, sd_se, n) from the pixels of `frames` far from pixels >= bright."""
+    n, m = frames.shape[1:]
+    near = np.empty((n, m), dtype=np.uint8)
+    last = np.empty(m, dtype=np.int64)
+    hist = np.zeros(256, dtype=np.int64)
+    total = 0
+    for f in frames:
+        total += quiet_histogram(f, int(bright), int(radius), near, last, hist)
+    if total == 0:
+        return None
+    return (*fit_clipped_normal(hist[:bright]), total)
+
+
+def _bright_level(mu, sd, settings):
+    level = math.ceil(mu + settings.noise_sigmas * sd - 1e-9)
+    return int(min(max(level, settings.bright_floor), 255))
+
+
+def _hot_pixels(frames, bright):
+    """Hot pixels of the sampled frames: lit in most and well above their neighbours (see the module)."""
+    k = frames.shape[0]
+    lit = np.zeros(frames.shape[1:], dtype=np.int32)
+    for f in frames:
+        lit += f >= bright
+    ci, cj = np.nonzero(2 * lit > k)
+    if ci.size == 0:
+        return [], []
+    n, m = frames.shape[1:]
+    centre = frames[:, ci, cj].astype(np.float64)  # (k, c)
+    neigh = []
+    for di in (-1, 0, 1):
+        for dj in (-1, 0, 1):
+            if di == 0 and dj == 0:
+                continue
+            ii, jj = ci + di, cj + dj
+            inside = (ii >= 0) & (ii < n) & (jj >= 0) & (jj < m)
+            v = frames[:, np.clip(ii, 0, n - 1), np.clip(jj, 0, m - 1)].astype(np.float64)
+            v[:, ~inside] = np.nan
+            neigh.append(v)
+    med8 = np.nanmedian(np.stack(neigh), axis=0)  # (k, c)
+    excess = np.median(centre - med8, axis=0)
+    hot = excess >= bright
+    pixels = [(int(i), int(j)) for i, j in zip(ci[hot], cj[hot])]
+    levels = [float(v) for v in np.median(centre[:, hot], axis=0)]
+    return pixels, levels
+
+
+def sample_indices(n_frames, n_sample):
+    """Indices of `n_sample` frames spread evenly over `n_frames` (all of them if fewer).
+
+    Examples
+    --------
+    >>> sample_indices(10, 4).tolist()
+    [0, 3, 6, 9]
+    """
+    if n_frames <= n_sample:
+        return np.arange(n_frames)
+    return np.unique(np.round(np.linspace(0, n_frames - 1, n_sample)).astype(np.int64))
+
+
+def survey_frames(source, settings=None, threads=1):
+    """Survey the camera: read noise, pedestal and hot pixels from a sample of frames.
+
+    Parameters
+    ----------
+    source : str or Path or sevi_lib.core.io.FrameReader or ndarray
+        A ``FinalImage`` file, an open reader of one, or frames (uint8, (k, 1024, 1024)).
+    settings : SurveySettings, optional
+    threads : int
+        Decompression threads (a path only).
+
+    Returns
+    -------
+    CameraSurvey
+
+    Raises
+    ------
+    sevi_lib.core.errors.InputError
+        An unreadable file, no frames, no pixel far from light.
+    """
+    from sevi_lib.core.io import FrameReader, file_fingerprint
+
+    settings = (settings or SurveySettings()).validate()
+    name, fingerprint = "", ""
+    if isinstance(source, np.ndarray):
+        frames_all = source[None] if source.ndim == 2 else source
+        n_file = frames_all.shape[0]
+        idx = sample_indices(n_file, settings.n_sample)
+        frames = np.ascontiguousarray(frames_all[idx], dtype=np.uint8)
+    elif isinstance(source, FrameReader):
+        name = str(source.path)
+        n_file = source.n_frames
+        idx = sample_indices(n_file, settings.n_sample)
+        frames = np.empty((idx.size, N_PIX, N_PIX), dtype=np.uint8)
+        for r, i in enumerate(idx):
+            frames[r] = source.read(int(i), int(i) + 1)[1][0]
+        fingerprint = file_fingerprint(source.path)
+    else:
+        with FrameReader(source, threads=threads) as reader:
+            return survey_frames(reader, settings)
+    if frames.shape[0] == 0:
+        raise InputError(f"{name or 'frames'}: no frames to survey")
+    # pass 1: the low values of all pixels
+    hist = np.bincount(frames.ravel(), minlength=256)
+    q75 = int(np.searchsorted(np.cumsum(hist), 0.75 * hist.sum()))
+    mu, sd, _, _ = fit_clipped_normal(hist[: max(q75 + 2, 3) + 1])
+    # passes 2 and 3: pixels far from light
+    for _ in range(2):
+        bright = _bright_level(mu, sd, settings)
+        got = _quiet_fit(frames, bright, settings.exclude_px)
+        if got is None:
+            raise InputError(f"{name or 'frames'}: no pixel of the {frames.shape[0]} sampled frames lies "
+                             f"{settings.exclude_px} px from light (>= {bright} counts); cannot estimate the noise")
+        mu, sd, mu_se, sd_se, n_px = got
+    if sd == 0.0 and mu == 0.0:
+        mu = 0.0  # no noise: the pedestal is 0 (a clipped pedestal below 0 is not identifiable)
+    bright = _bright_level(mu, sd, settings)
+    pixels, levels = _hot_pixels(frames, bright)
+    return CameraSurvey(read_noise=float(sd), read_noise_se=float(sd_se), pedestal=float(mu), pedestal_se=float(mu_se),
+                        hot_pixels=tuple(pixels), hot_levels=tuple(levels), bright_level=bright, noise_pixels=int(n_px),
+                        frames_sampled=tuple(int(i) for i in idx), n_file_frames=int(n_file),
+                        settings=settings.to_dict(), source=name, frames_fingerprint=fingerprint)
+
+
+def survey_file(frames, out, settings=None, threads=1):
+    """``sevi survey``: survey a frames file and write the JSON `out` atomically.
+
+    The output is checked before any work (not the input, not a directory, writable).
+
+    Returns
+    -------
+    CameraSurvey
+    """
+    from sevi_lib.core.io import check_input, check_outputs
+
+    check_input(frames)
+    check_outputs([out], [frames])
+    survey = survey_frames(frames, settings, threads=threads)
+    write_survey(out, survey)
+    return survey
