@@ -379,6 +379,9 @@ def test_fine_tuning_a_two_shell_network_on_three_shells(make_shard, tmp_path, c
         if not k.startswith("net.fc."):  # the frozen backbone is the pretrained one, bit for bit
             torch.testing.assert_close(v, after[k], rtol=0, atol=0, msg=k)
     assert before["net.fc.weight"].shape == (24, 512) and after["net.fc.weight"].shape == (36, 512)
+    metrics = pd.read_csv(tmp_path / "fine" / "metrics.csv")
+    assert list(metrics.columns[-1:]) == ["val_shell2"] and np.isfinite(metrics["val_shell2"]).all()
+    assert "val_shell2" not in pd.read_csv(tmp_path / "pre" / "metrics.csv").columns
     model, info = load_checkpoint(out["best_checkpoint"])
     assert info["spec"]["n_shells"] == 3
     with h5py.File(va3) as f:

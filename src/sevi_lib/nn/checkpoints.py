@@ -6,7 +6,8 @@ API
     (plus ``best.pt`` and ``last.pt`` when ``extra``).
 ``checkpoint_table(run_dir, data, ...)`` -> pandas DataFrame, one row per checkpoint:
     ``checkpoint``, ``epoch``, ``step``, ``n``, ``mean``, ``std``, ``median``, ``p90`` (of the
-    per-sample distance summed over shells), ``shell0``, ``shell1`` (mean per-shell distance),
+    per-sample distance summed over shells), ``shell0``, ``shell1`` (mean per-shell distance;
+    ``shell2`` ... for networks with more shells),
     ``val_at_training`` (the validation distance recorded when it was saved), ``best`` (True on
     the row with the lowest ``mean``).
 ``best_checkpoint(table)`` -> path of the row with the lowest mean distance.
@@ -115,6 +116,7 @@ def checkpoint_table(run_dir, data, batch_size: int = 64, device="auto", num_wor
             "mean": total.mean(), "std": total.std(), "median": np.median(total),
             "p90": np.percentile(total, 90),
             "shell0": dist[:, 0].mean(), "shell1": dist[:, 1].mean() if dist.shape[1] > 1 else np.nan,
+            **{f"shell{j}": dist[:, j].mean() for j in range(2, dist.shape[1])},
             "val_at_training": info.get("val_distance"),
         })
     table = pd.DataFrame(rows)

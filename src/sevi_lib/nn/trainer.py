@@ -93,7 +93,8 @@ CHECKPOINT_FORMAT = "sevi-train/1"
 # val_shell0 / val_shell1 (mean per-shell validation distance), best (new best validation),
 # t_data / t_forward / t_backward / t_optimizer (seconds waiting for and moving batches, in the
 # forward pass + loss, the backward pass, the optimiser step), t_val, t_epoch (seconds),
-# samples_per_s (training samples over training time).
+# samples_per_s (training samples over training time); networks with K > 2 shells add val_shell2 ..
+# val_shell{K-1} after these columns.
 METRIC_COLUMNS = [
     "epoch", "step", "lr", "train_mean", "train_std", "val_mean", "val_std",
     "val_shell0", "val_shell1", "best", "t_data", "t_forward", "t_backward", "t_optimizer",
@@ -406,8 +407,9 @@ def _set_rng_state(state: dict) -> None:
 
 def _write_metrics(run_dir: Path, history: list) -> None:
     import pandas as pd
+    extra = [k for k in (history[0] if history else {}) if k not in METRIC_COLUMNS]
     with atomic_path(run_dir / "metrics.csv") as tmp:
-        pd.DataFrame(history, columns=METRIC_COLUMNS).to_csv(tmp, index=False, float_format="%.8g")
+        pd.DataFrame(history, columns=METRIC_COLUMNS + extra).to_csv(tmp, index=False, float_format="%.8g")
 
 
 def _plot(run_dir: Path, history: list) -> None:
@@ -732,7 +734,8 @@ class _Run:
                "val_shell1": float(dist[:, 1].mean()) if dist.shape[1] > 1 else float("nan"),
                "best": bool(improved), "t_data": acc["t_data"], "t_forward": acc["t_forward"],
                "t_backward": acc["t_backward"], "t_optimizer": acc["t_optimizer"], "t_val": t_val,
-               "t_epoch": acc["t_train"] + t_val, "samples_per_s": acc["n"] / max(acc["t_train"], 1e-12)}
+               "t_epoch": acc["t_train"] + t_val, "samples_per_s": acc["n"] / max(acc["t_train"], 1e-12),
+               **{f"val_shell{j}": float(dist[:, j].mean()) for j in range(2, dist.shape[1])}}
         state.history.append(row)
         state.epoch += 1
         state.batch = 0
