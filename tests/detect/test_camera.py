@@ -1,0 +1,243 @@
+"""Tests of sevi_lib.detect.camera (the camera survey) and of detection with it.
+
+Lab-like frames are made here from the published renderer: 40 frames of 80 electrons (40 per
+shell, the peaked distributions of the original data, radii 0.5 and 0.8) plus about 3 stray
+electrons per frame uniform on the screen; each frame is rendered unrounded, then Gaussian read
+noise (sd 1.5 counts) and 12 hot pixels (fixed levels uniform in [64, 255]) are added before
+rounding and clipping to [0, 255]. The same electrons and spots rounded without noise or hot
+pixels are the noise-free reference.
+
+Tolerances. The survey's noise fit uses about 3e7 pixel values, so its statistical standard
+error is about 3e-4 counts; the 2 % tolerance on the read noise covers the systematic effects
+(spot tails beyond the exclusion radius, the clipping at 0) with a wide margin (measured:
+1.5000). Detection is compared with the noise-free detection of the same electrons (about 3300
+true electrons: the standard error of a recall or precision near 0.98 is about 0.0025): recall
+and precision may be at most 0.015 lower (measured on 100 frames: recall 0.9857 vs 0.9866,
+precision 0.9802 vs 0.9848), the mean position error at most 0.1 px larger (measured 0.172 vs
+0.125 px: the noise moves the blob edges that the centroid of an isolated spot sees).
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from sevi_lib.core.errors import InputError
+from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT
+from sevi_lib.core.shells import Shells
+from sevi_lib.detect.blobs import DetectorParams, FrameDetector
+from sevi_lib.detect.camera import (
+    CameraSurvey,
+    fit_clipped_normal,
+    read_survey,
+    sample_indices,
+    survey_frames,
+    write_survey,
+)
+from sevi_lib.detect.match import match_electrons
+from sevi_lib.detect.params import SurveySettings
+from sevi_lib.simulate.electrons import simulate_electrons
+from sevi_lib.simulate.render import draw_spot_params, render_frame_float
+
+PEAKED = [1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0]
+SHELLS = Shells([0.5, 0.8], [0.0075, 0.0075], [PEAKED, PEAKED])
+N_FRAMES = 40
+READ_NOISE = 1.5
+N_HOT = 12
+STRAYS = 3.0
+
+
+def make_lab_frames(n_frames, seed):
+    """Noise-free and lab-like frames of the same electrons (see the module docstring)."""
+    sim = simulate_electrons(SHELLS, n_frames, [40, 40], detection_loss=0.0, seed=seed)
+    t = sim.detected
+    rng = np.random.default_rng(seed + 1)
+    ns = rng.poisson(STRAYS, n_frames)
+    fs = np.repeat(np.arange(n_frames), ns)
+    xs, zs = rng.uniform(-1, 1, (2, fs.size))
+    fid = np.r_[t["ImageId"], fs]
+    order = np.argsort(fid, kind="stable")
+    x, z, fid = np.r_[t["x"], xs][order], np.r_[t["z"], zs][order], fid[order]
+    hot = rng.choice(N_PIX * N_PIX, N_HOT, replace=False)
+    hot = np.c_[np.unravel_index(hot, (N_PIX, N_PIX))]
+    level = rng.uniform(64, 255, N_HOT)
+    clean = np.empty((n_frames, N_PIX, N_PIX), np.uint8)
+    noisy = np.empty_like(clean)
+    for f in range(n_frames):
+        sel = fid == f
+        A, s, rho = draw_spot_params(int(sel.sum()), rng)
+        acc = render_frame_float(x[sel], z[sel], A, s, rho)
+        clean[f] = np.clip(np.rint(acc), 0, 255)
+        acc += rng.normal(0.0, READ_NOISE, acc.shape)
+        acc[hot[:, 0], hot[:, 1]] += level
+        noisy[f] = np.clip(np.rint(acc), 0, 255)
+    return {"x": x, "z": z, "fid": fid, "clean": clean, "noisy": noisy, "hot": hot, "level": level}
+
+
+@pytest.fixture(scope="module")
+def lab():
+    return make_lab_frames(N_FRAMES, seed=21)
+
+
+@pytest.fixture(scope="module")
+def survey(lab):
+    return survey_frames(lab["noisy"])
+
+
+def detect(frames, camera=None, params=None):
+    with FrameDetector(params, camera=camera) as det:
+        e = det.process(np.arange(frames.shape[0], dtype=np.int32), frames)
+        return e, det.intensity_sum()
+
+
+def tally(lab, found):
+    """Recall, precision and mean position error (px) of matches within 3 px, frame by frame."""
+    n = np.zeros(4)
+    errors = []
+    for f in range(N_FRAMES):
+        t = lab["fid"] == f
+        d = found["ImageId"] == f
+        mt, md, (r, c) = match_electrons(lab["x"][t], lab["z"][t], found["x"][d], found["z"][d], tol_px=3.0)
+        n += [mt.sum(), mt.size, md.sum(), md.size]
+        errors.append(np.hypot(lab["x"][t][r] - found["x"][d][c], lab["z"][t][r] - found["z"][d][c]) * PIX_PER_UNIT)
+    return n[0] / n[1], n[2] / n[3], float(np.concatenate(errors).mean())
+
+
+# ------------------------------------------------------------------------------------ the noise
+@pytest.mark.parametrize(("mu", "sd", "cap"), [(0.0, 1.5, 9), (0.0, 1.5, 255), (3.0, 0.8, 10), (10.0, 5.0, 40)])
+def test_clipped_normal_fit_recovers_parameters(mu, sd, cap):
+    rng = np.random.default_rng(3)
+    v = np.clip(np.rint(mu + sd * rng.normal(size=400_000)), 0, 255).astype(int)
+    hist = np.bincount(v[v <= cap], minlength=cap + 1)
+    m, s, m_se, s_se = fit_clipped_normal(hist)
+    assert 0 < s_se < 0.02 and 0 < m_se < 0.03
+    assert abs(s - sd) < 5 * s_se and abs(m - mu) < 5 * m_se
+
+
+def test_clipped_normal_fit_degenerate_histograms():
+    assert fit_clipped_normal([1000, 0, 0]) == (0.0, 0.0, 0.0, 0.0)
+    assert fit_clipped_normal([0, 0, 7]) == (2.0, 0.0, 0.0, 0.0)
+    # two values: the pedestal is fixed at 0, the width fitted (P(0) = Phi(0.5 / sd) = 0.9)
+    m, s, m_se, _ = fit_clipped_normal([900_000, 100_000, 0, 0])
+    assert m == 0.0 and m_se == 0.0 and abs(s - 0.5 / 1.2816) < 0.005
+    with pytest.raises(ValueError):
+        fit_clipped_normal([0, 0])
+
+
+def test_sample_indices_spread_over_the_file():
+    assert sample_indices(5, 64).tolist() == [0, 1, 2, 3, 4]
+    idx = sample_indices(1000, 64)
+    assert idx.size == 64 and idx[0] == 0 and idx[-1] == 999 and np.all(np.diff(idx) > 0)
+
+
+# ----------------------------------------------------------------------------------- the survey
+def test_survey_finds_noise_and_exactly_the_hot_pixels(lab, survey):
+    assert abs(survey.read_noise - READ_NOISE) < 0.02 * READ_NOISE
+    assert 0 < survey.read_noise_se < 0.01
+    assert abs(survey.pedestal) < 0.05
+    assert survey.noise_pixels > 1e7
+    assert sorted(survey.hot_pixels) == sorted(map(tuple, lab["hot"].tolist()))
+    order = {tuple(p): i for i, p in enumerate(lab["hot"].tolist())}
+    true_level = np.clip(lab["level"][[order[p] for p in survey.hot_pixels]], 0, 255)
+    np.testing.assert_allclose(survey.hot_levels, true_level, atol=2.0)
+    assert survey.threshold in (9, 10)  # ceil(pedestal + 6 sd), pedestal + 6 sd = 9.00 +- 0.003
+    assert survey.frames_sampled == tuple(range(N_FRAMES)) and survey.n_file_frames == N_FRAMES
+
+
+def test_survey_of_published_frames_finds_nothing(lab):
+    s = survey_frames(lab["clean"][:8])
+    assert (s.read_noise, s.pedestal, s.hot_pixels, s.threshold) == (0.0, 0.0, (), 0)
+    assert s.peak_radius() == 1
+    assert s.detector_params(DetectorParams()) == DetectorParams()
+
+
+def test_survey_samples_at_most_n_sample_frames(lab):
+    s = survey_frames(lab["noisy"], SurveySettings(n_sample=5))
+    assert s.frames_sampled == (0, 10, 20, 29, 39) and s.n_file_frames == N_FRAMES
+    assert abs(s.read_noise - READ_NOISE) < 0.03 * READ_NOISE
+    assert len(s.hot_pixels) == N_HOT
+
+
+def test_detector_params_follow_the_noise(survey):
+    p = survey.detector_params(DetectorParams(threshold=8, peak_min=9))
+    assert (p.threshold, p.peak_min, p.peak_radius) == (survey.threshold, survey.threshold, 4)
+    assert survey.peak_radius() == 4  # a spot falls by 6 sd = 9 counts within 4 px, not 3
+    p = survey.detector_params(DetectorParams(threshold=12, peak_radius=5))
+    assert (p.threshold, p.peak_min, p.peak_radius) == (12, 30, 5)
+
+
+def test_survey_json_round_trip(survey, tmp_path):
+    path = tmp_path / "camera.json"
+    write_survey(path, survey)
+    d = json.loads(path.read_text())
+    assert d["kind"] == "sevi camera survey" and d["threshold"] == survey.threshold and d["hot_pixel_count"] == N_HOT
+    back = read_survey(path)
+    assert back == survey
+    np.testing.assert_array_equal(back.mask(), survey.mask())
+    assert survey.mask().sum() == N_HOT
+
+
+def test_read_survey_errors(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        read_survey(tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{oops")
+    with pytest.raises(InputError, match="bad.json: not JSON"):
+        read_survey(bad)
+    bad.write_text(json.dumps({"read_noise": 1.0}))
+    with pytest.raises(InputError, match="not a camera survey"):
+        read_survey(bad)
+    good = CameraSurvey(1.0, 0.0, 0.0, 0.0, hot_pixels=((1, 2),), hot_levels=(100.0,)).to_dict()
+    bad.write_text(json.dumps({**good, "hot_pixels": [[1, 5000]]}))
+    with pytest.raises(InputError, match="outside"):
+        read_survey(bad)
+    bad.write_text(json.dumps({**good, "colour": "red"}))
+    with pytest.raises(InputError, match="unknown key"):
+        read_survey(bad)
+
+
+# ---------------------------------------------------------------------------- detection with it
+@pytest.fixture(scope="module")
+def detections(lab, survey):
+    return {"clean": detect(lab["clean"]), "noisy": detect(lab["noisy"], survey),
+            "raw": detect(lab["noisy"][:4])}
+
+
+def near_hot(lab, e, r_px=2.0):
+    """Detections within r_px of a hot pixel's centre (bool per detection)."""
+    p = np.c_[e["x"], e["z"]] * PIX_PER_UNIT + PIX_PER_UNIT
+    return np.linalg.norm(p[:, None] - (lab["hot"][None] + 0.5), axis=2).min(axis=1) < r_px
+
+
+def test_no_electron_at_a_hot_pixel_unless_a_true_one(lab, detections):
+    e, _ = detections["noisy"]
+    near = near_hot(lab, e)
+    for i in np.flatnonzero(near):  # only where a true electron lies (within the 3 px of a match)
+        t = lab["fid"] == e["ImageId"][i]
+        d = np.hypot(lab["x"][t] - e["x"][i], lab["z"][t] - e["z"][i]).min() * PIX_PER_UNIT
+        assert d < 3.0
+    # without the mask a hot pixel is an electron in every frame (levels 64..255 >= peak_min)
+    raw, _ = detections["raw"]
+    assert near_hot(lab, raw).sum() >= 4 * N_HOT
+
+
+def test_noisy_detection_close_to_the_noise_free_one(lab, detections):
+    rec0, prec0, err0 = tally(lab, detections["clean"][0])
+    rec, prec, err = tally(lab, detections["noisy"][0])
+    assert rec0 > 0.97 and prec0 > 0.97
+    assert rec > rec0 - 0.015, (rec, rec0)
+    assert prec > prec0 - 0.015, (prec, prec0)
+    assert err < err0 + 0.1, (err, err0)
+
+
+def test_raw_sum_keeps_the_masked_pixels(lab, detections):
+    _, raw_sum = detections["noisy"]
+    np.testing.assert_array_equal(raw_sum, lab["noisy"].sum(axis=0, dtype=np.float64))
+
+
+def test_published_frames_unchanged_by_their_survey(lab, detections):
+    s = survey_frames(lab["clean"][:8])
+    e, raw_sum = detect(lab["clean"], s)
+    e0, raw_sum0 = detections["clean"]
+    assert e.tobytes() == e0.tobytes()
+    np.testing.assert_array_equal(raw_sum, raw_sum0)
