@@ -1,6 +1,7 @@
 """Tests of ``sevi detect`` and ``sevi accumulate`` (small rendered test files made on the fly)."""
 
 import hashlib
+import json
 import os
 
 import h5py
@@ -249,3 +250,87 @@ def test_accumulate_partial(shard_set, tmp_path, capsys):
            "--intensity-sum", str(tmp_path / "i.npy")]
     assert main(["accumulate", str(s0), str(s1), "--partial", *out]) == 0
     assert "frames: 2" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ camera survey (issue 13)
+@pytest.fixture(scope="module")
+def lab_file(test_file, tmp_path_factory):
+    """The test file's frames with read noise (sd 1.5) and 3 hot pixels, uncompressed."""
+    rng = np.random.default_rng(8)
+    frames = frames_of(test_file)[()].astype(np.float64)
+    frames += rng.normal(0.0, 1.5, frames.shape)
+    hot = [(100, 900), (700, 40), (512, 300)]
+    for (i, j), level in zip(hot, (80.0, 150.0, 255.0)):
+        frames[:, i, j] += level
+    rows = np.zeros(frames.shape[0], dtype=FINAL_IMAGE_DTYPE)
+    rows["ImageId"] = np.arange(frames.shape[0])
+    rows["Image"] = np.clip(np.rint(frames), 0, 255)
+    path = tmp_path_factory.mktemp("lab") / "lab.h5"
+    with h5py.File(path, "w") as f:
+        f["FinalImage"] = rows
+    return path, hot
+
+
+def test_survey_and_detect_with_camera(lab_file, tmp_path, capsys):
+    frames, hot = lab_file
+    cam = tmp_path / "camera.json"
+    assert main(["survey", str(frames), "--out", str(cam)]) == 0
+    assert "hot pixels masked: 3" in capsys.readouterr().err
+    d = json.loads(cam.read_text())
+    assert abs(d["read_noise"] - 1.5) < 0.05 and sorted(map(tuple, d["hot_pixels"])) == sorted(hot)
+    shards = [tmp_path / "a.h5", tmp_path / "b.h5"]
+    assert main(["detect", str(frames), "--stop", "2", "--camera", str(cam), "--out", str(shards[0])]) == 0
+    assert main(["detect", str(frames), "--start", "2", "--camera", str(cam), "--out", str(shards[1])]) == 0
+    s = read_shard(shards[0])
+    assert s["camera"] == d and s["params"]["peak_radius"] == 4 and s["params"]["threshold"] >= 10
+    e = s["DetectedElectrons"]
+    px = np.c_[e["x"], e["z"]] * 512 + 512
+    assert np.linalg.norm(px[:, None] - (np.array(hot)[None] + 0.5), axis=2).min() > 2
+    outs = [tmp_path / n for n in ("e.h5", "c.npy", "i.npy", "s.txt")]
+    assert main(["accumulate", *map(str, shards), "--electrons", str(outs[0]), "--count-map", str(outs[1]),
+                 "--intensity-sum", str(outs[2]), "--summary", str(outs[3])]) == 0
+    text = outs[3].read_text()
+    assert "camera survey: 3 of 3 frames, read noise 1.5" in text and "hot pixels masked: 3" in text
+    assert "(700, 40): 150" in text
+    with h5py.File(outs[0]) as f:
+        assert json.loads(f.attrs["camera"]) == d
+    # the raw-frame sum keeps the hot pixels
+    np.testing.assert_array_equal(np.load(outs[2]), frames_of(frames).sum(axis=0, dtype=np.float64))
+    # a shard without the survey does not mix with these
+    plain = tmp_path / "plain.h5"
+    assert main(["detect", str(frames), "--start", "2", "--out", str(plain)]) == 0
+    capsys.readouterr()
+    expect_error(["accumulate", str(shards[0]), str(plain), "--electrons", str(tmp_path / "x.h5"), "--count-map",
+                  str(tmp_path / "x.npy"), "--intensity-sum", str(tmp_path / "y.npy")], capsys, "plain.h5",
+                 "without a camera survey")
+
+
+def test_survey_of_published_frames_changes_nothing(test_file, tmp_path):
+    cam = tmp_path / "camera.json"
+    assert main(["survey", str(test_file), "--out", str(cam), "--n-sample", "2"]) == 0
+    d = json.loads(cam.read_text())
+    assert (d["read_noise"], d["pedestal"], d["hot_pixels"], d["frames_sampled"]) == (0.0, 0.0, [], [0, 2])
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    assert main(["detect", str(test_file), "--out", str(a)]) == 0
+    assert main(["detect", str(test_file), "--camera", str(cam), "--out", str(b)]) == 0
+    sa, sb = read_shard(a), read_shard(b)
+    for name in ("DetectedElectrons", "CountMap", "IntensitySum", "BlobMultiplicity"):
+        assert sa[name].tobytes() == sb[name].tobytes()
+    assert sa["params"] == sb["params"] and sa["camera"] is None and sb["camera"] == d
+
+
+def test_survey_and_camera_errors(test_file, tmp_path, capsys):
+    frames = tmp_path / "f.h5"
+    frames.write_bytes(test_file.read_bytes())
+    expect_error(["survey", str(frames), "--out", str(frames)], capsys, "is the input")
+    expect_error(["survey", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "c.json")], capsys, "nope.h5")
+    expect_error(["survey", str(frames), "--out", str(tmp_path / "c.json"), "--n-sample", "0"], capsys, "n_sample")
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    out = tmp_path / "s.h5"
+    expect_error(["detect", str(frames), "--camera", str(bad), "--out", str(out)], capsys, "bad.json",
+                 "not a camera survey")
+    expect_error(["detect", str(frames), "--camera", str(tmp_path / "none.json"), "--out", str(out)], capsys,
+                 "none.json")
+    expect_error(["detect", str(frames), "--camera", str(bad), "--out", str(bad)], capsys, "is the input")
+    assert not out.exists() and not (tmp_path / "c.json").exists()

@@ -344,11 +344,14 @@ def accumulate(shard_paths, partial=False):
                 s0["frames_size"], s0["frames_fingerprint"], s0["n_file_frames"]):
             raise InputError(f"{p}: made from {s['frames_path']} ({s['frames_size']} bytes), another frames file than "
                              f"{p0}'s {s0['frames_path']} ({s0['frames_size']} bytes)")
+        if s["camera"] != s0["camera"]:  # first: a survey changes the parameters too
+            if s["camera"] is None or s0["camera"] is None:
+                what = f"{'without' if s['camera'] is None else 'with'} a camera survey, unlike {p0}"
+            else:
+                what = f"with another camera survey than {p0}"
+            raise InputError(f"{p}: detected {what}")
         if s["params"] != s0["params"]:
             raise InputError(f"{p}: detected with other detector parameters than {p0}")
-        if s["camera"] != s0["camera"]:
-            what = "no camera survey" if s["camera"] is None else "another camera survey"
-            raise InputError(f"{p}: detected with {what} than {p0}")
     shards.sort(key=lambda ps: (ps[1]["start"], ps[1]["stop"]))
     _check_coverage(shards, partial)
     tables = []
