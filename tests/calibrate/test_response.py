@@ -5,13 +5,16 @@ import pytest
 
 from sevi_lib.calibrate import (
     CalibrationSettings,
+    LabCamera,
     ResponseSample,
     calibrate,
     correct,
     expected_distance,
     fit_parameters,
     fit_standard_errors,
+    lab_camera,
     physical_shells,
+    simulate_response,
 )
 from sevi_lib.core.angular import min_density
 from sevi_lib.core.score import shell_distance
@@ -65,7 +68,8 @@ def _distort(x, z, rng):
     return x[keep] * 1.003, z[keep] * 1.003
 
 
-def _injected(shells, n_frames, per_frame, detector, seed, threads, chunk, blocks, progress_seconds, what):
+def _injected(shells, n_frames, per_frame, detector, seed, threads, chunk, blocks, progress_seconds, what,
+              camera=None):
     """simulate_response with the known response of :func:`_distort` instead of rendering + detection."""
     rng = np.random.default_rng(seed)
     tx, tz, tb, dx, dz, db = [], [], [], [], [], []
@@ -113,3 +117,38 @@ def test_known_response_is_removed_and_its_error_is_reported():
     assert np.allclose(p1["simulated"]["beta"], np.array(fit.beta) - np.array(p0["bias"]["beta"]))
     assert p1["simulated"]["electrons_per_frame"][0] > p0["simulated"]["electrons_per_frame"][0]
     assert np.allclose(res["beta"], np.array(fit.beta) - np.array(p1["bias"]["beta"]))
+
+
+def test_lab_camera_of_a_fit_and_of_an_older_sidecar():
+    side = {"centre": [0.01, -0.005], "centre_fixed": False, "background": 600.0, "background_per_frame": 3.0}
+    cam = lab_camera(side, 200)
+    assert cam.centre == (0.01, -0.005) and cam.stray_electrons == 3.0 and cam.effects() is None
+    assert lab_camera({"centre": [0, 0], "background": 600.0}, 300).stray_electrons == 2.0
+    old = lab_camera({"R": [0.5]}, 100)  # a sidecar of the published geometry
+    assert old.centre == (0.0, 0.0) and old.stray_electrons == 0.0
+
+
+def test_calibration_frames_share_the_data_camera():
+    """Frames simulated for the calibration sit at the fitted centre, carry the stray electrons,
+    and go through the survey's camera: hot pixels rendered at their levels are masked by the
+    detector (no electron found on them), read noise does not create electrons."""
+    from sevi_lib.detect.camera import CameraSurvey
+
+    hot = ((100, 200), (512, 512), (900, 40))
+    survey = CameraSurvey(read_noise=1.5, read_noise_se=0.01, pedestal=0.0, pedestal_se=0.01,
+                          hot_pixels=hot, hot_levels=(200.0, 150.0, 255.0))
+    cam = LabCamera((6 / 512, -4 / 512), 4.0, survey)
+    assert cam.effects() is not None
+    shells = Shells([0.5], [0.007], [[0.5, 0.1]])
+    sample = simulate_response(shells, 24, [40.0], seed=5, chunk=8, blocks=2, camera=cam)
+    n_true = sample.true_x.size
+    assert 24 * 40 < n_true < 24 * 50  # shells plus about 4 strays per frame
+    # shell electrons project inside the disc of radius R about the centre; strays fall anywhere
+    outside = np.hypot(sample.true_x - 6 / 512, sample.true_z + 4 / 512) > 0.5 + 5 * 0.007
+    expected = 24 * 4.0 * (1 - np.pi * 0.535**2 / 4)  # strays outside the disc: about 74
+    assert abs(outside.sum() - expected) < 4 * np.sqrt(expected)
+    # detected: about as many as true, none on a hot pixel, noise makes no electrons
+    assert 0.9 * n_true < sample.detected_x.size < 1.05 * n_true
+    px = np.stack([512 + 512 * sample.detected_x, 512 + 512 * sample.detected_z], axis=1)
+    for ix, iz in hot:
+        assert not np.any(np.all(np.abs(px - np.array([ix + 0.5, iz + 0.5])) < 1.0, axis=1))

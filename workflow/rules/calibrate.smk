@@ -3,7 +3,9 @@
 # parameters (the fit's electrons per shell / the data's frames per frame), renders and detects
 # them with the same detector settings as `detect`, fits the detected electrons and the true
 # positions, and subtracts the difference from the fit; the bias's error (spread over blocks of
-# calibration frames) is added to the standard errors in quadrature.
+# calibration frames) is added to the standard errors in quadrature. The calibration frames share
+# the data's camera: the fitted image centre, the fitted flat background as stray electrons, and
+# the camera survey's read noise and hot pixels (detected with the survey, as the data was).
 # Uses from common.smk: settings_flags(); from detect.smk (include it first): DETECT,
 # DETECT_LAYOUT_KEYS.
 #
@@ -22,6 +24,7 @@ rule calibrate:
         answer="results/answer/fit.h5",
         sidecar="results/answer/fit.json",
         electrons="results/detect/electrons.h5",
+        camera="results/detect/camera.json",
     output:
         answer="results/answer/fit_calibrated.h5",
         sidecar="results/answer/fit_calibrated.json",
@@ -35,5 +38,5 @@ rule calibrate:
         "results/benchmarks/calibrate.tsv"
     shell:
         "NUMBA_NUM_THREADS={threads} sevi calibrate {input.answer:q} {input.sidecar:q}"
-        " --electrons {input.electrons:q} --threads {threads} {params.settings} {params.detector}"
+        " --electrons {input.electrons:q} --camera {input.camera:q} --threads {threads} {params.settings} {params.detector}"
         " --out {output.answer:q} --out-sidecar {output.sidecar:q} > {log:q} 2>&1"

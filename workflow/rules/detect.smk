@@ -1,3 +1,8 @@
+# The camera survey (`sevi survey`, sevi_lib.detect.camera): read noise, pedestal and hot pixels
+# estimated once from a sample of frames spread over the file (results/detect/camera.json); every
+# shard detects with it (noise-implied thresholds, hot pixels masked). Published frames: noise 0,
+# no hot pixels, and detection is exactly the published detector.
+#
 # Electron detection: config["detect"]["shards"] contiguous frame ranges of the test file, each
 # detected by one job (`sevi detect`, library sevi_lib.detect.shards.detect_shard), then
 # gathered by `accumulate` (sevi_lib.detect.shards.accumulate_files), which refuses shards of
@@ -26,9 +31,26 @@ DETECT_SHARD_FILES = expand("results/detect/shards/shard_{i}.h5", i=range(DETECT
 DETECT_LAYOUT_KEYS = ("shards", "threads", "chunk")
 
 
+rule survey:
+    input:
+        frames=test_images(),
+    output:
+        "results/detect/camera.json",
+    params:
+        frames_identity=frames_identity(),
+    log:
+        "results/logs/survey.log",
+    benchmark:
+        "results/benchmarks/survey.tsv"
+    threads: 1
+    shell:
+        "sevi survey {input.frames:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+
+
 rule detect:
     input:
         frames=test_images(),
+        camera="results/detect/camera.json",
     output:
         "results/detect/shards/shard_{i}.h5",
     wildcard_constraints:
@@ -46,7 +68,8 @@ rule detect:
         "results/benchmarks/detect/shard_{i}.tsv"
     shell:
         "NUMBA_NUM_THREADS={threads} sevi detect {input.frames:q} --shard {wildcards.i} --shards {params.shards}"
-        " --threads {threads} --chunk {resources.detect_chunk} {params.detector} --out {output:q} > {log:q} 2>&1"
+        " --camera {input.camera:q} --threads {threads} --chunk {resources.detect_chunk} {params.detector}"
+        " --out {output:q} > {log:q} 2>&1"
 
 
 rule accumulate:

@@ -1,5 +1,7 @@
 # The network method (issue 5): synthesis shards -> pretraining -> fine-tuning rounds -> answer.
 #
+#   centre_map      the detected electrons binned around the image centre the fit found (the
+#                   network's input is recentred; it does not learn offsets) -> results/nn/count_map.npy
 #   synth           one shard: results/nn/{stage}/data/{split}_{k}.h5
 #                   stage pretrain: split val, round0; stage finetune: split val, round0 .. round{R-1}
 #   pretrain        sevi train on the pretraining shards          -> results/nn/pretrain/run/best.pt
@@ -21,7 +23,7 @@ import json
 import shlex
 
 NN = config["nn"]
-NN_COUNT_MAP = "results/detect/count_map.npy"
+NN_COUNT_MAP = "results/nn/count_map.npy"
 NN_FIT_ANSWER = "results/answer/fit.h5"
 NN_STAGES = ("pretrain", "finetune")
 
@@ -31,6 +33,18 @@ wildcard_constraints:
     split=r"val|round\d+",
     k=r"\d+",
     r=r"\d+",
+
+
+rule centre_map:
+    input:
+        electrons="results/detect/electrons.h5",
+        sidecar="results/answer/fit.json",
+    output:
+        NN_COUNT_MAP,
+    log:
+        "results/logs/nn/centre_map.log",
+    shell:
+        "sevi nn centre-map {input.electrons:q} --fit-sidecar {input.sidecar:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule synth:

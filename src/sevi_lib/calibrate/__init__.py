@@ -4,7 +4,7 @@ Modules
 -------
 ``settings``   :class:`CalibrationSettings` (the defaults of every calibration value; import-light)
 ``response``   :func:`simulate_response` (simulate, render and detect frames at given parameters,
-               streaming), :func:`response_bias` (fit detected and true electrons: the bias and its
+               streaming, through the data's camera: :class:`LabCamera`, :func:`lab_camera`), :func:`response_bias` (fit detected and true electrons: the bias and its
                error over blocks), :func:`correct`, :func:`calibrate` (the stage, one or more
                passes), :func:`calibrate_files` (what ``sevi calibrate`` calls)
 
@@ -17,8 +17,9 @@ from sevi_lib._lazy import lazy_names
 _PUBLIC = {
     "CalibrationSettings": "settings",
     **{name: "response" for name in (
-        "PARAMETERS", "ResponseSample", "calibrate", "calibrate_files", "correct", "expected_distance",
-        "fit_parameters", "fit_standard_errors", "physical_shells", "response_bias", "simulate_response")},
+        "LabCamera", "PARAMETERS", "ResponseSample", "calibrate", "calibrate_files", "correct", "expected_distance",
+        "fit_parameters", "fit_standard_errors", "lab_camera", "physical_shells", "response_bias",
+        "simulate_response")},
 }
 
 __getattr__, __dir__, __all__ = lazy_names(__name__, _PUBLIC)

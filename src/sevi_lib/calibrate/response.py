@@ -143,14 +143,56 @@ class ResponseSample:
     seconds: float
 
 
+@dataclass(frozen=True)
+class LabCamera:
+    """What the calibration frames share with the data besides the shells (lab cameras, issue 13).
+
+    Attributes
+    ----------
+    centre : (float, float)
+        Image centre (x0, z0) the fit found, screen units.
+    stray_electrons : float
+        Stray electrons per frame (the fit's flat background per frame).
+    survey : sevi_lib.detect.camera.CameraSurvey or None
+        The data's camera survey: its read noise and hot pixels (at their measured levels) are
+        rendered into the calibration frames, and they are detected with it, as the data was.
+    """
+
+    centre: tuple = (0.0, 0.0)
+    stray_electrons: float = 0.0
+    survey: object = None
+
+    def effects(self):
+        """The renderer's camera record (:func:`sevi_lib.simulate.render.camera_effects`), or None."""
+        if self.survey is None:
+            return None
+        from sevi_lib.core.io import HOT_PIXEL_DTYPE
+        from sevi_lib.simulate.render import camera_effects
+
+        hot = np.zeros(len(self.survey.hot_pixels), dtype=HOT_PIXEL_DTYPE)
+        if len(hot):
+            hot["ix"], hot["iz"] = np.asarray(self.survey.hot_pixels, dtype=np.int64).T
+            hot["level"] = self.survey.hot_levels
+        return camera_effects(float(self.survey.read_noise), hot)
+
+    def to_dict(self):
+        """JSON-ready summary."""
+        return {"centre": [float(v) for v in self.centre], "stray_electrons": float(self.stray_electrons),
+                "read_noise": None if self.survey is None else float(self.survey.read_noise),
+                "hot_pixels": 0 if self.survey is None else len(self.survey.hot_pixels)}
+
+
 def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed=0, threads=1, chunk=32,
-                      blocks=1, progress_seconds=0.0, what="calibrate"):
+                      blocks=1, progress_seconds=0.0, what="calibrate", camera=None):
     """Simulate, render and detect frames, keeping the detected and the true electron positions.
 
     Frames are made by :func:`sevi_lib.simulate.electrons.iter_frame_electrons` with no
     detection loss (every electron is rendered) and :func:`sevi_lib.simulate.render.render_chunk`
     (numba threads), and detected by :class:`sevi_lib.detect.blobs.FrameDetector` with `detector`
-    and `threads` threads, `chunk` frames at a time; no frame is kept.
+    and `threads` threads, `chunk` frames at a time; no frame is kept. With a `camera`, the
+    shells sit at its centre, its stray electrons are added (they are among the true positions
+    too), its read noise and hot pixels are rendered
+    (:func:`sevi_lib.simulate.render.render_camera_chunk`) and the detector uses its survey.
 
     Parameters
     ----------
@@ -169,6 +211,8 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
         Seconds between progress lines on stderr (0: none).
     what : str
         Prefix of the progress lines.
+    camera : LabCamera, optional
+        Centre, stray electrons and camera survey of the data (default: the published camera).
 
     Returns
     -------
@@ -183,8 +227,11 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
 
     from sevi_lib.detect.blobs import FrameDetector
     from sevi_lib.simulate.electrons import iter_frame_electrons
-    from sevi_lib.simulate.render import render_chunk
+    from sevi_lib.simulate.render import render_camera_chunk, render_chunk
 
+    camera = camera or LabCamera()
+    effects = camera.effects()
+    offset_px = (512.0 * float(camera.centre[0]), 512.0 * float(camera.centre[1]))
     n_frames, blocks, chunk = int(n_frames), int(blocks), int(chunk)
     if blocks < 1 or n_frames < blocks:
         raise InputError(f"calibration: {n_frames} frames cannot form {blocks} blocks")
@@ -192,13 +239,17 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
     progress = ProgressLog(n_frames, what, every=progress_seconds)
     det_parts, true_parts = [], []
     buf = np.empty((min(chunk, n_frames), 1024, 1024), dtype=np.uint8)
-    with FrameDetector(detector, threads=threads) as det:
-        for ch in iter_frame_electrons(shells, n_frames, electrons_per_frame, 0.0, seed, chunk):
+    with FrameDetector(detector, threads=threads, camera=camera.survey) as det:
+        for ch in iter_frame_electrons(shells, n_frames, electrons_per_frame, 0.0, seed, chunk,
+                                       centre_offset=offset_px, stray_electrons=float(camera.stray_electrons)):
             ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
             frames = buf[: ch.n_frames]
             tx = np.ascontiguousarray(ch.detected["x"])
             tz = np.ascontiguousarray(ch.detected["z"])
-            render_chunk(ids, ch.frame_offsets, tx, tz, seed, frames, get_num_threads())
+            if effects is None:
+                render_chunk(ids, ch.frame_offsets, tx, tz, seed, frames, get_num_threads())
+            else:
+                render_camera_chunk(ids, ch.frame_offsets, tx, tz, seed, frames, get_num_threads(), effects)
             try:
                 found = det.process(ids.astype(np.int32), frames)
             except OverflowError as exc:
@@ -217,16 +268,16 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
                           join(true_parts, 2, np.int16), n_frames, blocks, time.perf_counter() - t0)
 
 
-def _fit(x, z, n_beta, n_shells, what):
+def _fit(x, z, n_beta, n_shells, what, centre="free"):
     from sevi_lib.fit import fit_electrons
 
     try:
-        return fit_electrons(x, z, n_beta=n_beta, n_shells=n_shells)
+        return fit_electrons(x, z, n_beta=n_beta, n_shells=n_shells, centre=centre)
     except InputError as exc:
         raise InputError(f"calibration {what}: {exc} (use more calibration frames or fewer blocks)") from None
 
 
-def response_bias(sample, n_beta, n_shells):
+def response_bias(sample, n_beta, n_shells, centre="free"):
     """Bias of the fit from detection, ``fit(detected) - fit(true)``, and its standard error.
 
     The bias is measured on all calibration frames at once; its standard error is the standard
@@ -238,6 +289,8 @@ def response_bias(sample, n_beta, n_shells):
     n_beta, n_shells : int
         As in the fit of the data (which :func:`sevi_lib.fit.fit_electrons` runs with its defaults
         otherwise, as the workflow's fit does).
+    centre : str
+        The fit's centre mode, as in the fit of the data (``free`` or ``screen``).
 
     Returns
     -------
@@ -246,7 +299,7 @@ def response_bias(sample, n_beta, n_shells):
         dicts), ``detected`` and ``true`` (the two FitResults of all frames), ``seconds``.
     """
     t0 = time.perf_counter()
-    kw = {"n_beta": n_beta, "n_shells": n_shells}
+    kw = {"n_beta": n_beta, "n_shells": n_shells, "centre": centre}
     f_det = _fit(sample.detected_x, sample.detected_z, what="fit of the detected electrons", **kw)
     f_true = _fit(sample.true_x, sample.true_z, what="fit of the true positions", **kw)
     bias = _combine(fit_parameters(f_det), fit_parameters(f_true), np.subtract)
@@ -299,11 +352,37 @@ def _user_view(params, se):
             "min_density": [float(min_density(b)[0]) for b in params["beta"]]}
 
 
-def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=None, simulate=None):
+def lab_camera(fit, n_data_frames, survey=None):
+    """The :class:`LabCamera` of a fit: its centre, its flat background per frame, the survey.
+
+    Parameters
+    ----------
+    fit : FitResult or dict
+        The fit of the data (or its JSON sidecar); a fit without a centre or a background (an
+        older sidecar) gives the published geometry: centre (0, 0), no strays.
+    n_data_frames : int
+    survey : sevi_lib.detect.camera.CameraSurvey, optional
+
+    Returns
+    -------
+    LabCamera
+    """
+    get = fit.get if isinstance(fit, dict) else (lambda k, d=None: getattr(fit, k, d))
+    centre = get("centre", None)
+    centre = (0.0, 0.0) if centre is None else (float(centre[0]), float(centre[1]))
+    per_frame = get("background_per_frame", None)
+    if per_frame is None:
+        per_frame = float(get("background", 0.0) or 0.0) / max(int(n_data_frames), 1)
+    return LabCamera(centre, max(float(per_frame), 0.0), survey)
+
+
+def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=None, simulate=None, survey=None):
     """Correct a fit of detected electrons for what detection does, by simulation.
 
     Pass 0 simulates ``settings.n_frames_for(n_data_frames)`` frames at the fitted parameters
-    with ``weights / n_data_frames`` electrons per shell and frame, detects them with `detector`,
+    with ``weights / n_data_frames`` electrons per shell and frame (around the fitted image
+    centre, with the fitted flat background as stray electrons, through the data's camera:
+    :func:`lab_camera`), detects them with `detector` (and the camera `survey`),
     and measures :func:`response_bias`; pass p >= 1 (``settings.iterations``) repeats this at
     the parameters corrected by pass p - 1. The answer is the fit minus the last pass's bias,
     with two errors added in quadrature: the bias's own (the spread of the block biases over
@@ -328,6 +407,9 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
     simulate : callable, optional
         Replaces :func:`simulate_response` (same signature and result), e.g. to calibrate a
         response model other than the project's renderer and detector.
+    survey : sevi_lib.detect.camera.CameraSurvey, optional
+        The data's camera survey (``sevi survey``): read noise and hot pixels of the simulated
+        frames, and the detector's thresholds and mask, as for the data.
 
     Returns
     -------
@@ -347,6 +429,10 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
     params, se = fit_parameters(fit), fit_standard_errors(fit)
     S, N = params["beta"].shape
     n_cal = settings.n_frames_for(n_data_frames)
+    camera = lab_camera(fit, n_data_frames, survey)
+    get = fit.get if isinstance(fit, dict) else (lambda k, d=None: getattr(fit, k, d))
+    # the calibration's fits fit the centre as the data's did (an older sidecar: fixed, published)
+    centre_mode = "screen" if get("centre_fixed", True) else "free"
     at = params
     passes = []
     t0 = time.perf_counter()
@@ -355,8 +441,9 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
         per_frame = np.exp(at["ln_weights"]) / n_data_frames
         seed = settings.pass_seed(p)
         sample = (simulate or simulate_response)(shells, n_cal, per_frame, detector, seed, threads, settings.chunk,
-                                   settings.blocks, settings.progress_seconds, what=f"calibrate pass {p}")
-        res = response_bias(sample, N, S)
+                                                 settings.blocks, settings.progress_seconds,
+                                                 what=f"calibrate pass {p}", camera=camera)
+        res = response_bias(sample, N, S, centre=centre_mode)
         # the data's own detection noise: the per-frame spread of detected - true, over its frames
         noise_se = {k: v * np.sqrt(n_cal / n_data_frames) for k, v in res["se"].items()}
         corrected, corrected_se = correct(params, se, res["bias"], res["se"], noise_se)
@@ -381,6 +468,7 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
         "method": "calibrated", "uncorrected": _user_view(params, se), "bias": _plain(res["bias"]),
         "bias_se": _plain(res["se"]), "detection_noise_se": _plain(noise_se), "fit_se": _plain(se),
         "passes": passes,
+        "camera": camera.to_dict(), "centre_mode": centre_mode,
         "calibration": {"settings": settings.to_dict(), "frames_per_pass": n_cal, "data_frames": n_data_frames,
                         "detector": None if detector is None else detector.to_dict(), "threads": int(threads),
                         "seconds": time.perf_counter() - t0},
@@ -439,7 +527,7 @@ def data_frames(electrons):
 
 
 def calibrate_files(answer, sidecar, out, out_sidecar, electrons=None, n_frames=None, detector=None,
-                    settings=None, threads=1, log=None):
+                    settings=None, threads=1, log=None, camera=None):
     """The ``calibrate`` stage: read the fit, calibrate it, write the corrected Answer and its sidecar.
 
     Parameters
@@ -456,6 +544,8 @@ def calibrate_files(answer, sidecar, out, out_sidecar, electrons=None, n_frames=
     settings : CalibrationSettings, optional
     threads : int
     log : callable, optional
+    camera : str or Path, optional
+        The data's camera survey (``sevi survey`` JSON).
 
     Returns
     -------
@@ -466,15 +556,21 @@ def calibrate_files(answer, sidecar, out, out_sidecar, electrons=None, n_frames=
 
     from sevi_lib.core.io import check_outputs, write_answer, write_text
 
-    check_outputs([out, out_sidecar], [answer, sidecar, electrons])
+    check_outputs([out, out_sidecar], [answer, sidecar, electrons, camera])
     fit = read_fit(answer, sidecar)
+    survey = None
+    if camera is not None:
+        from sevi_lib.detect.camera import read_survey
+
+        survey = read_survey(camera)
     if n_frames is None:
         if electrons is None:
             raise InputError("calibration: give the electron file or the number of frames of the data")
         n_frames = data_frames(electrons)
-    result = calibrate(fit, n_frames, detector, settings, threads, log)
+    result = calibrate(fit, n_frames, detector, settings, threads, log, survey=survey)
     result["input"] = {"answer": str(answer), "sidecar": str(sidecar),
-                       "electrons": None if electrons is None else str(electrons)}
+                       "electrons": None if electrons is None else str(electrons),
+                       "camera": None if camera is None else str(camera)}
     write_answer(out, result["R"], result["beta"])
     write_text(out_sidecar, json.dumps(result, indent=1) + "\n")
     return result

@@ -22,6 +22,9 @@ def register(sub):
     p.add_argument("--electrons", default=None, help="the electron file the fit read (its n_frames attribute "
                    "is the number of frames of the data)")
     p.add_argument("--n-frames", type=int, default=None, help="frames of the data (instead of --electrons)")
+    p.add_argument("--camera", default=None, metavar="CAMERA.json", help="the data's camera survey (sevi survey): "
+                   "its read noise and hot pixels are rendered into the calibration frames, which are detected "
+                   "with it (default: the published camera)")
     p.add_argument("--out", required=True, help="corrected Answer file to write (HDF5)")
     p.add_argument("--out-sidecar", required=True, help="JSON sidecar of the corrected answer")
     p.add_argument("--threads", type=int, default=1, help="detection threads (default 1)")
@@ -43,7 +46,8 @@ def run(args):
     detector = settings_from_args(DetectorParams, args, prefix="det_")
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     res = calibrate_files(args.answer, args.sidecar, args.out, args.out_sidecar, electrons=args.electrons,
-                          n_frames=args.n_frames, detector=detector, settings=settings, threads=args.threads, log=log)
+                          n_frames=args.n_frames, detector=detector, settings=settings, threads=args.threads, log=log,
+                          camera=args.camera)
     unc = res["uncorrected"]
     for j in range(len(res["R"])):
         print(f"shell {j}: R = {res['R'][j]:.6f} (bias {res['bias']['R'][j]:+.1e} +- {res['bias_se']['R'][j]:.1e}), "
