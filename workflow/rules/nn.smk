@@ -44,7 +44,7 @@ rule centre_map:
     log:
         "results/logs/nn/centre_map.log",
     shell:
-        "sevi nn centre-map {input.electrons:q} --fit-sidecar {input.sidecar:q} --out {output:q} > {log:q} 2>&1"
+        "NUMBA_NUM_THREADS=1 sevi nn centre-map {input.electrons:q} --fit-sidecar {input.sidecar:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule synth:
