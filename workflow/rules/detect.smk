@@ -79,7 +79,6 @@ rule accumulate:
         electrons="results/detect/electrons.h5",
         count_map="results/detect/count_map.npy",
         intensity_sum="results/detect/intensity_sum.npy",
-        png=report("results/detect/count_map.png", caption="../report/count_map.rst", category="1. Detection"),
         summary=report("results/detect/summary.txt", caption="../report/detect_summary.rst", category="1. Detection"),
     log:
         "results/logs/accumulate.log",
@@ -87,4 +86,4 @@ rule accumulate:
         "results/benchmarks/accumulate.tsv"
     shell:
         "sevi accumulate {input:q} --electrons {output.electrons:q} --count-map {output.count_map:q}"
-        " --intensity-sum {output.intensity_sum:q} --png {output.png:q} --summary {output.summary:q} > {log:q} 2>&1"
+        " --intensity-sum {output.intensity_sum:q} --summary {output.summary:q} > {log:q} 2>&1"

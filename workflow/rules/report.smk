@@ -2,8 +2,21 @@
 # standard errors and the truth when known, the detector calibration, the score, fit diagnostics,
 # training curves, and the wall time of every job). `snakemake --report results/report.html`
 # gathers the same results (every output marked with report() below and in the other rule
-# files, captions in workflow/report/) into one self-contained page.
+# files, captions in workflow/report/) into one self-contained page. `count_map_png` draws the
+# detected count map with the image centre and the shell radii the fit found (`sevi plot-map`).
 # Uses from common.smk: ANSWERS, SCORED, CALIBRATED, truth_file(), test_images(); from nn.smk: NN.
+
+
+rule count_map_png:
+    input:
+        count_map="results/detect/count_map.npy",
+        sidecar="results/answer/fit.json",
+    output:
+        report("results/detect/count_map.png", caption="../report/count_map.rst", category="1. Detection"),
+    log:
+        "results/logs/count_map_png.log",
+    shell:
+        "sevi plot-map {input.count_map:q} --fit-sidecar {input.sidecar:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule report:

@@ -27,6 +27,7 @@ COMMANDS = {
     "nn": ("nn", "network data: synthesis shards, priors, prediction, GPU slots"),
     "train": ("train", "train (or resume) a beta network on synthesis shards"),
     "checkpoints": ("train", "evaluate all checkpoints of a run, or compare two"),
+    "plot-map": ("plot_map", "picture of a count map marking the fitted image centre and shell radii"),
     "report": ("report", "Markdown report of a run (detection, answers side by side, score, training, timing)"),
 }
 
