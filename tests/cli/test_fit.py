@@ -125,7 +125,7 @@ def test_input_directory_is_one_line(tmp_path, capsys):
 def test_too_few_electrons_names_file_and_minimum(tmp_path, capsys):
     inp = tmp_path / "E.h5"
     io.write_h5(inp, DetectedElectrons=_table(50))
-    need = min_electrons(12, 2)
+    need = min_electrons(12, 1)  # shells found automatically: at least one
     line = _refused(["fit", str(inp), "--out", str(tmp_path / "a.h5")], capsys, inp, tmp_path,
                     f"too few electrons to fit: 100 (at least {need} needed")
     assert line.startswith(f"sevi: error: {inp}:")

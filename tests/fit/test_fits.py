@@ -140,7 +140,7 @@ def test_close_radii():
 
 @pytest.mark.slow  # 1 min on a shared 2-core machine
 def test_frame_sum_fit_recovers_shells():
-    from sevi_lib.simulate import render as render
+    from sevi_lib.simulate import render
 
     shells = [(0.5, 0.006, PEAKED[:4]), (0.8, 0.008, SOFT[:4])]
     n = 30_000
@@ -162,7 +162,7 @@ def test_frame_sum_fit_recovers_shells():
 def test_initial_geometry_finds_both_peaks():
     shells = [(0.5, 0.006, PEAKED), (0.55, 0.006, SOFT)]
     x, z = _electrons(shells, 20_000, 8)
-    R, s = initial_geometry(np.hypot(x, z))
+    R, _ = initial_geometry(np.hypot(x, z))
     assert np.all(np.abs(R - [0.5, 0.55]) < 0.005)
 
 

@@ -28,8 +28,9 @@ def test_layout_slices_match_the_documented_vector():
 
 
 def test_settings_defaults_and_validation():
-    assert FitSettings() == FitSettings(None, 12, 2, 60, 40000)
-    for bad in ({"method": "magic"}, {"n_beta": 0}, {"max_iter": 1.5}, {"n_shells": True}):
+    assert FitSettings() == FitSettings(None, 12, 0, "free", 60, 40000)
+    for bad in ({"method": "magic"}, {"n_beta": 0}, {"max_iter": 1.5}, {"shells": True}, {"shells": -1},
+                {"centre": "middle"}):
         with pytest.raises(ValueError):
             FitSettings(**bad)
 

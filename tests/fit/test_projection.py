@@ -5,7 +5,7 @@ import pytest
 from numpy.polynomial import legendre as npleg
 from scipy import stats
 
-from sevi_lib.fit import projection as projection
+from sevi_lib.fit import projection
 from sevi_lib.simulate.electrons import sample_shell
 
 PEAKED = np.array([1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0])

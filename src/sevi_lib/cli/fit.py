@@ -6,12 +6,16 @@ from sevi_lib.fit.settings import FitSettings
 
 def register(sub):
     p = sub.add_parser(
-        "fit", help="fit both shells (R, sigma_R, weights, beta's) to electrons, a count map or a frame sum",
-        description="Fit the projected two-shell model. INPUT is an HDF5 electron table (DetectedElectrons, "
+        "fit", help="fit the shells (R, sigma_R, weights, beta's), the image centre and the background to "
+        "electrons, a count map or a frame sum",
+        description="Fit the projected shell model. The number of shells is found from the radial profile "
+        "(significant peaks; --shells N fixes it), the image centre (x0, z0) is fitted (--centre screen fixes "
+        "it at the screen centre) and a uniform background of stray electrons is reported as a rate. INPUT is an HDF5 electron table (DetectedElectrons, "
         "the project's own or a published file), or a 1024 x 1024 .npy map: a count map "
         "(numpy.histogram2d convention, Image[ix, iz]) or, with --method sum, the sum of raw frames. "
-        "Writes the Answer table, a JSON sidecar (R, sigma_R, weights, beta's with standard errors, "
-        "diagnostics) and a PNG report. --method: unbinned (electron table; default for .h5), binned "
+        "Writes the Answer table (one row per shell, smallest radius first), a JSON sidecar (R, sigma_R, "
+        "weights, beta's, centre, background with standard errors, the shell search, diagnostics) and a PNG "
+        "report. --method: unbinned (electron table; default for .h5), binned "
         "(count map; default for .npy, electron tables are histogrammed), sum (raw-frame sum .npy).",
     )
     p.add_argument("input", help="electron table (.h5) or map (.npy)")

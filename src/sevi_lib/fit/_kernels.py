@@ -200,3 +200,76 @@ def curvature_kernel(ws, weight, theta, Q):
     for k in range(P):
         for k2 in range(k):
             Q[k, k2] = Q[k2, k]
+
+
+@njit(cache=True, inline="always")
+def _dspl(tab, col, t):
+    return (3.0 * tab[col, 0] * t + 2.0 * tab[col, 1]) * t + tab[col, 2]
+
+
+@njit(cache=True)
+def shift_gradient_kernel(ws, dpm, x, z, out):
+    """d mu_g / d(x0, z0) of every group into out, shape (n_groups, 2).
+
+    The shells sit at the centre (x0, z0), the nodes at (x, z) about it, so d / d x0 = -d / d x.
+    Per node, d lambda / d rho comes from the derivative of the contracted value tables
+    (``ws.cont``, columns 0 .. n) and d lambda / d c from `dpm` (P'_2m(c), shape like ``ws.pm``);
+    the uniform background does not move with the centre.
+    """
+    S = ws.full.shape[0]
+    n1 = ws.pm.shape[1]
+    for g in range(out.shape[0]):
+        gx = 0.0
+        gz = 0.0
+        for q in range(ws.K):
+            e = g * ws.K + q
+            i = ws.idx[e]
+            if i < 0:
+                continue
+            tt = ws.t[e]
+            drho = 0.0
+            dc = 0.0
+            for j in range(S):
+                if i > ws.imax[j]:
+                    continue
+                ctab = ws.cont[j, i]
+                for m in range(n1):
+                    drho += _dspl(ctab, m, tt) * ws.pm[e, m]
+                    dc += _spl(ctab, m, tt) * dpm[e, m]
+            xe = x[e]
+            ze = z[e]
+            rho = math.sqrt(xe * xe + ze * ze)
+            if rho == 0.0:
+                continue
+            r3 = rho * rho * rho
+            gx += drho * xe / rho - dc * xe * ze / r3
+            gz += drho * ze / rho + dc * xe * xe / r3
+        out[g, 0] = -ws.scale[g] * gx
+        out[g, 1] = -ws.scale[g] * gz
+
+
+@njit(cache=True)
+def legendre_rows(c, n, pm, dpm):
+    """Rows ``[1, P_2, ..., P_2n](c_e)`` into pm and their derivatives P'_2m into dpm (if not empty).
+
+    The same recurrence, in the same floating-point order, as
+    :func:`sevi_lib.core.angular.legendre_even` (identical values), one point at a time.
+    """
+    L = 2 * n
+    p = np.empty(L + 1)
+    d = np.empty(L + 1)
+    want_d = dpm.shape[0] > 0
+    for e in range(c.shape[0]):
+        ce = c[e]
+        p[0] = 1.0
+        d[0] = 0.0
+        if L >= 1:
+            p[1] = ce
+            d[1] = 1.0
+        for l in range(1, L):
+            p[l + 1] = ((2 * l + 1) * ce * p[l] - l * p[l - 1]) / (l + 1)
+            d[l + 1] = d[l - 1] + (2 * l + 1) * p[l]
+        for m in range(n + 1):
+            pm[e, m] = p[2 * m]
+            if want_d:
+                dpm[e, m] = d[2 * m]

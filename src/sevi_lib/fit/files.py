@@ -39,6 +39,15 @@ def _pixel_points(img):
     return centres[ix], centres[iz], img[ix, iz].astype(np.float64)
 
 
+def frame_count(det):
+    """Frames of an electron table: the number of distinct ``ImageId`` (None without that column).
+
+    A frame with no detected electron is not counted (rare at tens of electrons per frame).
+    """
+    ids = det.get("ImageId")
+    return len(np.unique(ids)) if ids is not None and len(ids) else None
+
+
 def fit_input(path, settings=None, log=None):
     """Fit the data of one input file.
 
@@ -65,8 +74,8 @@ def fit_input(path, settings=None, log=None):
 
     settings = settings or FitSettings()
     path = Path(path)
-    kw = {"n_beta": settings.n_beta, "n_shells": settings.n_shells, "max_iter": settings.max_iter, "log": log,
-          "what": str(path)}
+    kw = {"n_beta": settings.n_beta, "n_shells": settings.shells, "max_iter": settings.max_iter, "log": log,
+          "what": str(path), "centre": settings.centre}
     if path.suffix == ".npy":
         method = settings.method or "binned"
         img = read_map(path)
@@ -86,6 +95,7 @@ def fit_input(path, settings=None, log=None):
             raise InputError(f"{path}: --method sum needs the sum of raw frames (.npy), not an electron table")
         det = read_detected(path)
         x, z, w = det["x"], det["z"], None
+        kw["n_frames"] = frame_count(det)
         if method == "unbinned":
             result = fit_electrons(x, z, **kw)
         else:

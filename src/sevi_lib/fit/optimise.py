@@ -15,14 +15,12 @@ from scipy import optimize
 
 from sevi_lib.core.angular import legendre_even, min_density
 from sevi_lib.core.errors import InputError
+from sevi_lib.core.geometry import PIX_PER_UNIT
 from sevi_lib.fit.layout import ParamLayout
-from sevi_lib.fit.result import make_result
+from sevi_lib.fit.result import SCREEN_AREA, make_result
 
 #: Constraint points in [0, 1] (I is even in c).
 C_GRID = np.cos(np.linspace(0.0, 0.5 * np.pi, 257))
-
-#: Area of the screen [-1, 1]^2 (the background's expected count is area * b).
-SCREEN_AREA = 4.0
 
 
 def constraint_matrix(theta, S, extra):
@@ -168,29 +166,48 @@ def maximise(obj, theta, S, max_iter=60, tol=1e-4, log=None):
     return theta, f, g, H, n_iter, converged, active
 
 
-def fit_poisson(method, pts, counts, theta, S, max_iter, log, n_data, diagnostics):
+def fit_poisson(method, make_points, counts, theta, S, max_iter, log, n_data, diagnostics, centre=(0.0, 0.0),
+                free_centre=False, n_frames=None, shell_search=None, max_rounds=30):
     """Maximise the extended Poisson likelihood of grouped counts; FitResult with observed-information SEs.
+
+    With a free centre the fit alternates the fit of theta at a fixed centre and a Newton step of
+    the centre (:mod:`sevi_lib.fit.centre`) until the centre moves less than
+    :data:`~sevi_lib.fit.centre.TOL_PX` pixels.
 
     Parameters
     ----------
     method : str
         Name recorded in the result.
-    pts : sevi_lib.fit.points.PointSet
-    counts : ndarray, shape (pts.n_groups,)
+    make_points : callable
+        ``(x0, z0) -> sevi_lib.fit.points.PointSet`` of the data taken about that centre.
+    counts : ndarray, shape (n_groups,)
     theta : ndarray
         Start.
     S, max_iter, log
-        As in :func:`maximise`.
+        As in :func:`maximise` (`max_iter` per fit of theta).
     n_data : float
         Electrons (or counts) fitted.
     diagnostics : dict
+    centre : array_like, shape (2,)
+        The (start) centre.
+    free_centre : bool
+    n_frames : int, optional
+        Frames the data came from (the background is also reported per frame).
+    shell_search : dict, optional
+        Recorded in the result.
+    max_rounds : int
+        Most rounds of the alternation.
 
     Returns
     -------
     sevi_lib.fit.result.FitResult
     """
+    from sevi_lib.fit.centre import TOL_PX, refine_centre
+
     counts = np.ascontiguousarray(counts, dtype=np.float64)
     layout = ParamLayout.of(theta, S)
+    c = np.asarray(centre, dtype=np.float64).copy()
+    pts = make_points(c)
 
     def total(theta):
         a, _, _ = layout.unpack(theta)
@@ -213,11 +230,32 @@ def fit_poisson(method, pts, counts, theta, S, max_iter, log, n_data, diagnostic
         ll, g, H = pts.loglike(th, counts, S, want=2)
         return ll - total(th), g - dtotal(len(th)), H
 
-    theta, f, _, H, n_iter, conv, active = maximise(Objective(value, derivs), theta, S, max_iter, log=log)
+    obj = Objective(value, derivs)
+    # a free centre: a rough theta first (the start centre may be a few px off), then rounds of
+    # Newton steps of the centre at fixed theta and the fit of theta at the new centre
+    theta, f, _, H, n_iter, conv, active = maximise(obj, theta, S, min(max_iter, 5) if free_centre else max_iter,
+                                                    log=log)
+    info_c = None
+    rounds = 0
+    if free_centre:
+        conv_c = False
+        for rounds in range(1, max_rounds + 1):
+            _, _, s_now = layout.unpack(theta)
+            c, pts, info_c, moved, conv_c = refine_centre(make_points, pts, c, theta, counts, S,
+                                                          max_step=0.5 * s_now.min())
+            if log is not None:
+                log(f"centre round {rounds}: ({c[0]:.6f}, {c[1]:.6f}), moved {moved * PIX_PER_UNIT:.4f} px")
+            if moved * PIX_PER_UNIT < TOL_PX and rounds > 1:
+                break
+            theta, f, _, H, it, conv, active = maximise(obj, theta, S, max_iter, log=log)
+            n_iter += it
+        conv = conv and conv_c
     mu = np.empty(pts.n_groups)
     pts.loglike(theta, counts, S, want=0, mu_out=mu)
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(counts > 0, counts / mu, 0.0)
     Q = pts.curvature(theta, w, S)
     info = H - Q
-    return make_result(method, theta, f, info, S, n_iter, conv, active, n_data, diagnostics=diagnostics)
+    diagnostics = dict(diagnostics, centre_rounds=rounds)
+    return make_result(method, theta, f, info, S, n_iter, conv, active, n_data, diagnostics=diagnostics,
+                       centre=c, centre_info=info_c, n_frames=n_frames, shell_search=shell_search)

@@ -7,7 +7,6 @@ current geometry and hands one :data:`~sevi_lib.fit._kernels.Workspace` to the k
 
 import numpy as np
 
-from sevi_lib.core.angular import legendre_even
 from sevi_lib.core.geometry import PIX_PER_UNIT, pixel_centres
 from sevi_lib.fit import _kernels, projection
 from sevi_lib.fit.layout import ParamLayout
@@ -30,30 +29,36 @@ class PointSet:
         Highest Legendre order index.
     h : float
         Radial table step.
+    rho_max : float, optional
+        End of the radial tables (default: the largest radius plus two steps; radii beyond it
+        fall in the last cell, where every shell is zero). Point sets of the same data about
+        nearby centres share it, and so can share tables (:meth:`workspace`'s `like`).
     """
 
-    def __init__(self, x, z, K, scale, n, h):
+    def __init__(self, x, z, K, scale, n, h, rho_max=None):
         x = np.ascontiguousarray(x, dtype=np.float64)
         z = np.ascontiguousarray(z, dtype=np.float64)
         rho = np.hypot(x, z)
         with np.errstate(invalid="ignore", divide="ignore"):
             c = np.clip(np.where(rho > 0, z / np.where(rho > 0, rho, 1.0), 0.0), -1.0, 1.0)
+        self.x, self.z = x, z
+        self.c = c
+        self._dpm = None  # P'_2m(c), made by shift_gradient when first needed
         self.K = int(K)
         self.n = int(n)
         self.h = float(h)
-        self.rho_max = float(rho.max(initial=0.0)) + 2 * h
+        self.rho_max = float(rho.max(initial=0.0)) + 2 * h if rho_max is None else float(rho_max)
         self.idx = np.minimum((rho / h).astype(np.int64), int(self.rho_max / h))
         self.t = rho - self.idx * h
-        self.pm = np.ascontiguousarray(
-            np.concatenate([np.ones((len(c), 1)), legendre_even(c, n)], axis=1)
-        )
+        self.pm = np.empty((len(c), self.n + 1))
+        _kernels.legendre_rows(c, self.n, self.pm, np.empty((0, 0)))
         self.scale = np.ascontiguousarray(scale, dtype=np.float64)
         self.n_groups = len(self.scale)
         self.li, self.mi = [np.ascontiguousarray(a, dtype=np.int64) for a in projection.pair_index(n)]
         if len(x) != self.n_groups * self.K:
             raise ValueError("PointSet: len(x) must be n_groups * K")
 
-    def workspace(self, theta, S, second=False):
+    def workspace(self, theta, S, second=False, like=None):
         """The kernels' :data:`~sevi_lib.fit._kernels.Workspace` at the geometry of `theta`.
 
         Parameters
@@ -64,7 +69,12 @@ class PointSet:
             Number of shells.
         second : bool
             Tabulate second derivatives too (for :meth:`curvature`).
+        like : Workspace, optional
+            A workspace of the same theta, `S`, `second`, table step and ``rho_max`` (of another
+            point set): its tables are reused.
         """
+        if like is not None:
+            return like._replace(K=self.K, idx=self.idx, t=self.t, pm=self.pm, scale=self.scale)
         layout = ParamLayout(S, self.n)
         a, R_all, s_all = layout.unpack(theta)
         full, cont, imax = [], [], np.empty(S, dtype=np.int64)
@@ -78,16 +88,33 @@ class PointSet:
         return _kernels.Workspace(self.K, self.idx, self.t, self.pm, self.scale, self.li, self.mi,
                                   np.stack(full), np.stack(cont), imax)
 
-    def loglike(self, theta, counts, S, want=0, mu_out=None):
-        """sum_g counts_g log mu_g with gradient and Fisher matrix (want = 0, 1, 2)."""
+    def loglike(self, theta, counts, S, want=0, mu_out=None, like=None):
+        """sum_g counts_g log mu_g with gradient and Fisher matrix (want = 0, 1, 2).
+
+        `like`: a workspace whose tables to reuse (:meth:`workspace`).
+        """
         theta = np.ascontiguousarray(theta, dtype=np.float64)
-        ws = self.workspace(theta, S)
+        ws = self.workspace(theta, S, like=like)
         P = len(theta)
         grad = np.zeros(P)
         hess = np.zeros((P, P))
         mu = np.empty(0) if mu_out is None else mu_out
         ll = _kernels.loglike_kernel(ws, counts, theta, want, grad, hess, mu)
         return ll, grad, hess
+
+    def shift_gradient(self, theta, S, like=None):
+        """d mu_g / d(x0, z0) for every group, shape (n_groups, 2): the shells moved with the centre.
+
+        `like`: a workspace whose tables to reuse (:meth:`workspace`).
+        """
+        theta = np.ascontiguousarray(theta, dtype=np.float64)
+        out = np.empty((self.n_groups, 2))
+        if self._dpm is None:
+            pm = np.empty_like(self.pm)
+            self._dpm = np.empty_like(self.pm)
+            _kernels.legendre_rows(self.c, self.n, pm, self._dpm)
+        _kernels.shift_gradient_kernel(self.workspace(theta, S, like=like), self._dpm, self.x, self.z, out)
+        return out
 
     def jacobian(self, theta, S):
         """d mu_g / d theta for every group, shape (n_groups, P); mu = J[:, a-columns] @ a."""

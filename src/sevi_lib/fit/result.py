@@ -12,7 +12,11 @@ import numpy as np
 from numpy.polynomial import legendre as npleg
 
 from sevi_lib.core.angular import distance_weights, legendre_even, min_density
+from sevi_lib.core.geometry import PIX_PER_UNIT
 from sevi_lib.fit.layout import ParamLayout
+
+#: Area of the screen [-1, 1]^2 (the background's expected count is area * b).
+SCREEN_AREA = 4.0
 
 
 @dataclass
@@ -31,7 +35,23 @@ class FitResult:
     se_beta : ndarray, shape (S, N)
         Standard errors from the observed information (sandwich for ``sum``).
     background : float
-        Uniform background density (per unit screen area).
+        Expected number of uniform background ("stray") electrons on the whole screen,
+        ``SCREEN_AREA * b`` (for ``sum``: in spot-equivalents).
+    background_se : float
+    background_density : float
+        b itself, per unit screen area (what the model adds to every shell's density).
+    background_per_frame, background_per_frame_se : float or None
+        The background per frame, when the number of frames is known.
+    centre : ndarray, shape (2,)
+        Image centre (x0, z0), screen units (fitted, or the fixed one).
+    centre_se : ndarray, shape (2,)
+        Its standard errors (0 when fixed): the inverse of the centre's own information block
+        (block diagonal by symmetry, :mod:`sevi_lib.fit.centre`).
+    centre_fixed : bool
+    shell_search : dict
+        The shell search about the start centre (:class:`sevi_lib.fit.search.ShellSearch`:
+        ``peaks``, their ``z``, the ``test``, ``threshold``, ``n_found``; ``n_shells_given`` when the
+        number was fixed).
     cov : ndarray
         Covariance of (weights, beta_2..beta_2N, R, sigma_R) per shell, then background.
     objective : float
@@ -71,6 +91,14 @@ class FitResult:
     floor: np.ndarray
     expected_distance: np.ndarray
     diagnostics: dict = field(default_factory=dict)
+    background_se: float = 0.0
+    background_density: float = 0.0
+    background_per_frame: float | None = None
+    background_per_frame_se: float | None = None
+    centre: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    centre_se: np.ndarray = field(default_factory=lambda: np.zeros(2))
+    centre_fixed: bool = True
+    shell_search: dict = field(default_factory=dict)
 
     def to_dict(self):
         """JSON-ready dictionary (lists and numbers)."""
@@ -103,6 +131,20 @@ class FitResult:
                          f"+- {self.se_sigma_R[j]:.1e}, n = {self.weights[j]:.0f}, beta_2 = {self.beta[j, 0]:.4f} "
                          f"+- {self.se_beta[j, 0]:.4f}, expected distance {self.expected_distance[j]:.4f} "
                          f"(floor {self.floor[j]:.4f}){act}")
+        px = PIX_PER_UNIT
+        how = "fixed" if self.centre_fixed else (f"+- ({self.centre_se[0] * px:.3f}, "
+                                                  f"{self.centre_se[1] * px:.3f}) px")
+        lines.append(f"centre: x0 = {self.centre[0]:.6f}, z0 = {self.centre[1]:.6f} ({self.centre[0] * px:+.3f}, "
+                     f"{self.centre[1] * px:+.3f} px from the screen centre) {how}")
+        per_frame = "" if self.background_per_frame is None else \
+            f", {self.background_per_frame:.4g} +- {self.background_per_frame_se:.2g} per frame"
+        lines.append(f"background: {self.background:.6g} +- {self.background_se:.3g} electrons on the screen{per_frame}")
+        search = self.shell_search or {}
+        if "peaks" in search:
+            zs = ", ".join(f"R {p['R']:.4f} Z {p['z']:.1f}" for p in search["peaks"])
+            given = search.get("n_shells_given")
+            what = f"{given} shells given" if given else f"{len(self.R)} shells found"
+            lines.append(f"shell search: {what}; significant peaks (Z >= {search['threshold']:g}): {zs or 'none'}")
         return lines
 
 
@@ -147,7 +189,8 @@ def user_covariance(theta, cov_theta, S):
     return T @ cov_theta @ T.T
 
 
-def make_result(method, theta, f, info, S, n_iter, converged, active, n_data, cov=None, diagnostics=None):
+def make_result(method, theta, f, info, S, n_iter, converged, active, n_data, cov=None, diagnostics=None,
+                centre=(0.0, 0.0), centre_info=None, n_frames=None, shell_search=None, centre_cov=None):
     """FitResult from the optimum `theta` and its information matrix (or a given covariance).
 
     Parameters
@@ -166,6 +209,15 @@ def make_result(method, theta, f, info, S, n_iter, converged, active, n_data, co
     cov : ndarray, optional
         Covariance of theta (e.g. a sandwich estimate).
     diagnostics : dict, optional
+    centre : array_like, shape (2,)
+        The image centre.
+    centre_info : ndarray, shape (2, 2), optional
+        Its information (None: the centre was fixed).
+    n_frames : int, optional
+        Frames of the data (for the background per frame).
+    shell_search : dict, optional
+    centre_cov : ndarray, shape (2, 2), optional
+        The centre's covariance (instead of `centre_info`, e.g. a sandwich estimate).
 
     Returns
     -------
@@ -190,12 +242,25 @@ def make_result(method, theta, f, info, S, n_iter, converged, active, n_data, co
     wts = distance_weights(n1 - 1)
     exp_d = np.array([np.sqrt(np.sum(wts * blk[j, 1:n1] ** 2)) for j in range(S)])
     floor = np.array([known_c_floor(beta[j], weights[j]) for j in range(S)])
+    centre_se = np.zeros(2)
+    if centre_cov is not None:
+        centre_se = np.sqrt(np.maximum(np.diag(centre_cov), 0.0))
+    elif centre_info is not None:
+        try:
+            centre_se = np.sqrt(np.maximum(np.diag(np.linalg.inv(centre_info)), 0.0))
+        except np.linalg.LinAlgError:
+            centre_se = np.full(2, np.inf)
+    bg, bg_se = SCREEN_AREA * float(theta[-1]), SCREEN_AREA * float(se[-1])
+    per_frame = (bg / n_frames, bg_se / n_frames) if n_frames else (None, None)
     return FitResult(
         method=method, R=R.copy(), sigma_R=s.copy(), weights=weights, beta=beta,
         se_R=blk[:, n1].copy(), se_sigma_R=blk[:, n1 + 1].copy(), se_weights=blk[:, 0].copy(),
-        se_beta=blk[:, 1:n1].copy(), background=float(theta[-1]), cov=ucov, objective=float(f),
+        se_beta=blk[:, 1:n1].copy(), background=bg, cov=ucov, objective=float(f),
         n_iter=int(n_iter), converged=bool(converged),
         constraint_active=np.array([bool(active) and m < 1e-6 for m in mins]) | (mins < 1e-9),
         min_density=mins, n_data=float(n_data), floor=floor, expected_distance=exp_d,
         diagnostics=dict(diagnostics or {}),
+        background_se=bg_se, background_density=float(theta[-1]), background_per_frame=per_frame[0],
+        background_per_frame_se=per_frame[1], centre=np.asarray(centre, dtype=np.float64).copy(),
+        centre_se=centre_se, centre_fixed=centre_info is None and centre_cov is None, shell_search=dict(shell_search or {}),
     )

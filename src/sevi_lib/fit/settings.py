@@ -7,6 +7,9 @@ from dataclasses import dataclass
 #: Data kinds the fit takes (see :mod:`sevi_lib.fit`).
 METHODS = ("unbinned", "binned", "sum")
 
+#: Image-centre modes (a fixed ``(x0, z0)`` pair is accepted by the library functions too).
+CENTRES = ("free", "screen")
+
 
 @dataclass(frozen=True)
 class FitSettings:
@@ -19,8 +22,12 @@ class FitSettings:
         ``sum`` (raw-frame sum); None: ``unbinned`` for an electron table, ``binned`` for a map.
     n_beta : int
         beta's per shell, beta_2 .. beta_2N.
-    n_shells : int
-        Number of shells.
+    shells : int
+        Number of shells; 0: automatic, the number of significant peaks of the radial profile
+        (:func:`sevi_lib.fit.search.find_shells`).
+    centre : str
+        ``free``: the image centre (x0, z0) is a fitted parameter; ``screen``: fixed at the
+        screen centre (0, 0), the published geometry.
     max_iter : int
         Iterations of the optimiser.
     kernel_spots : int
@@ -29,19 +36,22 @@ class FitSettings:
 
     method: str | None = None
     n_beta: int = 12
-    n_shells: int = 2
+    shells: int = 0
+    centre: str = "free"
     max_iter: int = 60
     kernel_spots: int = 40000
 
     def __post_init__(self):
         if self.method is not None and self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for name in ("n_beta", "n_shells", "max_iter", "kernel_spots"):
+        if self.centre not in CENTRES:
+            raise ValueError(f"centre must be one of {', '.join(CENTRES)}, got {self.centre!r}")
+        for name, low in (("n_beta", 1), ("shells", 0), ("max_iter", 1), ("kernel_spots", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 def min_electrons(n_beta, n_shells):
     """Fewest electrons (or counts, or spot-equivalents) a fit accepts: 10 per free parameter and shell."""
-    return 10 * n_shells * (n_beta + 3)
+    return 10 * max(int(n_shells or 1), 1) * (n_beta + 3)

@@ -94,3 +94,93 @@ def table_step(s0, h=None):
     if h is not None:
         return float(h)
     return float(np.clip(np.min(s0) / 24.0, 1.0 / 16384, 1.0 / 2048))
+
+
+def shell_geometry(rho, weights, n_shells, R0=None, sigma0=None, centre=(0.0, 0.0), what="data"):
+    """Number of shells and their start geometry, with the shell search's report.
+
+    Parameters
+    ----------
+    rho : ndarray
+        Radii of the data points about the (start) centre.
+    weights : ndarray or None
+    n_shells : int or None
+        None or 0: the number of significant radial peaks (:func:`sevi_lib.fit.search.find_shells`),
+        which also give the start radii and widths; else that many shells, started at the most
+        prominent peaks (:func:`initial_geometry`) or at `R0`.
+    R0, sigma0 : array_like, optional
+        Given start geometry (its length fixes the number of shells when `n_shells` is automatic).
+    centre : tuple of float
+        Recorded in the report.
+    what : str
+        Name of the data in error messages.
+
+    Returns
+    -------
+    S : int
+    R0, sigma0 : ndarray or None
+        None when :func:`start_theta` should find them (`n_shells` given, no `R0`).
+    search : dict
+        :meth:`sevi_lib.fit.search.ShellSearch.to_dict`, plus ``n_shells_given`` when fixed.
+
+    Raises
+    ------
+    InputError
+        No significant peak (automatic), or fewer peaks than `n_shells`.
+    """
+    from sevi_lib.fit.search import find_shells
+
+    found = find_shells(rho, weights, centre=centre)
+    search = found.to_dict()
+    if R0 is not None:
+        R0 = np.atleast_1d(np.asarray(R0, dtype=np.float64))
+        n_shells = n_shells or len(R0)
+    if n_shells:
+        search["n_shells_given"] = int(n_shells)
+        return int(n_shells), R0, sigma0, search
+    if found.n_found == 0:
+        raise InputError(f"{what}: the radial profile shows no significant peak (none with Z >= "
+                         f"{found.threshold:g}; see --shells to fix the number of shells)")
+    R = np.array([p["R"] for p in found.peaks])
+    s = np.array([p["sigma"] for p in found.peaks])
+    return found.n_found, R, s, search
+
+
+def fit_with_search(fit_at, radii, weights, n_shells, R0, sigma0, c0, free, what):
+    """Shell search, fit, and (automatic count, free centre) the search again about the fitted centre.
+
+    A start centre a few pixels off smears the rings of the radial profile, so two close shells
+    can look like one; the search is repeated about the fitted centre, and when it finds another
+    number of shells the fit is repeated from there (with that centre and the new peaks).
+
+    Parameters
+    ----------
+    fit_at : callable
+        ``(S, R0, sigma0, centre, search) -> FitResult``.
+    radii : callable
+        ``centre -> rho`` of the data points about it.
+    weights : ndarray or None
+    n_shells, R0, sigma0
+        As in :func:`shell_geometry`.
+    c0 : ndarray, shape (2,)
+        Start (or fixed) centre.
+    free : bool
+        Whether the centre is fitted.
+    what : str
+
+    Returns
+    -------
+    FitResult
+    """
+    S, R, s, search = shell_geometry(radii(c0), weights, n_shells, R0, sigma0, c0, what)
+    result = fit_at(S, R, s, c0, search)
+    if n_shells or R0 is not None or not free:
+        return result
+    c1 = np.asarray(result.centre, dtype=np.float64)
+    S1, R1, s1, search1 = shell_geometry(radii(c1), weights, None, None, None, c1, what)
+    search1["about"] = "the fitted centre"
+    if S1 == S:
+        result.shell_search = search1
+        return result
+    search1["first_pass"] = search
+    return fit_at(S1, R1, s1, c1, search1)
