@@ -129,3 +129,32 @@ def test_too_few_electrons_names_file_and_minimum(tmp_path, capsys):
     line = _refused(["fit", str(inp), "--out", str(tmp_path / "a.h5")], capsys, inp, tmp_path,
                     f"too few electrons to fit: 100 (at least {need} needed")
     assert line.startswith(f"sevi: error: {inp}:")
+
+
+def test_help_lists_shells_and_centre(capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    out = capsys.readouterr().out
+    assert "--shells" in out and "--centre" in out and "--n-shells" not in out
+
+
+def test_sidecar_has_centre_background_and_search(tmp_path, electrons, capsys):
+    out = tmp_path / "answer.h5"
+    assert main(["fit", str(electrons), "--out", str(out), "--quiet", "--n-beta", "4", "--plot", "none"]) == 0
+    side = json.loads((tmp_path / "answer.json").read_text())
+    assert len(side["centre"]) == 2 and len(side["centre_se"]) == 2 and side["centre_fixed"] is False
+    assert "background" in side and "background_se" in side
+    assert side["shell_search"]["n_found"] == 2
+    printed = capsys.readouterr().out
+    assert "centre: x0 =" in printed and "background:" in printed and "shell search: 2 shells found" in printed
+    out2 = tmp_path / "fixed.h5"
+    assert main(["fit", str(electrons), "--out", str(out2), "--quiet", "--n-beta", "4", "--plot", "none",
+                 "--centre", "screen", "--shells", "2"]) == 0
+    side = json.loads((tmp_path / "fixed.json").read_text())
+    assert side["centre"] == [0.0, 0.0] and side["centre_fixed"] is True
+    assert side["shell_search"]["n_shells_given"] == 2
+
+
+def test_bad_centre_is_one_line(tmp_path, electrons, capsys):
+    _refused(["fit", str(electrons), "--out", str(tmp_path / "a.h5"), "--centre", "middle"], capsys, electrons,
+             tmp_path, "centre must be one of")
