@@ -143,7 +143,7 @@ def test_fixed_shell_count_and_centre_keywords():
         fit.fit_electrons(x, z, centre="middle")
 
 
-@pytest.mark.slow  # about 1.5 min on a shared 2-core machine
+@pytest.mark.slow  # about 1 min on a shared 2-core machine
 def test_frame_sum_free_centre_pedestal_and_mask():
     from sevi_lib.simulate import render
 

@@ -2,10 +2,12 @@
 
 The expected screen density of electrons is
 
-    lambda(x, z) = sum_j sum_{l=0}^{N} a_lj F_2l(x, z; R_j, sigma_j) + b,
+    lambda(x, z) = sum_j sum_{l=0}^{N} a_lj F_2l(x - x0, z - z0; R_j, sigma_j) + b,
 
 (:mod:`sevi_lib.fit.projection`), with a_0j = n_j / 2 (n_j the expected number of electrons of
-shell j), a_lj = n_j beta_2l,j and a uniform background b. Three data kinds are fitted with the
+shell j), a_lj = n_j beta_2l,j, the image centre (x0, z0) (fitted, or fixed) and a uniform
+background b over the screen (reported as 4 b stray electrons). The number of shells is found
+from the radial profile (:mod:`sevi_lib.fit.search`) unless given. Three data kinds are fitted with the
 same model:
 
 ``unbinned``
@@ -34,7 +36,10 @@ Modules
 ``files``       :func:`fit_file`: read an input file, fit, write Answer, sidecar and plot (``sevi fit``)
 ``result``      :class:`FitResult`, ``known_c_floor``, the delta-method covariance
 ``optimise``    the constrained Fisher-scoring ascent (``maximise``, ``qp_step``) and ``fit_poisson``
-``start``       start values (``initial_geometry``, ``start_theta``, ``table_step``)
+``start``       start values (``initial_geometry``, ``start_theta``, ``table_step``, ``shell_geometry``,
+                ``fit_with_search``)
+``search``      ``find_shells``: significant peaks of the radial profile (the number of shells)
+``centre``      the image centre: start value, Newton steps, why its covariance is its own block
 ``points``      ``PointSet`` (evaluation points; builds the kernels' workspace), ``pixel_nodes``
 ``layout``      ``ParamLayout``: slices of the parameter vector (the one place of its arithmetic)
 ``_kernels``    numba kernels (likelihood, Jacobian, curvature) over one ``Workspace`` namedtuple
