@@ -289,8 +289,9 @@ def response_bias(sample, n_beta, n_shells, centre="free"):
     n_beta, n_shells : int
         As in the fit of the data (which :func:`sevi_lib.fit.fit_electrons` runs with its defaults
         otherwise, as the workflow's fit does).
-    centre : str
-        The fit's centre mode, as in the fit of the data (``free`` or ``screen``).
+    centre : str or (float, float)
+        The fits' centre: ``free``, ``screen`` or a fixed (x0, z0) (:func:`calibrate` gives the
+        centre the calibration frames were rendered about).
 
     Returns
     -------
@@ -430,9 +431,10 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
     S, N = params["beta"].shape
     n_cal = settings.n_frames_for(n_data_frames)
     camera = lab_camera(fit, n_data_frames, survey)
-    get = fit.get if isinstance(fit, dict) else (lambda k, d=None: getattr(fit, k, d))
-    # the calibration's fits fit the centre as the data's did (an older sidecar: fixed, published)
-    centre_mode = "screen" if get("centre_fixed", True) else "free"
+    # the calibration frames are rendered about the fitted centre, so their fits take it as known:
+    # the centre's freedom does not bias the shells (even orders only: no cross-information by
+    # symmetry), and a free centre on a small calibration block only costs time
+    centre_mode = tuple(camera.centre)
     at = params
     passes = []
     t0 = time.perf_counter()
@@ -468,7 +470,7 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
         "method": "calibrated", "uncorrected": _user_view(params, se), "bias": _plain(res["bias"]),
         "bias_se": _plain(res["se"]), "detection_noise_se": _plain(noise_se), "fit_se": _plain(se),
         "passes": passes,
-        "camera": camera.to_dict(), "centre_mode": centre_mode,
+        "camera": camera.to_dict(),
         "calibration": {"settings": settings.to_dict(), "frames_per_pass": n_cal, "data_frames": n_data_frames,
                         "detector": None if detector is None else detector.to_dict(), "threads": int(threads),
                         "seconds": time.perf_counter() - t0},

@@ -167,12 +167,12 @@ def maximise(obj, theta, S, max_iter=60, tol=1e-4, log=None):
 
 
 def fit_poisson(method, make_points, counts, theta, S, max_iter, log, n_data, diagnostics, centre=(0.0, 0.0),
-                free_centre=False, n_frames=None, shell_search=None, max_rounds=30):
+                free_centre=False, n_frames=None, shell_search=None, max_rounds=10):
     """Maximise the extended Poisson likelihood of grouped counts; FitResult with observed-information SEs.
 
     With a free centre the fit alternates the fit of theta at a fixed centre and a Newton step of
     the centre (:mod:`sevi_lib.fit.centre`) until the centre moves less than
-    :data:`~sevi_lib.fit.centre.TOL_PX` pixels.
+    :func:`~sevi_lib.fit.centre.tolerance` (0.001 px, or a twentieth of its SE if larger).
 
     Parameters
     ----------
@@ -202,7 +202,7 @@ def fit_poisson(method, make_points, counts, theta, S, max_iter, log, n_data, di
     -------
     sevi_lib.fit.result.FitResult
     """
-    from sevi_lib.fit.centre import TOL_PX, refine_centre
+    from sevi_lib.fit.centre import refine_centre, tolerance
 
     counts = np.ascontiguousarray(counts, dtype=np.float64)
     layout = ParamLayout.of(theta, S)
@@ -245,7 +245,7 @@ def fit_poisson(method, make_points, counts, theta, S, max_iter, log, n_data, di
                                                           max_step=0.5 * s_now.min())
             if log is not None:
                 log(f"centre round {rounds}: ({c[0]:.6f}, {c[1]:.6f}), moved {moved * PIX_PER_UNIT:.4f} px")
-            if moved * PIX_PER_UNIT < TOL_PX and rounds > 1:
+            if moved < tolerance(info_c) and rounds > 1:
                 break
             theta, f, _, H, it, conv, active = maximise(obj, theta, S, max_iter, log=log)
             n_iter += it

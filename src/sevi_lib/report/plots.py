@@ -28,7 +28,7 @@ def fit_centre(result):
 def model_density(result, x, z):
     """Fitted density of all shells plus background (per unit area, in counts) at points given
     relative to the fitted image centre (:func:`fit_centre`)."""
-    lam = np.full(np.shape(x), float(result.background))
+    lam = np.full(np.shape(x), float(result.background_density))  # per unit area (background: on the screen)
     for j in range(len(result.R)):
         lam = lam + result.weights[j] * projected_density(x, z, result.R[j], result.sigma_R[j], result.beta[j])
     return lam
