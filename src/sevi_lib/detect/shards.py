@@ -404,31 +404,11 @@ def summary_text(acc):
 
 
 def plot_count_map(count_map, path, title=None, bin_px=4):
-    """PNG of a count map, log colour scale, x horizontal and z (polarisation axis) vertical.
+    """PNG of a count map (:func:`sevi_lib.report.plots.count_map_figure`, no centre marked: the
+    fit has not run yet; the workflow draws its map after the fit with ``sevi plot-map``)."""
+    from sevi_lib.report.plots import count_map_figure, save_figure
 
-    The map is summed over ``bin_px x bin_px`` pixel blocks first, so that sparse maps stay
-    visible at screen resolution.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
-
-    from sevi_lib.report.plots import save_figure
-
-    n = count_map.shape[0] // bin_px
-    binned = count_map[: n * bin_px, : n * bin_px].reshape(n, bin_px, n, bin_px).sum(axis=(1, 3))
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    img = np.ma.masked_less_equal(binned.T, 0)  # Image[ix, iz] -> rows z, columns x
-    vmax = max(float(binned.max()), 1.0)
-    im = ax.imshow(img, origin="lower", extent=[-1, 1, -1, 1], norm=LogNorm(vmin=1.0, vmax=max(vmax, 1.0 + 1e-9)),
-                   cmap="viridis", interpolation="nearest")
-    ax.set_facecolor("black")
-    ax.set_xlabel("x (screen units)")
-    ax.set_ylabel("z (screen units, polarisation axis)")
-    ax.set_aspect("equal")
-    if title:
-        ax.set_title(title)
-    fig.colorbar(im, ax=ax, label=f"electrons per {bin_px} x {bin_px} px")
-    save_figure(fig, path)
+    save_figure(count_map_figure(count_map, title=title, bin_px=bin_px), path)
 
 
 def accumulate_files(shard_paths, electrons, count_map, intensity_sum, png=None, summary=None, partial=False):
