@@ -116,8 +116,9 @@ def test_calibration_setting_reruns_calibration_and_what_follows(ran):
 
 def test_fit_setting_reruns_fit_and_what_follows(ran):
     jobs = planned_jobs(ran, *_override(ran, {"fit": {"max_iter": 31}}))
-    assert {"fit", "final", "score", "report"} <= set(jobs)
-    assert not {"simulate", "detect", "accumulate", "pretrain"} & set(jobs)
+    # the fitted centre is drawn on the count map and recentres the network's input
+    assert {"fit", "final", "score", "report", "count_map_png", "centre_map"} <= set(jobs)
+    assert not {"simulate", "survey", "detect", "accumulate", "pretrain"} & set(jobs)
 
 
 @pytest.mark.parametrize("doc, message", [

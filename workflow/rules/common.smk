@@ -180,7 +180,9 @@ def _nn_uses_map(stage):
 def _nn_synth_input(wildcards):
     out = {}
     if _nn_uses_map(wildcards.stage):
-        out["count_map"] = NN_COUNT_MAP
+        # only the map's total electron count is read here, which recentring does not change:
+        # the detected map keeps pretraining independent of the fit
+        out["count_map"] = "results/detect/count_map.npy"
     if wildcards.stage == "finetune":
         out["first_pass"] = nn_first_pass_answer()
     return out
