@@ -31,7 +31,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _copy_workflow(dest):
+def copy_workflow(dest):
+    """Copy the Snakefile, workflow, config and profiles into `dest` (a run folder)."""
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("Snakefile", "workflow", "config", "profiles"):
         src, dst = ROOT / name, dest / name
@@ -56,7 +57,8 @@ def _benchmarks(folder):
     return out
 
 
-def _score(path):
+def read_score(path):
+    """Rows of a score TSV by method."""
     with open(path) as fh:
         return {row["method"]: row for row in csv.DictReader(fh, delimiter="\t")}
 
@@ -71,7 +73,7 @@ def main(argv=None):
     wd = Path(args.workdir)
     wall = None
     if not args.collect:
-        _copy_workflow(wd)
+        copy_workflow(wd)
         (wd / "full.yaml").write_text(yaml.safe_dump({"simulation": {"n_frames": args.frames}}))
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile", "full.yaml"]
@@ -96,7 +98,7 @@ def main(argv=None):
                         "--sidecar", str(wd / "true_positions.json")], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["sevi", "score", str(true_ans), str(res / "simulate/truth.h5"), "--names", "true_positions",
                     "--tsv", str(wd / "true_score.tsv")], check=True, stdout=subprocess.DEVNULL)
-    rows = {**_score(res / "score.tsv"), **_score(wd / "true_score.tsv")}
+    rows = {**read_score(res / "score.tsv"), **read_score(wd / "true_score.tsv")}
     side = json.loads((res / "answer/fit.json").read_text())
     cal = json.loads((res / "answer/fit_calibrated.json").read_text())
     shells = len(side["R"])

@@ -17,9 +17,7 @@ Run:  python benchmarks/bench_lab.py [--frames 3000] [--cores 2] [--workdir resu
 """
 
 import argparse
-import csv
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -27,22 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from bench_full_job import copy_workflow, read_score  # the same run-folder helpers
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _copy_workflow(dest):
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "workflow", "config", "profiles"):
-        src, dst = ROOT / name, dest / name
-        if dst.exists():
-            shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
-
-
-def _score(path):
-    with open(path) as fh:
-        return {row["method"]: row for row in csv.DictReader(fh, delimiter="\t")}
 
 
 def _simulate(wd, frames):
@@ -83,7 +68,7 @@ def main(argv=None):
     frames, truth = _simulate(wd, args.frames)
     wall = None
     if not args.collect:
-        _copy_workflow(wd)
+        copy_workflow(wd)
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--config",
                f"test_images={frames}", f"truth={truth}"]
@@ -117,7 +102,7 @@ def main(argv=None):
     true_position_fit(truth, ref)
     subprocess.run(["sevi", "score", str(ref), str(truth), "--names", "true_positions", "--tsv",
                     str(wd / "true_score.tsv")], check=True, stdout=subprocess.DEVNULL)
-    rows = {**_score(res / "score.tsv"), **_score(wd / "true_score.tsv")}
+    rows = {**read_score(res / "score.tsv"), **read_score(wd / "true_score.tsv")}
     K = t.n_shells
     base = np.array([float(rows["true_positions"][f"d_{j}"]) for j in range(K)])
     print("\ndistance to the truth per shell (ratio to the fit given the true positions, centre and shell count)")
