@@ -19,7 +19,11 @@ class CalibrationSettings:
         Calibration frames per pass; 0: ``frames_fraction`` of the data's frames, at least
         ``min_frames``.
     frames_fraction : float
-        Calibration frames per data frame when ``frames`` is 0.
+        Calibration frames per data frame when ``frames`` is 0. The corrected answer carries the
+        data's own detection noise D^2 plus the bias's error D^2 / fraction: at 1 (the default)
+        the calibration adds as much again as detection does; at 0.5 the peaked 50000-frame case
+        of ``benchmarks/bench_full_size.py`` was expected at 1.20x the Poisson distance, at 1 at
+        1.14x, for a quarter more of the full job's time (README, Detector calibration).
     min_frames : int
         Fewest calibration frames when ``frames`` is 0.
     blocks : int
@@ -37,7 +41,7 @@ class CalibrationSettings:
     """
 
     frames: int = 0
-    frames_fraction: float = 0.5
+    frames_fraction: float = 1.0
     min_frames: int = 2000
     blocks: int = 8
     iterations: int = 0
