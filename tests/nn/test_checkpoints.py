@@ -17,6 +17,10 @@ from sevi_lib.nn.trainer import TrainConfig, train
 
 torch.set_num_threads(1)
 
+# evaluation of the same samples twice, at other batch sizes: bitwise-stable on the CPU, within
+# TF32 rounding on a GPU (convolution kernels chosen per batch shape)
+EVAL_RTOL = 1e-4 if torch.cuda.is_available() else 1e-6
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory, shard_writer):
@@ -35,7 +39,8 @@ def test_table_lists_every_checkpoint(run):
     assert [p.rsplit("/", 1)[-1] for p in table["checkpoint"]] == [f"epoch_{e:04d}.pt" for e in (1, 2, 3)]
     assert list(table["epoch"]) == [1, 2, 3] and (table["n"] == 6).all()
     # same samples, same eval mode: the table reproduces the distances logged during training
-    np.testing.assert_allclose(table["mean"], table["val_at_training"], rtol=1e-6)
+    # (on a GPU another batch size picks other TF32 convolution kernels: ~1e-5 apart, seen on an H200)
+    np.testing.assert_allclose(table["mean"], table["val_at_training"], rtol=EVAL_RTOL)
     np.testing.assert_allclose(table["shell0"] + table["shell1"], table["mean"], rtol=1e-12)
     assert table["best"].sum() == 1
     assert best_checkpoint(table) == table.loc[table["mean"].idxmin(), "checkpoint"]

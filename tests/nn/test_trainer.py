@@ -28,6 +28,10 @@ from sevi_lib.nn.trainer import (
 
 torch.set_num_threads(1)
 
+# evaluation of the same samples twice, at other batch sizes: bitwise-stable on the CPU, within
+# TF32 rounding on a GPU (convolution kernels chosen per batch shape)
+EVAL_RTOL = 1e-4 if torch.cuda.is_available() else 1e-6
+
 TINY = {"arch": "resnet18", "batch_size": 8, "progress": False, "seed": 3, "lr": 1e-3}
 
 
@@ -301,7 +305,8 @@ def test_predict_matches_training_evaluation(make_shard, tmp_path):
         x, y = f["inputs"][()], f["labels"][()]
     beta = predict(out["best_checkpoint"], x, batch_size=4)
     assert beta.shape == (6, 2, 12) and beta.dtype == np.float64
-    np.testing.assert_allclose(shell_distance(beta, y).sum(axis=1).mean(), out["best_val"], rtol=1e-6)
+    # on a GPU another batch size picks other TF32 convolution kernels: ~1e-5 apart, seen on an H200
+    np.testing.assert_allclose(shell_distance(beta, y).sum(axis=1).mean(), out["best_val"], rtol=EVAL_RTOL)
     np.testing.assert_array_equal(predict(out["best_checkpoint"], [va], batch_size=4), beta)
     with pytest.raises(InputError, match=r"\(1, 32, 32\)"):
         predict(out["best_checkpoint"], np.zeros((2, 1, 32, 32), np.float32))
