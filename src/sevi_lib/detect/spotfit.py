@@ -83,6 +83,10 @@ RHO_SD = 0.1
 #: Weight of the shape priors, in counts of pixel residual per standard deviation.
 PRIOR_WEIGHT = 2.0
 
+#: A component's centre stays within this many pixels of its blob's rows and row spans
+#: (:func:`_inside_blob`).
+BLOB_SLACK = 1.0
+
 #: Bounds of the fitted width (in units of the nominal width) and correlation.
 S_MIN = 0.6
 S_MAX = 1.6
@@ -114,6 +118,26 @@ def _blob_spans(D, nbi, nbj, bsp):
                 hi = v + 1
         bsp[u, 0] = max(lo, 0)
         bsp[u, 1] = hi
+
+
+@njit(cache=True, nogil=True)
+def _inside_blob(bsp, nbi, nbj, a, b):
+    """(a, b) moved into the blob: a into the patch's rows, b into its row's span (BLOB_SLACK px).
+
+    A spot whose centre lies outside its blob is impossible (a spot of peak >= ``peak_min`` lights
+    pixels >= threshold for several pixels around its centre). Without this bound a component
+    could park outside the blob, where the fit has no pixels, with an unbounded amplitude whose
+    light falls only on censored (saturated) pixels: a stack of hundreds of electrons at one
+    position (0.6 % of the electrons of a sharply peaked shell at 40 electrons per frame).
+    """
+    a = min(max(a, -BLOB_SLACK), nbi - 1.0 + BLOB_SLACK)
+    u = min(max(int(a) // STRIDE, 0), _nstride(0, nbi) - 1)
+    lo = -BLOB_SLACK
+    hi = nbj - 1.0 + BLOB_SLACK
+    if bsp[u, 1] > bsp[u, 0]:
+        lo = STRIDE * bsp[u, 0] - BLOB_SLACK
+        hi = STRIDE * (bsp[u, 1] - 1) + STRIDE - 1.0 + BLOB_SLACK
+    return a, min(max(b, lo), hi)
 
 
 @njit(cache=True, nogil=True)
@@ -693,8 +717,7 @@ def _damped_step(ws, par, nbi, nbj, K, ak, na, cur, lam):
         for c in range(na):
             k = ak[c]
             o = NPAR * c
-            trial[k, 0] = min(max(comp[k, 0] + step[o], -3.0), nbi + 3.0)
-            trial[k, 1] = min(max(comp[k, 1] + step[o + 1], -3.0), nbj + 3.0)
+            trial[k, 0], trial[k, 1] = _inside_blob(ws.bsp, nbi, nbj, comp[k, 0] + step[o], comp[k, 1] + step[o + 1])
             trial[k, 2] = max(comp[k, 2] + step[o + 2], 1.0)
             trial[k, 3] = min(max(comp[k, 3] + step[o + 3], S_MIN * sigma), S_MAX * sigma)
             trial[k, 4] = min(max(comp[k, 4] + step[o + 4], -RHO_MAX), RHO_MAX)
@@ -736,6 +759,9 @@ def _lm(ws, par, nbi, nbj, K, max_iter, act=None, target=np.inf):
         if act is None or act[k] != 0:
             ak[na] = k
             na += 1
+    for c in range(na):  # seeds and splits may start outside the blob (the centroid of a saturated arc)
+        k = ak[c]
+        comp[k, 0], comp[k, 1] = _inside_blob(ws.bsp, nbi, nbj, comp[k, 0], comp[k, 1])
     allk = np.arange(K)
     _eval(comp, allk, K, nbi, nbj, off, win, E, ws.tz, ws.bsp, ws.csp)
     _model(comp, K, win, E, M, nbi, nbj, ws.csp, ws.bsp)
