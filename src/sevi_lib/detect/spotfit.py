@@ -131,13 +131,15 @@ def _inside_blob(bsp, nbi, nbj, a, b):
     position (0.6 % of the electrons of a sharply peaked shell at 40 electrons per frame).
     """
     a = min(max(a, -BLOB_SLACK), nbi - 1.0 + BLOB_SLACK)
-    u = min(max(int(a) // STRIDE, 0), _nstride(0, nbi) - 1)
-    lo = -BLOB_SLACK
-    hi = nbj - 1.0 + BLOB_SLACK
-    if bsp[u, 1] > bsp[u, 0]:
-        lo = STRIDE * bsp[u, 0] - BLOB_SLACK
-        hi = STRIDE * (bsp[u, 1] - 1) + STRIDE - 1.0 + BLOB_SLACK
-    return a, min(max(b, lo), hi)
+    nu = _nstride(0, nbi)
+    u0 = min(max(int(a) // STRIDE, 0), nu - 1)
+    for d in range(nu):  # the nearest STRIDE-grid row that holds blob pixels
+        for u in (u0 - d, u0 + d):
+            if 0 <= u < nu and bsp[u, 1] > bsp[u, 0]:
+                lo = STRIDE * bsp[u, 0] - BLOB_SLACK
+                hi = STRIDE * (bsp[u, 1] - 1) + STRIDE - 1.0 + BLOB_SLACK
+                return a, min(max(b, lo), hi)
+    return a, min(max(b, -BLOB_SLACK), nbj - 1.0 + BLOB_SLACK)
 
 
 @njit(cache=True, nogil=True)
