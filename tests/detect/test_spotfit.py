@@ -185,3 +185,22 @@ def test_decompose_float_patch():
     np.testing.assert_allclose(comp[:, 1] + 370, [400.0, 404.0], atol=0.05)
     np.testing.assert_allclose(comp[:, 2], [100.0, 90.0], rtol=0.02)
     np.testing.assert_allclose(comp[:, 3], [7.68, 8.192], rtol=0.02)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_components_stay_on_a_saturated_arc(seed):
+    """The pole of a sharply aligned shell: ~100 spots on an arc, most of the blob saturated
+    (censored). Every component's centre lies within 2 px of a pixel of the blob: before the
+    centres were bounded (``_inside_blob``), components parked outside the blob with unbounded
+    amplitude on censored pixels and became stacks of tens to hundreds of electrons there."""
+    rng = np.random.default_rng(seed)
+    n = 100
+    phi = rng.normal(0.0, 0.12, n)  # radians about the pole
+    r = 256.0 + rng.normal(0.0, 3.5, n)
+    xp, zp = 512.0 + r * np.sin(phi), 512.0 + r * np.cos(phi)
+    patch, _, _ = blob_patch(xp, zp, 100.0)
+    assert (patch == 255).sum() > 0.3 * (patch >= 0).sum()  # largely saturated, as at the poles
+    comp = decompose(patch)
+    lit = np.argwhere(patch >= 0) + 0.5  # pixel centres
+    for a, b in comp[:, :2]:
+        assert np.hypot(lit[:, 0] - a, lit[:, 1] - b).min() <= 2.0, (a, b, patch.shape)
