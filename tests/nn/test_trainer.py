@@ -345,8 +345,12 @@ def test_score_loss_per_sample_is_what_the_loss_averages():
 
 
 # Weights of the pre-restructure trainer (commit 7a0820f, /work/base) for this exact run, on CPU with
-# torch 2.14.1: the split of train() into _Run's phases must not change a single bit.
-REFERENCE = ("2.14.1", "90e918f9e90567870d6eedc86eee814f3f54845d3235a32d4b1e63f743081697")
+# torch 2.14.1: the split of train() into _Run's phases must not change a single bit. The bits
+# depend on the CPU (torch picks its kernels by instruction set): the first digest was recorded on
+# the development machine of issue 12, the second on an AMD EPYC (2026-12-04), each by running
+# 7a0820f's own trainer there.
+REFERENCE = ("2.14.1", {"90e918f9e90567870d6eedc86eee814f3f54845d3235a32d4b1e63f743081697",
+                        "ea847feab6240133212a83249e7778bdd401c7596f85a46169a013c467737100"})
 
 
 @pytest.mark.skipif(not torch.__version__.startswith(REFERENCE[0]) or os.uname().machine != "x86_64",
@@ -364,7 +368,7 @@ def test_weights_match_the_pre_restructure_trainer(tmp_path, shard_writer):
     for k in sorted(sd):
         h.update(k.encode())
         h.update(sd[k].numpy().tobytes())
-    assert h.hexdigest() == REFERENCE[1]
+    assert h.hexdigest() in REFERENCE[1]
 
 
 # ----------------------------------------------------------------------------- issue 13: K shells
