@@ -347,7 +347,7 @@ def test_score_loss_per_sample_is_what_the_loss_averages():
 # Weights of the pre-restructure trainer (commit 7a0820f, /work/base) for this exact run, on CPU with
 # torch 2.14.1: the split of train() into _Run's phases must not change a single bit. The bits
 # depend on the CPU (torch picks its kernels by instruction set): the first digest was recorded on
-# the development machine of issue 12, the second on an AMD EPYC (2026-12-04), each by running
+# the machine where the restructure was made, the second on an AMD EPYC (2026-12-04), each by running
 # 7a0820f's own trainer there.
 REFERENCE = ("2.14.1", {"90e918f9e90567870d6eedc86eee814f3f54845d3235a32d4b1e63f743081697",
                         "ea847feab6240133212a83249e7778bdd401c7596f85a46169a013c467737100"})
