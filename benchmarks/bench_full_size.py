@@ -13,7 +13,7 @@ not detected (the embedded default's generator; the frames show the 36 rendered 
 script simulates ``--frames`` frames with the project's simulator and renderer, detects them
 with the default :class:`~sevi_lib.detect.blobs.FrameDetector` (streaming chunks; the frames are
 not written to disk: the detector sees exactly the frames a file would hold), fits the detected
-electrons with :func:`~sevi_lib.fit.model.fit_electrons` (the workflow's ``fit``), corrects the
+electrons with :func:`~sevi_lib.fit.unbinned.fit_electrons` (the workflow's ``fit``), corrects the
 fit with :func:`~sevi_lib.calibrate.calibrate` (the workflow's ``calibrate``, default settings
 unless given) and fits the true positions of the rendered electrons of the same frames. Prints
 per shell the distance to the truth of: the uncorrected answer, the calibrated answer, the fit

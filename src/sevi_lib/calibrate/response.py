@@ -47,7 +47,7 @@ def fit_parameters(fit):
     Parameters
     ----------
     fit : FitResult or dict
-        A :class:`sevi_lib.fit.model.FitResult` or its ``to_dict()`` (the fit's JSON sidecar).
+        A :class:`sevi_lib.fit.result.FitResult` or its ``to_dict()`` (the fit's JSON sidecar).
 
     Returns
     -------
