@@ -609,7 +609,8 @@ def read_camera_truth(path):
     """The simulated camera of a truth file (root attributes and ``HotPixels``, issue 13).
 
     Files written before these existed, and published truth files, give the published camera:
-    centre (0, 0), no stray electrons, no read noise, no hot pixels.
+    centre (0, 0), no stray electrons, no read noise, no hot pixels, the published spot model
+    (each ``spot_*`` attribute left out keeps the published model's value).
 
     Parameters
     ----------
@@ -620,11 +621,17 @@ def read_camera_truth(path):
     dict
         ``centre`` (x, z) of the image centre, screen units (attributes ``centre_x``,
         ``centre_z``); ``stray_electrons`` (Poisson mean per frame) and ``read_noise`` (counts)
-        as float; ``hot_pixels`` float64 array (n, 3) of ix, iz, level (dataset ``HotPixels``).
+        as float; ``hot_pixels`` float64 array (n, 3) of ix, iz, level (dataset ``HotPixels``);
+        ``spot`` the :class:`~sevi_lib.core.spots.SpotModel` (attributes ``spot_sigma_px``,
+        ``spot_sigma_sd_px``, ``spot_rho_sd``, ``spot_gain``, ``spot_gain_mean``, ``spot_gain_cv``).
     """
+    from sevi_lib.core.spots import SpotModel
+
+    spot_keys = [f"spot_{k}" for k in SpotModel().to_dict()]
     with open_h5(path) as f:
         try:
-            attrs = {k: f.attrs[k] for k in ("centre_x", "centre_z", "stray_electrons", "read_noise") if k in f.attrs}
+            attrs = {k: f.attrs[k] for k in ("centre_x", "centre_z", "stray_electrons", "read_noise", *spot_keys)
+                     if k in f.attrs}
             hot = f["HotPixels"][()] if isinstance(f.get("HotPixels"), h5py.Dataset) else None
         except _H5_ERRORS as exc:
             raise InputError(f"{path}: camera truth is unreadable ({_one_line(exc)})") from None
@@ -642,5 +649,21 @@ def read_camera_truth(path):
             raise InputError(f"{path}: dataset 'HotPixels' is not a table (dtype {hot.dtype})")
         table = np.stack([np.asarray(_field(hot, path, "HotPixels", k), dtype=np.float64)
                           for k in ("ix", "iz", "level")], axis=1).reshape(-1, 3)
+    spot = {}
+    for key in spot_keys:
+        if key not in attrs:
+            continue
+        value = attrs[key]
+        if key == "spot_gain":
+            spot["gain"] = value.decode() if isinstance(value, bytes) else str(value)
+            continue
+        try:
+            spot[key[5:]] = float(np.asarray(value).reshape(()))
+        except (TypeError, ValueError):
+            raise InputError(f"{path}: attribute '{key}' is not a number ({value!r})") from None
+    try:
+        model = SpotModel.from_dict(spot)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{path}: spot-model attributes are not valid ({exc})") from None
     return {"centre": (out["centre_x"], out["centre_z"]), "stray_electrons": out["stray_electrons"],
-            "read_noise": out["read_noise"], "hot_pixels": table}
+            "read_noise": out["read_noise"], "hot_pixels": table, "spot": model}

@@ -1,11 +1,18 @@
-"""Camera-frame renderer reproducing the published generator's spot model (numba).
+"""Camera-frame renderer for any camera spot model (numba); by default the published generator's.
 
 Each detected electron at screen position (x0, z0) lights a spot
 
     A exp(-[(x - x0)^2 + (z - z0)^2 + 2 rho (x - x0)(z - z0)] / (2 sigma^2))
 
-with A ~ Normal(100, 10^2) clipped at 0, sigma ~ Normal(0.015, 0.001^2) screen units and
-rho ~ Normal(0, 0.1^2) clipped to [-1, 1] (:func:`draw_spot_params`).
+with, independently per electron, the parameters of a :class:`~sevi_lib.core.spots.SpotModel`
+(:func:`draw_spot_params`; the kernels take its :data:`~sevi_lib.core.spots.SpotKernel`):
+the peak A ~ Normal(gain_mean, (gain_cv gain_mean)^2) clipped at 0 or Gamma(shape 1 / gain_cv^2,
+scale gain_mean gain_cv^2), the width sigma ~ Normal(sigma_px, sigma_sd_px^2) / 512 screen units
+clipped below at :data:`SIGMA_FLOOR` (0.1 px), and rho ~ Normal(0, rho_sd^2) clipped to [-1, 1].
+The default model (``spots=None`` or ``SpotModel()``) is the published one: A ~ Normal(100, 10^2),
+sigma ~ Normal(0.015, 0.001^2), rho ~ Normal(0, 0.1^2), drawn in the same order from the same
+streams as before the model became a parameter, so its frames are bit-identical to those of
+earlier versions.
 
 How the model is discretised here (the published text fixes the ingredients; the exact pixel
 bookkeeping is this module's reading of it):
@@ -40,12 +47,15 @@ formula to ~1e-13 relative (tests check this against a direct implementation).
 """
 
 from collections import namedtuple
+from collections.abc import Mapping
 
 import h5py
 import numpy as np
 from numba import get_num_threads, njit, prange
 
+from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT
+from sevi_lib.core.spots import GAIN_LAWS, SpotKernel, SpotModel
 from sevi_lib.core.io import (
     DETECTED_DTYPE,
     GENERATED_DTYPE,
@@ -64,10 +74,14 @@ from sevi_lib.simulate.electrons import (
 )
 from sevi_lib.simulate.settings import check_camera, gzip_level_for
 
-#: Published spot-parameter distributions.
+#: Published spot-parameter distributions (those of ``SpotModel()``; kept for their readers).
 A_MEAN, A_SD = 100.0, 10.0
 SIGMA_MEAN, SIGMA_SD = 0.015, 0.001
 RHO_SD = 0.1
+#: Smallest spot width drawn (screen units, 0.1 px): a wide width distribution gives no negative width.
+SIGMA_FLOOR = 0.1 / PIX_PER_UNIT
+#: Code of the gamma gain law in :data:`~sevi_lib.core.spots.SpotKernel` (numba reads it as a constant).
+_GAMMA = GAIN_LAWS["gamma"]
 #: Sub-grid points per pixel and axis, at offsets 0, 0.2, .., 0.8 px.
 N_SUB = 5
 #: Levels of hot pixels (counts), uniform in [HOT_LEVEL_MIN, HOT_LEVEL_MAX].
@@ -76,8 +90,49 @@ HOT_LEVEL_MIN, HOT_LEVEL_MAX = 64.0, 255.0
 _HOT_PIXEL_KEY = 0x484F54
 
 
-def draw_spot_params(n, rng):
-    """Draw spot amplitudes, widths and correlations from the published distributions.
+def spot_kernel(spots=None):
+    """The :data:`~sevi_lib.core.spots.SpotKernel` of a spot model (checked).
+
+    Parameters
+    ----------
+    spots : SpotModel, SpotKernel, mapping or None
+        A :class:`~sevi_lib.core.spots.SpotModel`, a mapping of some of its fields
+        (:meth:`~sevi_lib.core.spots.SpotModel.from_dict`), an already built kernel, or None
+        for the published model.
+
+    Returns
+    -------
+    SpotKernel
+    """
+    if isinstance(spots, SpotKernel):
+        return spots
+    return spot_model(spots).kernel()
+
+
+def spot_model(spots=None):
+    """The :class:`~sevi_lib.core.spots.SpotModel` of `spots` (None: published; a mapping: its fields).
+
+    A bad value or an unknown key raises :class:`~sevi_lib.core.errors.InputError` with a one-line
+    message naming it (:meth:`~sevi_lib.core.spots.SpotModel.validate`).
+    """
+    if spots is None:
+        return SpotModel()
+    try:
+        if isinstance(spots, SpotModel):
+            return spots.validate()
+        if isinstance(spots, Mapping):
+            return SpotModel.from_dict(spots)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+    raise InputError(f"spot model must be a SpotModel or a mapping of its fields, got {spots!r}")
+
+
+def draw_spot_params(n, rng, model=None):
+    """Draw spot amplitudes, widths and correlations from a spot model (numpy's generator).
+
+    The draws come in the order of the numba kernels (all A, then all sigma, then all rho); the
+    normal law draws ``rng.normal(mean, sd, n)`` as before the model was a parameter, so the
+    published model gives the same numbers as earlier versions for the same generator.
 
     Parameters
     ----------
@@ -85,32 +140,80 @@ def draw_spot_params(n, rng):
         Number of spots.
     rng : numpy.random.Generator or int
         Generator (or seed).
+    model : SpotModel, mapping or None
+        The spot model (see :func:`spot_model`); None: the published one.
 
     Returns
     -------
     A : ndarray, shape (n,)
-        Normal(100, 10^2) clipped at 0.
+        Peaks: Normal(gain_mean, gain_sd^2) clipped at 0, or Gamma of that mean and sd
+        (published: Normal(100, 10^2)).
     sigma : ndarray, shape (n,)
-        Normal(0.015, 0.001^2), screen units.
+        Widths, screen units: Normal(sigma_px, sigma_sd_px^2) / 512 clipped below at
+        :data:`SIGMA_FLOOR` (published: Normal(0.015, 0.001^2)).
     rho : ndarray, shape (n,)
-        Normal(0, 0.1^2) clipped to [-1, 1].
+        Normal(0, rho_sd^2) clipped to [-1, 1] (published: rho_sd = 0.1).
     """
+    k = spot_kernel(model)
     rng = np.random.default_rng(rng)
-    A = np.maximum(rng.normal(A_MEAN, A_SD, n), 0.0)
-    sigma = rng.normal(SIGMA_MEAN, SIGMA_SD, n)
-    rho = np.clip(rng.normal(0.0, RHO_SD, n), -1.0, 1.0)
+    if k.gain_law == _GAMMA:
+        A = rng.gamma((k.gain_mean / k.gain_sd) ** 2, k.gain_sd * k.gain_sd / k.gain_mean, n)
+    else:
+        A = np.maximum(rng.normal(k.gain_mean, k.gain_sd, n), 0.0)
+    sigma = np.maximum(rng.normal(k.sigma, k.sigma_sd, n), SIGMA_FLOOR)
+    rho = np.clip(rng.normal(0.0, k.rho_sd, n), -1.0, 1.0)
     return A, sigma, rho
 
 
 @njit(cache=True)
-def _draw_spot_params_nb(n, A, sigma, rho):
-    """Same distributions from numba's generator (its current state), into A, sigma, rho."""
+def _draw_spot_params_nb(n, A, sigma, rho, spots):
+    """Draw `n` spots of the model `spots` (a SpotKernel) from numba's generator into A, sigma, rho.
+
+    Same laws and order as :func:`draw_spot_params`: all A, then all sigma, then all rho, each
+    normal drawn as ``np.random.normal(mean, sd)`` (the published draws of earlier versions).
+    """
+    gain_law, gain_mean, gain_sd, s_mean, s_sd, rho_sd = spots
+    if gain_law == _GAMMA:
+        shape = (gain_mean / gain_sd) ** 2
+        scale = gain_sd * gain_sd / gain_mean
+        for i in range(n):
+            A[i] = np.random.gamma(shape, scale)
+    else:
+        for i in range(n):
+            A[i] = max(np.random.normal(gain_mean, gain_sd), 0.0)
     for i in range(n):
-        A[i] = max(np.random.normal(A_MEAN, A_SD), 0.0)
+        sigma[i] = max(np.random.normal(s_mean, s_sd), SIGMA_FLOOR)
     for i in range(n):
-        sigma[i] = np.random.normal(SIGMA_MEAN, SIGMA_SD)
-    for i in range(n):
-        rho[i] = min(max(np.random.normal(0.0, RHO_SD), -1.0), 1.0)
+        rho[i] = min(max(np.random.normal(0.0, rho_sd), -1.0), 1.0)
+
+
+def draw_spot_params_numba(n, seed, model=None):
+    """Draw `n` spots with the renderer's own (numba) generator, seeded with `seed`.
+
+    What a frame's spot parameters are drawn with (:func:`render_chunk` seeds numba's generator
+    per frame); exposed so that tests can compare it with :func:`draw_spot_params`.
+
+    Parameters
+    ----------
+    n : int
+    seed : int
+        Seed of numba's generator (0 <= seed < 2**32).
+    model : SpotModel, mapping or None
+        See :func:`spot_model`.
+
+    Returns
+    -------
+    A, sigma, rho : ndarray, shape (n,)
+    """
+    A, sigma, rho = np.empty(n), np.empty(n), np.empty(n)
+    _seeded_draw_nb(int(seed), int(n), A, sigma, rho, spot_kernel(model))
+    return A, sigma, rho
+
+
+@njit(cache=True)
+def _seeded_draw_nb(seed, n, A, sigma, rho, spots):
+    np.random.seed(seed)
+    _draw_spot_params_nb(n, A, sigma, rho, spots)
 
 
 @njit(cache=True)
@@ -247,7 +350,7 @@ def render_frame_float(x, z, A, sigma, rho, out=None):
 
 
 def render_frame(x, z, A, sigma, rho, out=None):
-    """Render one camera frame exactly as the published spot model (see the module docstring).
+    """Render one camera frame from given spot parameters, discretised as the module docstring says.
 
     Parameters
     ----------
@@ -401,19 +504,37 @@ def quantize_noisy_into(acc, out, sd, zero_cdf, zero_guide, key):
 
 
 @njit(cache=True)
-def _frame_spots(acc, frame, a, b, x, z, seed):
+def _frame_spots(acc, frame, a, b, x, z, seed, spots):
     """Add the spots of electrons a..b-1 of global frame `frame` to `acc` (its STREAM_SPOTS parameters)."""
     np.random.seed(frame_seed(seed, frame, STREAM_SPOTS))
     m = b - a
     A = np.empty(m)
     sigma = np.empty(m)
     rho = np.empty(m)
-    _draw_spot_params_nb(m, A, sigma, rho)
+    _draw_spot_params_nb(m, A, sigma, rho, spots)
     add_spots(acc, x[a:b], z[a:b], A, sigma, rho)
 
 
 @njit(cache=True, parallel=True)
-def render_camera_chunk(frames, frame_offsets, x, z, seed, out, n_workers, camera):
+def _render_camera_chunk_nb(frames, frame_offsets, x, z, seed, out, n_workers, camera, spots):
+    """Kernel of :func:`render_camera_chunk` (`spots` a SpotKernel)."""
+    read_noise, hot_ix, hot_iz, hot_level, zero_cdf, zero_guide = camera
+    nf = frames.shape[0]
+    nw = max(1, min(nf, n_workers))
+    for w in prange(nw):
+        acc = np.zeros((out.shape[1], out.shape[2]))
+        for k in range(w, nf, nw):
+            _frame_spots(acc, frames[k], frame_offsets[k], frame_offsets[k + 1], x, z, seed, spots)
+            for h in range(hot_ix.shape[0]):
+                acc[hot_ix[h], hot_iz[h]] += hot_level[h]
+            if read_noise > 0.0:
+                quantize_noisy_into(acc, out[k], read_noise, zero_cdf, zero_guide,
+                                    frame_seed(seed, frames[k], STREAM_NOISE))
+            else:
+                quantize_into(acc, out[k], True)
+
+
+def render_camera_chunk(frames, frame_offsets, x, z, seed, out, n_workers, camera, spots=None):
     """:func:`render_chunk` through a lab camera: hot pixels and read noise (see :func:`camera_effects`).
 
     The spots are those of :func:`render_chunk`; then each hot pixel's level is added and the
@@ -426,31 +547,31 @@ def render_camera_chunk(frames, frame_offsets, x, z, seed, out, n_workers, camer
     frames, frame_offsets, x, z, seed, out, n_workers
         As in :func:`render_chunk`.
     camera : CameraEffects
+    spots : SpotModel, SpotKernel, mapping or None
+        The spot model (:func:`spot_kernel`); None: the published one.
     """
-    read_noise, hot_ix, hot_iz, hot_level, zero_cdf, zero_guide = camera
+    _render_camera_chunk_nb(frames, frame_offsets, x, z, seed, out, n_workers, camera, spot_kernel(spots))
+
+
+@njit(cache=True, parallel=True)
+def _render_chunk_nb(frames, frame_offsets, x, z, seed, out, n_workers, spots):
+    """Kernel of :func:`render_chunk` (`spots` a SpotKernel)."""
     nf = frames.shape[0]
     nw = max(1, min(nf, n_workers))
     for w in prange(nw):
         acc = np.zeros((out.shape[1], out.shape[2]))
         for k in range(w, nf, nw):
-            _frame_spots(acc, frames[k], frame_offsets[k], frame_offsets[k + 1], x, z, seed)
-            for h in range(hot_ix.shape[0]):
-                acc[hot_ix[h], hot_iz[h]] += hot_level[h]
-            if read_noise > 0.0:
-                quantize_noisy_into(acc, out[k], read_noise, zero_cdf, zero_guide,
-                                    frame_seed(seed, frames[k], STREAM_NOISE))
-            else:
-                quantize_into(acc, out[k], True)
+            _frame_spots(acc, frames[k], frame_offsets[k], frame_offsets[k + 1], x, z, seed, spots)
+            quantize_into(acc, out[k], True)
 
 
-@njit(cache=True, parallel=True)
-def render_chunk(frames, frame_offsets, x, z, seed, out, n_workers):
+def render_chunk(frames, frame_offsets, x, z, seed, out, n_workers, spots=None):
     """Render consecutive frames with spot parameters from each frame's own random stream.
 
     Frame k (global index ``frames[k]``) shows electrons ``frame_offsets[k]:frame_offsets[k+1]``;
-    its spot parameters are drawn after seeding numba's generator with
-    ``frame_seed(seed, frames[k], STREAM_SPOTS)``, so a frame does not depend on its chunk or
-    thread. Parallel over frames (numba prange), one float buffer per worker.
+    its spot parameters are drawn from the spot model `spots` after seeding numba's generator
+    with ``frame_seed(seed, frames[k], STREAM_SPOTS)``, so a frame does not depend on its chunk
+    or thread. Parallel over frames (numba prange), one float buffer per worker.
 
     Parameters
     ----------
@@ -462,14 +583,10 @@ def render_chunk(frames, frame_offsets, x, z, seed, out, n_workers):
     out : ndarray of uint8, shape (k, 1024, 1024)
     n_workers : int
         Float buffers (8 MiB each), normally ``numba.get_num_threads()``.
+    spots : SpotModel, SpotKernel, mapping or None
+        The spot model (:func:`spot_kernel`); None: the published one.
     """
-    nf = frames.shape[0]
-    nw = max(1, min(nf, n_workers))
-    for w in prange(nw):
-        acc = np.zeros((out.shape[1], out.shape[2]))
-        for k in range(w, nf, nw):
-            _frame_spots(acc, frames[k], frame_offsets[k], frame_offsets[k + 1], x, z, seed)
-            quantize_into(acc, out[k], True)
+    _render_chunk_nb(frames, frame_offsets, x, z, seed, out, n_workers, spot_kernel(spots))
 
 
 def _progress(total, enabled):
@@ -488,13 +605,14 @@ def _append(ds, rows):
 
 
 def iter_rendered_chunks(shells, n_frames, electrons_per_shell, detection_loss=0.1, seed=0, chunk=64,
-                         centre_offset=(0.0, 0.0), stray_electrons=0.0, read_noise=0.0, hot_pixels=0):
+                         centre_offset=(0.0, 0.0), stray_electrons=0.0, read_noise=0.0, hot_pixels=0,
+                         spots=None):
     """Simulate and render frames chunk by chunk: the one render loop of the project.
 
     Electrons come from :func:`sevi_lib.simulate.electrons.iter_frame_electrons`, frames from
-    :func:`render_chunk` (the published camera) or :func:`render_camera_chunk` (read noise or hot
-    pixels) with numba's current thread count; the frames do not depend on `chunk` or the
-    thread count.
+    :func:`render_chunk` (no read noise, no hot pixels) or :func:`render_camera_chunk` (read
+    noise or hot pixels) with numba's current thread count and the spot model `spots`; the
+    frames do not depend on `chunk` or the thread count.
 
     Parameters
     ----------
@@ -513,6 +631,8 @@ def iter_rendered_chunks(shells, n_frames, electrons_per_shell, detection_loss=0
         Read-noise sd (counts) added to every pixel before rounding and clipping.
     hot_pixels : int
         Number of hot pixels (:func:`hot_pixel_table` of `seed`).
+    spots : SpotModel, mapping or None
+        The camera's spot model (:func:`spot_model`); None: the published one.
 
     Yields
     ------
@@ -526,6 +646,7 @@ def iter_rendered_chunks(shells, n_frames, electrons_per_shell, detection_loss=0
     check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
     offset, strays, read_noise, hot_pixels = check_camera(centre_offset, stray_electrons, read_noise, hot_pixels)
     camera = camera_effects(read_noise, hot_pixel_table(seed, hot_pixels) if hot_pixels else None)
+    kernel = spot_kernel(spots)
     chunk = max(1, int(chunk))
     frames = np.empty((min(chunk, max(int(n_frames), 1)), N_PIX, N_PIX), dtype=np.uint8)
     for ch in iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss, seed, chunk,
@@ -534,24 +655,26 @@ def iter_rendered_chunks(shells, n_frames, electrons_per_shell, detection_loss=0
         out = frames[: ch.n_frames]
         x, z = np.ascontiguousarray(ch.detected["x"]), np.ascontiguousarray(ch.detected["z"])
         if camera is None:
-            render_chunk(ids, ch.frame_offsets, x, z, seed, out, get_num_threads())
+            render_chunk(ids, ch.frame_offsets, x, z, seed, out, get_num_threads(), kernel)
         else:
-            render_camera_chunk(ids, ch.frame_offsets, x, z, seed, out, get_num_threads(), camera)
+            render_camera_chunk(ids, ch.frame_offsets, x, z, seed, out, get_num_threads(), camera, kernel)
         yield ids.astype(np.int32), out, ch
 
 
 def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_shell, detection_loss=0.1,
                     seed=0, chunk=64, include_images_in_truth=False, progress=True, threads=1,
                     centre_offset=(0.0, 0.0), stray_electrons=0.0, read_noise=0.0, hot_pixels=0,
-                    gzip_level=None):
+                    gzip_level=None, spots=None):
     """Simulate and render a test file and its truth, streaming frames in chunks.
 
     Writes `frames_path` with the published ``FinalImage`` layout (gzip 9) and `truth_path`
     in the first-kind training layout: ``Truth``, ``GeneratedElectrons``,
     ``DetectedElectrons`` and, if `include_images_in_truth`, ``FinalImage``; and the camera
     (read back by :func:`sevi_lib.core.io.read_camera_truth`): root attributes ``centre_x``,
-    ``centre_z`` (image centre, screen units), ``stray_electrons``, ``read_noise`` and the
-    dataset ``HotPixels`` (:data:`~sevi_lib.core.io.HOT_PIXEL_DTYPE`; absent when none).
+    ``centre_z`` (image centre, screen units), ``stray_electrons``, ``read_noise``, the spot
+    model (``spot_sigma_px``, ``spot_sigma_sd_px``, ``spot_rho_sd``, ``spot_gain`` (string),
+    ``spot_gain_mean``, ``spot_gain_cv``) and the dataset ``HotPixels``
+    (:data:`~sevi_lib.core.io.HOT_PIXEL_DTYPE`; absent when none).
     DetectedElectrons holds screen positions (centre offset included) and the stray electrons
     (ElectronId -1). Both files appear
     atomically (only when complete). Memory does not grow with `n_frames`: frames and electron
@@ -582,6 +705,8 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
     gzip_level : int or None
         gzip level of the frames; None: 9 (published) without read noise, 1 with it (see
         :class:`~sevi_lib.simulate.settings.SimulationSettings`).
+    spots : SpotModel, mapping or None
+        The camera's spot model (:func:`spot_model`); None: the published one.
 
     Returns
     -------
@@ -592,6 +717,7 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
     camera = dict(zip(("centre_offset", "stray_electrons", "read_noise", "hot_pixels"),
                       check_camera(centre_offset, stray_electrons, read_noise, hot_pixels)))
     level = gzip_level_for(gzip_level, camera["read_noise"])
+    model = spot_model(spots)
     n_frames = int(n_frames)
     chunk = max(1, int(chunk))
     truth = np.zeros(shells.n_shells, dtype=truth_dtype(shells.n_beta))
@@ -626,10 +752,12 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
                                         ("stray_electrons", camera["stray_electrons"]),
                                         ("read_noise", camera["read_noise"])):
                         tf.attrs[attr] = float(value)
+                    for name, value in model.to_dict().items():
+                        tf.attrs[f"spot_{name}"] = value if name == "gain" else float(value)
                     if camera["hot_pixels"]:
                         tf.create_dataset("HotPixels", data=hot_pixel_table(seed, camera["hot_pixels"]))
                     for ids, out, ch in iter_rendered_chunks(shells, n_frames, electrons_per_shell,
-                                                             detection_loss, seed, chunk, **camera):
+                                                             detection_loss, seed, chunk, spots=model, **camera):
                         fw.write(ids, out)
                         if truth_writer is not None:
                             truth_writer.write(ids, out)
@@ -668,7 +796,6 @@ def simulate_files(frames_path, truth_path, settings, shells, include_images_in_
     """
     from pathlib import Path
 
-    from sevi_lib.core.errors import InputError
     from sevi_lib.core.io import check_outputs
 
     if Path(frames_path).resolve() == Path(truth_path).resolve():
@@ -676,11 +803,12 @@ def simulate_files(frames_path, truth_path, settings, shells, include_images_in_
     check_outputs([frames_path, truth_path])
     means = settings.electron_means(shells.n_shells)
     offset, strays, noise, hot = settings.camera()
+    spots = settings.spot_model()
     try:
         return write_test_file(frames_path, truth_path, shells, settings.n_frames, means,
                                float(settings.detection_loss), settings.seed, settings.chunk,
                                include_images_in_truth, progress, settings.threads, centre_offset=offset,
                                stray_electrons=strays, read_noise=noise, hot_pixels=hot,
-                               gzip_level=settings.gzip_level)
+                               gzip_level=settings.gzip_level, spots=spots)
     except OSError as exc:
         raise InputError(f"cannot write {exc.filename or frames_path}: {exc.strerror or exc}") from None

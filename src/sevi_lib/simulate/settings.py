@@ -2,9 +2,11 @@
 
 :class:`SimulationSettings` holds every value of the workflow's ``simulation:`` section with the
 embedded default's values (3000 frames, 40 electrons per shell and frame, 2 threads, the published
-camera: image centred on the screen, no stray electrons, no read noise, no hot pixels); the shells
+camera: image centred on the screen, no stray electrons, no read noise, no hot pixels, the published
+spot model); the shells
 (R, sigma_R, beta per shell, any number K >= 1 of them) have no default. :func:`check_camera`
-checks the lab-camera values (also for the library functions that take them one by one). :func:`resolve_settings` merges a YAML section (the
+checks the lab-camera values (also for the library functions that take them one by one),
+:func:`check_spot` the spot model. :func:`resolve_settings` merges a YAML section (the
 workflow config, or the section alone, :func:`load_params`) with the values given on the command
 line (they win) and checks everything once, naming where a bad value came from.
 """
@@ -14,7 +16,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -64,6 +67,11 @@ class SimulationSettings:
         gzip level of the frames (0-9; every level reads the same). None: 9 (the published
         files) without read noise, 1 with it (noisy frames take ~1.5 s each at level 9 and
         ~20 ms at level 1, for 20 % more space).
+    spot : dict
+        The camera's spot model: any of the fields of :class:`~sevi_lib.core.spots.SpotModel`
+        (``sigma_px``, ``sigma_sd_px``, ``rho_sd``, ``gain`` ``"normal"`` or ``"gamma"``,
+        ``gain_mean``, ``gain_cv``); the others keep the published model's values (empty: the
+        published model, 7.68 +- 0.512 px, gain Normal(100, 10^2), rho sd 0.1).
     """
 
     seed: int = 0
@@ -80,6 +88,7 @@ class SimulationSettings:
     read_noise: float = 0.0
     hot_pixels: int = 0
     gzip_level: int | None = None
+    spot: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for name in ("seed", "n_frames", "chunk", "threads"):
@@ -91,6 +100,11 @@ class SimulationSettings:
                 raise InputError(f"{name} must be >= {low}, got {getattr(self, name)}")
         check_camera(self.centre_offset, self.stray_electrons, self.read_noise, self.hot_pixels)
         check_gzip_level(self.gzip_level)
+        check_spot(self.spot)
+
+    def spot_model(self):
+        """The spot model as a checked :class:`~sevi_lib.core.spots.SpotModel`."""
+        return check_spot(self.spot)
 
     def camera(self):
         """The lab-camera values checked and normalised (see :func:`check_camera`)."""
@@ -166,6 +180,30 @@ def check_camera(centre_offset=(0.0, 0.0), stray_electrons=0.0, read_noise=0.0, 
     if not 0 <= hot_pixels <= 1024 * 1024:
         raise InputError(f"hot_pixels must be in [0, 1024**2], got {hot_pixels}")
     return offset, strays, noise, int(hot_pixels)
+
+
+def check_spot(spot):
+    """The spot model of a mapping of SpotModel fields (None or empty: published); InputError naming the bad key.
+
+    Parameters
+    ----------
+    spot : mapping or None
+        Some of the fields of :class:`~sevi_lib.core.spots.SpotModel`.
+
+    Returns
+    -------
+    sevi_lib.core.spots.SpotModel
+    """
+    from sevi_lib.core.spots import SpotModel
+
+    if spot is None:
+        return SpotModel()
+    if not isinstance(spot, Mapping):
+        raise InputError(f"spot must be a mapping of spot-model values (sigma_px, gain, ...), got {spot!r}")
+    try:
+        return SpotModel.from_dict(spot)
+    except (TypeError, ValueError) as exc:
+        raise InputError(str(exc)) from None
 
 
 def check_gzip_level(level):
@@ -271,7 +309,8 @@ def resolve_settings(section=None, given=None, where=None):
         The ``simulation:`` section (:func:`load_params`).
     given : dict, optional
         Values from the command line (field name -> value; per-shell fields as lists of words,
-        see ``sevi simulate --help``); they win over the section.
+        see ``sevi simulate --help``); they win over the section. ``spot`` (a mapping) wins key
+        by key: the section's other spot values stay.
     where : str, optional
         Where the section came from (named in errors; default ``"flags"``).
 
@@ -293,6 +332,13 @@ def resolve_settings(section=None, given=None, where=None):
             raise InputError(f"{flag}: {len(values)} values given for {n_shells} shells")
         n_shells = n_shells or len(values)
         fields[key] = values
+    if given.get("spot") is not None:
+        spot = given.pop("spot")
+        base = fields.get("spot") or {}
+        if isinstance(base, Mapping) and isinstance(spot, Mapping):
+            fields["spot"] = {**base, **spot}
+        else:
+            fields["spot"] = spot if not isinstance(spot, Mapping) else base
     if given.get("electrons_per_shell") is not None:
         given["electrons_per_shell"] = _numbers(given["electrons_per_shell"], "--electrons-per-shell")
     fields.update({k: v for k, v in given.items() if v is not None})
