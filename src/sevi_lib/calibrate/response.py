@@ -156,11 +156,15 @@ class LabCamera:
     survey : sevi_lib.detect.camera.CameraSurvey or None
         The data's camera survey: its read noise and hot pixels (at their measured levels) are
         rendered into the calibration frames, and they are detected with it, as the data was.
+    spots : sevi_lib.core.spots.SpotModel or None
+        The data camera's spot model, with which the calibration frames are rendered (None: the
+        published model).
     """
 
     centre: tuple = (0.0, 0.0)
     stray_electrons: float = 0.0
     survey: object = None
+    spots: object = None
 
     def effects(self):
         """The renderer's camera record (:func:`sevi_lib.simulate.render.camera_effects`), or None."""
@@ -192,7 +196,8 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
     and `threads` threads, `chunk` frames at a time; no frame is kept. With a `camera`, the
     shells sit at its centre, its stray electrons are added (they are among the true positions
     too), its read noise and hot pixels are rendered
-    (:func:`sevi_lib.simulate.render.render_camera_chunk`) and the detector uses its survey.
+    (:func:`sevi_lib.simulate.render.render_camera_chunk`), its spot model (``camera.spots``)
+    draws the spots, and the detector uses its survey.
 
     Parameters
     ----------
@@ -212,7 +217,8 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
     what : str
         Prefix of the progress lines.
     camera : LabCamera, optional
-        Centre, stray electrons and camera survey of the data (default: the published camera).
+        Centre, stray electrons, camera survey and spot model of the data (default: the published
+        camera).
 
     Returns
     -------
@@ -227,10 +233,11 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
 
     from sevi_lib.detect.blobs import FrameDetector
     from sevi_lib.simulate.electrons import iter_frame_electrons
-    from sevi_lib.simulate.render import render_camera_chunk, render_chunk
+    from sevi_lib.simulate.render import render_camera_chunk, render_chunk, spot_kernel
 
     camera = camera or LabCamera()
     effects = camera.effects()
+    spots = spot_kernel(camera.spots)
     offset_px = (512.0 * float(camera.centre[0]), 512.0 * float(camera.centre[1]))
     n_frames, blocks, chunk = int(n_frames), int(blocks), int(chunk)
     if blocks < 1 or n_frames < blocks:
@@ -247,9 +254,9 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
             tx = np.ascontiguousarray(ch.detected["x"])
             tz = np.ascontiguousarray(ch.detected["z"])
             if effects is None:
-                render_chunk(ids, ch.frame_offsets, tx, tz, seed, frames, get_num_threads())
+                render_chunk(ids, ch.frame_offsets, tx, tz, seed, frames, get_num_threads(), spots)
             else:
-                render_camera_chunk(ids, ch.frame_offsets, tx, tz, seed, frames, get_num_threads(), effects)
+                render_camera_chunk(ids, ch.frame_offsets, tx, tz, seed, frames, get_num_threads(), effects, spots)
             try:
                 found = det.process(ids.astype(np.int32), frames)
             except OverflowError as exc:
