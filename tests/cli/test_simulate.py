@@ -77,6 +77,14 @@ BAD = [
     (["--params", "{good}", "--centre-offset", "[1, 2, 3]"], "centre_offset must be two numbers"),
     (["--params", "{good}", "--centre-offset", "[1, Infinity]"], "centre_offset must be finite"),
     (["--params", "{lab_bad}"], "read_noise must be >= 0"),
+    (["--params", "{good}", "--spot-sigma-px", "0.2"], "spot sigma_px must be in [0.5, 40] px"),
+    (["--params", "{good}", "--spot-sigma-px", "wide"], "--spot-sigma-px: 'wide' is not a number"),
+    (["--params", "{good}", "--spot-gain", "poisson"], "--spot-gain: must be one of normal, gamma"),
+    (["--params", "{good}", "--spot-gain", "gamma", "--spot-gain-cv", "0"], "spot gain_cv must be in [0.01, 3]"),
+    (["--params", "{good}", "--spot-rho-sd", "nan"], "spot rho_sd must be a finite number"),
+    (["--params", "{good}", "--spot", '{{"width": 3}}'], "unknown spot-model key(s) width"),
+    (["--params", "{good}", "--spot", "[3]"], "--spot: expected a JSON mapping"),
+    (["--params", "{spot_bad}"], "spot gain_mean must be in (0, 1e5]"),
 ]
 
 
@@ -88,11 +96,13 @@ def test_bad_input_exits_2_and_leaves_nothing(tmp_path, capsys, argv, message):
         "good": str(tmp_path / "good.yaml"),
         "noshells": str(tmp_path / "noshells.yaml"),
         "lab_bad": str(tmp_path / "lab_bad.yaml"),
+        "spot_bad": str(tmp_path / "spot_bad.yaml"),
     }
     (tmp_path / "broken.yaml").write_text("simulation: [unclosed\n")
     _yaml(tmp_path / "good.yaml", {"simulation": SIM})
     _yaml(tmp_path / "noshells.yaml", {"simulation": {"n_frames": 2}})
     _yaml(tmp_path / "lab_bad.yaml", {"simulation": {**SIM, "read_noise": -2}})
+    _yaml(tmp_path / "spot_bad.yaml", {"simulation": {**SIM, "spot": {"gain": "gamma", "gain_mean": -5}}})
     before = set(tmp_path.iterdir())
     assert _run(tmp_path, *[a.format(**names) for a in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -191,3 +201,32 @@ def test_unparsable_flag_values_exit_2(tmp_path, capsys, argv, message):
     assert exc.value.code == 2
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
     assert not (tmp_path / "out").exists()
+
+
+def test_spot_model_from_the_section_and_flags(tmp_path, capsys):
+    """The section's spot: mapping, --spot (JSON) and the --spot-* flags merge key by key, flags last."""
+    from sevi_lib.core.io import read_camera_truth
+    from sevi_lib.core.spots import SpotModel
+
+    spot = {"sigma_px": 5, "gain": "gamma", "gain_mean": 120, "gain_cv": 0.45}
+    params = _yaml(tmp_path / "spot.yaml", {"simulation": {**SIM, "spot": spot}})
+    assert _run(tmp_path, "--params", params, "--spot", '{"rho_sd": 0.2, "gain_cv": 0.6}',
+                "--spot-gain-cv", "0.3", "--spot-sigma-sd-px", "0.4") == 0
+    got = read_camera_truth(tmp_path / "out" / "t.h5")["spot"]
+    assert got == SpotModel(sigma_px=5.0, sigma_sd_px=0.4, rho_sd=0.2, gain="gamma", gain_mean=120.0, gain_cv=0.3)
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--spot-gain {normal,gamma}" in out and "(default 7.68)" in out and "--spot V (default {})" in out
+
+
+def test_spot_model_changes_the_frames_and_the_default_does_not(tmp_path):
+    frames = {}
+    for name, extra in (("default", []), ("flags", ["--spot-gain", "normal", "--spot-sigma-px", "7.68"]),
+                        ("gamma", ["--spot-gain", "gamma", "--spot-gain-cv", "0.5"])):
+        assert main(["simulate", "--frames", str(tmp_path / f"{name}.h5"), "--truth", str(tmp_path / f"t{name}.h5"),
+                     "--no-progress", "--params", _yaml(tmp_path / "good.yaml", SIM), *extra]) == 0
+        with h5py.File(tmp_path / f"{name}.h5", "r") as f:
+            frames[name] = f["FinalImage"][()]
+    assert np.array_equal(frames["default"], frames["flags"])  # the published values, spelled out
+    assert not np.array_equal(frames["default"], frames["gamma"])
