@@ -137,6 +137,100 @@ def loglike_kernel(ws, counts, theta, want, grad, hess, mu_out):
 
 
 @njit(cache=True)
+def value_kernel(ws, counts, theta, mu_out):
+    """sum_g counts_g log mu_g from the amplitude-contracted tables only; -inf if some mu_g <= 0.
+
+    The same mu_g as :func:`loglike_kernel` (up to rounding: the contracted spline is the
+    amplitude-weighted sum of the basis splines) at ``n + 1`` spline evaluations per shell and
+    node instead of ``(n + 1)(n + 2) / 2 + 2 (n + 1)``: the cost of the line search and of the
+    centre steps grows with the shells a node lies inside, not with the square of the parameters.
+
+    Parameters
+    ----------
+    ws : Workspace
+    counts : ndarray, shape (n_groups,)
+    theta : ndarray, shape (P,)
+        Only its background (the last entry) is read; the amplitudes are in ``ws.cont``.
+    mu_out : ndarray, shape (n_groups,) or (0,)
+        Receives mu_g when not empty.
+    """
+    S = ws.full.shape[0]
+    n1 = ws.pm.shape[1]
+    bg = theta[theta.shape[0] - 1]
+    ll = 0.0
+    for g in range(counts.shape[0]):
+        lam = 0.0
+        for q in range(ws.K):
+            e = g * ws.K + q
+            i = ws.idx[e]
+            if i < 0:
+                continue
+            tt = ws.t[e]
+            for j in range(S):
+                if i > ws.imax[j]:
+                    continue
+                ctab = ws.cont[j, i]
+                for m in range(n1):
+                    lam += _spl(ctab, m, tt) * ws.pm[e, m]
+        sc = ws.scale[g]
+        mu = sc * lam + ws.K * sc * bg
+        if mu_out.shape[0] > 0:
+            mu_out[g] = mu
+        c = counts[g]
+        if c == 0.0:
+            continue
+        if not mu > 0.0:
+            return -np.inf
+        ll += c * math.log(mu)
+    return ll
+
+
+@njit(cache=True)
+def score_rows_kernel(ws, counts, theta, g0, g1, grad, rows):
+    """sum_g counts_g log mu_g over groups g0 .. g1 - 1, its gradient, and the Fisher rows.
+
+    ``grad += sum_g (c_g / mu_g) J_g`` and ``rows[g - g0] = sqrt(c_g) / mu_g J_g`` (zero for an
+    empty group), so that the Fisher matrix ``sum_g c_g J_g J_g^T / mu_g^2`` of the chunk is
+    ``rows.T @ rows`` (one BLAS product, :meth:`sevi_lib.fit.points.PointSet.loglike`): the
+    per-group outer product over all P parameters was the part of the cost that grew with the
+    square of the number of shells.
+
+    Returns
+    -------
+    float
+        The chunk's log-likelihood part, or -inf if some mu_g <= 0.
+    """
+    S = ws.full.shape[0]
+    n1 = amplitudes_per_shell(theta.shape[0], S)
+    P = theta.shape[0]
+    J = np.empty(P)
+    ll = 0.0
+    for g in range(g0, g1):
+        r = rows[g - g0]
+        for k in range(P):
+            r[k] = 0.0
+        c = counts[g]
+        if c == 0.0:
+            continue
+        _group_jacobian(ws, g, n1, J)
+        mu = 0.0
+        for j in range(S):
+            off = shell_offset(j, n1)
+            for l in range(n1):
+                mu += theta[off + l] * J[off + l]
+        mu += theta[P - 1] * J[P - 1]
+        if not mu > 0.0:
+            return -np.inf
+        ll += c * math.log(mu)
+        w = c / mu
+        f = math.sqrt(c) / mu
+        for k in range(P):
+            grad[k] += w * J[k]
+            r[k] = f * J[k]
+    return ll
+
+
+@njit(cache=True)
 def jacobian_kernel(ws, theta, out):
     """Jacobian d mu_g / d theta of every group into out, shape (n_groups, P)."""
     S = ws.full.shape[0]

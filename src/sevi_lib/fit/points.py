@@ -13,6 +13,9 @@ from sevi_lib.fit.layout import ParamLayout
 
 _G2 = np.array([-0.5, 0.5]) / np.sqrt(3.0)
 
+#: Groups per chunk of the Fisher-matrix product (rows of P values each: 8 MB at P = 256).
+CHUNK = 4096
+
 
 class PointSet:
     """Evaluation points of the model, grouped (one group per electron or per pixel).
@@ -77,29 +80,54 @@ class PointSet:
             return like._replace(K=self.K, idx=self.idx, t=self.t, pm=self.pm, scale=self.scale)
         layout = ParamLayout(S, self.n)
         a, R_all, s_all = layout.unpack(theta)
-        full, cont, imax = [], [], np.empty(S, dtype=np.int64)
+        full = cont = None
+        imax = np.empty(S, dtype=np.int64)
         for j in range(S):
             R, s = R_all[j], s_all[j]
             tab, ctab = projection.radial_spline(R, s, self.n, self.h, self.rho_max, derivatives=1 if second else 0,
                                                  contract=a[j], contract_derivatives=2 if second else 1)
-            full.append(np.ascontiguousarray(np.swapaxes(tab, 1, 2)))
-            cont.append(np.ascontiguousarray(np.swapaxes(ctab, 1, 2)))
+            if full is None:  # one array for all shells, filled in place (no list and stacked copy)
+                full = np.empty((S, tab.shape[0], tab.shape[2], tab.shape[1]))
+                cont = np.empty((S, ctab.shape[0], ctab.shape[2], ctab.shape[1]))
+            full[j] = np.swapaxes(tab, 1, 2)
+            cont[j] = np.swapaxes(ctab, 1, 2)
             imax[j] = min(int((R + projection.WINDOW * s) / self.h) + 1, tab.shape[0] - 1)
-        return _kernels.Workspace(self.K, self.idx, self.t, self.pm, self.scale, self.li, self.mi,
-                                  np.stack(full), np.stack(cont), imax)
+        return _kernels.Workspace(self.K, self.idx, self.t, self.pm, self.scale, self.li, self.mi, full, cont, imax)
 
     def loglike(self, theta, counts, S, want=0, mu_out=None, like=None):
         """sum_g counts_g log mu_g with gradient and Fisher matrix (want = 0, 1, 2).
 
-        `like`: a workspace whose tables to reuse (:meth:`workspace`).
+        The value alone (``want=0``) comes from the amplitude-contracted tables
+        (:func:`~sevi_lib.fit._kernels.value_kernel`); with derivatives, the groups are taken in
+        chunks of :data:`CHUNK` whose Fisher rows are multiplied by BLAS
+        (:func:`~sevi_lib.fit._kernels.score_rows_kernel`). `mu_out` (filled only with
+        ``want=0``) receives every mu_g. `like`: a workspace whose tables to reuse
+        (:meth:`workspace`).
         """
         theta = np.ascontiguousarray(theta, dtype=np.float64)
+        counts = np.ascontiguousarray(counts, dtype=np.float64)
         ws = self.workspace(theta, S, like=like)
         P = len(theta)
         grad = np.zeros(P)
         hess = np.zeros((P, P))
-        mu = np.empty(0) if mu_out is None else mu_out
-        ll = _kernels.loglike_kernel(ws, counts, theta, want, grad, hess, mu)
+        if want == 0:
+            mu = np.empty(0) if mu_out is None else mu_out
+            return _kernels.value_kernel(ws, counts, theta, mu), grad, hess
+        if mu_out is not None:
+            raise ValueError("PointSet.loglike: mu_out is filled only with want=0")
+        rows = np.empty((min(CHUNK, self.n_groups), P))
+        ll = 0.0
+        for g0 in range(0, self.n_groups, CHUNK):
+            g1 = min(g0 + CHUNK, self.n_groups)
+            part = _kernels.score_rows_kernel(ws, counts, theta, g0, g1, grad, rows)
+            if not np.isfinite(part):
+                return -np.inf, grad, hess
+            ll += part
+            if want >= 2:  # only the parameters some group of the chunk depends on (radius order: few)
+                r = rows[:g1 - g0]
+                nz = np.flatnonzero(np.any(r != 0.0, axis=0))
+                sub = r[:, nz]
+                hess[np.ix_(nz, nz)] += sub.T @ sub
         return ll, grad, hess
 
     def shift_gradient(self, theta, S, like=None):
