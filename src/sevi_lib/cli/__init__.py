@@ -22,6 +22,7 @@ COMMANDS = {
     "detect": ("detect", "detect electrons in a frame range of a FinalImage file (one shard)"),
     "accumulate": ("accumulate", "gather detection shards into one electron table, count map and raw-frame sum"),
     "fit": ("fit", "fit the shells (R, sigma_R, weights, beta's) to electrons, a count map or a frame sum"),
+    "spectrum": ("spectrum", "photoelectron spectrum I(R), beta_2(R), beta_4(R) with error bands (rBasex)"),
     "calibrate": ("calibrate", "correct the fit for the detector's response, measured on simulated frames"),
     "score": ("score", "score an Answer file against a truth file"),
     "nn": ("nn", "network data: synthesis shards, priors, prediction, GPU slots"),

@@ -39,6 +39,8 @@ Modules
 ``start``       start values (``initial_geometry``, ``start_theta``, ``table_step``, ``shell_geometry``,
                 ``fit_with_search``)
 ``search``      ``find_shells``: significant peaks of the radial profile (the number of shells)
+``spectrum``    :func:`~sevi_lib.fit.spectrum.spectrum`: I(R), beta_2(R), beta_4(R) by rBasex about the
+                fitted centre, Poisson-bootstrap errors (``sevi spectrum``; ``files.spectrum_file``)
 ``centre``      the image centre: start value, Newton steps, why its covariance is its own block
 ``points``      ``PointSet`` (evaluation points; builds the kernels' workspace), ``pixel_nodes``
 ``layout``      ``ParamLayout``: slices of the parameter vector (the one place of its arithmetic)

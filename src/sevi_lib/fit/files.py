@@ -142,3 +142,77 @@ def fit_file(path, out, sidecar=None, plot=None, settings=None, log=None):
 
         save_figure(fit_report(result, x, z, w, title=f"{path.name}: {method} fit"), plot)
     return result
+
+
+def read_sidecar(path):
+    """The fitted shells and centre of a ``sevi fit`` JSON sidecar (InputError naming the file)."""
+    path = Path(path)
+    check_input(path)
+    try:
+        side = json.loads(path.read_text())
+        shells = {k: np.asarray(side[k], dtype=np.float64) for k in ("R", "se_R", "sigma_R", "beta", "se_beta")}
+        centre = np.asarray(side.get("centre", (0.0, 0.0)), dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a fit sidecar ({exc.__class__.__name__}: {exc})") from None
+    if centre.shape != (2,) or not np.all(np.isfinite(centre)) or not np.all(np.isfinite(shells["R"])):
+        raise InputError(f"{path}: centre and R must be finite numbers")
+    return shells, centre
+
+
+def spectrum_table_text(spec):
+    """The spectrum as TSV text: comment lines that document the columns, a header, one row per radius."""
+    head = [
+        "# photoelectron spectrum by rBasex (PyAbel) about the fitted image centre "
+        f"({spec.centre[0]:.6f}, {spec.centre[1]:.6f}), one row per one-pixel radius bin",
+        "# R: radius (screen units); I: electrons per unit R (integrates to the electron count); I_se: its SE",
+        "# betaL, betaL_se: anisotropy, I(c) = 1/2 + sum beta P (the usual 1 + b P normalisation: b = 2 beta)",
+        f"# standard errors: standard deviation over {spec.n_boot} Poisson-resampled count maps",
+        "\t".join(spec.columns()),
+    ]
+    rows = ["\t".join(f"{v:.6g}" for v in row) for row in spec.table()]
+    return "\n".join(head + rows) + "\n"
+
+
+def spectrum_file(path, tsv, plot=None, sidecar=None, order=4, n_boot=40, seed=0):
+    """``sevi spectrum``: the photoelectron spectrum of an input file beside its fitted shells.
+
+    Parameters
+    ----------
+    path : str or Path
+        Electron table (.h5) or count map (.npy).
+    tsv : str or Path
+        Spectrum table to write (:data:`sevi_lib.fit.spectrum.COLUMNS`, more beta's for higher orders).
+    plot : str or Path, optional
+        Figure (.png).
+    sidecar : str or Path, optional
+        ``sevi fit`` JSON sidecar: its centre is the inversion's, its shells are marked (without
+        one, the screen centre and no shells).
+    order, n_boot, seed
+        As in :func:`sevi_lib.fit.spectrum.spectrum`.
+
+    Returns
+    -------
+    sevi_lib.fit.spectrum.Spectrum
+    """
+    from sevi_lib.fit.spectrum import spectrum
+
+    path = Path(path)
+    check_input(path)
+    check_outputs([tsv] + ([plot] if plot else []), [path] + ([sidecar] if sidecar else []))
+    if order < 2 or order % 2 or n_boot < 0:
+        raise InputError(f"order must be even and >= 2 and bootstrap >= 0 (got {order}, {n_boot})")
+    shells, centre = read_sidecar(sidecar) if sidecar else (None, np.zeros(2))
+    if path.suffix == ".npy":
+        x, z, w = _pixel_points(read_map(path))
+    else:
+        det = read_detected(path)
+        x, z, w = det["x"], det["z"], None
+    if len(x) == 0:
+        raise InputError(f"{path}: no electrons")
+    spec = spectrum(x, z, centre, w, order=order, n_boot=n_boot, seed=seed)
+    write_text(tsv, spectrum_table_text(spec))
+    if plot:
+        from sevi_lib.report.plots import save_figure, spectrum_figure
+
+        save_figure(spectrum_figure(spec, shells, title=f"{path.name}: photoelectron spectrum"), plot)
+    return spec

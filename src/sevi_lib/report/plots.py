@@ -173,3 +173,48 @@ def count_map_figure(count_map, centre=None, radii=None, title=None, bin_px=4):
         ax.set_title(title)
     fig.colorbar(im, ax=ax, label=f"electrons per {bin_px} x {bin_px} px")
     return fig
+
+
+def spectrum_figure(spec, shells=None, title=None, min_fraction=0.02):
+    """Photoelectron spectrum I(R) (top) and beta_2(R), beta_4(R) (bottom) with 1-sigma bands.
+
+    Parameters
+    ----------
+    spec : sevi_lib.fit.spectrum.Spectrum
+    shells : dict, optional
+        The fitted shells (a fit sidecar: ``R``, ``se_R``, ``beta``, ``se_beta``): dashed lines
+        at their radii, and their beta_2 and beta_4 as points with error bars.
+    title : str, optional
+    min_fraction : float
+        beta's are drawn where I exceeds this fraction of its maximum (elsewhere they are noise).
+    """
+    fig, (top, bot) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, gridspec_kw={"height_ratios": [1, 1]})
+    top.plot(spec.R, spec.I, color="k", lw=0.8, label="rBasex I(R)")
+    top.fill_between(spec.R, spec.I - spec.I_se, spec.I + spec.I_se, color="0.6", alpha=0.5, lw=0)
+    top.set_ylabel("electrons per unit R")
+    show = spec.I > min_fraction * np.nanmax(spec.I)
+    colours = ("tab:blue", "tab:red", "tab:green", "tab:purple")
+    for i, (b, s) in enumerate(zip(spec.beta, spec.beta_se)):
+        col = colours[i % len(colours)]
+        bb = np.where(show, b, np.nan)
+        bot.plot(spec.R, bb, color=col, lw=0.8, label=f"beta_{2 * i + 2}(R)")
+        bot.fill_between(spec.R, bb - s, bb + s, color=col, alpha=0.25, lw=0)
+    if shells is not None:
+        R = np.asarray(shells["R"], dtype=np.float64)
+        beta = np.asarray(shells["beta"], dtype=np.float64).reshape(len(R), -1)
+        se = np.asarray(shells.get("se_beta", np.zeros_like(beta)), dtype=np.float64).reshape(beta.shape)
+        for j, r in enumerate(R):
+            top.axvline(r, color="tab:orange", ls="--", lw=0.8, label="fitted shells" if j == 0 else None)
+            bot.axvline(r, color="tab:orange", ls="--", lw=0.5)
+        for i in range(min(len(spec.beta), beta.shape[1])):
+            bot.errorbar(R, beta[:, i], yerr=se[:, i], fmt="o", ms=4, color=colours[i % len(colours)], mec="k",
+                         label=f"fit beta_{2 * i + 2}")
+    bot.axhline(0.0, color="0.5", lw=0.5)
+    bot.set_ylabel("beta (I(c) = 1/2 + sum beta P)")
+    bot.set_xlabel("R (screen units)")
+    top.legend(fontsize=8)
+    bot.legend(fontsize=8, ncol=2)
+    if title:
+        top.set_title(title)
+    fig.tight_layout()
+    return fig
