@@ -123,7 +123,7 @@ def final_targets():
         "results/report.md",
     ]
     if "fit" in ANSWERS:
-        targets.append("results/answer/fit.png")
+        targets += ["results/answer/fit.png", "results/answer/spectrum.tsv", "results/answer/spectrum.png"]
         if CALIBRATED:
             targets.append("results/answer/fit.h5")
     if truth_file():

@@ -59,3 +59,23 @@ rule score:
         "results/logs/score.log",
     shell:
         "sevi score {input.answers:q} {input.truth:q} --names {params.names:q} --tsv {output:q} > {log:q} 2>&1"
+
+
+# The photoelectron spectrum beside the fitted shells (`sevi spectrum`, sevi_lib.fit.spectrum):
+# rBasex inversion of the detected electrons about the fitted centre; reruns with the fit.
+rule spectrum:
+    input:
+        electrons="results/detect/electrons.h5",
+        sidecar="results/answer/fit.json",
+    output:
+        tsv="results/answer/spectrum.tsv",
+        plot=report("results/answer/spectrum.png", caption="../report/spectrum.rst", category="2. Fit"),
+    params:
+        order=4,
+        bootstrap=40,
+    log:
+        "results/logs/spectrum.log",
+    threads: 1
+    shell:
+        "sevi spectrum {input.electrons:q} --fit-sidecar {input.sidecar:q} --order {params.order}"
+        " --bootstrap {params.bootstrap} --tsv {output.tsv:q} --plot {output.plot:q} > {log:q} 2>&1"
