@@ -361,7 +361,7 @@ def _user_view(params, se):
 
 
 def lab_camera(fit, n_data_frames, survey=None):
-    """The :class:`LabCamera` of a fit: its centre, its flat background per frame, the survey.
+    """The :class:`LabCamera` of a fit: its centre, its flat background per frame, the survey (and its spot model in use).
 
     Parameters
     ----------
@@ -381,7 +381,8 @@ def lab_camera(fit, n_data_frames, survey=None):
     per_frame = get("background_per_frame", None)
     if per_frame is None:
         per_frame = float(get("background", 0.0) or 0.0) / max(int(n_data_frames), 1)
-    return LabCamera(centre, max(float(per_frame), 0.0), survey)
+    spots = None if survey is None else survey.spots()
+    return LabCamera(centre, max(float(per_frame), 0.0), survey, spots=spots)
 
 
 def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=None, simulate=None, survey=None):

@@ -28,10 +28,23 @@ class DetectorParams:
         noise-free published frames; the camera survey raises it under read noise, where the
         flat top of a spot has spurious 3 x 3 maxima (:mod:`sevi_lib.detect.camera`).
     amplitude : float
-        Expected peak of one spot (counts); a fitted component of amplitude A is
-        ``round(A / amplitude)`` electrons.
+        Mean peak of one spot (counts): the mean of the gain law.
     sigma_px : float
         Spot width used by the mixture fit (pixels).
+    sigma_sd_px : float
+        Spread of the spot width over electrons (pixels): the width prior of the mixture fit.
+    rho_sd : float
+        Spread of the spots' correlation: the correlation prior of the mixture fit.
+    gain_cv : float
+        Coefficient of variation of the gain law (a gamma law of mean ``amplitude``): a fitted
+        component of peak-equivalent light ``a`` holds the n electrons that maximise
+        ``log Gamma(a; n / cv^2, amplitude cv^2) + (n - 1) log pileup_odds - log (n - 1)!``.
+    pileup_odds : float
+        Prior odds of one more electron in one unresolved component (Poisson with this mean for
+        the electrons beyond the first). With a narrow gain law (published: cv 0.1) the count
+        hardly depends on it; with a broad one it keeps a bright single electron one electron.
+    merge_px : float
+        Components that converge closer than this (pixels) are merged into one.
     subgrid_offset : float
         Mean sample offset of a pixel from its lower edge (pixels); 0.4 for the published
         5 x 5 sub-grid at 0, 0.2, .., 0.8.
@@ -64,6 +77,11 @@ class DetectorParams:
     peak_radius: int = 1
     amplitude: float = 100.0
     sigma_px: float = 7.68
+    sigma_sd_px: float = 0.512
+    rho_sd: float = 0.1
+    gain_cv: float = 0.1
+    pileup_odds: float = 0.1
+    merge_px: float = 3.0
     subgrid_offset: float = 0.4
     single_max_peak: float = 140.0
     single_max_flux: float = 1.45
@@ -105,6 +123,11 @@ class DetectorParams:
             (1 <= self.peak_radius <= 8, "peak_radius must be in 1..8"),
             (self.amplitude > 0, "amplitude must be > 0"),
             (self.sigma_px > 0, "sigma_px must be > 0"),
+            (self.sigma_sd_px > 0, "sigma_sd_px must be > 0"),
+            (0 < self.rho_sd <= 1, "rho_sd must be in (0, 1]"),
+            (0.01 <= self.gain_cv <= 3, "gain_cv must be in [0.01, 3]"),
+            (0 < self.pileup_odds <= 10, "pileup_odds must be in (0, 10]"),
+            (self.merge_px > 0, "merge_px must be > 0"),
             (0 <= self.subgrid_offset < 1, "subgrid_offset must be in [0, 1)"),
             (self.add_threshold > 0, "add_threshold must be > 0"),
             (0 <= self.min_amplitude < self.amplitude, "min_amplitude must be in [0, amplitude)"),
@@ -163,12 +186,39 @@ class SurveySettings:
         the noise estimate: a published spot (peak <= 255, width 7.7 px) is below 0.5 counts
         27 px from its centre and above 4 counts out to 22 px from it, so its whole tail is
         left out.
+    spot_model : str
+        The spot model detection and calibration use: ``measured`` (default: measured from the
+        isolated spots, :mod:`sevi_lib.detect.spotmodel`; the published model's exact values
+        when the measurement agrees with them), ``published``, or a JSON mapping of
+        :class:`~sevi_lib.core.spots.SpotModel` fields (e.g. ``{"sigma_px": 5, "gain": "gamma",
+        "gain_mean": 120, "gain_cv": 0.45}``). A fixed model that the frames contradict is
+        reported (the survey's ``warnings``).
     """
 
     n_sample: int = 64
     noise_sigmas: float = 6.0
     bright_floor: int = 4
     exclude_px: int = 24
+    spot_model: str = "measured"
+
+    def given_model(self):
+        """The spot model fixed by ``spot_model`` (``published`` or a JSON mapping), or None (``measured``)."""
+        import json
+
+        from sevi_lib.core.spots import SpotModel
+
+        if self.spot_model == "measured":
+            return None
+        if self.spot_model == "published":
+            return SpotModel()
+        try:
+            d = json.loads(self.spot_model) if isinstance(self.spot_model, str) else dict(self.spot_model)
+        except (ValueError, TypeError):
+            raise ValueError(f"spot_model must be measured, published or a JSON mapping of spot-model fields, "
+                             f"got {self.spot_model!r}") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"spot_model must be measured, published or a JSON mapping, got {self.spot_model!r}")
+        return SpotModel.from_dict(d)
 
     def to_dict(self):
         """Settings as a plain dict."""
@@ -182,7 +232,50 @@ class SurveySettings:
             (1 <= self.bright_floor <= 255, "bright_floor must be in 1..255"),
             (0 <= self.exclude_px <= 256, "exclude_px must be in 0..256"),
         ]
+        self.given_model()  # ValueError when malformed
         for ok, msg in checks:
             if not ok:
                 raise ValueError(f"survey setting {msg}")
         return self
+
+
+def spot_detector_params(model, params=None):
+    """`params` for a camera of spot model `model`: the spot fields and the thresholds that scale with it.
+
+    The published model returns `params` unchanged. Otherwise, with ``w = sigma_px / 7.68`` and
+    ``g = gain_mean / 100`` (the published camera's values, for which the defaults were tuned):
+    ``sigma_px``, ``sigma_sd_px`` (at least 2 % of the width), ``rho_sd`` (at least 0.02),
+    ``amplitude`` (= gain_mean) and ``gain_cv`` are the model's; ``merge_px`` scales with w;
+    ``removal_cost`` (a squared residual over a spot's area) with ``g^2 w^2``; ``add_threshold``
+    and ``min_amplitude`` with ``min(g, 1)`` (a brighter camera still has faint electrons);
+    ``single_max_peak`` (at most 254) and ``single_max_flux`` admit a single spot up to the gain
+    law's 99th percentile.
+
+    Parameters
+    ----------
+    model : sevi_lib.core.spots.SpotModel
+    params : DetectorParams, optional
+
+    Returns
+    -------
+    DetectorParams
+    """
+    from dataclasses import replace
+
+    from scipy.stats import gamma as gamma_law
+
+    params = params or DetectorParams()
+    if model.is_published():
+        return params
+    w = model.sigma_px / 7.68
+    g = model.gain_mean / 100.0
+    k = 1.0 / max(model.gain_cv, 0.01) ** 2
+    q99 = float(gamma_law.ppf(0.99, k, scale=model.gain_mean / k))
+    return replace(
+        params, sigma_px=float(model.sigma_px), sigma_sd_px=float(max(model.sigma_sd_px, 0.02 * model.sigma_px)),
+        rho_sd=float(max(model.rho_sd, 0.02)), amplitude=float(model.gain_mean),
+        gain_cv=float(min(max(model.gain_cv, 0.01), 3.0)), merge_px=params.merge_px * w,
+        removal_cost=params.removal_cost * g * g * w * w, add_threshold=params.add_threshold * min(g, 1.0),
+        min_amplitude=min(params.min_amplitude * min(g, 1.0), 0.9 * model.gain_mean),
+        single_max_peak=float(min(254.0, max(params.single_max_peak * g, q99))),
+        single_max_flux=float(max(params.single_max_flux, q99 / model.gain_mean)))

@@ -2,11 +2,13 @@
 
 A blob is handed over as a dense patch ``D`` (its bounding box): the pixel values of the blob,
 ``-1`` for pixels of the box outside the blob. The model is a sum of K spots of exactly the
-published form, component k with parameters ``comp[k] = (a, b, A, s, rho)``:
+published form (any width and gain: the camera's spot model reaches the kernels through
+:class:`~sevi_lib.detect.params.DetectorParams`), component k with parameters
+``comp[k] = (a, b, A, s, rho)``:
 ``A exp(-[(x - a)^2 + (z - b)^2 + 2 rho (x - a)(z - b)] / (2 s^2))``, where patch pixel (i, j)
 samples the model at ``(i + off, j + off)`` (``off`` = mean sub-grid offset, 0.4 px for the
 published generator). Width and correlation are free but held near their published
-distributions (``s ~ N(sigma, 0.512^2)`` px, ``rho ~ N(0, 0.1^2)``) by Gaussian penalty terms:
+distributions (``s ~ N(sigma_px, sigma_sd_px^2)``, ``rho ~ N(0, rho_sd^2)``) by Gaussian penalty terms:
 fitting them matters, a fixed shape leaves residuals that look like extra or missing spots.
 Saturated pixels (255) are censored: they add a residual only while the model is below 255.
 
@@ -26,9 +28,10 @@ other), :func:`_drop_faint`, :func:`_prune` (removal trials of weak components),
 :func:`_expand_groups` (a component with the light of n spots becomes n), and a final fit,
 skipped when nothing changed since a converged fit. A removal trial gives up once it cannot
 pay. Component states are the flags :data:`FREE`, :data:`SETTLED`, :data:`GROUP`. A component
-holds :func:`_n_spots` electrons, ``round(sqrt(F A) / amplitude)`` for its flux F (as the peak
-of a nominal spot, ``A s^2 / (sigma^2 sqrt(1 - rho^2))``) and peak A: spots closer than about
-2 px are indistinguishable in shape, only in flux. :func:`blob_electrons` turns the final
+holds :func:`_n_spots` electrons: the count :func:`n_electrons` that the gain law makes most
+probable for ``sqrt(F A)``, its flux F (as the peak of a nominal spot,
+``A s^2 / (sigma^2 sqrt(1 - rho^2))``) and peak A: spots closer than about 2 px are
+indistinguishable in shape, only in flux. :func:`blob_electrons` turns the final
 components into electrons.
 
 The kernels take their buffers as one :data:`FitWorkspace` namedtuple (built by
@@ -41,6 +44,7 @@ package's source-keyed cache folders (:mod:`sevi_lib._numba_cache`) are on; othe
 the detect caches after editing: ``rm -f src/sevi_lib/detect/__pycache__/*.nb?``.
 """
 
+import math
 from collections import namedtuple
 from dataclasses import replace
 
@@ -67,18 +71,11 @@ NEAR_SIGMAS = 5.0
 #: A removal trial gives up when this many more steps of its last decrease would not make the removal pay.
 ABORT_STEPS = 4.0
 
-#: Components that converge closer than this (pixels) are merged into one of summed flux.
-MERGE_PX = 3.0
-
 #: Components fainter than this fraction of a mean spot must earn their place (see removal_cost).
 WEAK_RATIO = 0.8
 
 #: Half-width of a component's evaluation window in widths (exp(-3.3^2 / 2) * 255 < 1.2 counts).
 WINDOW_SIGMAS = 3.3
-
-#: Spread of the published spot width (pixels: 0.001 screen units) and correlation.
-SIGMA_SD_PX = 0.512
-RHO_SD = 0.1
 
 #: Weight of the shape priors, in counts of pixel residual per standard deviation.
 PRIOR_WEIGHT = 2.0
@@ -235,8 +232,8 @@ def _model(comp, K, win, E, M, nbi, nbj, csp, bsp):
 
 
 @njit(cache=True, nogil=True)
-def _sse(D, M, nbi, nbj, comp, K, sigma, bsp):
-    """Censored squared residual plus the shape penalties."""
+def _sse(D, M, nbi, nbj, comp, K, par, bsp):
+    """Censored squared residual plus the shape penalties (width and correlation priors of `par`)."""
     s = 0.0
     for u in range(_nstride(0, nbi)):
         i = STRIDE * u
@@ -252,10 +249,10 @@ def _sse(D, M, nbi, nbj, comp, K, sigma, bsp):
             else:
                 r = d - M[i, j]
             s += r * r
-    ws = PRIOR_WEIGHT / SIGMA_SD_PX
-    wr = PRIOR_WEIGHT / RHO_SD
+    ws = PRIOR_WEIGHT / par.sigma_sd_px
+    wr = PRIOR_WEIGHT / par.rho_sd
     for k in range(K):
-        s += (ws * (comp[k, 3] - sigma)) ** 2 + (wr * comp[k, 4]) ** 2
+        s += (ws * (comp[k, 3] - par.sigma_px)) ** 2 + (wr * comp[k, 4]) ** 2
     return s
 
 
@@ -627,8 +624,8 @@ def _normal_equations(ws, par, nbi, nbj, ak, na):
     comp, win, J, H, g, Rc, csp = ws.comp, ws.win, ws.J, ws.H, ws.g, ws.Rc, ws.csp
     sigma = par.sigma_px
     n = NPAR * na
-    ws2 = (PRIOR_WEIGHT / SIGMA_SD_PX) ** 2
-    wr2 = (PRIOR_WEIGHT / RHO_SD) ** 2
+    ws2 = (PRIOR_WEIGHT / par.sigma_sd_px) ** 2
+    wr2 = (PRIOR_WEIGHT / par.rho_sd) ** 2
     _residual(ws.D, ws.M, nbi, nbj, Rc, ws.Wc, ws.bsp)
     _jacobian(comp, ak, na, win, ws.E, par.subgrid_offset, ws.Wc, J, csp)
     for u in range(n):
@@ -729,7 +726,7 @@ def _damped_step(ws, par, nbi, nbj, K, ak, na, cur, lam):
                     twin[k, u] = win[k, u]
         _eval(trial, ak, na, nbi, nbj, par.subgrid_offset, twin, ws.E, ws.tz, ws.bsp, ws.csp)
         _model(trial, K, twin, ws.E, ws.M, nbi, nbj, ws.csp, ws.bsp)
-        new = _sse(ws.D, ws.M, nbi, nbj, trial, K, sigma, ws.bsp)
+        new = _sse(ws.D, ws.M, nbi, nbj, trial, K, par, ws.bsp)
         if new <= cur:
             for k in range(K):
                 dd = abs(trial[k, 0] - comp[k, 0]) + abs(trial[k, 1] - comp[k, 1])
@@ -767,7 +764,7 @@ def _lm(ws, par, nbi, nbj, K, max_iter, act=None, target=np.inf):
     allk = np.arange(K)
     _eval(comp, allk, K, nbi, nbj, off, win, E, ws.tz, ws.bsp, ws.csp)
     _model(comp, K, win, E, M, nbi, nbj, ws.csp, ws.bsp)
-    cur = _sse(ws.D, M, nbi, nbj, comp, K, par.sigma_px, ws.bsp)
+    cur = _sse(ws.D, M, nbi, nbj, comp, K, par, ws.bsp)
     lam = 1e-3
     if na == 0:
         max_iter = 0
@@ -863,14 +860,43 @@ def _flux(comp, k, sigma):
 
 
 @njit(cache=True, nogil=True)
-def _n_spots(comp, k, sigma, A0):
-    """Electrons in component k: ``round(sqrt(F A) / A0)`` for flux F (:func:`_flux`) and peak A.
+def n_electrons(a, par):
+    """Electrons in a component of peak-equivalent light `a` (counts) under the gain law of `par`.
+
+    The n >= 1 that maximises ``log Gamma(a; n k, theta) + (n - 1) log q - log (n - 1)!`` with
+    ``k = 1 / gain_cv^2``, ``theta = amplitude / k`` (n electrons' gains sum to a gamma of shape
+    n k) and ``q = pileup_odds`` (the prior: a Poisson number of further electrons). With the
+    published law (cv 0.1) the boundaries are near 1.5, 2.5, .. mean spots, as rounding; with a
+    broad law a bright single electron stays one (cv 0.45: up to about 2 mean spots).
+    """
+    if a <= 0.0:
+        return 0
+    k = 1.0 / (par.gain_cv * par.gain_cv)
+    theta = par.amplitude / k
+    la = np.log(a / theta)
+    lq = np.log(par.pileup_odds)
+    best = 1
+    best_ll = k * la - math.lgamma(k)
+    n = 2
+    while n < 256:
+        ll = n * k * la - math.lgamma(n * k) + (n - 1) * lq - math.lgamma(n)
+        if ll <= best_ll:
+            break  # the log-posterior is concave in n
+        best = n
+        best_ll = ll
+        n += 1
+    return best
+
+
+@njit(cache=True, nogil=True)
+def _n_spots(comp, k, sigma, par):
+    """Electrons in component k: :func:`n_electrons` of ``sqrt(F A)`` for flux F (:func:`_flux`) and peak A.
 
     The one electron-count rule (the final expansion of :func:`decompose_blob` and
     :func:`blob_electrons`). The geometric mean of flux and peak counts a wide, flat component
     (one spot's light spread by the fit) as one, and a pile-up (flux and peak both n spots') as n.
     """
-    return int(np.sqrt(_flux(comp, k, sigma) * comp[k, 2]) / A0 + 0.5)
+    return n_electrons(np.sqrt(_flux(comp, k, sigma) * comp[k, 2]), par)
 
 
 @njit(cache=True, nogil=True)
@@ -996,7 +1022,7 @@ def blob_electrons(ws, par, K, out):
         A = _flux(comp, k, sigma)
         if A < par.min_amplitude and ws.flag[k] != GROUP:
             continue
-        n = max(_n_spots(comp, k, sigma, par.amplitude), 1)
+        n = max(_n_spots(comp, k, sigma, par), 1)
         if n_out + n > cap:
             return -1
         if n == 1:
@@ -1129,7 +1155,7 @@ def _add_at_peaks(ws, par, nbi, nbj, K):
 
 @njit(cache=True, nogil=True)
 def _merge_close(ws, par, K):
-    """Merge components closer than MERGE_PX into one of their summed flux at their flux-weighted
+    """Merge components closer than ``merge_px`` into one of their summed flux at their flux-weighted
     mean (SETTLED); returns the new K and whether any merged."""
     comp, flag = ws.comp, ws.flag
     sigma = par.sigma_px
@@ -1140,7 +1166,7 @@ def _merge_close(ws, par, K):
         while q < K:
             dx = comp[k, 0] - comp[q, 0]
             dz = comp[k, 1] - comp[q, 1]
-            if dx * dx + dz * dz < MERGE_PX * MERGE_PX:
+            if dx * dx + dz * dz < par.merge_px * par.merge_px:
                 fk = _flux(comp, k, sigma)
                 fq = _flux(comp, q, sigma)
                 _set_comp(comp, k, (comp[k, 0] * fk + comp[q, 0] * fq) / (fk + fq),
@@ -1244,7 +1270,7 @@ def _prune(ws, par, nbi, nbj, K, settled):
     max_iter = min(par.max_iter, INTERMEDIATE_ITER)
     act = np.zeros(par.max_per_blob + 1, dtype=np.int64)
     rn = NEAR_SIGMAS * sigma
-    cur = _sse(ws.D, ws.M, nbi, nbj, comp, K, sigma, ws.bsp)
+    cur = _sse(ws.D, ws.M, nbi, nbj, comp, K, par, ws.bsp)
     for k in range(K):
         flag[k] = FREE
     while K > 1:
@@ -1298,7 +1324,7 @@ def _expand_groups(ws, par, K):
     sigma = par.sigma_px
     K0 = K
     for k in range(K0):
-        n = _n_spots(comp, k, sigma, par.amplitude)
+        n = _n_spots(comp, k, sigma, par)
         if n < 2 or K + n - 1 > par.max_per_blob:
             continue
         f = _flux(comp, k, sigma)

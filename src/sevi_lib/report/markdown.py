@@ -64,6 +64,17 @@ def _read_sidecar(path):
         raise InputError(f"{path}: cannot read the fit sidecar ({exc})") from None
 
 
+def _warnings(summary):
+    """The detection summary's ``WARNING:`` lines (what the camera survey found the data contradict), for the top."""
+    if not summary:
+        return []
+    try:
+        lines = [ln.strip() for ln in Path(summary).read_text().splitlines() if ln.strip().startswith("WARNING:")]
+    except OSError:
+        return []  # _detection names the unreadable file
+    return ["\n".join(f"> **{ln}**" for ln in lines)] if lines else []
+
+
 def _detection(summary, count_map_png, out):
     parts = []
     if summary:
@@ -239,6 +250,7 @@ def build_report(out, frames=None, detect_summary=None, count_map_png=None, answ
     side = _read_sidecar(fit_sidecar) if fit_sidecar else None
     cal = _read_sidecar(calibration) if calibration else None
     parts = [f"# sevi report\n\nWritten {now:%Y-%m-%d %H:%M}" + (f" for `{frames}`." if frames else ".")]
+    parts += _warnings(detect_summary)
     parts += _detection(detect_summary, count_map_png, out)
     parts += _answers(answers or {}, final, side, truth, cal)
     parts += _geometry(side)

@@ -1,0 +1,145 @@
+"""The spot model measured by the camera survey (sevi_lib.detect.spotmodel), on simulated cameras.
+
+Frames are rendered by the project's renderer with the spot parameters drawn from a known model
+(published, and a lab camera of other width and a broad gamma gain, with read noise); the survey
+must recover the model within its standard errors (plus a small stated allowance), pick the model
+detection uses, and say when a fixed model contradicts the frames.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from sevi_lib.core.spots import SpotModel
+from sevi_lib.detect.camera import survey_frames
+from sevi_lib.detect.params import DetectorParams, SurveySettings, kernel_params, spot_detector_params
+from sevi_lib.detect.spotfit import n_electrons
+from sevi_lib.detect.spotmodel import fit_gain, fit_spots, isolated_spots
+from sevi_lib.simulate.render import draw_spot_params, render_frame, render_frame_float
+
+LAB = SpotModel(sigma_px=5.0, sigma_sd_px=0.3, rho_sd=0.1, gain="gamma", gain_mean=120.0, gain_cv=0.45)
+
+
+def _frames(model, n_frames, n_e, seed, read_noise=0.0):
+    """Frames of `n_e` electrons uniform on a disc of radius 0.8, spots drawn from `model`."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_frames, 1024, 1024), np.uint8)
+    for f in range(n_frames):
+        r = 0.8 * np.sqrt(rng.uniform(size=n_e))
+        t = rng.uniform(0, 2 * np.pi, n_e)
+        A, s, rho = draw_spot_params(n_e, rng, model)
+        if read_noise:
+            acc = render_frame_float(r * np.cos(t), r * np.sin(t), A, s, rho)
+            acc += read_noise * rng.standard_normal(acc.shape)
+            out[f] = np.clip(np.rint(acc), 0, 255).astype(np.uint8)
+        else:
+            out[f] = render_frame(r * np.cos(t), r * np.sin(t), A, s, rho)
+    return out
+
+
+def test_single_spots_fit_exactly():
+    # one spot per frame, saturated or not: position, width and gain (corrected for the sub-grid)
+    for A, s in ((100.0, 7.68), (250.0, 5.0), (400.0, 9.5)):
+        x0, z0 = 0.1234, -0.2345
+        f = render_frame([x0], [z0], [A], [s / 512], [0.05])
+        patches, corners, s0 = isolated_spots(f[None], 10)
+        assert len(patches) == 1
+        r = fit_spots(patches, 0.0, 255.0, 0.4, width0=s0)[0]
+        assert abs(r[0] - ((x0 + 1) * 512 - corners[0, 1])) < 0.01
+        assert abs(r[1] - ((z0 + 1) * 512 - corners[0, 2])) < 0.01
+        s_true = math.sqrt(r[3] ** 2 - 0.08)
+        assert abs(s_true - s) < 0.01 * s
+        assert abs(r[2] * r[3] ** 2 / s_true**2 - A) < 0.01 * A
+        assert abs(r[4] - 0.05) < 0.005
+
+
+def test_gain_law_recovered_from_truncated_gamma():
+    rng = np.random.default_rng(3)
+    k, mean = 1 / 0.6**2, 90.0
+    A = rng.gamma(k, mean / k, 4000)
+    g = fit_gain(A, floor=20.0)  # about 5 % of the gains lie below the floor
+    assert abs(g["mean"] - mean) < 4 * g["mean_se"]
+    assert abs(g["cv"] - 0.6) < 4 * g["cv_se"]
+    assert g["p"] > 1e-4
+    # a law that is no gamma (two narrow peaks) is flagged by the histogram test
+    B = np.concatenate([rng.normal(60, 3, 2000), rng.normal(160, 5, 2000)])
+    assert fit_gain(B, floor=20.0)["p"] < 1e-6
+
+
+@pytest.mark.parametrize("model, noise, seed", [(SpotModel(), 0.0, 1), (LAB, 0.0, 2),
+                                                (SpotModel(4.0, 0.4, 0.05, "gamma", 80.0, 0.7), 1.5, 3)])
+def test_survey_recovers_the_spot_model(model, noise, seed):
+    sv = survey_frames(_frames(model, 24, 80, seed, noise))
+    m = sv.spot
+    assert m is not None and m["n_spots"] > 300
+    # within 4 standard errors, plus 1 % (width) and 3 % (gain: unresolved pairs among the
+    # isolated spots raise it by about their fraction); the published normal law's cv as a
+    # gamma's within 15 %
+    assert abs(m["sigma_px"] - model.sigma_px) < 4 * m["sigma_px_se"] + 0.01 * model.sigma_px
+    assert abs(m["sigma_sd_px"] - model.sigma_sd_px) < 4 * m["sigma_sd_px_se"] + 0.02 * model.sigma_px
+    assert abs(m["rho_sd"] - model.rho_sd) < 4 * m["rho_sd_se"] + 0.01
+    assert abs(m["gain_mean"] - model.gain_mean) < 4 * m["gain_mean_se"] + 0.03 * model.gain_mean
+    assert abs(m["gain_cv"] - model.gain_cv) < 4 * m["gain_cv_se"] + 0.15 * model.gain_cv
+    assert 0.9 < m["fit_chi2"] < 1.2
+    if model.is_published():  # consistent with the published model: its exact values are used
+        assert sv.spot_model_source == "published" and sv.spots() == SpotModel()
+        assert sv.detector_params() == DetectorParams()
+        assert not sv.warnings
+    else:
+        assert sv.spot_model_source == "measured"
+        assert abs(sv.spots().sigma_px - model.sigma_px) < 0.05 * model.sigma_px
+        assert not sv.warnings
+        p = sv.detector_params()
+        assert p.sigma_px == pytest.approx(sv.spots().sigma_px) and p.amplitude == pytest.approx(sv.spots().gain_mean)
+
+
+def test_fixed_model_that_the_frames_contradict_is_reported():
+    frames = _frames(LAB, 16, 80, 5)
+    sv = survey_frames(frames, SurveySettings(spot_model="published"))
+    assert sv.spot_model_source == "published" and sv.spots() == SpotModel()
+    text = " ".join(sv.warnings)
+    assert "spot width" in text and "gain cv" in text
+    assert any(line.startswith("WARNING:") for line in sv.summary_lines())
+    # the right model given by hand: no warning
+    given = SurveySettings(spot_model='{"sigma_px": 5.0, "sigma_sd_px": 0.3, "gain": "gamma", "gain_mean": 120, '
+                                      '"gain_cv": 0.45}')
+    sv = survey_frames(frames, given)
+    assert sv.spot_model_source == "given" and not sv.warnings
+    with pytest.raises(ValueError):
+        SurveySettings(spot_model="wide").validate()
+
+
+def test_survey_round_trips_through_json():
+    from sevi_lib.detect.camera import CameraSurvey
+
+    sv = survey_frames(_frames(LAB, 8, 60, 6))
+    back = CameraSurvey.from_dict(sv.to_dict())
+    assert back.spots() == sv.spots() and back.warnings == sv.warnings and back.spot == sv.spot
+
+
+def test_electron_count_follows_the_gain_law():
+    pub = kernel_params(DetectorParams())
+    # the published law (cv 0.1): boundaries near 1.5 and 2.5 mean spots, as rounding
+    assert [n_electrons(a, pub) for a in (60.0, 140.0, 160.0, 240.0, 270.0)] == [1, 1, 2, 2, 3]
+    # a broad law (cv 0.45): a single electron twice as bright as the mean is still one; the
+    # fraction of single electrons counted as two is 1.6 % with the default pileup_odds 0.1
+    # (rounding: 14 %)
+    broad = kernel_params(DetectorParams(gain_cv=0.45))
+    assert n_electrons(200.0, broad) == 1
+    rng = np.random.default_rng(0)
+    k = 1 / 0.45**2
+    one = rng.gamma(k, 100 / k, 20000)
+    assert np.mean([n_electrons(a, broad) > 1 for a in one]) < 0.02
+    assert np.mean(np.rint(one / 100) > 1) > 0.1
+    # three electrons' light is more than one
+    three = rng.gamma(3 * k, 100 / k, 2000)
+    assert np.mean([n_electrons(a, broad) for a in three]) > 1.5
+
+
+def test_detector_params_scale_with_the_model():
+    assert spot_detector_params(SpotModel()) == DetectorParams()
+    p = spot_detector_params(LAB).validate()
+    assert p.sigma_px == 5.0 and p.amplitude == 120.0 and p.gain_cv == 0.45
+    assert p.merge_px == pytest.approx(3.0 * 5.0 / 7.68)
+    assert p.single_max_peak <= 254 and p.single_max_flux > DetectorParams().single_max_flux
