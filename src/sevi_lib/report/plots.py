@@ -218,3 +218,115 @@ def spectrum_figure(spec, shells=None, title=None, min_fraction=0.02):
         top.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def _spot_dict(spot):
+    """A survey's ``spot`` entry as a dict (a SpotMeasurement or its dict; None stays None)."""
+    if spot is None or isinstance(spot, dict):
+        return spot
+    return spot.to_dict()
+
+
+def spot_model_figure(spot, title=None, note=None):
+    """The camera's spot model a survey measured (camera.json's ``spot``).
+
+    Parameters
+    ----------
+    spot : sevi_lib.detect.spotmodel.SpotMeasurement or dict or None
+        The measurement (or its dict). None: a figure saying that no spot model was measured.
+    title : str, optional
+        Title over both panels.
+    note : str, optional
+        A line under the title (the model in use, the reason for no measurement).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Left: the histogram of the isolated spots' gains as spots per count (``gain_hist``:
+        ``counts`` over the bin widths, with Poisson error bars), the fitted truncated gamma law's
+        density (curve) and its expected counts per bin (dashed steps), the law's mean and cv with
+        their standard errors and the histogram's chi^2 in the legend. Right: the mean radial
+        profile of the spots (``profile``: value above the pedestal over the peak, against the
+        distance from the centre in widths) with the model ``exp(-r^2 / 2)``; the width, its
+        spread and their standard errors in the title.
+    """
+    spot = _spot_dict(spot)
+    if spot is None:
+        fig, ax = plt.subplots(figsize=(11, 2.6))
+        ax.axis("off")
+        text = "no spot model measured (too few isolated spots in the sampled frames)"
+        ax.text(0.5, 0.5, text + (f"\n{note}" if note else ""), ha="center", va="center", fontsize=11,
+                transform=ax.transAxes)
+        if title:
+            ax.set_title(title)
+        return fig
+    from scipy.special import gammaincc
+    from scipy.stats import gamma as gamma_law
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+    hist = spot.get("gain_hist") or {}
+    edges = np.asarray(hist.get("edges", ()), dtype=np.float64)
+    counts = np.asarray(hist.get("counts", ()), dtype=np.float64)
+    expected = np.asarray(hist.get("expected", ()), dtype=np.float64)
+    mean, cv = float(spot["gain_mean"]), float(spot["gain_cv"])
+    law = (f"gamma law: mean {mean:.1f} +- {float(spot['gain_mean_se']):.1f} counts,\n"
+           f"cv {cv:.3f} +- {float(spot['gain_cv_se']):.3f}; chi2/dof {float(spot['gain_chi2']):.1f}/"
+           f"{int(spot['gain_dof'])} (p = {float(spot['gain_p']):.2g})")
+    if edges.size >= 2 and counts.size == edges.size - 1:
+        width = np.diff(edges)
+        n = float(counts.sum())
+        left.stairs(counts / width, edges, color="C0", lw=1.0, label=f"{n:.0f} isolated spots")
+        mid = 0.5 * (edges[1:] + edges[:-1])
+        left.errorbar(mid, counts / width, yerr=np.sqrt(counts) / width, fmt="none", ecolor="C0", lw=0.6)
+        if expected.size == counts.size:
+            left.stairs(expected / width, edges, color="C1", lw=0.8, ls="--", label="law's expectation per bin")
+        floor = float(spot.get("gain_floor", edges[0]))
+        k = 1.0 / max(cv, 1e-3) ** 2
+        theta = mean / k
+        a = np.linspace(floor, edges[-1], 400)
+        dens = n * gamma_law.pdf(a, k, scale=theta) / max(float(gammaincc(k, floor / theta)), 1e-300)
+        left.plot(a, dens, color="C1", lw=1.2, label=law)
+        left.axvline(floor, color="0.5", ls=":", lw=0.8, label=f"floor {floor:g} counts (truncation)")
+        left.set_xlim(0.0, edges[-1])
+    else:
+        left.text(0.5, 0.5, "no gain histogram", ha="center", va="center", transform=left.transAxes)
+        left.plot([], [], " ", label=law)
+    left.set_xlabel("spot gain (peak, counts)")
+    left.set_ylabel("spots per count")
+    left.set_title("gain (pulse-height) distribution", fontsize=10)
+    left.legend(fontsize=7)
+    prof = spot.get("profile") or {}
+    r = np.asarray(prof.get("r", ()), dtype=np.float64)
+    pm = np.asarray([np.nan if v is None else v for v in prof.get("mean", ())], dtype=np.float64)
+    if r.size and pm.size == r.size:
+        right.plot(r, pm, "o", ms=3.5, color="C0", label=f"mean of {int(spot['n_spots'])} spots")
+    rr = np.linspace(0.0, max(float(r.max()) if r.size else 3.5, 0.5), 300)
+    right.plot(rr, np.exp(-0.5 * rr**2), color="C1", lw=1.0, label="model exp(-r^2/2)")
+    right.axhline(0.0, color="0.5", lw=0.5)
+    right.set_xlabel("distance from the spot centre r (widths)")
+    right.set_ylabel("(value - pedestal) / peak")
+    right.set_title(f"width {float(spot['sigma_px']):.3f} +- {float(spot['sigma_px_se']):.3f} px (spread "
+                    f"{float(spot['sigma_sd_px']):.3f} +- {float(spot['sigma_sd_px_se']):.3f})", fontsize=10)
+    right.legend(fontsize=7)
+    if title or note:
+        fig.suptitle("\n".join(t for t in (title, note) if t), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def camera_figure(survey):
+    """:func:`spot_model_figure` of a camera survey (:class:`~sevi_lib.detect.camera.CameraSurvey`
+    or its JSON dict), titled with the frames sampled and the spot model in use."""
+    d = survey if isinstance(survey, dict) else survey.to_dict()
+    model = d.get("spot_model") or {}
+    from sevi_lib.core.spots import SpotModel
+
+    m = SpotModel.from_dict(model)
+    n = len(d.get("frames_sampled", ()))
+    title = f"camera survey: spot model from {n} of {int(d.get('n_file_frames', n))} frames"
+    note = (f"in use ({d.get('spot_model_source', 'published')}): width {m.sigma_px:.3f} px, {m.gain} gain mean "
+            f"{m.gain_mean:.1f} counts, cv {m.gain_cv:.3f}")
+    if d.get("spot") is None:  # the survey's warning says why
+        why = [w for w in d.get("warnings", ()) if str(w).startswith("spot model not measured")]
+        note = "\n".join([*why[:1], note])
+    return spot_model_figure(d.get("spot"), title=title, note=note)
