@@ -29,6 +29,7 @@ COMMANDS = {
     "train": ("train", "train (or resume) a beta network on synthesis shards"),
     "checkpoints": ("train", "evaluate all checkpoints of a run, or compare two"),
     "plot-map": ("plot_map", "picture of a count map marking the fitted image centre and shell radii"),
+    "plot-camera": ("plot_camera", "picture of the spot model a camera survey measured (gain law, radial profile)"),
     "report": ("report", "Markdown report of a run (detection, answers side by side, score, training, timing)"),
 }
 

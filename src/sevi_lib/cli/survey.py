@@ -19,6 +19,7 @@ def register(sub):
     p.add_argument("frames", help="HDF5 test file with a FinalImage dataset")
     p.add_argument("--out", required=True, metavar="CAMERA.json", help="survey to write (JSON)")
     p.add_argument("--threads", type=int, help="decompression threads (default 1)")
+    p.add_argument("--plot", metavar="CAMERA.png", help="also draw the measured spot model (as sevi plot-camera)")
     add_settings_arguments(p, SurveySettings, title="survey settings")
     p.set_defaults(func=run)
 
@@ -27,6 +28,15 @@ def run(args):
     from sevi_lib.detect.camera import survey_file
 
     settings = settings_from_args(SurveySettings, args)
+    if args.plot:
+        from sevi_lib.core.io import check_outputs
+
+        check_outputs([args.out, args.plot], [args.frames])
     survey = survey_file(args.frames, args.out, settings, threads=args.threads or 1)
-    print("\n".join(survey.summary_lines()) + f"\n-> {args.out}", file=sys.stderr)
+    if args.plot:
+        from sevi_lib.cli.plot_camera import write_camera_png
+
+        write_camera_png(survey, args.plot)
+    print("\n".join(survey.summary_lines()) + f"\n-> {args.out}" + (f", {args.plot}" if args.plot else ""),
+          file=sys.stderr)
     return 0
