@@ -43,6 +43,14 @@ def test_all_sections_in_order(run_files):
     assert "![count map](../map.png)" in text and "is **fit**'s" in text
 
 
+def test_camera_figure_follows_the_count_map_in_the_detection_section(run_files):
+    t = run_files
+    text = build_report(t / "out" / "report.md", detect_summary=t / "summary.txt", count_map_png=t / "map.png",
+                        camera_png=t / "camera.png", now=NOW)
+    assert text.index("![count map](../map.png)") < text.index("![camera spot model](../camera.png)")
+    assert "camera spot model" not in build_report(t / "r.md", detect_summary=t / "summary.txt", now=NOW)
+
+
 def test_no_runs_no_training_section(run_files):
     text = build_report(run_files / "r.md", answers={"fit": run_files / "fit.h5"}, runs={}, now=NOW)
     assert "## Network training" not in text and "## Answers side by side" in text

@@ -11,6 +11,7 @@ def register(sub):
     p.add_argument("--frames", help="the test file the run analysed (named in the report)")
     p.add_argument("--detect-summary", help="summary.txt from sevi accumulate")
     p.add_argument("--count-map-png", help="picture of the count map")
+    p.add_argument("--camera-png", help="picture of the camera survey's spot model (sevi plot-camera)")
     p.add_argument("--answer", nargs="*", default=[], metavar="NAME=H5", help="Answer files, one per method")
     p.add_argument("--final", help="name of the method whose answer is the final one")
     p.add_argument("--fit-sidecar", help="JSON sidecar of sevi fit (standard errors, diagnostics)")
@@ -29,10 +30,10 @@ def run(args):
 
     answers = parse_pairs(args.answer, "--answer")
     runs = parse_pairs(args.run, "--run")
-    inputs = [args.detect_summary, args.count_map_png, args.fit_sidecar, args.fit_png, args.calibration, args.truth,
-              args.score, *answers.values()]
+    inputs = [args.detect_summary, args.count_map_png, args.camera_png, args.fit_sidecar, args.fit_png,
+              args.calibration, args.truth, args.score, *answers.values()]
     write_report(args.out, inputs, frames=args.frames, detect_summary=args.detect_summary,
-                 count_map_png=args.count_map_png, answers=answers, final=args.final, fit_sidecar=args.fit_sidecar,
-                 fit_png=args.fit_png, calibration=args.calibration, truth=args.truth, score=args.score, runs=runs, benchmarks=args.benchmarks)
+                 count_map_png=args.count_map_png, camera_png=args.camera_png, answers=answers, final=args.final,
+                 fit_sidecar=args.fit_sidecar, fit_png=args.fit_png, calibration=args.calibration, truth=args.truth, score=args.score, runs=runs, benchmarks=args.benchmarks)
     print(f"sevi report: wrote {args.out}")
     return 0

@@ -75,7 +75,7 @@ def _warnings(summary):
     return ["\n".join(f"> **{ln}**" for ln in lines)] if lines else []
 
 
-def _detection(summary, count_map_png, out):
+def _detection(summary, count_map_png, out, camera_png=None):
     parts = []
     if summary:
         try:
@@ -85,6 +85,8 @@ def _detection(summary, count_map_png, out):
         parts.append("## Detection\n\n```\n" + text.rstrip() + "\n```")
     if count_map_png:
         parts.append(f"![count map]({_rel(count_map_png, out)})")
+    if camera_png:
+        parts.append(f"![camera spot model]({_rel(camera_png, out)})")
     return parts
 
 
@@ -213,7 +215,7 @@ def _timing(folder):
 
 def build_report(out, frames=None, detect_summary=None, count_map_png=None, answers=None, final=None,
                  fit_sidecar=None, fit_png=None, truth=None, score=None, runs=None, benchmarks=None, now=None,
-                 calibration=None):
+                 calibration=None, camera_png=None):
     """The Markdown text of a run's report.
 
     Parameters
@@ -224,6 +226,8 @@ def build_report(out, frames=None, detect_summary=None, count_map_png=None, answ
         The test file the run analysed (named in the title line).
     detect_summary, count_map_png : str, optional
         ``summary.txt`` of ``sevi accumulate`` and the count-map picture.
+    camera_png : str, optional
+        The camera survey's spot-model picture (``sevi plot-camera``), after the count map.
     answers : dict, optional
         Method name -> Answer file.
     final : str, optional
@@ -251,7 +255,7 @@ def build_report(out, frames=None, detect_summary=None, count_map_png=None, answ
     cal = _read_sidecar(calibration) if calibration else None
     parts = [f"# sevi report\n\nWritten {now:%Y-%m-%d %H:%M}" + (f" for `{frames}`." if frames else ".")]
     parts += _warnings(detect_summary)
-    parts += _detection(detect_summary, count_map_png, out)
+    parts += _detection(detect_summary, count_map_png, out, camera_png)
     parts += _answers(answers or {}, final, side, truth, cal)
     parts += _geometry(side)
     parts += _calibration(cal)
