@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from sevi_lib.calibrate.response import CalibrationSettings
-from sevi_lib.detect.params import DetectorParams
+from sevi_lib.detect.params import DetectorParams, SurveySettings
 from sevi_lib.fit import FitSettings
 from sevi_lib.nn.config import TrainConfig
 from sevi_lib.simulate.settings import SimulationSettings
@@ -21,7 +21,8 @@ def _fields(cls):
 
 
 @pytest.mark.parametrize("props, cls, layout", [
-    (PROPS["detect"]["properties"], DetectorParams, {"shards", "threads", "chunk"}),
+    # detect.spot_model is the survey's (SurveySettings), not the detector's
+    (PROPS["detect"]["properties"], DetectorParams, {"shards", "threads", "chunk", "spot_model"}),
     (PROPS["calibrate"]["properties"], CalibrationSettings, {"enabled", "threads"}),
     (SCHEMA["$defs"]["train"]["properties"], TrainConfig, set()),
     (PROPS["fit"]["properties"], FitSettings, {"n_shells"}),
@@ -41,3 +42,40 @@ def test_simulation_keys_are_settings_and_give_no_default():
     props = PROPS["simulation"]["properties"]
     assert set(props) - {"shells"} <= _fields(SimulationSettings)
     assert not [k for k in props if "default" in props[k]]
+
+
+# ------------------------------------------------------------------ detect.spot_model (the survey's)
+def _config_with(spot_model):
+    config = yaml.safe_load((Path(__file__).resolve().parents[2] / "config/config.yaml").read_text())
+    config["detect"]["spot_model"] = spot_model
+    return config
+
+
+@pytest.mark.parametrize("value", [
+    "measured", "published", {"sigma_px": 5}, {"sigma_px": 5, "gain": "gamma", "gain_mean": 120, "gain_cv": 0.45},
+])
+def test_schema_accepts_the_spot_models_the_survey_accepts(value):
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    Draft202012Validator(SCHEMA).validate(_config_with(value))
+    # and the survey takes it as the workflow passes it (a mapping as JSON)
+    text = value if isinstance(value, str) else json.dumps(value)
+    SurveySettings(spot_model=text).validate()
+
+
+@pytest.mark.parametrize("value", ["wide", {"sigma_px": 5, "colour": "red"}, {"gain": "poisson"}, {"sigma_px": 0}, 3])
+def test_schema_refuses_other_spot_models(value):
+    from jsonschema import Draft202012Validator
+
+    assert list(Draft202012Validator(SCHEMA).iter_errors(_config_with(value)))
+
+
+def test_spot_model_fields_are_the_dataclass_fields():
+    from sevi_lib.core.spots import SpotModel
+
+    assert set(SCHEMA["$defs"]["spot_model"]["properties"]) == _fields(SpotModel)
+    assert PROPS["simulation"]["properties"]["spot"]["$ref"] == "#/$defs/spot_model"
+    assert set(PROPS["detect"]["properties"]) - set(_fields(DetectorParams)) - {"shards", "threads", "chunk"} == {
+        f.name for f in dataclasses.fields(SurveySettings) if f.name == "spot_model"}

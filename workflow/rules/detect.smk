@@ -1,7 +1,9 @@
 # The camera survey (`sevi survey`, sevi_lib.detect.camera): read noise, pedestal and hot pixels
-# estimated once from a sample of frames spread over the file (results/detect/camera.json); every
-# shard detects with it (noise-implied thresholds, hot pixels masked). Published frames: noise 0,
-# no hot pixels, and detection is exactly the published detector.
+# estimated once from a sample of frames spread over the file (results/detect/camera.json), with
+# the spot model measured from the isolated spots and the one in use (detect.spot_model); every
+# shard detects with it (noise-implied thresholds, hot pixels masked, the spot model). Published
+# frames: noise 0, no hot pixels, and detection is exactly the published detector. report.smk
+# draws the spot model (results/detect/camera.png).
 #
 # Electron detection: config["detect"]["shards"] contiguous frame ranges of the test file, each
 # detected by one job (`sevi detect`, library sevi_lib.detect.shards.detect_shard), then
@@ -12,6 +14,9 @@
 # Shard i of K computes its own range [i n / K, (i + 1) n / K) inside the job from the frame
 # count n of the file, so the DAG does not need to open the (possibly not yet simulated) test
 # file, and fewer frames than shards simply gives empty, valid shards.
+#
+# What reruns the survey (params): detect.spot_model (`sevi survey --spot-model`: measured,
+# published or a mapping of spot-model fields, passed as compact JSON) and the frames' identity.
 #
 # What reruns detection (params): every detector value of the config (DetectorParams fields,
 # one `--field-name value` flag each), the number of shards, and the identity of a user's frames
@@ -29,6 +34,10 @@ DETECT_CHUNK = int(DETECT["chunk"])
 DETECT_SHARD_FILES = expand("results/detect/shards/shard_{i}.h5", i=range(DETECT_SHARDS))
 # config keys that are not DetectorParams fields (job layout, not detector behaviour)
 DETECT_LAYOUT_KEYS = ("shards", "threads", "chunk")
+# config keys of the survey (SurveySettings fields), not of `sevi detect`: the spot model reaches
+# detection through camera.json, so editing it reruns the survey and, through its output,
+# everything after it
+DETECT_SURVEY_KEYS = ("spot_model",)
 
 
 rule survey:
@@ -38,13 +47,14 @@ rule survey:
         "results/detect/camera.json",
     params:
         frames_identity=frames_identity(),
+        survey=settings_flags({key: DETECT.get(key) for key in DETECT_SURVEY_KEYS}),
     log:
         "results/logs/survey.log",
     benchmark:
         "results/benchmarks/survey.tsv"
     threads: 1
     shell:
-        "sevi survey {input.frames:q} --out {output:q} --threads {threads} > {log:q} 2>&1"
+        "sevi survey {input.frames:q} --out {output:q} --threads {threads} {params.survey} > {log:q} 2>&1"
 
 
 rule detect:
@@ -57,7 +67,7 @@ rule detect:
         i=r"\d+",
     params:
         shards=DETECT_SHARDS,
-        detector=settings_flags(DETECT, skip=DETECT_LAYOUT_KEYS),
+        detector=settings_flags(DETECT, skip=DETECT_LAYOUT_KEYS + DETECT_SURVEY_KEYS),
         frames_identity=frames_identity(),
     threads: detect_threads()
     resources:
