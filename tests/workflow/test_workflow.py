@@ -90,6 +90,8 @@ def test_end_to_end_outputs(ran):
     for section in ("## Detection", "## Answers side by side", "## Detector calibration", "## Score",
                     "## Network training"):
         assert section in report
+    assert "![camera spot model](detect/camera.png)" in report
+    assert (ran / "results/detect/camera.png").read_bytes()[:4] == b"\x89PNG"
     assert planned_jobs(ran, "--configfile", ".test/config/config.yaml") == {}  # nothing left to do
 
 
@@ -107,6 +109,23 @@ def test_simulation_value_reruns_synthesis(ran):
 def test_training_setting_reruns_training_and_prediction_only(ran):
     jobs = planned_jobs(ran, *_override(ran, {"nn": {"train": {"lr": 0.002}}}))
     assert set(jobs) == {"pretrain", "finetune", "predict", "score", "report", "all"}
+
+
+def test_spot_model_reruns_the_survey_and_everything_after_it(ran):
+    jobs = planned_jobs(ran, *_override(ran, {"detect": {"spot_model": {"sigma_px": 7.7, "gain": "gamma"}}}))
+    assert "simulate" not in jobs and jobs["survey"] == 1 and jobs["camera_png"] == 1
+    assert jobs["detect"] == 3 and jobs["accumulate"] == 1 and jobs["fit"] == 1 and jobs["report"] == 1
+
+
+def test_spot_model_reaches_the_survey_not_the_detector(tmp_path):
+    wd = _copy_workflow(tmp_path)
+    res = snakemake(wd, "-n", "-p", *_override(wd, {"detect": {"spot_model": {"sigma_px": 5, "gain": "gamma"}}}))
+    commands = [ln for ln in res.stdout.splitlines() if ln.startswith("Shell command: ")]
+    survey = [c for c in commands if " sevi survey " in f" {c[15:]}"]
+    detect = [c for c in commands if "sevi detect " in c]
+    assert len(survey) == 1 and """--spot-model '{"gain":"gamma","sigma_px":5}'""" in survey[0]
+    assert len(detect) == 3 and not [c for c in detect if "spot" in c]
+    assert [c for c in commands if "sevi plot-camera results/detect/camera.json --out results/detect/camera.png" in c]
 
 
 def test_calibration_setting_reruns_calibration_and_what_follows(ran):
@@ -132,6 +151,8 @@ def test_fit_setting_reruns_fit_and_what_follows(ran):
     ({"nn": {"predict": {"devcie": "cpu"}}}, "devcie"),
     ({"calibrate": {"block": 4}}, "block"),
     ({"fit": {"n_bta": 4}}, "n_bta"),
+    ({"detect": {"spot_model": "wide"}}, "wide"),
+    ({"detect": {"spot_model": {"sigma_px": 5, "colour": "red"}}}, "colour"),
 ])
 def test_bad_config_is_refused_by_the_schema(tmp_path, doc, message):
     wd = _copy_workflow(tmp_path)

@@ -118,6 +118,7 @@ def final_targets():
     targets = [
         "results/final.h5",
         "results/detect/count_map.png",
+        "results/detect/camera.png",
         "results/detect/summary.txt",
         *ANSWERS.values(),
         "results/report.md",
@@ -239,6 +240,7 @@ def _report_input(wildcards):
         "answers": list(SCORED.values()),
         "summary": "results/detect/summary.txt",
         "count_map_png": "results/detect/count_map.png",
+        "camera_png": "results/detect/camera.png",
         "final": "results/final.h5",
         "metrics": [f"{d}/metrics.csv" for d in _report_runs().values()],
     }

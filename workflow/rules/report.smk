@@ -3,7 +3,8 @@
 # training curves, and the wall time of every job). `snakemake --report results/report.html`
 # gathers the same results (every output marked with report() below and in the other rule
 # files, captions in workflow/report/) into one self-contained page. `count_map_png` draws the
-# detected count map with the image centre and the shell radii the fit found (`sevi plot-map`).
+# detected count map with the image centre and the shell radii the fit found (`sevi plot-map`);
+# `camera_png` the spot model the camera survey measured (`sevi plot-camera`).
 # Uses from common.smk: ANSWERS, SCORED, CALIBRATED, truth_file(), test_images(); from nn.smk: NN.
 
 
@@ -17,6 +18,17 @@ rule count_map_png:
         "results/logs/count_map_png.log",
     shell:
         "sevi plot-map {input.count_map:q} --fit-sidecar {input.sidecar:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule camera_png:
+    input:
+        "results/detect/camera.json",
+    output:
+        report("results/detect/camera.png", caption="../report/camera.rst", category="1. Detection"),
+    log:
+        "results/logs/camera_png.log",
+    shell:
+        "sevi plot-camera {input:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule report:
@@ -38,6 +50,7 @@ rule report:
         "results/logs/report.log",
     shell:
         "sevi report --out {output:q} --frames {params.frames:q} --final {params.final:q}"
-        " --detect-summary {input.summary:q} --count-map-png {input.count_map_png:q} --answer {params.answers:q}"
+        " --detect-summary {input.summary:q} --count-map-png {input.count_map_png:q}"
+        " --camera-png {input.camera_png:q} --answer {params.answers:q}"
         " {params.fit_sidecar} {params.fit_png} {params.calibration} {params.truth} {params.score}"
         " --run {params.runs:q} --benchmarks results/benchmarks > {log:q} 2>&1"
