@@ -143,3 +143,6 @@ def test_detector_params_scale_with_the_model():
     assert p.sigma_px == 5.0 and p.amplitude == 120.0 and p.gain_cv == 0.45
     assert p.merge_px == pytest.approx(3.0 * 5.0 / 7.68)
     assert p.single_max_peak <= 254 and p.single_max_flux > DetectorParams().single_max_flux
+    assert p.peak_min == DetectorParams().peak_min  # cv 0.45: 5 % of the gains lie above 30 counts
+    broad = spot_detector_params(SpotModel(4.0, 0.4, 0.05, "gamma", 80.0, 0.7)).validate()
+    assert DetectorParams().threshold <= broad.peak_min < 20 and broad.min_amplitude <= broad.peak_min + 1

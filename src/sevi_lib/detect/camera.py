@@ -128,6 +128,21 @@ class CameraSurvey:
         """The :class:`~sevi_lib.core.spots.SpotModel` in use."""
         return SpotModel.from_dict(self.spot_model)
 
+    def faint_fraction(self, params=None):
+        """Fraction of the electrons whose spot peaks below the detector's ``peak_min`` (the gain law in use).
+
+        Detection cannot find them: it finds about ``1 - faint_fraction`` of the electrons
+        wherever they land, which thins the image without biasing its shape.
+        """
+        from scipy.stats import gamma as gamma_law
+        from scipy.stats import norm
+
+        m = self.spots()
+        floor = self.detector_params(params).peak_min
+        if m.gain == "normal":
+            return float(norm.cdf(floor, m.gain_mean, max(m.gain_sd, 1e-9)))
+        return float(gamma_law.cdf(floor, m.gamma_shape, scale=m.gain_mean / m.gamma_shape))
+
     @property
     def noise_sigmas(self):
         """k of the noise-implied threshold (from :attr:`settings`)."""
@@ -254,6 +269,12 @@ class CameraSurvey:
         lines.append(f"spot model in use ({self.spot_model_source}): width {m.sigma_px:.3f} px (spread "
                      f"{m.sigma_sd_px:.3f}), correlation spread {m.rho_sd:.3f}, {m.gain} gain mean {m.gain_mean:.1f} "
                      f"counts, cv {m.gain_cv:.3f}")
+        try:
+            p = self.detector_params()
+            lines.append(f"electrons fainter than the detection floor (peak {p.peak_min} counts): "
+                         f"{100 * self.faint_fraction():.2f} % by the gain law (lost everywhere alike)")
+        except ValueError:
+            pass
         lines += [f"WARNING: {w}" for w in self.warnings]
         return lines
 

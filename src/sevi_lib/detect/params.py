@@ -8,6 +8,7 @@ there is no packing order to keep in step with the kernels: a field that does no
 at compile time.
 """
 
+import math
 from collections import namedtuple
 from dataclasses import asdict, dataclass, fields
 
@@ -248,6 +249,8 @@ def spot_detector_params(model, params=None):
     ``amplitude`` (= gain_mean) and ``gain_cv`` are the model's; ``merge_px`` scales with w;
     ``removal_cost`` (a squared residual over a spot's area) with ``g^2 w^2``; ``add_threshold``
     and ``min_amplitude`` with ``min(g, 1)`` (a brighter camera still has faint electrons);
+    ``peak_min`` and ``min_amplitude`` go down to the gain law's 5th percentile (not below
+    ``threshold``), so that a broad law does not lose its faint electrons to the published floors;
     ``single_max_peak`` (at most 254) and ``single_max_flux`` admit a single spot up to the gain
     law's 99th percentile.
 
@@ -270,12 +273,14 @@ def spot_detector_params(model, params=None):
     w = model.sigma_px / 7.68
     g = model.gain_mean / 100.0
     k = 1.0 / max(model.gain_cv, 0.01) ** 2
-    q99 = float(gamma_law.ppf(0.99, k, scale=model.gain_mean / k))
+    q05, q99 = (float(gamma_law.ppf(q, k, scale=model.gain_mean / k)) for q in (0.05, 0.99))
+    # the faint end: a broad gain law puts many electrons below the published floors
+    peak_min = max(params.threshold, min(params.peak_min, int(math.ceil(q05))))
     return replace(
         params, sigma_px=float(model.sigma_px), sigma_sd_px=float(max(model.sigma_sd_px, 0.02 * model.sigma_px)),
         rho_sd=float(max(model.rho_sd, 0.02)), amplitude=float(model.gain_mean),
-        gain_cv=float(min(max(model.gain_cv, 0.01), 3.0)), merge_px=params.merge_px * w,
+        gain_cv=float(min(max(model.gain_cv, 0.01), 3.0)), merge_px=params.merge_px * w, peak_min=peak_min,
         removal_cost=params.removal_cost * g * g * w * w, add_threshold=params.add_threshold * min(g, 1.0),
-        min_amplitude=min(params.min_amplitude * min(g, 1.0), 0.9 * model.gain_mean),
+        min_amplitude=min(params.min_amplitude * min(g, 1.0), max(q05, float(peak_min)), 0.9 * model.gain_mean),
         single_max_peak=float(min(254.0, max(params.single_max_peak * g, q99))),
         single_max_flux=float(max(params.single_max_flux, q99 / model.gain_mean)))
