@@ -21,9 +21,9 @@ comparable between lines), detected / true electrons, recall / precision overall
 | lab4noisy (4 px, gamma 80, cv 0.7, noise 1.5) | 4.003, 83.6, 0.663 | 0.628, 0.592 / 0.942 | 0.931, 0.907 / 0.974 |
 | lab9 (9.5 px, gamma 180, cv 0.3) | 9.540, 179.6, 0.305 | 2.530, 0.493 / 0.195 | 0.998, 0.922 / 0.924 |
 
-lab4noisy's gain law puts 5.4 % of the electrons below the detection floor (peak 18 counts: the
-survey says so); lab9's and lab4noisy's figures for the survey's detector predate the
-``peak_min`` scaling for lab4noisy only (lab9: 0.998 before it, unaffected: its floor stays 30).
+lab4noisy's gain law puts 5.4 % of the electrons below the detection floor (peak 18 counts; the
+survey says so). The lab9 row was measured before ``peak_min`` followed the gain law; its floor
+stays 30 counts.
 """
 
 import argparse
