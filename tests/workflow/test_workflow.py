@@ -122,9 +122,9 @@ def test_spot_model_reaches_the_survey_not_the_detector(tmp_path):
     res = snakemake(wd, "-n", "-p", *_override(wd, {"detect": {"spot_model": {"sigma_px": 5, "gain": "gamma"}}}))
     commands = [ln for ln in res.stdout.splitlines() if ln.startswith("Shell command: ")]
     survey = [c for c in commands if " sevi survey " in f" {c[15:]}"]
-    detect = [c for c in commands if "sevi detect " in c]
+    detect = [c for c in commands if "sevi detect " in c or "sevi calibrate " in c]
     assert len(survey) == 1 and """--spot-model '{"gain":"gamma","sigma_px":5}'""" in survey[0]
-    assert len(detect) == 3 and not [c for c in detect if "spot" in c]
+    assert len(detect) == 4 and not [c for c in detect if "spot" in c]
     assert [c for c in commands if "sevi plot-camera results/detect/camera.json --out results/detect/camera.png" in c]
 
 

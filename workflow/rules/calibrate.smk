@@ -7,7 +7,8 @@
 # the data's camera: the fitted image centre, the fitted flat background as stray electrons, and
 # the camera survey's read noise and hot pixels (detected with the survey, as the data was).
 # Uses from common.smk: settings_flags(); from detect.smk (include it first): DETECT,
-# DETECT_LAYOUT_KEYS.
+# DETECT_SKIP_KEYS (the job layout and the survey's spot_model, which reaches calibration through
+# camera.json).
 #
 # What reruns calibration (params): every value of the `calibrate:` section (CalibrationSettings
 # fields, one `--field-name value` flag each; their defaults live in CalibrationSettings) and
@@ -30,7 +31,7 @@ rule calibrate:
         sidecar="results/answer/fit_calibrated.json",
     params:
         settings=settings_flags(CALIBRATE, skip=CALIBRATE_LAYOUT_KEYS),
-        detector=settings_flags(DETECT, skip=DETECT_LAYOUT_KEYS),
+        detector=settings_flags(DETECT, skip=DETECT_SKIP_KEYS),
     threads: int(CALIBRATE["threads"])
     log:
         "results/logs/calibrate.log",

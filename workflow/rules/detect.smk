@@ -38,6 +38,8 @@ DETECT_LAYOUT_KEYS = ("shards", "threads", "chunk")
 # detection through camera.json, so editing it reruns the survey and, through its output,
 # everything after it
 DETECT_SURVEY_KEYS = ("spot_model",)
+# keys of `detect:` that are not detector flags (`sevi detect` and `sevi calibrate` skip them)
+DETECT_SKIP_KEYS = DETECT_LAYOUT_KEYS + DETECT_SURVEY_KEYS
 
 
 rule survey:
@@ -67,7 +69,7 @@ rule detect:
         i=r"\d+",
     params:
         shards=DETECT_SHARDS,
-        detector=settings_flags(DETECT, skip=DETECT_LAYOUT_KEYS + DETECT_SURVEY_KEYS),
+        detector=settings_flags(DETECT, skip=DETECT_SKIP_KEYS),
         frames_identity=frames_identity(),
     threads: detect_threads()
     resources:
