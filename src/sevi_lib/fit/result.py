@@ -69,6 +69,12 @@ class FitResult:
     expected_distance : ndarray, shape (S,)
         sqrt(sum_i 2/(4i+1) Var(beta_2i)): the per-shell distance this fit expects.
     diagnostics : dict
+    dispersion : dict
+        Binned fits only (else empty): the pixels' variance over their mean, ``phi`` with
+        ``phi_se`` (1 for Poisson counts; counts per electron times 1 + cv^2 for an accumulated
+        camera image), ``read_variance``, the ``scale`` the image was divided by before the fit,
+        ``meaning``; for an intensity image also ``quasi_likelihood: true`` and the refits
+        (:mod:`sevi_lib.fit.dispersion`).
     """
 
     method: str
@@ -99,6 +105,7 @@ class FitResult:
     centre_se: np.ndarray = field(default_factory=lambda: np.zeros(2))
     centre_fixed: bool = True
     shell_search: dict = field(default_factory=dict)
+    dispersion: dict = field(default_factory=dict)
 
     def to_dict(self):
         """JSON-ready dictionary (lists and numbers)."""
@@ -139,6 +146,16 @@ class FitResult:
         per_frame = "" if self.background_per_frame is None else \
             f", {self.background_per_frame:.4g} +- {self.background_per_frame_se:.2g} per frame"
         lines.append(f"background: {self.background:.6g} +- {self.background_se:.3g} electrons on the screen{per_frame}")
+        disp = self.dispersion or {}
+        if "phi" in disp:
+            if disp.get("quasi_likelihood"):
+                lines.append(f"intensity image (quasi-likelihood): phi = {disp['phi']:.4g} +- {disp['phi_se']:.2g} "
+                             "image units per effective electron (counts per electron x (1 + cv^2)); n, background "
+                             "in effective electrons (image / phi), standard errors and shell search scaled by it; "
+                             f"read variance {disp['read_variance']:.3g} +- {disp['read_variance_se']:.2g} per pixel")
+            else:
+                lines.append(f"dispersion: phi = {disp['phi']:.4g} +- {disp['phi_se']:.2g} (pixel variance over mean; "
+                             "1 for Poisson counts)")
         search = self.shell_search or {}
         if "peaks" in search:
             zs = ", ".join(f"R {p['R']:.4f} Z {p['z']:.1f}" for p in search["peaks"])
