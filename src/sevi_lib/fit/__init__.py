@@ -15,6 +15,10 @@ same model:
 ``binned``
     a count map in the ``numpy.histogram2d`` convention (Poisson over pixels; each pixel's
     expectation integrates lambda with 2 x 2 Gauss points);
+``binned`` on an intensity image
+    an accumulated camera image (counts per electron g, gain spread cv, read noise): the image
+    divided by its dispersion phi = g (1 + cv^2), estimated from the fit's residuals, is fitted
+    as counts of effective electrons (Poisson quasi-likelihood; :mod:`sevi_lib.fit.dispersion`);
 ``sum``
     the sum of raw camera frames (expected sum = pixel expectations convolved with the mean
     rendered spot; weighted least squares with the compound-Poisson variance).
@@ -32,6 +36,8 @@ Modules
 ``settings``    :class:`FitSettings` (the defaults of every fit value), ``METHODS``
 ``unbinned``    :func:`fit_electrons`
 ``binned``      :func:`fit_count_map`, ``check_map``
+``dispersion``  :func:`fit_intensity_map` (quasi-likelihood of an intensity image), ``variance_fit``,
+                ``is_intensity``
 ``framesum``    :func:`fit_frame_sum`, ``mean_spot`` / ``SpotKernel``, the FFT convolver
 ``files``       :func:`fit_file`: read an input file, fit, write Answer, sidecar and plot (``sevi fit``)
 ``result``      :class:`FitResult`, ``known_c_floor``, the delta-method covariance
@@ -48,7 +54,7 @@ Modules
 ``projection``  the projected basis F_2l and its radial spline tables
 
 Public API (imported lazily, so ``import sevi_lib.fit`` stays light): :func:`fit_electrons`,
-:func:`fit_count_map`, :func:`fit_frame_sum`, :func:`fit_file`, :class:`FitResult`,
+:func:`fit_count_map`, :func:`fit_intensity_map`, :func:`fit_frame_sum`, :func:`fit_file`, :class:`FitResult`,
 :class:`FitSettings`, ``METHODS``, :func:`mean_spot`.
 """
 
@@ -57,6 +63,7 @@ from sevi_lib._lazy import lazy_names
 _PUBLIC = {
     "fit_electrons": "unbinned",
     "fit_count_map": "binned",
+    "fit_intensity_map": "dispersion",
     "fit_frame_sum": "framesum",
     "mean_spot": "framesum",
     "SpotKernel": "framesum",

@@ -1,7 +1,11 @@
 """``sevi fit`` as one library call: read an input file, fit it, write the Answer, sidecar and plot.
 
 Input kinds: an HDF5 electron table (``DetectedElectrons``), or a 1024 x 1024 ``.npy`` map (a count
-map, or with method ``sum`` the sum of raw frames). Every output is checked before the work
+map, an accumulated camera image, or with method ``sum`` the sum of raw frames). A map fitted with
+method ``binned`` is an intensity image (the quasi-likelihood fit of
+:func:`sevi_lib.fit.dispersion.fit_intensity_map`) when asked (``intensity=True``, ``sevi fit
+--intensity``) or, by default, when it holds a negative or non-integer value
+(:func:`~sevi_lib.fit.dispersion.is_intensity`); otherwise it is a count map, fitted as before. Every output is checked before the work
 (:func:`sevi_lib.core.io.check_outputs`: not an input, not a directory, writable) and written
 atomically.
 """
@@ -48,7 +52,7 @@ def frame_count(det):
     return len(np.unique(ids)) if ids is not None and len(ids) else None
 
 
-def fit_input(path, settings=None, log=None):
+def fit_input(path, settings=None, log=None, intensity=None):
     """Fit the data of one input file.
 
     Parameters
@@ -58,17 +62,24 @@ def fit_input(path, settings=None, log=None):
     settings : FitSettings, optional
     log : callable, optional
         Receives the optimiser's progress lines.
+    intensity : bool, optional
+        For a map fitted with method ``binned``: True, an accumulated camera image (intensities;
+        quasi-likelihood, :func:`sevi_lib.fit.dispersion.fit_intensity_map`); False, a count map
+        (Poisson); None, decided by :func:`sevi_lib.fit.dispersion.is_intensity` (a negative or
+        non-integer value). Other inputs and methods take only None.
 
     Returns
     -------
     result : sevi_lib.fit.result.FitResult
         ``diagnostics["input"]`` names the file.
     points : tuple
-        ``(x, z, w)`` of the data for the plot (w None for electrons, pixel weights for maps).
+        ``(x, z, w)`` of the data for the plot (w None for electrons, pixel weights for maps: an
+        intensity image's divided by its phi, in effective electrons).
     method : str
         The method used.
     """
     from sevi_lib.fit.binned import fit_count_map
+    from sevi_lib.fit.dispersion import fit_intensity_map, is_intensity
     from sevi_lib.fit.framesum import fit_frame_sum, mean_spot
     from sevi_lib.fit.unbinned import fit_electrons
 
@@ -81,16 +92,24 @@ def fit_input(path, settings=None, log=None):
         img = read_map(path)
         if method == "unbinned":
             raise InputError(f"{path}: --method unbinned needs an electron table, not a map")
+        if intensity is not None and method != "binned":
+            raise InputError(f"{path}: --intensity and --counts apply to the binned fit of a map, not --method {method}")
         if method == "sum":
             kernel = mean_spot(settings.kernel_spots)
             result = fit_frame_sum(img, kernel, **kw)
             x, z, w = _pixel_points(img)
             w = w / kernel.total
+        elif (is_intensity(img) if intensity is None else intensity):
+            result = fit_intensity_map(img, **kw)
+            x, z, w = _pixel_points(img)
+            w = w / result.dispersion["scale"]
         else:
             result = fit_count_map(img, **kw)
             x, z, w = _pixel_points(img)
     else:
         method = settings.method or "unbinned"
+        if intensity is not None:
+            raise InputError(f"{path}: --intensity and --counts apply to a map (.npy), not an electron table")
         if method == "sum":
             raise InputError(f"{path}: --method sum needs the sum of raw frames (.npy), not an electron table")
         det = read_detected(path)
@@ -104,7 +123,7 @@ def fit_input(path, settings=None, log=None):
     return result, (x, z, w), method
 
 
-def fit_file(path, out, sidecar=None, plot=None, settings=None, log=None):
+def fit_file(path, out, sidecar=None, plot=None, settings=None, log=None, intensity=None):
     """Fit one input file and write the Answer, the JSON sidecar and the PNG report.
 
     Parameters
@@ -119,6 +138,8 @@ def fit_file(path, out, sidecar=None, plot=None, settings=None, log=None):
         PNG report (default: `out` with .png; ``"none"``: none).
     settings : FitSettings, optional
     log : callable, optional
+    intensity : bool, optional
+        As in :func:`fit_input`.
 
     Returns
     -------
@@ -134,7 +155,7 @@ def fit_file(path, out, sidecar=None, plot=None, settings=None, log=None):
     check_input(path)
     out, sidecar, plot = output_paths(out, sidecar, plot)
     check_outputs([out, sidecar, plot], [path])
-    result, (x, z, w), method = fit_input(path, settings, log)
+    result, (x, z, w), method = fit_input(path, settings, log, intensity)
     write_answer(out, result.R, result.beta)
     write_text(sidecar, json.dumps(result.to_dict(), indent=1) + "\n")
     if plot is not None:
