@@ -187,8 +187,12 @@ def _fit(side, fit_png, out):
         rows = [[j, f"{side['sigma_R'][j]:.5f} ± {side['se_sigma_R'][j]:.5f}", f"{side['weights'][j]:.0f}",
                  f"{side['expected_distance'][j]:.4f}", f"{side['floor'][j]:.4f}",
                  "yes" if side["constraint_active"][j] else "no"] for j in range(len(side["R"]))]
+        disp = side.get("dispersion") or {}
+        quasi = "" if not disp.get("quasi_likelihood") else (
+            f" Intensity image: quasi-likelihood with dispersion phi = {disp['phi']:.4g} ± {disp['phi_se']:.2g} "
+            "(counts per electron × (1 + cv²)); electrons are effective electrons (image / phi).")
         parts.append(f"## Fit ({side['method']})\n\n{side['n_iter']} iterations, "
-                     + ("converged" if side["converged"] else "**not converged**") + ".\n\n"
+                     + ("converged" if side["converged"] else "**not converged**") + "." + quasi + "\n\n"
                      + markdown_table(["shell", "sigma_R", "electrons", "expected distance", "floor (known angles)",
                                        "I >= 0 constraint active"], rows))
     if fit_png:
