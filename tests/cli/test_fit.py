@@ -158,3 +158,37 @@ def test_sidecar_has_centre_background_and_search(tmp_path, electrons, capsys):
 def test_bad_centre_is_one_line(tmp_path, electrons, capsys):
     _refused(["fit", str(electrons), "--out", str(tmp_path / "a.h5"), "--centre", "middle"], capsys, electrons,
              tmp_path, "centre must be one of")
+
+
+@pytest.fixture(scope="module")
+def intensity_npy(tmp_path_factory):
+    """An accumulated camera image: gamma gain (mean 50, cv 0.45) per electron, read noise 30."""
+    table = _table(20000, seed=5)
+    rng = np.random.default_rng(5)
+    gain = rng.gamma(1 / 0.45 ** 2, 50 * 0.45 ** 2, len(table))
+    img = np.histogram2d(table["x"], table["z"], bins=1024, range=[[-1, 1], [-1, 1]], weights=gain)[0]
+    path = tmp_path_factory.mktemp("intensity") / "image.npy"
+    np.save(path, img + rng.normal(0.0, 30.0, img.shape))
+    return path
+
+
+@pytest.mark.slow  # about 1 min on a shared 2-core machine
+def test_intensity_image_is_detected_and_reports_phi(tmp_path, intensity_npy, capsys):
+    out = tmp_path / "a.h5"
+    assert main(["fit", str(intensity_npy), "--out", str(out), "--quiet", "--n-beta", "4", "--centre", "screen",
+                 "--plot", "none"]) == 0
+    text = capsys.readouterr().out
+    assert "intensity image (quasi-likelihood): phi = " in text and "warning" not in text
+    side = json.loads(out.with_suffix(".json").read_text())
+    d = side["dispersion"]
+    assert d["quasi_likelihood"] and abs(d["phi"] - 50 * (1 + 0.45 ** 2)) < 4 * d["phi_se"]
+    assert "g (1 + cv^2)" in d["meaning"] and len(side["R"]) == 2
+
+
+def test_intensity_flags_refused_where_they_do_not_apply(tmp_path, electrons, intensity_npy, capsys):
+    _refused(["fit", str(electrons), "--out", str(tmp_path / "a.h5"), "--intensity"], capsys, electrons,
+             tmp_path, "apply to a map")
+    _refused(["fit", str(intensity_npy), "--out", str(tmp_path / "b.h5"), "--counts"], capsys, intensity_npy,
+             tmp_path, "negative")
+    _refused(["fit", str(intensity_npy), "--out", str(tmp_path / "c.h5"), "--method", "sum", "--intensity"], capsys,
+             intensity_npy, tmp_path, "binned fit of a map")
