@@ -166,3 +166,18 @@ def test_spot_model_pulls():
     p = np.array(pulls)
     assert np.all(np.abs(p.mean(axis=0)) < 0.9), p.mean(axis=0)
     assert np.all((p.std(axis=0, ddof=1) > 0.5) & (p.std(axis=0, ddof=1) < 1.6)), p.std(axis=0, ddof=1)
+
+
+def test_detected_gains_checked_against_the_law_in_use():
+    from sevi_lib.detect.blobs import FrameDetector
+    from sevi_lib.detect.camera import detected_gain_check
+
+    frames = _frames(LAB, 16, 80, 3)
+    out = {}
+    for fixed in (None, "published"):
+        sv = survey_frames(frames, SurveySettings(spot_model=fixed) if fixed else None)
+        with FrameDetector(None, threads=2, camera=sv) as det:
+            found = det.process(np.arange(len(frames), dtype=np.int32), frames)
+        out[fixed] = detected_gain_check(found, sv)
+    assert out[None]["warning"] is None and out[None]["tv"] < 0.1
+    assert out["published"]["tv"] > 0.4 and "do not follow the gain law" in out["published"]["warning"]

@@ -327,7 +327,7 @@ def accumulate(shard_paths, partial=False):
     dict
         ``electrons`` (ELECTRON_DTYPE, ElectronId renumbered), ``count_map``, ``intensity_sum``,
         ``blob_hist``, ``n_frames``, ``ranges``, ``frames_path``, ``camera`` (the survey's dict, or
-        None when detection used none).
+        None when detection used none), ``params`` (the detector parameters used, a dict).
 
     Raises
     ------
@@ -375,12 +375,14 @@ def accumulate(shard_paths, partial=False):
     electrons["ElectronId"] = np.arange(electrons.size, dtype=np.int32)
     return {"electrons": electrons, "count_map": count_map, "intensity_sum": raw_sum, "blob_hist": hist,
             "n_frames": n_frames, "ranges": [(s["start"], s["stop"]) for _, s in shards],
-            "frames_path": s0["frames_path"], "camera": s0["camera"]}
+            "frames_path": s0["frames_path"], "camera": s0["camera"], "params": s0["params"]}
 
 
 def summary_text(acc):
     """Short plain-text detection summary: frames, electrons, per frame, blobs by multiplicity, and
-    the camera survey (read noise, pedestal, threshold, hot pixels) when detection used one."""
+    the camera survey (read noise, pedestal, threshold, hot pixels, spot model, warnings) with the
+    check of the detected gains against the gain law (:func:`~sevi_lib.detect.camera.detected_gain_check`)
+    when detection used one."""
     n = acc["electrons"].size
     f = acc["n_frames"]
     hist = acc["blob_hist"]
@@ -399,7 +401,18 @@ def summary_text(acc):
     if acc.get("camera") is not None:
         from sevi_lib.detect.camera import CameraSurvey
 
-        lines += CameraSurvey.from_dict(acc["camera"]).summary_lines()
+        from sevi_lib.detect.camera import detected_gain_check
+        from sevi_lib.detect.params import DetectorParams
+
+        survey = CameraSurvey.from_dict(acc["camera"])
+        lines += survey.summary_lines()
+        used = DetectorParams.from_config(acc["params"]) if acc.get("params") else None
+        check = detected_gain_check(acc["electrons"], survey, used)
+        if check is not None:
+            lines.append(f"gains of the electrons detected alone: {check['n']}, mean peak {check['mean']:.1f} counts "
+                         f"(gain law {check['law_mean']:.1f}), total-variation distance to the law {check['tv']:.3f}")
+            if check["warning"]:
+                lines.append(f"WARNING: {check['warning']}")
     return "\n".join(lines) + "\n"
 
 
