@@ -106,7 +106,7 @@ def seeds():
         x, z = _electrons(N_PER_SHELL, seed)
         img = intensity_image(x, z, seed)
         quasi = fit_intensity_map(img, n_beta=4, centre="screen")
-        poisson = fit_count_map(img - img.min(), n_beta=4, n_shells=2, centre="screen")
+        poisson = fit_count_map(img - img.min(), n_beta=4, n_shells=2, centre="screen", level=-img.min())
         out.append((quasi, poisson))
     return out
 
@@ -118,12 +118,13 @@ def _pulls(results):
 
 @pytest.mark.slow  # about 3 min on a shared 2-core machine
 def test_intensity_pulls_have_unit_spread(seeds):
-    """beta_2, beta_4 of both shells: pulls of sd about 1 with the quasi-likelihood, about
-    sqrt(phi) (7.8) when the image is fitted as if it held Poisson counts."""
+    """beta_2, beta_4 of both shells: pulls of sd about 1 with the quasi-likelihood, several times
+    larger when the (offset) image is fitted as if it held Poisson counts: sqrt(phi) = 7.8 too
+    small errors, partly hidden by the offset's pseudo-counts (3.4 at the recording)."""
     quasi = _pulls([q for q, _ in seeds])
     poisson = _pulls([p for _, p in seeds])
     assert 0.6 < np.sqrt(np.mean(quasi ** 2)) < 1.5, quasi
-    assert np.sqrt(np.mean(poisson ** 2)) > 4.0, poisson
+    assert np.sqrt(np.mean(poisson ** 2)) > 2.5, poisson
     for q, p in seeds:  # same point estimates (scale invariance), errors sqrt(phi)-ish apart
         np.testing.assert_allclose(q.beta[:, :2], p.beta[:, :2], atol=0.2 * q.se_beta[:, :2].max())
 
