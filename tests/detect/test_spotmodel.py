@@ -172,7 +172,7 @@ def test_detected_gains_checked_against_the_law_in_use():
     from sevi_lib.detect.blobs import FrameDetector
     from sevi_lib.detect.camera import detected_gain_check
 
-    frames = _frames(LAB, 16, 80, 3)
+    frames = _frames(LAB, 8, 80, 3)
     out = {}
     for fixed in (None, "published"):
         sv = survey_frames(frames, SurveySettings(spot_model=fixed) if fixed else None)
