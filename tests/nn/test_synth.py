@@ -1,9 +1,13 @@
+import json
+
 import h5py
 import numpy as np
 import pytest
 
 from sevi_lib.core.angular import min_density
 from sevi_lib.core.errors import InputError
+from sevi_lib.core.spots import SpotModel
+from sevi_lib.detect.camera import CameraSurvey
 from sevi_lib.nn.priors import pretrain_prior
 from sevi_lib.nn.priors import sample as sample_prior
 from sevi_lib.nn.synth import read_shard_attrs, shard_rng, simulate_maps, synthesize
@@ -103,6 +107,78 @@ def test_detector_like_samples(tmp_path):
     d = _read(tmp_path / "d.h5")
     assert d["detector"].all()
     np.testing.assert_allclose(d["inputs"].sum(axis=(1, 2, 3)), 255.0, rtol=1e-5)
+
+
+# ------------------------------------------------------------ detector-like maps through the data's camera
+
+LAB = SpotModel(5.0, 0.3, 0.1, "gamma", 120.0, 0.45)  # narrower, brighter and more variable spots
+DET_ARGS = (np.array([0.5, 0.8]), np.array([0.007, 0.008]), np.array([[0.5, 0.2], [-0.3, 0.1]]), np.array([400, 600]))
+
+
+def _lab_camera(read_noise=1.5):
+    return CameraSurvey(read_noise=read_noise, read_noise_se=0.0, pedestal=0.0, pedestal_se=0.0,
+                        spot_model=LAB.to_dict(), spot_model_source="given")
+
+
+def test_detector_map_without_camera_is_the_published_map():
+    """camera=None is the map of before camera surveys, bit for bit (digest by commit 0530880's code)."""
+    import hashlib
+
+    from sevi_lib.nn.synth import detector_map
+
+    m = detector_map(*DET_ARGS, seed=4, electrons_per_frame=80, camera=None)
+    assert hashlib.sha256(m.tobytes()).hexdigest() == "7d00dda5962b6a517dab2392ab48d7fb85ef817d4751c7266c0d23438ab4848d"
+
+
+def test_detector_map_through_a_lab_camera():
+    from sevi_lib.nn.synth import detector_map
+
+    published = detector_map(*DET_ARGS, seed=4, electrons_per_frame=80)
+    for camera in (_lab_camera(0.0), _lab_camera(1.5)):
+        m = detector_map(*DET_ARGS, seed=4, electrons_per_frame=80, camera=camera)
+        assert not np.array_equal(m, published)
+        # the same electrons, other spots (and read noise): the detector still finds nearly all
+        # of the ~1000 (Poisson) requested ones at this occupancy: 5 sigma + 5 %
+        assert abs(m.sum() - 1000) < 5 * np.sqrt(1000) + 50
+        np.testing.assert_array_equal(m, detector_map(*DET_ARGS, seed=4, electrons_per_frame=80, camera=camera))
+
+
+def test_shard_through_a_camera_records_it(tmp_path):
+    prior = pretrain_prior({"electrons": [300, 400]})
+    args = (prior, VIEW, 2, 2, "d")
+    plain = synthesize(tmp_path / "p.h5", *args, detector_fraction=1.0)
+    same = synthesize(tmp_path / "n.h5", *args, detector_fraction=1.0, camera=None)
+    lab = synthesize(tmp_path / "l.h5", *args, detector_fraction=1.0, camera=_lab_camera())
+    dp, dn, dl = (_read(tmp_path / f"{n}.h5") for n in "pnl")
+    for k in dp:
+        np.testing.assert_array_equal(dp[k], dn[k])
+    np.testing.assert_array_equal(dp["labels"], dl["labels"])
+    assert dl["detector"].all() and not np.array_equal(dp["inputs"], dl["inputs"])
+    assert plain == same
+    attrs = read_shard_attrs(tmp_path / "l.h5")
+    assert attrs["camera"] == {"source": "", "spot_model_source": "given", "spot_model": LAB.to_dict(),
+                               "read_noise": 1.5, "hot_pixels": 0}
+    assert read_shard_attrs(tmp_path / "p.h5")["camera"]["spot_model"] == SpotModel().to_dict()
+    assert json.loads(lab["camera"])["spot_model_source"] == "given"
+
+
+def test_synth_cli_reads_the_camera(tmp_path, capsys):
+    from sevi_lib.cli import main
+    from sevi_lib.detect.camera import write_survey
+
+    write_survey(tmp_path / "camera.json", _lab_camera())
+    common = ["--stage", "pretrain", "--n", "1", "--key", "k", "--prior", '{"electrons": [300, 400]}',
+              "--view", '{"name": "fold", "downsample": 8}', "--detector-fraction", "1"]
+    assert main(["nn", "synth", str(tmp_path / "s.h5"), *common, "--camera", str(tmp_path / "camera.json")]) == 0
+    assert read_shard_attrs(tmp_path / "s.h5")["camera"]["spot_model"] == LAB.to_dict()
+    capsys.readouterr()
+    for bad, text in (("missing.json", ""), ("bad.json", '{"kind": "something else"}')):
+        if text:
+            (tmp_path / bad).write_text(text)
+        assert main(["nn", "synth", str(tmp_path / "x.h5"), *common, "--camera", str(tmp_path / bad)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"sevi: error: {tmp_path / bad}: ") and err.count("\n") == 1
+    assert not (tmp_path / "x.h5").exists()
 
 
 # ----------------------------------------------------------------------------- issue 13: K shells

@@ -1,9 +1,12 @@
 """``sevi nn``: the data half of the network method (training itself is ``sevi train``).
 
 ``sevi nn synth OUT --stage pretrain|finetune --n N --seed S --key KEY [--prior JSON] [--view JSON]
-[--n-beta K] [--first-pass ANSWER] [--count-map MAP] [--detector-fraction F] [--threads T] ...``
+[--n-beta K] [--first-pass ANSWER] [--count-map MAP] [--camera CAMERA.json] [--detector-fraction F]
+[--threads T] ...``
     Write one synthesis shard (:func:`sevi_lib.nn.synth.write_shard`); the settings are the
-    fields of :class:`sevi_lib.nn.config.SynthSettings`, one flag each.
+    fields of :class:`sevi_lib.nn.config.SynthSettings`, one flag each. ``--camera``: the data's
+    camera survey (``sevi survey``), the camera of the detector-like samples (default: the
+    published camera).
 ``sevi nn prior --stage ... [--n N] [--prior JSON] [--n-beta K] [--first-pass ANSWER]``
     Draw from a prior and print its acceptance rates and coefficient means (nothing written).
 ``sevi nn centre-map ELECTRONS --fit-sidecar FIT_JSON --out MAP``
@@ -64,6 +67,9 @@ def register(sub):
     s.add_argument("--n", type=int, required=True, help="number of samples")
     s.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     s.add_argument("--key", required=True, help="shard name mixed into the seed, e.g. pretrain/round0/3")
+    s.add_argument("--camera", default=None, metavar="CAMERA.json",
+                   help="the data's camera survey (sevi survey): the detector-like samples are rendered with its "
+                   "read noise and spot model and detected with it (default: the published camera)")
     s.add_argument("--progress", type=float, default=10.0, metavar="S",
                    help="a progress line (maps, maps/s, ETA) on stderr every S seconds (default 10; 0: none)")
     add_settings_arguments(s, SynthSettings, title="synthesis settings (SynthSettings; the workflow's nn section)")
@@ -122,7 +128,8 @@ def run_synth(args):
 
     settings = settings_from_args(SynthSettings, args)
     attrs, prior, view = write_shard(args.out, args.stage, args.n, args.seed, args.key, settings,
-                                     first_pass=args.first_pass, count_map=args.count_map, progress=args.progress or False)
+                                     first_pass=args.first_pass, count_map=args.count_map, camera=args.camera,
+                                     progress=args.progress or False)
     print(f"{args.out}: {args.n} samples, view {view.to_config()}, prior {prior.name}, "
           f"acceptance {attrs['acceptance']:.3f} (beta {attrs['beta_acceptance']:.3f} per shell, "
           f"radii {attrs['R_acceptance']:.3f})")

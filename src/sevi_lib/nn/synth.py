@@ -20,7 +20,8 @@ dataset         shape, dtype             content
 Attributes: ``view`` (JSON of the view), ``seed``, ``key``, ``prior`` (its name),
 ``prior_json`` (all its parameters), ``beta_acceptance``, ``R_acceptance``,
 ``acceptance`` (fractions of candidates accepted by the physical prior), ``detector_fraction``,
-``electrons_per_frame``, ``n_beta``.
+``electrons_per_frame``, ``n_beta``, ``camera`` (JSON, see :func:`camera_attrs`: the camera the
+detector-like samples went through; the published one unless a survey was given).
 
 Reproducibility: everything in a shard is a function of ``(seed, key)`` and the arguments: the
 prior draw uses ``numpy.random.default_rng(SeedSequence([seed, crc32(key)]))``, and every
@@ -34,15 +35,21 @@ K, so two-shell shards are what they always were. Every map is centred on the sc
 
 Detector-like samples (a configurable fraction): the sample's parameters are simulated and rendered
 frame by frame by the project's one render loop (:func:`sevi_lib.simulate.render.iter_rendered_chunks`,
-``electrons_per_frame`` electrons per frame in total, 10 % undetected, the published spot model),
-and every frame is passed through the project's detector (:mod:`sevi_lib.detect.blobs`),
-and the count map is built from the *detected* positions, so the network also sees the
-detector's imperfections (merged spots, position errors). They cost about as much as real
-frames (one frame per ``electrons_per_frame`` electrons), so keep the fraction small.
+``electrons_per_frame`` electrons per frame in total, 10 % undetected), and every frame is passed
+through the project's detector (:mod:`sevi_lib.detect.blobs`), and the count map is built from the
+*detected* positions, so the network also sees the detector's imperfections (merged spots,
+position errors). The camera is the data's when a camera survey is given
+(:class:`sevi_lib.detect.camera.CameraSurvey`, ``sevi nn synth --camera``): its read noise and
+spot model are rendered and its thresholds and hot-pixel mask detect; without one it is the
+published camera (its spot model, no read noise, the default detector), and the maps are those
+of before surveys existed, bit for bit. Hot pixels are not rendered: the detector masks them.
+They cost about as much as real frames (one frame per ``electrons_per_frame`` electrons), so
+keep the fraction small.
 """
 
 import json
 import zlib
+from os import PathLike
 
 import h5py
 import numpy as np
@@ -121,9 +128,39 @@ def simulate_maps(R, sigma_R, beta, n_electrons, seeds):
     return out
 
 
+def camera_attrs(camera=None):
+    """What a shard records of the camera of its detector-like samples (its ``camera`` attribute).
+
+    Parameters
+    ----------
+    camera : sevi_lib.detect.camera.CameraSurvey, optional
+        None: the published camera.
+
+    Returns
+    -------
+    dict
+        ``source`` (the survey's frames file; '' for the published camera or frames given as an
+        array), ``spot_model_source`` (``published``, ``measured`` or ``given``), ``spot_model``
+        (every :class:`~sevi_lib.core.spots.SpotModel` field), ``read_noise`` (counts) and
+        ``hot_pixels`` (the number masked).
+    """
+    from sevi_lib.core.spots import SpotModel
+
+    if camera is None:
+        return {"source": "", "spot_model_source": "published", "spot_model": SpotModel().to_dict(),
+                "read_noise": 0.0, "hot_pixels": 0}
+    return {"source": str(camera.source), "spot_model_source": str(camera.spot_model_source),
+            "spot_model": camera.spots().to_dict(), "read_noise": float(camera.read_noise),
+            "hot_pixels": len(camera.hot_pixels)}
+
+
 def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, detection_loss=0.1,
-                 detector_params=None, chunk=32):
+                 detector_params=None, chunk=32, camera=None):
     """Count map of one sample built frame by frame through the renderer and the detector.
+
+    The frames are rendered with the camera's read noise and spot model and detected with the
+    camera (its thresholds and hot-pixel mask, :class:`sevi_lib.detect.blobs.FrameDetector`);
+    hot pixels are not rendered, since the detector masks them (they read 0) anyway.
 
     Parameters
     ----------
@@ -143,6 +180,9 @@ def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, 
         Fields of :class:`sevi_lib.detect.blobs.DetectorParams` (default: its defaults).
     chunk : int
         Frames rendered and detected at a time.
+    camera : sevi_lib.detect.camera.CameraSurvey, optional
+        The data's camera survey. None: the published camera (its spot model, no read noise,
+        the detector without a survey), the map of before surveys existed, bit for bit.
 
     Returns
     -------
@@ -158,14 +198,15 @@ def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, 
     n_frames = max(1, int(np.ceil(n_el.sum() / seen)))
     means = n_el / ((1.0 - detection_loss) * n_frames)
     shells = Shells(R, sigma_R, beta)
-    with FrameDetector(DetectorParams(**(detector_params or {}))) as det:
-        for ids, frames, _ in iter_rendered_chunks(shells, n_frames, means, detection_loss, seed, chunk):
+    render = {} if camera is None else {"read_noise": float(camera.read_noise), "spots": camera.spots()}
+    with FrameDetector(DetectorParams(**(detector_params or {})), camera=camera) as det:
+        for ids, frames, _ in iter_rendered_chunks(shells, n_frames, means, detection_loss, seed, chunk, **render):
             det.process(ids, frames)
         return det.count_map.copy()
 
 
 def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons_per_frame=80.0,
-               detector_params=None, threads=None, progress=False):
+               detector_params=None, threads=None, progress=False, camera=None):
     """Write one synthesis shard (atomically; see the module docstring for the layout).
 
     Parameters
@@ -189,6 +230,9 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
         numba threads for the simulation (default: numba's current setting).
     progress : bool or float
         Progress lines (maps, maps/s, ETA) on stderr every 10 s, or every `progress` seconds.
+    camera : sevi_lib.detect.camera.CameraSurvey, optional
+        The camera of those samples (:func:`detector_map`); None: the published one. Recorded
+        in the ``camera`` attribute (:func:`camera_attrs`); the other samples do not use it.
 
     Returns
     -------
@@ -216,6 +260,7 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
         "detector_fraction": float(detector_fraction),
         "electrons_per_frame": float(electrons_per_frame),
         "n_beta": prior.n_beta,
+        "camera": json.dumps(camera_attrs(camera)),
     }
     old_threads = get_num_threads()
     if threads:
@@ -248,7 +293,8 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
                     bar.update(len(idx))
             for i in np.flatnonzero(use_detector):
                 m = detector_map(draw.R[i], draw.sigma_R[i], draw.beta[i], draw.n_electrons[i],
-                                 int(sim_seeds[i, 0]), electrons_per_frame, detector_params=detector_params)
+                                 int(sim_seeds[i, 0]), electrons_per_frame, detector_params=detector_params,
+                                 camera=camera)
                 inputs[i] = apply_view(m, view)
                 if bar is not None:
                     bar.update(1)
@@ -259,12 +305,13 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
     return attrs
 
 
-def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_map=None, progress=False):
+def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_map=None, progress=False,
+                camera=None):
     """One synthesis shard from the command's settings and input files (``sevi nn synth``).
 
-    The output path is checked first (not an input, writable), then the prior is resolved
-    (:func:`sevi_lib.nn.inputs.stage_prior`, which validates the first pass) and the view built,
-    and :func:`synthesize` writes the shard.
+    The output path is checked first (not an input, writable), then the camera survey is read,
+    the prior resolved (:func:`sevi_lib.nn.inputs.stage_prior`, which validates the first pass)
+    and the view built, and :func:`synthesize` writes the shard.
 
     Parameters
     ----------
@@ -277,6 +324,10 @@ def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_
     first_pass, count_map : str or Path, optional
         As in :func:`sevi_lib.nn.inputs.stage_prior`.
     progress : bool
+    camera : str, Path or sevi_lib.detect.camera.CameraSurvey, optional
+        The data's camera survey (``sevi survey``'s JSON, read with
+        :func:`sevi_lib.detect.camera.read_survey`, or a survey) for the detector-like samples;
+        None: the published camera.
 
     Returns
     -------
@@ -292,12 +343,17 @@ def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_
 
     settings = SynthSettings() if settings is None else settings
     settings.validate()
-    check_outputs([out], [first_pass, count_map])
+    camera_file = camera if isinstance(camera, (str, PathLike)) else None
+    check_outputs([out], [first_pass, count_map, camera_file])
+    if camera_file is not None:
+        from sevi_lib.detect.camera import read_survey
+
+        camera = read_survey(camera_file)
     prior = stage_prior(stage, settings, first_pass=first_pass, count_map=count_map)
     view = View.from_config(settings.view)
     attrs = synthesize(out, prior, view, n, seed, key, detector_fraction=settings.detector_fraction,
                        electrons_per_frame=settings.electrons_per_frame, detector_params=settings.detector_params,
-                       threads=settings.threads, progress=progress)
+                       threads=settings.threads, progress=progress, camera=camera)
     return attrs, prior, view
 
 
@@ -317,7 +373,7 @@ def read_shard_attrs(path):
             attrs = dict(f.attrs)
     except OSError as exc:
         raise InputError(f"{path}: cannot read the shard ({exc})") from None
-    for k in ("view", "prior_json"):
+    for k in ("view", "prior_json", "camera"):
         if k in attrs:
             attrs[k] = json.loads(attrs[k])
     return attrs
