@@ -128,6 +128,14 @@ def test_spot_model_reaches_the_survey_not_the_detector(tmp_path):
     assert [c for c in commands if "sevi plot-camera results/detect/camera.json --out results/detect/camera.png" in c]
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.25])
+def test_synthesis_reads_the_camera_only_with_detector_like_maps(tmp_path, fraction):
+    wd = _copy_workflow(tmp_path)
+    res = snakemake(wd, "-n", "-p", *_override(wd, {"nn": {"detector_fraction": fraction}}))
+    synth = [ln for ln in res.stdout.splitlines() if ln.startswith("Shell command: ") and "sevi nn synth " in ln]
+    assert synth and all(("--camera results/detect/camera.json" in c) == (fraction > 0) for c in synth)
+
+
 def test_calibration_setting_reruns_calibration_and_what_follows(ran):
     jobs = planned_jobs(ran, *_override(ran, {"calibrate": {"seed": 3}}))
     assert set(jobs) == {"calibrate", "final", "score", "report", "all"}

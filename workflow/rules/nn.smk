@@ -4,6 +4,9 @@
 #                   network's input is recentred; it does not learn offsets) -> results/nn/count_map.npy
 #   synth           one shard: results/nn/{stage}/data/{split}_{k}.h5
 #                   stage pretrain: split val, round0; stage finetune: split val, round0 .. round{R-1}
+#                   with nn.detector_fraction > 0 its detector-like maps go through the data's
+#                   camera (input results/detect/camera.json, `--camera`); at 0 (the default) the
+#                   shards do not depend on the survey
 #   pretrain        sevi train on the pretraining shards          -> results/nn/pretrain/run/best.pt
 #   nn_first_pass   pretrained network on the real count map      -> results/nn/pretrain/answer.h5
 #   finetune        round r starts from round r-1 (round 0 from the pretrained network), on that
@@ -49,7 +52,8 @@ rule centre_map:
 
 rule synth:
     input:
-        unpack(_nn_synth_input),
+        unpack(lambda w: {**_nn_synth_input(w),
+                          **({"camera": "results/detect/camera.json"} if float(NN["detector_fraction"]) > 0 else {})}),
     output:
         "results/nn/{stage}/data/{split}_{k}.h5",
     params:
@@ -58,6 +62,7 @@ rule synth:
         settings=lambda w: settings_flags(_nn_synth_settings(w.stage)),
         first_pass=lambda w, input: _nn_flag("--first-pass", input, "first_pass"),
         count_map=lambda w, input: _nn_flag("--count-map", input, "count_map"),
+        camera=lambda w, input: _nn_flag("--camera", input, "camera"),
     threads: NN["synth_threads"]
     log:
         "results/logs/nn/synth_{stage}_{split}_{k}.log",
@@ -66,7 +71,7 @@ rule synth:
     shell:
         "NUMBA_NUM_THREADS={threads} sevi nn synth {output:q} --stage {wildcards.stage} --n {params.n} "
         "--seed {params.seed} --key {wildcards.stage}/{wildcards.split}/{wildcards.k} {params.settings} "
-        "{params.first_pass} {params.count_map} --threads {threads} > {log:q} 2>&1"
+        "{params.first_pass} {params.count_map} {params.camera} --threads {threads} > {log:q} 2>&1"
 
 
 rule pretrain:
