@@ -157,9 +157,10 @@ def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=2000
         sm = ndimage.correlate(fv.astype(np.int32), np.ones((3, 3), dtype=np.int32), mode="constant")  # exact 3 x 3 sums
         locmax = (sm == ndimage.maximum_filter(sm, size=3, mode="constant")) & lit
         # maxima as connected plateaus (a saturated top is one plateau), counted per blob
-        mlab, nm = ndimage.label(locmax, structure=eight)
-        first = np.asarray(ndimage.minimum_position(mlab, mlab, np.arange(1, nm + 1)), dtype=np.int64).reshape(-1, 2)
-        nmax = np.bincount(lab[first[:, 0], first[:, 1]], minlength=n + 1)[1:]
+        mlab, _ = ndimage.label(locmax, structure=eight)
+        at = np.flatnonzero(locmax)  # few pixels: one blob label per plateau from any of its pixels
+        _, first = np.unique(mlab.ravel()[at], return_index=True)
+        nmax = np.bincount(lab.ravel()[at[first]], minlength=n + 1)[1:]
         # the patch is centred on the blob's intensity centroid (a saturated top has no single maximum)
         pos = np.floor(np.asarray(ndimage.center_of_mass(fv, lab, idx)).reshape(-1, 2)).astype(np.int64)
         ok = (nmax == 1) & (pos[:, 0] >= reach) & (pos[:, 0] < n_i - reach) & (pos[:, 1] >= reach) & (pos[:, 1] < n_j - reach)
