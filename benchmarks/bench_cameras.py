@@ -47,6 +47,7 @@ CAMERAS = {
     "lab5": (SpotModel(5.0, 0.3, 0.1, "gamma", 120.0, 0.45), 0.0),
     "lab4noisy": (SpotModel(4.0, 0.4, 0.05, "gamma", 80.0, 0.7), 1.5),
     "lab9": (SpotModel(9.5, 0.5, 0.15, "gamma", 180.0, 0.3), 0.0),
+    "dim8": (SpotModel(8.0, 0.5, 0.1, "gamma", 60.0, 0.3), 1.0),
 }
 
 
