@@ -15,7 +15,8 @@ Modules
                  ``summarize`` (acceptance rates of ``sevi nn prior``)
 ``views``        ``View``, ``apply_view``, ``downsample``: what the network sees of a count map
 ``synth``        synthesis shards: ``synthesize``, ``write_shard`` (``sevi nn synth``),
-                 ``simulate_maps``, ``detector_map``, ``shard_rng``, ``read_shard_attrs``
+                 ``simulate_maps``, ``detector_map`` (through the data's camera survey when
+                 given), ``camera_attrs``, ``shard_rng``, ``read_shard_attrs``
 ``inputs``       the user files of the stage, validated where they enter: ``read_first_pass``
                  (K rows), ``read_radii``, ``read_centre`` (the fit sidecar's image centre),
                  ``check_prediction``, ``stage_prior``
