@@ -162,13 +162,14 @@ def test_bad_centre_is_one_line(tmp_path, electrons, capsys):
 
 @pytest.fixture(scope="module")
 def intensity_npy(tmp_path_factory):
-    """An accumulated camera image: gamma gain (mean 50, cv 0.45) per electron, read noise 30."""
+    """An accumulated camera image: gamma gain (mean 50, cv 0.45) per electron, read noise 10 (at 30 the
+    outer shell of 20000 electrons is below the shell search's Z of 5: one shell found)."""
     table = _table(20000, seed=5)
     rng = np.random.default_rng(5)
     gain = rng.gamma(1 / 0.45 ** 2, 50 * 0.45 ** 2, len(table))
     img = np.histogram2d(table["x"], table["z"], bins=1024, range=[[-1, 1], [-1, 1]], weights=gain)[0]
     path = tmp_path_factory.mktemp("intensity") / "image.npy"
-    np.save(path, img + rng.normal(0.0, 30.0, img.shape))
+    np.save(path, img + rng.normal(0.0, 10.0, img.shape))
     return path
 
 
