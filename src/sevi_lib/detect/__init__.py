@@ -4,12 +4,17 @@ Modules (import the one you need; this package imports nothing, so ``sevi detect
 stays light):
 
 - :mod:`sevi_lib.detect.params` -- :class:`DetectorParams` (every detector setting and its
-  default, the workflow's ``detect:`` section), :class:`SurveySettings` (``sevi survey``) and
+  default, the workflow's ``detect:`` section), :class:`SurveySettings` (``sevi survey``),
+  :func:`spot_detector_params` (the settings for a camera's spot model) and
   :func:`kernel_params` (the namedtuple the kernels read).
 - :mod:`sevi_lib.detect.camera` -- the camera survey (``sevi survey``): :func:`survey_frames`
-  estimates the read noise, pedestal and hot pixels from a sample of frames into a
-  :class:`CameraSurvey` (JSON: :func:`write_survey`, :func:`read_survey`), whose
-  :meth:`~CameraSurvey.detector_params` and mask ``sevi detect --camera`` uses.
+  estimates the read noise, pedestal, hot pixels and the spot model from a sample of frames
+  into a :class:`CameraSurvey` (JSON: :func:`write_survey`, :func:`read_survey`), whose
+  :meth:`~CameraSurvey.detector_params` and mask ``sevi detect --camera`` uses;
+  :func:`spot_model_checks` and :func:`detected_gain_check` (what the frames contradict).
+- :mod:`sevi_lib.detect.spotmodel` -- the spot model measured from isolated spots:
+  :func:`measure_spot_model` (:class:`SpotMeasurement`), :func:`isolated_spots`,
+  :func:`fit_spots` (one numba kernel over all patches), :func:`fit_gain` (truncated gamma law).
 - :mod:`sevi_lib.detect.blobs` -- the frame detector: :class:`FrameDetector` (chunks of frames,
   count map, raw-frame sum, blob statistics, threads), :func:`detect_frame`, ``ELECTRON_DTYPE``;
   the blob-scan kernel.

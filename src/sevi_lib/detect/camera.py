@@ -57,8 +57,8 @@ from sevi_lib.core.spots import SpotModel
 from sevi_lib.detect.params import DetectorParams, SurveySettings, spot_detector_params
 from sevi_lib.detect.spotmodel import SpotMeasurement, measure_spot_model
 
-__all__ = ["CameraSurvey", "detected_gain_check", "fit_clipped_normal", "spot_model_checks", "quiet_histogram", "read_survey", "survey_file", "survey_frames",
-           "write_survey"]
+__all__ = ["CameraSurvey", "detected_gain_check", "fit_clipped_normal", "quiet_histogram", "read_survey",
+           "spot_model_checks", "survey_file", "survey_frames", "write_survey"]
 
 #: Value of the ``kind`` key of a survey's JSON.
 KIND = "sevi camera survey"
