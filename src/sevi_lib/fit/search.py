@@ -22,10 +22,12 @@ and would pass). A pure noise bump has Z of order 1 (the local-maximum selection
 2-3 at most over a few hundred candidates), a shell of a few thousand electrons has Z in the tens.
 """
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import signal, special, stats
+from numba import njit
+from scipy import optimize, signal, special, stats
 
 from sevi_lib.core.geometry import PIX_PER_UNIT
 
@@ -177,8 +179,398 @@ def find_shells(rho, weights=None, threshold=Z_MIN, rho_limit=None, centre=(0.0,
             rejected.append(r)
 
     def public(r):
-        return {k: v for k, v in r.items() if k not in ("k", "a")}
+        return {k: float(v) for k, v in r.items() if k not in ("k", "a")}
 
+    if accepted:
+        scale = 1.0
+        if weights is not None:
+            w = np.asarray(weights, dtype=np.float64)
+            sw = float(w.sum())
+            scale = float(np.dot(w, w)) / sw if sw > 0 else 1.0
+        n = np.maximum(hist, 0.0) / scale
+        shells = [{"R": r["R"], "sigma": max(r["fwhm"] / FWHM_PER_SHELL_SIGMA, BIN), "row": r} for r in accepted]
+        for q in shells:
+            q["R_bounds"] = (q["R"] - q["sigma"], q["R"] + 2.5 * q["sigma"])
+            q["s_bounds"] = (0.4 * q["sigma"], 1.6 * q["sigma"])
+        found, tested = _close_pairs(hist, n, edges, shells, rho_limit, threshold, scale)
+        accepted = accepted + found
+        rejected = sorted(rejected + tested, key=lambda r: -r["z"])[:5]
     accepted.sort(key=lambda r: r["R"])
     return ShellSearch(float(threshold), [public(r) for r in accepted], [public(r) for r in rejected],
                        centre=[float(centre[0]), float(centre[1])])
+
+
+# ------------------------------------------------------------------------------ close pairs
+#: Radial orders of a shell's profile templates (isotropic, beta_2, beta_4 parts).
+ORDERS = (0, 2, 4)
+
+#: The close-pair step looks for a shell up to this many (fitted) widths from an accepted one.
+PAIR_REACH = 8.0
+
+#: ... and no closer than this many FWHM (2.355 sigma) of the wider of the two (the resolution
+#: limit; the side-band pass suppresses candidates within 1.5 FWHM of an accepted peak too).
+PAIR_MIN_SEP = 1.5
+
+#: Parameters the added shell brings to the window fit (three amplitudes, R, sigma): the degrees
+#: of freedom of the deviance difference.
+PAIR_DOF = 5
+
+#: Fewest counts the added shell must hold, as a fraction of its accepted neighbour's (a floor
+#: against the small, count-proportional misfit of a real shell by the template).
+PAIR_MIN_FRACTION = 0.03
+
+_WIN = 7.0  # Gaussian half-window of the radial smearing integral (sigma units; tail < 1e-11)
+_XG, _WG = np.polynomial.legendre.leggauss(24)
+
+
+@njit(cache=True)
+def _shell_cdf(edges, R, sigma, xg, wg, deriv, out):
+    """Cumulative radial profile of one projected shell at the bin edges, per radial order.
+
+    ``out[0, j, e]``: fraction of the order-``ORDERS[j]`` part of a shell of radius `R` and width
+    `sigma` (speed ~ Normal(R, sigma^2)) projected inside rho = edges[e]; if `deriv`,
+    ``out[1]``, ``out[2]``: its derivatives in R and sigma. A thin shell of speed r puts ``2 int_s^1 P_l(u) du`` of its
+    order-l part inside rho, ``s = sqrt(1 - rho^2 / r^2)`` (u = the velocity's direction cosine
+    along the line of sight, whose density is ``sum_l beta_l P_l(0) P_l(u)``); the smearing over r
+    is integrated with Gauss-Legendre nodes in t, r = rho + t^2 (which removes the square-root
+    kink at r = rho), plus, for the isotropic part, the Gaussian mass below rho.
+    """
+    n = edges.shape[0]
+    inv_s = 1.0 / sigma
+    norm = inv_s / math.sqrt(2.0 * math.pi)
+    nd = 3 if deriv else 1
+    for e in range(n):
+        rho = edges[e]
+        for d in range(nd):
+            for j in range(3):
+                out[d, j, e] = 0.0
+        zz = (rho - R) * inv_s
+        out[0, 0, e] = 0.5 * math.erfc(-zz / math.sqrt(2.0))
+        if deriv:
+            phi = norm * math.exp(-0.5 * zz * zz)
+            out[1, 0, e] = -phi
+            out[2, 0, e] = -phi * zz
+        hi = R + _WIN * sigma - rho
+        if hi <= 0.0:
+            continue
+        t_lo = math.sqrt(max(R - _WIN * sigma - rho, 0.0))
+        t_hi = math.sqrt(hi)
+        mid = 0.5 * (t_hi + t_lo)
+        half = 0.5 * (t_hi - t_lo)
+        a0 = 0.0
+        a2 = 0.0
+        a4 = 0.0
+        r0 = 0.0
+        r2 = 0.0
+        r4 = 0.0
+        s0 = 0.0
+        s2_ = 0.0
+        s4 = 0.0
+        for k in range(xg.shape[0]):
+            t = mid + half * xg[k]
+            r = rho + t * t
+            if r <= 0.0:
+                continue
+            s = min(t * math.sqrt(r + rho) / r, 1.0)
+            q = (r - R) * inv_s
+            g = norm * math.exp(-0.5 * q * q) * wg[k] * half * 2.0 * t
+            ss = s * s
+            c0 = 1.0 - s
+            c2 = s * (1.0 - ss)
+            # 2 (P_3(s) - P_5(s)) / 9
+            c4 = 2.0 * (0.5 * (5.0 * ss - 3.0) * s - 0.125 * ((63.0 * ss - 70.0) * ss + 15.0) * s) / 9.0
+            a0 += g * c0
+            a2 += g * c2
+            a4 += g * c4
+            if deriv:
+                gR = g * q * inv_s
+                gs = g * (q * q - 1.0) * inv_s
+                r0 += gR * c0
+                r2 += gR * c2
+                r4 += gR * c4
+                s0 += gs * c0
+                s2_ += gs * c2
+                s4 += gs * c4
+        out[0, 0, e] += a0
+        out[0, 1, e] = a2
+        out[0, 2, e] = a4
+        if deriv:
+            out[1, 0, e] += r0
+            out[1, 1, e] = r2
+            out[1, 2, e] = r4
+            out[2, 0, e] += s0
+            out[2, 1, e] = s2_
+            out[2, 2, e] = s4
+
+
+def shell_templates(edges, R, sigma, deriv=True):
+    """Counts per bin (between `edges`) of a unit shell's orders :data:`ORDERS`, and (`deriv`)
+    their derivatives in R and sigma: array (3 or 1, len(ORDERS), len(edges) - 1)."""
+    out = np.empty((3 if deriv else 1, 3, len(edges)))
+    _shell_cdf(np.ascontiguousarray(edges, dtype=np.float64), float(R), float(sigma), _XG, _WG, deriv, out)
+    return np.diff(out, axis=2)
+
+
+#: Box on a shell's anisotropy in the window fit: beta_2 and beta_4 of ``I(c) = 1/2 + beta_2 P_2(c)
+#: + beta_4 P_4(c)`` (this project's normalisation; I >= 0 needs beta_2 in [-1/2, 1] alone).
+BETA_BOX = ((-0.5, 1.0), (-0.6, 1.2))
+
+_P0 = (1.0, -0.5, 0.375)  # P_l(0) of ORDERS: the order-l template's amplitude is N beta_l P_l(0)
+
+
+class _Comp:
+    """One shell of a window fit: counts N, anisotropy (beta_2, beta_4) and geometry (R, sigma),
+    the geometry free within bounds or frozen (then isotropic)."""
+
+    def __init__(self, R, sigma, free, R_bounds=None, s_bounds=None):
+        self.R, self.sigma, self.free = float(R), float(sigma), bool(free)
+        self.R_bounds = R_bounds if R_bounds is not None else (R - 3 * sigma, R + 3 * sigma)
+        self.s_bounds = s_bounds if s_bounds is not None else (max(0.4 * sigma, BIN), min(2.5 * sigma, 0.05))
+        self.N, self.beta = 0.0, np.zeros(2)
+
+    def copy(self):
+        c = _Comp(self.R, self.sigma, self.free, self.R_bounds, self.s_bounds)
+        c.N, c.beta = self.N, self.beta.copy()
+        return c
+
+    @property
+    def amp(self):
+        """Amplitudes of the order templates."""
+        return self.N * np.r_[1.0, self.beta[0] * _P0[1], self.beta[1] * _P0[2]]
+
+
+def _deviance(n, mu):
+    m = np.maximum(mu, 1e-9)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(n > 0, n * np.log(n / m), 0.0)
+    return float(2.0 * np.sum(t - (n - m)))
+
+
+def _fit_window(n, edges, comps, max_iter=40):
+    """Poisson maximum-likelihood fit of a line plus projected shells to the counts `n` between
+    `edges` (Levenberg-damped Fisher scoring, parameters clipped to their boxes).
+
+    Parameters per shell: N >= 0; free shells also (beta_2, beta_4) in :data:`BETA_BOX` and
+    (R, sigma) in their bounds. Updates `comps` in place; returns (deviance, mu).
+    """
+    x = 0.5 * (edges[:-1] + edges[1:])
+    xs = (x - x.mean()) / max(float(np.ptp(x)), BIN)
+    m_bins = len(n)
+    frozen = {i: shell_templates(edges, c.R, c.sigma, False)[0, 0] for i, c in enumerate(comps) if not c.free}
+    # parameter layout: b0, b1, then per shell N [, beta2, beta4, R, sigma]
+    lo, hi, theta = [-np.inf, -np.inf], [np.inf, np.inf], [0.0, 0.0]
+    for c in comps:
+        theta.append(c.N)
+        lo.append(0.0)
+        hi.append(np.inf)
+        if c.free:
+            theta += [c.beta[0], c.beta[1], c.R, c.sigma]
+            lo += [BETA_BOX[0][0], BETA_BOX[1][0], c.R_bounds[0], c.s_bounds[0]]
+            hi += [BETA_BOX[0][1], BETA_BOX[1][1], c.R_bounds[1], c.s_bounds[1]]
+    theta, lo, hi = np.array(theta), np.array(lo), np.array(hi)
+
+    def model(th, jac):
+        mu = th[0] + th[1] * xs
+        J = np.empty((m_bins, len(th))) if jac else None
+        if jac:
+            J[:, 0], J[:, 1] = 1.0, xs
+        k = 2
+        for i, c in enumerate(comps):
+            N = th[k]
+            if not c.free:
+                mu = mu + N * frozen[i]
+                if jac:
+                    J[:, k] = frozen[i]
+                k += 1
+                continue
+            b2, b4, R, s = th[k + 1:k + 5]
+            T = shell_templates(edges, R, s, jac)
+            coef = np.array([1.0, b2 * _P0[1], b4 * _P0[2]])
+            prof = coef @ T[0]
+            mu = mu + N * prof
+            if jac:
+                J[:, k] = prof
+                J[:, k + 1] = N * _P0[1] * T[0, 1]
+                J[:, k + 2] = N * _P0[2] * T[0, 2]
+                J[:, k + 3] = N * (coef @ T[1])
+                J[:, k + 4] = N * (coef @ T[2])
+            k += 5
+        return mu, J
+
+    # start: the counts N by weighted least squares at the start geometry and anisotropy
+    theta = np.clip(theta, lo, hi)
+    mu, J = model(theta, True)
+    ncols, k = [0, 1], 2
+    for c in comps:
+        ncols.append(k)
+        k += 5 if c.free else 1
+    w = np.sqrt(1.0 / np.maximum(n, 1.0))
+    A = J[:, ncols] * w[:, None]
+    sol = optimize.nnls(np.column_stack([A[:, :2], -A[:, :2], A[:, 2:]]), n * w)[0]
+    theta[ncols] = np.r_[sol[:2] - sol[2:4], sol[4:]]
+    theta = np.clip(theta, lo, hi)
+    mu, J = model(theta, True)
+    dev = _deviance(n, mu)
+    lam = 1e-3
+    for it in range(max_iter):
+        m = np.maximum(mu, 1e-6)
+        g = J.T @ (n / m - 1.0)
+        H = J.T @ (J / m[:, None])
+        # parameters held at a bound by the gradient stay there this step (projected scoring)
+        act = ~(((theta <= lo) & (g < 0)) | ((theta >= hi) & (g > 0)))
+        Ha, ga = H[np.ix_(act, act)], g[act]
+        d = np.sqrt(np.maximum(np.diag(Ha), 1e-300))
+        Hs = Ha / d[:, None] / d[None, :]
+        improved = False
+        while lam < 1e10:
+            step = np.zeros(len(theta))
+            try:
+                step[act] = np.linalg.solve(Hs + lam * np.eye(len(d)), ga / d) / d
+            except np.linalg.LinAlgError:
+                lam *= 10.0
+                continue
+            th_t = np.clip(theta + step, lo, hi)
+            mu_t, _ = model(th_t, False)
+            dev_t = _deviance(n, mu_t)
+            if dev_t < dev:
+                improved = dev - dev_t > 1e-2
+                theta, mu, dev = th_t, mu_t, dev_t
+                lam = max(lam * 0.2, 1e-7)
+                break
+            lam *= 10.0
+        if not improved:
+            break
+        mu, J = model(theta, True)
+    if _DEBUG is not None:
+        _DEBUG.append(dict(fit_iter=it, lam=lam, dev=dev, ncomp=len(comps), nbins=len(n)))
+    k = 2
+    for c in comps:
+        c.N = float(theta[k])
+        if c.free:
+            c.beta = theta[k + 1:k + 3].copy()
+            c.R, c.sigma = float(theta[k + 3]), float(theta[k + 4])
+            k += 5
+        else:
+            k += 1
+    return dev, mu
+
+
+def _z_of_deviance(delta, dof, trials):
+    """One-sided normal quantile of ``trials`` times the chi^2(dof) tail beyond `delta`."""
+    if not delta > 0:
+        return 0.0
+    logp = float(stats.chi2.logsf(delta, dof))
+    if not math.isfinite(logp):  # far tail: log of the leading term of the chi^2 survival function
+        logp = -0.5 * delta + (0.5 * dof - 1.0) * math.log(0.5 * delta) - math.lgamma(0.5 * dof)
+    logp += math.log(max(trials, 1.0))
+    if logp >= math.log(0.5):
+        return 0.0
+    if logp > -700.0:
+        return float(stats.norm.isf(math.exp(logp)))
+    return math.sqrt(-2.0 * logp - math.log(-4.0 * math.pi * logp))  # the normal tail's asymptote
+
+
+def _resolved(R, s, others):
+    """Whether a shell (R, s) lies at least PAIR_MIN_SEP FWHM (of the two shells' mean sigma)
+    from every (R, sigma) in `others`."""
+    return all(abs(R - Rq) >= PAIR_MIN_SEP * FWHM_PER_SIGMA * 0.5 * (s + sq) for Rq, sq in others)
+
+
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+
+_DEBUG = None
+
+#: FWHM of a projected shell's smoothed radial profile over its sigma_R (measured: 3.8-5.1 for
+#: sigma_R of 12 to 3 px; the inner tail widens it): turns the side-band pass's FWHM into a width.
+FWHM_PER_SHELL_SIGMA = 4.4
+
+
+def _rim_bins(c):
+    """Bin range [a, b) within one FWHM (2.355 sigma) of a shell's R."""
+    w = FWHM_PER_SIGMA * c.sigma
+    return max(int(math.floor((c.R - w) / BIN)), 0), int(math.ceil((c.R + w) / BIN))
+
+
+def _rim_counts(c):
+    """A fitted shell's counts within one FWHM of its R (its rim, where its neighbours are judged)."""
+    a, b = _rim_bins(c)
+    e = np.arange(a, b + 1) * BIN
+    return float(shell_templates(e, c.R, c.sigma, False)[0].sum(axis=1) @ c.amp)
+
+
+def _close_pairs(hist, n, edges, shells, rho_limit, threshold, scale):
+    """The close-pair step (see the module docstring): new rows for shells found beside the
+    accepted ones. `shells` (dicts with R, sigma, row) is extended in place."""
+    n_windows = len(shells)
+    found, tested = [], []
+    order = sorted(shells, key=lambda q: -(q["row"]["counts"] - q["row"]["baseline"]))
+    for p in order:
+        sp = p["sigma"]
+        lo, hi = p["R"] - (PAIR_REACH + 4.0) * sp, p["R"] + (PAIR_REACH + 4.0) * sp
+        for q in shells:
+            if q is not p and q["R"] < lo < q["R"] + 4.0 * q["sigma"]:
+                lo = q["R"] - 4.0 * q["sigma"]
+            if q is not p and q["R"] > hi > q["R"] - 4.0 * q["sigma"]:
+                hi = q["R"] + 4.0 * q["sigma"]
+        i0 = max(int(math.floor(lo / BIN)), 2)
+        i1 = min(int(math.ceil(hi / BIN)), int(math.floor(rho_limit / BIN)), len(n))
+        if i1 - i0 < 20:
+            continue
+        i0 -= i0 % 2
+        i1 -= (i1 - i0) % 2
+        e = edges[i0:i1 + 1:2]  # one-pixel bins: plenty for a shell of sigma_R >= 1 px
+        lo, hi = e[0], e[-1]
+        inside = [q for q in shells if lo <= q["R"] <= hi]
+        comps = [_Comp(q["R"], q["sigma"], True, q["R_bounds"], q["s_bounds"]) for q in inside]
+        comps += [_Comp(q["R"], q["sigma"], False) for q in shells if q["R"] > hi]
+        nw = n[i0:i1].reshape(-1, 2).sum(axis=1)
+        dev0, mu0 = _fit_window(nw, e, comps)
+        for q, c in zip(inside, comps):
+            q["R"], q["sigma"], q["rim"] = c.R, c.sigma, _rim_counts(c)
+        for _ in range(2):  # at most two added shells per window
+            sp = p["sigma"]
+            step = max(2 * BIN, sp / 3.0)
+            grid = np.arange(max(lo + 2 * sp, p["R"] - PAIR_REACH * sp), min(hi - 2 * sp, p["R"] + PAIR_REACH * sp), step)
+            grid = np.array([Rc for Rc in grid if _resolved(Rc, sp, [(q["R"], q["sigma"]) for q in inside])])
+            if len(grid) == 0:
+                break
+            m = np.maximum(mu0, 1.0)
+            score = np.empty(len(grid))
+            for j, Rc in enumerate(grid):
+                T = shell_templates(e, Rc, sp, False)[0, 0]
+                score[j] = (T @ ((nw - mu0) / m)) / math.sqrt(max(T @ (T / m), 1e-300))
+            j = int(np.argmax(score))
+            if score[j] < 2.0:
+                break
+            Rc = float(grid[j])
+            alt = [c.copy() for c in comps]
+            new = _Comp(Rc, sp, True, R_bounds=(Rc - 2 * sp, Rc + 2 * sp), s_bounds=(0.5 * sp, 2.0 * sp))
+            dev1, mu1 = _fit_window(nw, e, alt + [new])
+            trials = n_windows * max(1.0, len(grid) * step / sp)
+            z = _z_of_deviance(dev0 - dev1, PAIR_DOF, trials)
+            nearest = min(inside, key=lambda q: abs(q["R"] - new.R))
+            others = [(c.R, c.sigma) for c in alt if c.free]
+            a, b = _rim_bins(new)
+            rim = _rim_counts(new)
+            N = float(hist[a:b].sum())
+            row = {"R": new.R, "sigma": new.sigma, "fwhm": FWHM_PER_SIGMA * new.sigma, "counts": N,
+                   "baseline": N - scale * rim, "z": z}
+            ok = (z >= threshold and rim >= max(MIN_EXCESS / scale, PAIR_MIN_FRACTION * nearest["rim"])
+                  and _resolved(new.R, new.sigma, others) and lo <= new.R <= hi
+                  and new.R + 2 * new.sigma <= rho_limit)
+            if _DEBUG is not None:
+                _DEBUG.append(dict(p=p["R"], sp=sp, Rc=Rc, score=score[j], d=dev0 - dev1, z=z, newR=new.R, news=new.sigma,
+                                   amp=rim, near=nearest["rim"], others=others, ok=ok, dev0=dev0, nbins=len(nw)))
+            if not ok:
+                tested.append(row)
+                break
+            found.append(row)
+            q = {"R": new.R, "sigma": new.sigma, "rim": rim, "row": row, "R_bounds": new.R_bounds, "s_bounds": new.s_bounds}
+            shells.append(q)
+            inside.append(q)
+            comps = [c for c in alt if c.free] + [new] + [c for c in alt if not c.free]
+            for qq, c in zip(inside, comps):
+                qq["R"], qq["sigma"], qq["rim"] = c.R, c.sigma, _rim_counts(c)
+            dev0, mu0 = dev1, mu1
+    return found, tested
