@@ -39,6 +39,10 @@ from sevi_lib.core.shells import Shells
 #: of frames). ``beta`` is a (S, N) block, the others (S,).
 PARAMETERS = ("R", "sigma_R", "ln_weights", "beta")
 
+#: Frames whose electrons are simulated at a time by :func:`simulate_response` (electrons only:
+#: about 60 kB per 1000 frames of 60 electrons; rendering and detection go ``chunk`` at a time).
+_SIMULATE_CHUNK = 1024
+
 
 # ---------------------------------------------------------------------------------- parameters
 def fit_parameters(fit):
@@ -128,8 +132,11 @@ class ResponseSample:
         Every rendered electron (the truth of the same frames).
     true_block : ndarray of int16
     n_frames, blocks : int
+        Calibration frames in all and blocks they are split into.
     seconds : float
         Wall time of simulation, rendering and detection.
+    frame_start, frame_stop : int
+        The frames this sample holds (``frame_stop`` None: all ``n_frames``).
     """
 
     detected_x: np.ndarray
@@ -141,6 +148,8 @@ class ResponseSample:
     n_frames: int
     blocks: int
     seconds: float
+    frame_start: int = 0
+    frame_stop: int = None
 
 
 @dataclass(frozen=True)
@@ -187,7 +196,7 @@ class LabCamera:
 
 
 def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed=0, threads=1, chunk=32,
-                      blocks=1, progress_seconds=0.0, what="calibrate", camera=None):
+                      blocks=1, progress_seconds=0.0, what="calibrate", camera=None, start=0, stop=None):
     """Simulate, render and detect frames, keeping the detected and the true electron positions.
 
     Frames are made by :func:`sevi_lib.simulate.electrons.iter_frame_electrons` with no
@@ -199,10 +208,16 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
     (:func:`sevi_lib.simulate.render.render_camera_chunk`), its spot model (``camera.spots``)
     draws the spots, and the detector uses its survey.
 
+    Only frames ``start .. stop - 1`` of the `n_frames` are made (a calibration shard). Every
+    frame's electrons, spots, noise and detection depend only on (`seed`, its index), never on
+    the range or the chunks, so the samples of contiguous ranges joined in order
+    (:func:`sevi_lib.calibrate.shards.join_samples`) are the sample of all frames, bit for bit.
+
     Parameters
     ----------
     shells : Shells
     n_frames : int
+        Calibration frames in all (the blocks are fractions of them).
     electrons_per_frame : sequence of float
         Poisson mean of the electrons per frame, one per shell.
     detector : DetectorParams, optional
@@ -219,6 +234,8 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
     camera : LabCamera, optional
         Centre, stray electrons, camera survey and spot model of the data (default: the published
         camera).
+    start, stop : int, optional
+        The frame range (default: all `n_frames`).
 
     Returns
     -------
@@ -240,39 +257,55 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
     spots = spot_kernel(camera.spots)
     offset_px = (512.0 * float(camera.centre[0]), 512.0 * float(camera.centre[1]))
     n_frames, blocks, chunk = int(n_frames), int(blocks), int(chunk)
+    start, stop = int(start), n_frames if stop is None else int(stop)
     if blocks < 1 or n_frames < blocks:
         raise InputError(f"calibration: {n_frames} frames cannot form {blocks} blocks")
+    if not 0 <= start <= stop <= n_frames:
+        raise InputError(f"calibration: frames {start} .. {stop} are not a range of the {n_frames} frames")
     t0 = time.perf_counter()
-    progress = ProgressLog(n_frames, what, every=progress_seconds)
+    if start == stop:  # an empty shard (fewer frames than shards)
+        empty = np.empty(0, np.float64)
+        return ResponseSample(empty, empty.copy(), np.empty(0, np.int16), empty.copy(), empty.copy(),
+                              np.empty(0, np.int16), n_frames, blocks, 0.0, start, stop)
+    progress = ProgressLog(stop - start, what, every=progress_seconds)
     det_parts, true_parts = [], []
-    buf = np.empty((min(chunk, n_frames), 1024, 1024), dtype=np.uint8)
+    buf = np.empty((max(1, min(chunk, stop - start)), 1024, 1024), dtype=np.uint8)
     with FrameDetector(detector, threads=threads, camera=camera.survey) as det:
-        for ch in iter_frame_electrons(shells, n_frames, electrons_per_frame, 0.0, seed, chunk,
-                                       centre_offset=offset_px, stray_electrons=float(camera.stray_electrons)):
-            ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
-            frames = buf[: ch.n_frames]
-            tx = np.ascontiguousarray(ch.detected["x"])
-            tz = np.ascontiguousarray(ch.detected["z"])
-            if effects is None:
-                render_chunk(ids, ch.frame_offsets, tx, tz, seed, frames, get_num_threads(), spots)
-            else:
-                render_camera_chunk(ids, ch.frame_offsets, tx, tz, seed, frames, get_num_threads(), effects, spots)
-            try:
-                found = det.process(ids.astype(np.int32), frames)
-            except OverflowError as exc:
-                raise InputError(f"calibration: {exc}") from None
-            block_of = (ids * blocks // n_frames).astype(np.int16)
-            det_parts.append((found["x"].copy(), found["z"].copy(),
-                              block_of[found["ImageId"] - ch.frame_start]))
-            true_parts.append((tx, tz, np.repeat(block_of, np.diff(ch.frame_offsets))))
-            progress(ch.frame_start + ch.n_frames)
+        # electrons are simulated _SIMULATE_CHUNK frames at a time from frame 0 (cheap: those before
+        # `start` are only skipped), then rendered and detected `chunk` frames at a time
+        for big in iter_frame_electrons(shells, stop, electrons_per_frame, 0.0, seed, _SIMULATE_CHUNK,
+                                        centre_offset=offset_px, stray_electrons=float(camera.stray_electrons)):
+            lo = max(start, big.frame_start)
+            hi = big.frame_start + big.n_frames
+            for f0 in range(lo, hi, chunk):
+                f1 = min(f0 + chunk, hi)
+                k0, k1 = f0 - big.frame_start, f1 - big.frame_start
+                e0, e1 = int(big.frame_offsets[k0]), int(big.frame_offsets[k1])
+                offsets = big.frame_offsets[k0:k1 + 1] - e0
+                ids = np.arange(f0, f1, dtype=np.int64)
+                frames = buf[: f1 - f0]
+                tx = np.ascontiguousarray(big.detected["x"][e0:e1])
+                tz = np.ascontiguousarray(big.detected["z"][e0:e1])
+                if effects is None:
+                    render_chunk(ids, offsets, tx, tz, seed, frames, get_num_threads(), spots)
+                else:
+                    render_camera_chunk(ids, offsets, tx, tz, seed, frames, get_num_threads(), effects, spots)
+                try:
+                    found = det.process(ids.astype(np.int32), frames)
+                except OverflowError as exc:
+                    raise InputError(f"calibration: {exc}") from None
+                block_of = (ids * blocks // n_frames).astype(np.int16)
+                det_parts.append((found["x"].copy(), found["z"].copy(), block_of[found["ImageId"] - f0]))
+                true_parts.append((tx, tz, np.repeat(block_of, np.diff(offsets))))
+                progress(f1 - start)
 
     def join(parts, i, dtype):
         return np.concatenate([p[i] for p in parts]).astype(dtype, copy=False) if parts else np.empty(0, dtype)
 
     return ResponseSample(join(det_parts, 0, np.float64), join(det_parts, 1, np.float64), join(det_parts, 2, np.int16),
                           join(true_parts, 0, np.float64), join(true_parts, 1, np.float64),
-                          join(true_parts, 2, np.int16), n_frames, blocks, time.perf_counter() - t0)
+                          join(true_parts, 2, np.int16), n_frames, blocks, time.perf_counter() - t0,
+                          start, stop)
 
 
 def _fit(x, z, n_beta, n_shells, what, centre="free"):
@@ -385,7 +418,33 @@ def lab_camera(fit, n_data_frames, survey=None):
     return LabCamera(centre, max(float(per_frame), 0.0), survey, spots=spots)
 
 
-def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=None, simulate=None, survey=None):
+def pass_inputs(at, params, n_data_frames, settings, p):
+    """What pass `p` simulates: its shells, electrons per frame and shell, and seed.
+
+    Parameters
+    ----------
+    at : dict
+        The parameters the pass is simulated at (:data:`PARAMETERS`; pass 0: the fit's).
+    params : dict
+        The fit's parameters (their betas anchor :func:`physical_shells`).
+    n_data_frames : int
+    settings : CalibrationSettings
+    p : int
+
+    Returns
+    -------
+    shells : Shells
+    electrons_per_frame : ndarray
+        ``exp(ln_weights) / n_data_frames``.
+    seed : int
+        ``settings.pass_seed(p)``.
+    """
+    shells = physical_shells(at, anchor=params["beta"])
+    return shells, np.exp(at["ln_weights"]) / int(n_data_frames), settings.pass_seed(p)
+
+
+def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=None, simulate=None, survey=None,
+              sample=None):
     """Correct a fit of detected electrons for what detection does, by simulation.
 
     Pass 0 simulates ``settings.n_frames_for(n_data_frames)`` frames at the fitted parameters
@@ -419,6 +478,10 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
     survey : sevi_lib.detect.camera.CameraSurvey, optional
         The data's camera survey (``sevi survey``): read noise and hot pixels of the simulated
         frames, and the detector's thresholds and mask, as for the data.
+    sample : ResponseSample, optional
+        Pass 0's calibration frames, already simulated and detected (the joined calibration
+        shards: :func:`sevi_lib.calibrate.shards.join_samples`; their inputs are
+        :func:`pass_inputs` of pass 0); passes >= 1 are simulated here.
 
     Returns
     -------
@@ -446,13 +509,20 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
     at = params
     passes = []
     t0 = time.perf_counter()
+    given = sample
+    if given is not None and (given.n_frames != n_cal or given.blocks != settings.blocks
+                              or given.frame_start != 0 or given.frame_stop not in (None, n_cal)):
+        raise InputError(f"calibration: the given sample holds frames {given.frame_start} .. {given.frame_stop} of "
+                         f"{given.n_frames} in {given.blocks} blocks, not the {n_cal} frames in {settings.blocks} "
+                         "blocks of these settings")
     for p in range(settings.iterations + 1):
-        shells = physical_shells(at, anchor=params["beta"])
-        per_frame = np.exp(at["ln_weights"]) / n_data_frames
-        seed = settings.pass_seed(p)
-        sample = (simulate or simulate_response)(shells, n_cal, per_frame, detector, seed, threads, settings.chunk,
-                                                 settings.blocks, settings.progress_seconds,
-                                                 what=f"calibrate pass {p}", camera=camera)
+        shells, per_frame, seed = pass_inputs(at, params, n_data_frames, settings, p)
+        if p == 0 and given is not None:
+            sample = given
+        else:
+            sample = (simulate or simulate_response)(shells, n_cal, per_frame, detector, seed, threads,
+                                                     settings.chunk, settings.blocks, settings.progress_seconds,
+                                                     what=f"calibrate pass {p}", camera=camera)
         res = response_bias(sample, N, S, centre=centre_mode)
         # the data's own detection noise: the per-frame spread of detected - true, over its frames
         noise_se = {k: v * np.sqrt(n_cal / n_data_frames) for k, v in res["se"].items()}
@@ -537,7 +607,7 @@ def data_frames(electrons):
 
 
 def calibrate_files(answer, sidecar, out, out_sidecar, electrons=None, n_frames=None, detector=None,
-                    settings=None, threads=1, log=None, camera=None):
+                    settings=None, threads=1, log=None, camera=None, shard_files=None):
     """The ``calibrate`` stage: read the fit, calibrate it, write the corrected Answer and its sidecar.
 
     Parameters
@@ -556,6 +626,10 @@ def calibrate_files(answer, sidecar, out, out_sidecar, electrons=None, n_frames=
     log : callable, optional
     camera : str or Path, optional
         The data's camera survey (``sevi survey`` JSON).
+    shard_files : sequence of str or Path, optional
+        Pass 0's calibration frames as shard files (``sevi calibrate-shard``), instead of
+        simulating them here; checked against the fit, the settings, the detector and the camera
+        (:func:`sevi_lib.calibrate.shards.combine_shards`).
 
     Returns
     -------
@@ -566,7 +640,7 @@ def calibrate_files(answer, sidecar, out, out_sidecar, electrons=None, n_frames=
 
     from sevi_lib.core.io import check_outputs, write_answer, write_text
 
-    check_outputs([out, out_sidecar], [answer, sidecar, electrons, camera])
+    check_outputs([out, out_sidecar], [answer, sidecar, electrons, camera, *(shard_files or ())])
     fit = read_fit(answer, sidecar)
     survey = None
     if camera is not None:
@@ -577,10 +651,17 @@ def calibrate_files(answer, sidecar, out, out_sidecar, electrons=None, n_frames=
         if electrons is None:
             raise InputError("calibration: give the electron file or the number of frames of the data")
         n_frames = data_frames(electrons)
-    result = calibrate(fit, n_frames, detector, settings, threads, log, survey=survey)
+    if shard_files:
+        from sevi_lib.calibrate.shards import combine_shards, read_shards
+
+        samples, identities, names = read_shards(shard_files)
+        result = combine_shards(fit, n_frames, samples, identities, detector, settings, threads, log, survey, names)
+    else:
+        result = calibrate(fit, n_frames, detector, settings, threads, log, survey=survey)
     result["input"] = {"answer": str(answer), "sidecar": str(sidecar),
                        "electrons": None if electrons is None else str(electrons),
-                       "camera": None if camera is None else str(camera)}
+                       "camera": None if camera is None else str(camera),
+                       "shards": None if not shard_files else [str(f) for f in shard_files]}
     write_answer(out, result["R"], result["beta"])
     write_text(out_sidecar, json.dumps(result, indent=1) + "\n")
     return result

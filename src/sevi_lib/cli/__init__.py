@@ -24,6 +24,7 @@ COMMANDS = {
     "fit": ("fit", "fit the shells (R, sigma_R, weights, beta's) to electrons, a count map or a frame sum"),
     "spectrum": ("spectrum", "photoelectron spectrum I(R), beta_2(R), beta_4(R) with error bands (rBasex)"),
     "calibrate": ("calibrate", "correct the fit for the detector's response, measured on simulated frames"),
+    "calibrate-shard": ("calibrate", "simulate and detect one frame range of the calibration frames (one shard)"),
     "score": ("score", "score an Answer file against a truth file"),
     "nn": ("nn", "network data: synthesis shards, priors, prediction, GPU slots"),
     "train": ("train", "train (or resume) a beta network on synthesis shards"),
