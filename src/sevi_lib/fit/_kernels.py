@@ -6,13 +6,22 @@ tables of the current geometry. Per group g (an electron, or a pixel's 2 x 2 Gau
 expectation is ``mu_g = scale_g * sum over its K nodes of lambda``, linear in the amplitudes a
 and the background; d mu / d(R, sigma) come from the contracted derivative tables. Parameter
 indices follow :mod:`sevi_lib.fit.layout`.
+
+Shells reach inwards only: shell j is non-zero for rho <= R_j + 9 sigma_j (table cell
+``imax[j]``), so a group depends on the shells whose edge lies beyond it. The data are in radius
+order; the groups are taken in chunks of ``chunk`` (the argument of the likelihood kernels), and
+each chunk works only with the shells that reach its innermost node (:func:`_chunk_shells`):
+spline evaluations, gradient and Fisher rows grow with the shells that touch the points, not with
+all shells. The chunks run in parallel (numba ``prange``); every chunk's partial sums are kept
+apart and added in chunk order afterwards, so the answers do not depend on the number of threads
+(bit for bit).
 """
 
 import math
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from sevi_lib.fit.layout import amplitudes_per_shell, shell_offset
 
@@ -32,7 +41,10 @@ li, mi : ndarray of int64
     (l, m) pairs of the separated basis (:func:`sevi_lib.fit.projection.pair_index`).
 full, cont : ndarray
     Per shell, the cubic-spline tables of the basis (``full``) and of the amplitude-contracted
-    derivatives (``cont``), ``[shell, cell, column, 4]``; with second derivatives for the curvature.
+    basis and its derivatives (``cont``), ``[shell, cell, column, 4]``; with second derivatives
+    for the curvature. A shell's table ends at its edge: cells beyond ``imax[j]`` (the array is
+    padded to the longest shell) are never read. ``full`` has no columns in a value-only
+    workspace (:meth:`sevi_lib.fit.points.PointSet.workspace`).
 imax : ndarray of int64, shape (n_shells,)
     Last table cell where each shell is non-zero.
 """
@@ -44,11 +56,36 @@ def _spl(tab, col, t):
 
 
 @njit(cache=True)
-def _group_jacobian(ws, g, n1, J):
-    """d mu_g / d theta for group g into J (layout per shell: a_0..a_n, R, sigma)."""
-    S = ws.full.shape[0]
+def _chunk_shells(ws, g0, g1, act):
+    """The shells some node of groups g0 .. g1 - 1 lies inside, ascending, into act; their number.
+
+    Shell j reaches the table cells 0 .. ``imax[j]``, so it touches the chunk when ``imax[j]`` is
+    at least the chunk's smallest cell (all of them, for data in radius order, are near it).
+    """
+    lo = 1 << 62
+    for e in range(g0 * ws.K, g1 * ws.K):
+        i = ws.idx[e]
+        if 0 <= i < lo:
+            lo = i
+    na = 0
+    for j in range(ws.imax.shape[0]):
+        if ws.imax[j] >= lo:
+            act[na] = j
+            na += 1
+    return na
+
+
+@njit(cache=True)
+def _group_jacobian(ws, g, n1, act, na, J):
+    """d mu_g / d theta of group g over the shells act[:na], compactly into J[:na * (n1 + 2) + 1].
+
+    Shell ``act[a]``'s columns (a_0..a_n, R, sigma) are ``a * (n1 + 2) ..``; the background is
+    the last. Per entry the same additions, in the same order, as over all shells.
+    """
+    w = n1 + 2
+    nc = na * w
     npairs = ws.li.shape[0]
-    for k in range(J.shape[0]):
+    for k in range(nc):
         J[k] = 0.0
     for q in range(ws.K):
         e = g * ws.K + q
@@ -56,10 +93,11 @@ def _group_jacobian(ws, g, n1, J):
         if i < 0:
             continue
         tt = ws.t[e]
-        for j in range(S):
+        for a in range(na):
+            j = act[a]
             if i > ws.imax[j]:
                 continue
-            off = shell_offset(j, n1)
+            off = a * w
             tab = ws.full[j, i]
             for p in range(npairs):
                 J[off + ws.li[p]] += _spl(tab, p, tt) * ws.pm[e, ws.mi[p]]
@@ -68,15 +106,42 @@ def _group_jacobian(ws, g, n1, J):
                 J[off + n1] += _spl(ctab, n1 + m, tt) * ws.pm[e, m]
                 J[off + n1 + 1] += _spl(ctab, 2 * n1 + m, tt) * ws.pm[e, m]
     sc = ws.scale[g]
-    P = J.shape[0]
-    for k in range(P - 1):
+    for k in range(nc):
         J[k] *= sc
-    J[P - 1] = ws.K * sc  # uniform background
+    J[nc] = ws.K * sc  # uniform background
+
+
+@njit(cache=True, inline="always")
+def _compact_mu(theta, act, na, n1, J):
+    """mu = sum of theta J over the compact columns of :func:`_group_jacobian` (amplitudes, background)."""
+    w = n1 + 2
+    mu = 0.0
+    for a in range(na):
+        off = shell_offset(act[a], n1)
+        for l in range(n1):
+            mu += theta[off + l] * J[a * w + l]
+    mu += theta[theta.shape[0] - 1] * J[na * w]
+    return mu
+
+
+@njit(cache=True, inline="always")
+def _compact_index(act, na, n1, P, cols):
+    """Global parameter index of every compact column into cols; their number."""
+    w = n1 + 2
+    for a in range(na):
+        off = shell_offset(act[a], n1)
+        for k in range(w):
+            cols[a * w + k] = off + k
+    cols[na * w] = P - 1
+    return na * w + 1
 
 
 @njit(cache=True)
 def loglike_kernel(ws, counts, theta, want, grad, hess, mu_out):
     """sum_g counts_g log mu_g (and its gradient / Fisher matrix); -inf if some mu_g <= 0.
+
+    The per-group reference (one thread, every shell, the outer products one group at a time):
+    the tests check the chunked kernels against it.
 
     Parameters
     ----------
@@ -95,6 +160,7 @@ def loglike_kernel(ws, counts, theta, want, grad, hess, mu_out):
     n1 = amplitudes_per_shell(theta.shape[0], S)
     P = theta.shape[0]
     J = np.empty(P)
+    act = np.arange(S)
     ll = 0.0
     for k in range(P):
         grad[k] = 0.0
@@ -102,13 +168,8 @@ def loglike_kernel(ws, counts, theta, want, grad, hess, mu_out):
             for k2 in range(P):
                 hess[k, k2] = 0.0
     for g in range(counts.shape[0]):
-        _group_jacobian(ws, g, n1, J)
-        mu = 0.0
-        for j in range(S):
-            off = shell_offset(j, n1)
-            for l in range(n1):
-                mu += theta[off + l] * J[off + l]
-        mu += theta[P - 1] * J[P - 1]
+        _group_jacobian(ws, g, n1, act, S, J)  # every shell: the compact layout is theta's
+        mu = _compact_mu(theta, act, S, n1, J)
         if mu_out.shape[0] > 0:
             mu_out[g] = mu
         c = counts[g]
@@ -136,14 +197,15 @@ def loglike_kernel(ws, counts, theta, want, grad, hess, mu_out):
     return ll
 
 
-@njit(cache=True)
-def value_kernel(ws, counts, theta, mu_out):
+@njit(cache=True, parallel=True)
+def value_kernel(ws, counts, theta, mu_out, chunk):
     """sum_g counts_g log mu_g from the amplitude-contracted tables only; -inf if some mu_g <= 0.
 
     The same mu_g as :func:`loglike_kernel` (up to rounding: the contracted spline is the
     amplitude-weighted sum of the basis splines) at ``n + 1`` spline evaluations per shell and
-    node instead of ``(n + 1)(n + 2) / 2 + 2 (n + 1)``: the cost of the line search and of the
-    centre steps grows with the shells a node lies inside, not with the square of the parameters.
+    node instead of ``(n + 1)(n + 2) / 2 + 2 (n + 1)``, and only over the shells that reach the
+    chunk (:func:`_chunk_shells`). Chunks of `chunk` groups run in parallel; their partial sums
+    are added in chunk order (the same value on any number of threads).
 
     Parameters
     ----------
@@ -153,144 +215,189 @@ def value_kernel(ws, counts, theta, mu_out):
         Only its background (the last entry) is read; the amplitudes are in ``ws.cont``.
     mu_out : ndarray, shape (n_groups,) or (0,)
         Receives mu_g when not empty.
+    chunk : int
+        Groups per chunk.
     """
-    S = ws.full.shape[0]
+    S = ws.cont.shape[0]
     n1 = ws.pm.shape[1]
     bg = theta[theta.shape[0] - 1]
-    ll = 0.0
-    for g in range(counts.shape[0]):
-        lam = 0.0
-        for q in range(ws.K):
-            e = g * ws.K + q
-            i = ws.idx[e]
-            if i < 0:
-                continue
-            tt = ws.t[e]
-            for j in range(S):
-                if i > ws.imax[j]:
-                    continue
-                ctab = ws.cont[j, i]
-                for m in range(n1):
-                    lam += _spl(ctab, m, tt) * ws.pm[e, m]
-        sc = ws.scale[g]
-        mu = sc * lam + ws.K * sc * bg
-        if mu_out.shape[0] > 0:
-            mu_out[g] = mu
-        c = counts[g]
-        if c == 0.0:
-            continue
-        if not mu > 0.0:
-            return -np.inf
-        ll += c * math.log(mu)
-    return ll
-
-
-@njit(cache=True)
-def score_rows_kernel(ws, counts, theta, g0, g1, grad, rows):
-    """sum_g counts_g log mu_g over groups g0 .. g1 - 1, its gradient, and the Fisher rows.
-
-    ``grad += sum_g (c_g / mu_g) J_g`` and ``rows[g - g0] = sqrt(c_g) / mu_g J_g`` (zero for an
-    empty group), so that the Fisher matrix ``sum_g c_g J_g J_g^T / mu_g^2`` of the chunk is
-    ``rows.T @ rows`` (one BLAS product, :meth:`sevi_lib.fit.points.PointSet.loglike`): the
-    per-group outer product over all P parameters was the part of the cost that grew with the
-    square of the number of shells.
-
-    Returns
-    -------
-    float
-        The chunk's log-likelihood part, or -inf if some mu_g <= 0.
-    """
-    S = ws.full.shape[0]
-    n1 = amplitudes_per_shell(theta.shape[0], S)
-    P = theta.shape[0]
-    J = np.empty(P)
-    ll = 0.0
-    for g in range(g0, g1):
-        r = rows[g - g0]
-        for k in range(P):
-            r[k] = 0.0
-        c = counts[g]
-        if c == 0.0:
-            continue
-        _group_jacobian(ws, g, n1, J)
-        mu = 0.0
-        for j in range(S):
-            off = shell_offset(j, n1)
-            for l in range(n1):
-                mu += theta[off + l] * J[off + l]
-        mu += theta[P - 1] * J[P - 1]
-        if not mu > 0.0:
-            return -np.inf
-        ll += c * math.log(mu)
-        w = c / mu
-        f = math.sqrt(c) / mu
-        for k in range(P):
-            grad[k] += w * J[k]
-            r[k] = f * J[k]
-    return ll
-
-
-@njit(cache=True)
-def jacobian_kernel(ws, theta, out):
-    """Jacobian d mu_g / d theta of every group into out, shape (n_groups, P)."""
-    S = ws.full.shape[0]
-    n1 = amplitudes_per_shell(theta.shape[0], S)
-    for g in range(out.shape[0]):
-        _group_jacobian(ws, g, n1, out[g])
-
-
-@njit(cache=True)
-def curvature_kernel(ws, weight, theta, Q):
-    """Q += sum_g weight_g d2 mu_g / d theta2 (the second-derivative part of the information).
-
-    `ws` must hold the tables with second derivatives; Q, shape (P, P), is symmetrised.
-    """
-    S = ws.full.shape[0]
-    n1 = amplitudes_per_shell(theta.shape[0], S)
-    npairs = ws.li.shape[0]
-    dR = np.empty(n1)
-    ds = np.empty(n1)
-    sec = np.empty(3)
-    for g in range(weight.shape[0]):
-        wg = weight[g] * ws.scale[g]
-        if wg == 0.0:
-            continue
-        for j in range(S):
-            off = shell_offset(j, n1)
-            for l in range(n1):
-                dR[l] = 0.0
-                ds[l] = 0.0
-            sec[0] = 0.0
-            sec[1] = 0.0
-            sec[2] = 0.0
-            hit = False
+    G = counts.shape[0]
+    nch = (G + chunk - 1) // chunk
+    parts = np.zeros(nch)
+    for ch in prange(nch):
+        g0 = ch * chunk
+        g1 = min(g0 + chunk, G)
+        act = np.empty(S, dtype=np.int64)
+        na = _chunk_shells(ws, g0, g1, act)
+        ll = 0.0
+        for g in range(g0, g1):
+            lam = 0.0
             for q in range(ws.K):
                 e = g * ws.K + q
                 i = ws.idx[e]
-                if i < 0 or i > ws.imax[j]:
+                if i < 0:
                     continue
-                hit = True
                 tt = ws.t[e]
-                tab = ws.full[j, i]
-                for p in range(npairs):
-                    pmv = ws.pm[e, ws.mi[p]]
-                    dR[ws.li[p]] += _spl(tab, npairs + p, tt) * pmv
-                    ds[ws.li[p]] += _spl(tab, 2 * npairs + p, tt) * pmv
-                ctab = ws.cont[j, i]
-                for m in range(n1):
-                    pmv = ws.pm[e, m]
-                    sec[0] += _spl(ctab, 3 * n1 + m, tt) * pmv
-                    sec[1] += _spl(ctab, 4 * n1 + m, tt) * pmv
-                    sec[2] += _spl(ctab, 5 * n1 + m, tt) * pmv
-            if not hit:
+                for a in range(na):
+                    j = act[a]
+                    if i > ws.imax[j]:
+                        continue
+                    ctab = ws.cont[j, i]
+                    for m in range(n1):
+                        lam += _spl(ctab, m, tt) * ws.pm[e, m]
+            sc = ws.scale[g]
+            mu = sc * lam + ws.K * sc * bg
+            if mu_out.shape[0] > 0:
+                mu_out[g] = mu
+            c = counts[g]
+            if c == 0.0:
                 continue
-            for l in range(n1):
-                Q[off + l, off + n1] += wg * dR[l]
-                Q[off + l, off + n1 + 1] += wg * ds[l]
-            Q[off + n1, off + n1] += wg * sec[0]
-            Q[off + n1, off + n1 + 1] += wg * sec[1]
-            Q[off + n1 + 1, off + n1 + 1] += wg * sec[2]
+            if not mu > 0.0:
+                ll = -np.inf
+            else:
+                ll += c * math.log(mu)
+        parts[ch] = ll
+    total = 0.0
+    for ch in range(nch):
+        total += parts[ch]
+    return total
+
+
+@njit(cache=True, parallel=True)
+def score_rows_kernel(ws, counts, theta, chunk, c0, c1, ll_parts, grad_parts, rows, cols, ncols):
+    """Per chunk c0 .. c1 - 1 of `chunk` groups: sum_g c_g log mu_g, its gradient, the Fisher rows.
+
+    Chunk ``ch`` (groups ``ch * chunk ..``) works over the shells that reach it
+    (:func:`_chunk_shells`); its parameters, in ascending order, are ``cols[ch - c0, :nc]`` with
+    ``nc = ncols[ch - c0]``. It writes ``ll_parts[ch - c0]`` (-inf if some mu_g <= 0),
+    ``grad_parts[ch - c0] = sum_g (c_g / mu_g) J_g`` (all P entries) and
+    ``rows[ch - c0, g, :nc] = sqrt(c_g) / mu_g J_g[cols]`` (zero for an empty group), so that the
+    chunk's Fisher matrix ``sum_g c_g J_g J_g^T / mu_g^2`` is ``rows.T @ rows`` on those columns
+    (one BLAS product, :meth:`sevi_lib.fit.points.PointSet.loglike`). The chunks run in parallel;
+    what each computes does not depend on the thread.
+
+    Returns
+    -------
+    None
+    """
+    S = ws.full.shape[0]
     P = theta.shape[0]
+    n1 = amplitudes_per_shell(P, S)
+    G = counts.shape[0]
+    for ch in prange(c0, c1):
+        b = ch - c0
+        g0 = ch * chunk
+        g1 = min(g0 + chunk, G)
+        act = np.empty(S, dtype=np.int64)
+        na = _chunk_shells(ws, g0, g1, act)
+        cc = cols[b]
+        nc = _compact_index(act, na, n1, P, cc)
+        ncols[b] = nc
+        J = np.empty(nc)
+        gp = grad_parts[b]
+        for k in range(P):
+            gp[k] = 0.0
+        ll = 0.0
+        for g in range(g0, g1):
+            r = rows[b, g - g0]
+            for k in range(nc):
+                r[k] = 0.0
+            c = counts[g]
+            if c == 0.0 or ll == -np.inf:
+                continue
+            _group_jacobian(ws, g, n1, act, na, J)
+            mu = _compact_mu(theta, act, na, n1, J)
+            if not mu > 0.0:
+                ll = -np.inf
+                continue
+            ll += c * math.log(mu)
+            w = c / mu
+            f = math.sqrt(c) / mu
+            for k in range(nc):
+                gp[cc[k]] += w * J[k]
+                r[k] = f * J[k]
+        ll_parts[b] = ll
+
+
+@njit(cache=True, parallel=True)
+def jacobian_kernel(ws, theta, out):
+    """Jacobian d mu_g / d theta of every group into out, shape (n_groups, P) (groups in parallel)."""
+    S = ws.full.shape[0]
+    P = theta.shape[0]
+    n1 = amplitudes_per_shell(P, S)
+    for g in prange(out.shape[0]):
+        act = np.arange(S)
+        _group_jacobian(ws, g, n1, act, S, out[g])
+
+
+#: Fixed number of blocks of the curvature's parallel sum (the result does not depend on the threads).
+CURVATURE_BLOCKS = 64
+
+
+@njit(cache=True, parallel=True)
+def curvature_kernel(ws, weight, theta, Q):
+    """Q += sum_g weight_g d2 mu_g / d theta2 (the second-derivative part of the information).
+
+    `ws` must hold the tables with second derivatives; Q, shape (P, P), is symmetrised. The
+    groups are summed in :data:`CURVATURE_BLOCKS` fixed blocks in parallel, the blocks added in
+    order (the same Q on any number of threads).
+    """
+    S = ws.full.shape[0]
+    P = theta.shape[0]
+    n1 = amplitudes_per_shell(P, S)
+    npairs = ws.li.shape[0]
+    G = weight.shape[0]
+    nb = CURVATURE_BLOCKS
+    size = (G + nb - 1) // nb
+    parts = np.zeros((nb, P, P))
+    for b in prange(nb):
+        Qb = parts[b]
+        dR = np.empty(n1)
+        ds = np.empty(n1)
+        sec = np.empty(3)
+        for g in range(b * size, min((b + 1) * size, G)):
+            wg = weight[g] * ws.scale[g]
+            if wg == 0.0:
+                continue
+            for j in range(S):
+                off = shell_offset(j, n1)
+                for l in range(n1):
+                    dR[l] = 0.0
+                    ds[l] = 0.0
+                sec[0] = 0.0
+                sec[1] = 0.0
+                sec[2] = 0.0
+                hit = False
+                for q in range(ws.K):
+                    e = g * ws.K + q
+                    i = ws.idx[e]
+                    if i < 0 or i > ws.imax[j]:
+                        continue
+                    hit = True
+                    tt = ws.t[e]
+                    tab = ws.full[j, i]
+                    for p in range(npairs):
+                        pmv = ws.pm[e, ws.mi[p]]
+                        dR[ws.li[p]] += _spl(tab, npairs + p, tt) * pmv
+                        ds[ws.li[p]] += _spl(tab, 2 * npairs + p, tt) * pmv
+                    ctab = ws.cont[j, i]
+                    for m in range(n1):
+                        pmv = ws.pm[e, m]
+                        sec[0] += _spl(ctab, 3 * n1 + m, tt) * pmv
+                        sec[1] += _spl(ctab, 4 * n1 + m, tt) * pmv
+                        sec[2] += _spl(ctab, 5 * n1 + m, tt) * pmv
+                if not hit:
+                    continue
+                for l in range(n1):
+                    Qb[off + l, off + n1] += wg * dR[l]
+                    Qb[off + l, off + n1 + 1] += wg * ds[l]
+                Qb[off + n1, off + n1] += wg * sec[0]
+                Qb[off + n1, off + n1 + 1] += wg * sec[1]
+                Qb[off + n1 + 1, off + n1 + 1] += wg * sec[2]
+    for b in range(nb):
+        for k in range(P):
+            for k2 in range(k, P):
+                Q[k, k2] += parts[b, k, k2]
     for k in range(P):
         for k2 in range(k):
             Q[k, k2] = Q[k2, k]
@@ -301,18 +408,18 @@ def _dspl(tab, col, t):
     return (3.0 * tab[col, 0] * t + 2.0 * tab[col, 1]) * t + tab[col, 2]
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def shift_gradient_kernel(ws, dpm, x, z, out):
-    """d mu_g / d(x0, z0) of every group into out, shape (n_groups, 2).
+    """d mu_g / d(x0, z0) of every group into out, shape (n_groups, 2) (groups in parallel).
 
     The shells sit at the centre (x0, z0), the nodes at (x, z) about it, so d / d x0 = -d / d x.
     Per node, d lambda / d rho comes from the derivative of the contracted value tables
     (``ws.cont``, columns 0 .. n) and d lambda / d c from `dpm` (P'_2m(c), shape like ``ws.pm``);
     the uniform background does not move with the centre.
     """
-    S = ws.full.shape[0]
+    S = ws.cont.shape[0]
     n1 = ws.pm.shape[1]
-    for g in range(out.shape[0]):
+    for g in prange(out.shape[0]):
         gx = 0.0
         gz = 0.0
         for q in range(ws.K):
@@ -342,18 +449,19 @@ def shift_gradient_kernel(ws, dpm, x, z, out):
         out[g, 1] = -ws.scale[g] * gz
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def legendre_rows(c, n, pm, dpm):
     """Rows ``[1, P_2, ..., P_2n](c_e)`` into pm and their derivatives P'_2m into dpm (if not empty).
 
     The same recurrence, in the same floating-point order, as
-    :func:`sevi_lib.core.angular.legendre_even` (identical values), one point at a time.
+    :func:`sevi_lib.core.angular.legendre_even` (identical values), one point at a time (points
+    in parallel).
     """
     L = 2 * n
-    p = np.empty(L + 1)
-    d = np.empty(L + 1)
     want_d = dpm.shape[0] > 0
-    for e in range(c.shape[0]):
+    for e in prange(c.shape[0]):
+        p = np.empty(L + 1)
+        d = np.empty(L + 1)
         ce = c[e]
         p[0] = 1.0
         d[0] = 0.0
@@ -367,3 +475,74 @@ def legendre_rows(c, n, pm, dpm):
             pm[e, m] = p[2 * m]
             if want_d:
                 dpm[e, m] = d[2 * m]
+
+
+@njit(cache=True, parallel=True)
+def moments_grid(rho, R, s, nk, nd, xg, wg, window, out):
+    """Radial moments M_k and their (R, sigma) derivatives at the grid radii `rho` into out[i, d, k].
+
+    The arithmetic of :func:`sevi_lib.fit.projection.radial_moments` (identical values), with
+    the quadrature nodes of one radius taken together (the Legendre recurrence over all nodes at
+    once instead of one node after the other) and the radii in parallel.
+
+    Parameters
+    ----------
+    rho : ndarray, shape (n_grid,)
+    R, s : float
+        Shell radius and width.
+    nk : int
+        Moments k = 0 .. nk - 1 (orders 0, 2, .., 2 nk - 2).
+    nd : {1, 3, 6}
+        Derivative slots (:data:`sevi_lib.fit.projection.N_DERIV`).
+    xg, wg : ndarray
+        Gauss-Legendre nodes and weights on [-1, 1].
+    window : float
+        Half-width of the integration window in widths.
+    out : ndarray, shape (n_grid, nd, nk)
+    """
+    nq = xg.shape[0]
+    L = 2 * nk - 2
+    norm = 2.0 / (math.pi * math.sqrt(2.0 * math.pi) * s)
+    lo_shell = max(R - window * s, 1e-12)
+    hi = R + window * s
+    for i in prange(rho.shape[0]):
+        for d in range(nd):
+            for k in range(nk):
+                out[i, d, k] = 0.0
+        p = rho[i]
+        if p >= hi:
+            continue
+        fac = np.empty((6, nq))
+        x = np.empty(nq)
+        pl = np.empty((L + 1, nq))
+        lo = max(p, lo_shell)
+        w_lo = math.sqrt(lo - p)
+        w_hi = math.sqrt(hi - p)
+        mid = 0.5 * (w_hi + w_lo)
+        half = 0.5 * (w_hi - w_lo)
+        for j in range(nq):
+            w = mid + half * xg[j]
+            r = p + w * w
+            u = (r - R) / s
+            base = wg[j] * half * norm * math.exp(-0.5 * u * u) / (r * math.sqrt(r + p))
+            fac[0, j] = base
+            if nd > 1:
+                fac[1, j] = base * u / s
+                fac[2, j] = base * (u * u - 1.0) / s
+            if nd > 3:
+                fac[3, j] = base * (u * u - 1.0) / (s * s)
+                fac[4, j] = base * (u * u * u - 3.0 * u) / (s * s)
+                fac[5, j] = base * (u ** 4 - 5.0 * u * u + 2.0) / (s * s)
+            x[j] = p / r
+            pl[0, j] = 1.0
+        if L >= 1:
+            for j in range(nq):
+                pl[1, j] = x[j]
+        for l in range(1, L):
+            for j in range(nq):
+                pl[l + 1, j] = ((2 * l + 1) * x[j] * pl[l, j] - l * pl[l - 1, j]) / (l + 1)
+        for j in range(nq):
+            for k in range(nk):
+                v = pl[2 * k, j]
+                for d in range(nd):
+                    out[i, d, k] += fac[d, j] * v

@@ -125,8 +125,12 @@ def result_theta(result):
                                                                   result.background_density)
 
 
-def _pixel_chunks(result, chunk):
-    """(theta, flat pixel indices, PointSet, shared workspace) of every chunk of the screen's pixels."""
+def _pixel_chunks(result, chunk, value_only=False):
+    """(theta, flat pixel indices, PointSet, shared workspace) of every chunk of the screen's pixels.
+
+    `value_only`: the workspace holds only the value tables
+    (:meth:`~sevi_lib.fit.points.PointSet.workspace`).
+    """
     theta = result_theta(result)
     S, n = len(result.R), result.beta.shape[1]
     c = np.asarray(result.centre, dtype=np.float64)
@@ -139,7 +143,7 @@ def _pixel_chunks(result, chunk):
         ix, iz = np.divmod(flat, N_PIX)
         x, z = pixel_nodes(ix, iz)
         pts = PointSet(x - c[0], z - c[1], 4, np.full(len(ix), hp * hp / 4.0), n, step, rho_max)
-        ws = pts.workspace(theta, S) if ws is None else pts.workspace(theta, S, like=ws)
+        ws = pts.workspace(theta, S, value_only=value_only) if ws is None else pts.workspace(theta, S, like=ws)
         yield theta, flat, pts, ws
 
 
@@ -151,7 +155,7 @@ def pixel_expectations(result, chunk=1 << 16):
     """
     S = len(result.R)
     mu = np.empty(N_PIX * N_PIX)
-    for theta, flat, pts, ws in _pixel_chunks(result, chunk):
+    for theta, flat, pts, ws in _pixel_chunks(result, chunk, value_only=True):
         out = np.empty(len(flat))
         pts.loglike(theta, np.zeros(len(flat)), S, want=0, mu_out=out, like=ws)
         mu[flat] = out

@@ -6,6 +6,7 @@ current geometry and hands one :data:`~sevi_lib.fit._kernels.Workspace` to the k
 """
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 
 from sevi_lib.core.geometry import PIX_PER_UNIT, pixel_centres
 from sevi_lib.fit import _kernels, projection
@@ -13,8 +14,17 @@ from sevi_lib.fit.layout import ParamLayout
 
 _G2 = np.array([-0.5, 0.5]) / np.sqrt(3.0)
 
-#: Groups per chunk of the Fisher-matrix product (rows of P values each: 8 MB at P = 256).
+#: Groups per chunk: the unit of the shells' reach, of the parallel sums and of the Fisher-matrix
+#: product (rows of P values each: 8 MB at P = 256).
 CHUNK = 4096
+
+#: Chunks computed together (in parallel) between the BLAS products of their Fisher rows: memory
+#: ``BATCH * CHUNK * P`` values (64 MB at P = 256); the answers do not depend on it.
+BATCH = 8
+
+#: Table cells kept beyond a shell's last non-zero cell (the spline's end condition sits in the
+#: zeros; the tables differ from those of the whole radius range by rounding).
+_PAD = 3
 
 
 class PointSet:
@@ -61,8 +71,15 @@ class PointSet:
         if len(x) != self.n_groups * self.K:
             raise ValueError("PointSet: len(x) must be n_groups * K")
 
-    def workspace(self, theta, S, second=False, like=None):
+    def workspace(self, theta, S, second=False, like=None, value_only=False):
         """The kernels' :data:`~sevi_lib.fit._kernels.Workspace` at the geometry of `theta`.
+
+        Per shell, the radial moments M_k (and their derivatives) are computed on the table grid
+        up to the shell's edge R + 9 sigma (a few cells beyond, where they are zero) and splined
+        once (:func:`_moment_splines`); the tables of the basis G_lm = sum_k D[l, m, k] M_k
+        (``full``) and of the amplitude-contracted basis (``cont``) are those splines' linear
+        combinations (a spline is linear in its data: the tables of
+        :func:`sevi_lib.fit.projection.radial_spline` up to rounding).
 
         Parameters
         ----------
@@ -75,59 +92,83 @@ class PointSet:
         like : Workspace, optional
             A workspace of the same theta, `S`, `second`, table step and ``rho_max`` (of another
             point set): its tables are reused.
+        value_only : bool
+            Only the contracted value tables (``cont`` columns 0 .. n; ``full`` empty): enough for
+            the value and the centre's gradient (:meth:`loglike` with ``want=0``,
+            :meth:`shift_gradient`), not for the Jacobian.
         """
         if like is not None:
             return like._replace(K=self.K, idx=self.idx, t=self.t, pm=self.pm, scale=self.scale)
         layout = ParamLayout(S, self.n)
         a, R_all, s_all = layout.unpack(theta)
-        full = cont = None
+        n1 = self.n + 1
+        d = projection.separation_coefficients(self.n)
+        dp = np.ascontiguousarray(d[self.li, self.mi, :])  # (pairs, k)
+        npairs = dp.shape[0]
+        if value_only:
+            deriv, nd_full, nd_cont = 0, 0, 1
+        else:
+            deriv = 2 if second else 1
+            nd_full, nd_cont = projection.N_DERIV[deriv - 1], projection.N_DERIV[deriv]
+        n_cells = int(np.ceil(self.rho_max / self.h)) + 1  # the cells of radial_spline's grid
         imax = np.empty(S, dtype=np.int64)
         for j in range(S):
-            R, s = R_all[j], s_all[j]
-            tab, ctab = projection.radial_spline(R, s, self.n, self.h, self.rho_max, derivatives=1 if second else 0,
-                                                 contract=a[j], contract_derivatives=2 if second else 1)
-            if full is None:  # one array for all shells, filled in place (no list and stacked copy)
-                full = np.empty((S, tab.shape[0], tab.shape[2], tab.shape[1]))
-                cont = np.empty((S, ctab.shape[0], ctab.shape[2], ctab.shape[1]))
-            full[j] = np.swapaxes(tab, 1, 2)
-            cont[j] = np.swapaxes(ctab, 1, 2)
-            imax[j] = min(int((R + projection.WINDOW * s) / self.h) + 1, tab.shape[0] - 1)
+            imax[j] = min(int((R_all[j] + projection.WINDOW * s_all[j]) / self.h) + 1, n_cells - 1)
+        width = int(min(imax.max() + 1 + _PAD, n_cells)) if S else 1
+        full = np.empty((S, width, nd_full * npairs, 4))
+        cont = np.empty((S, width, nd_cont * n1, 4))
+        for j in range(S):
+            cells = int(min(imax[j] + 1 + _PAD, n_cells))
+            coef = _moment_splines(R_all[j], s_all[j], n1, self.h, cells, deriv)  # (4, cells, nd, k)
+            dc = np.einsum("lmk,l->mk", d, a[j])
+            cont[j, :cells] = _combine(coef, nd_cont, dc)
+            if nd_full:
+                full[j, :cells] = _combine(coef, nd_full, dp)
         return _kernels.Workspace(self.K, self.idx, self.t, self.pm, self.scale, self.li, self.mi, full, cont, imax)
 
     def loglike(self, theta, counts, S, want=0, mu_out=None, like=None):
         """sum_g counts_g log mu_g with gradient and Fisher matrix (want = 0, 1, 2).
 
         The value alone (``want=0``) comes from the amplitude-contracted tables
-        (:func:`~sevi_lib.fit._kernels.value_kernel`); with derivatives, the groups are taken in
-        chunks of :data:`CHUNK` whose Fisher rows are multiplied by BLAS
-        (:func:`~sevi_lib.fit._kernels.score_rows_kernel`). `mu_out` (filled only with
-        ``want=0``) receives every mu_g. `like`: a workspace whose tables to reuse
-        (:meth:`workspace`).
+        (:func:`~sevi_lib.fit._kernels.value_kernel`, a value-only workspace unless `like` is
+        given); with derivatives, the groups are taken in chunks of :data:`CHUNK`, each over the
+        shells that reach it, a batch of chunks in parallel
+        (:func:`~sevi_lib.fit._kernels.score_rows_kernel`), and every chunk's Fisher rows
+        multiplied by BLAS on its own columns; the chunks' parts are added in chunk order (the
+        same answer on any number of numba threads). `mu_out` (filled only with ``want=0``)
+        receives every mu_g. `like`: a workspace whose tables to reuse (:meth:`workspace`).
         """
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         counts = np.ascontiguousarray(counts, dtype=np.float64)
-        ws = self.workspace(theta, S, like=like)
+        ws = self.workspace(theta, S, like=like, value_only=want == 0)
         P = len(theta)
         grad = np.zeros(P)
         hess = np.zeros((P, P))
         if want == 0:
             mu = np.empty(0) if mu_out is None else mu_out
-            return _kernels.value_kernel(ws, counts, theta, mu), grad, hess
+            return _kernels.value_kernel(ws, counts, theta, mu, CHUNK), grad, hess
         if mu_out is not None:
             raise ValueError("PointSet.loglike: mu_out is filled only with want=0")
-        rows = np.empty((min(CHUNK, self.n_groups), P))
+        n_chunks = -(-self.n_groups // CHUNK)
+        batch = min(BATCH, n_chunks)
+        rows = np.empty((batch, min(CHUNK, self.n_groups), P))
+        cols = np.empty((batch, P), dtype=np.int64)
+        ncols = np.empty(batch, dtype=np.int64)
+        ll_parts = np.empty(batch)
+        grad_parts = np.empty((batch, P))
         ll = 0.0
-        for g0 in range(0, self.n_groups, CHUNK):
-            g1 = min(g0 + CHUNK, self.n_groups)
-            part = _kernels.score_rows_kernel(ws, counts, theta, g0, g1, grad, rows)
-            if not np.isfinite(part):
-                return -np.inf, grad, hess
-            ll += part
-            if want >= 2:  # only the parameters some group of the chunk depends on (radius order: few)
-                r = rows[:g1 - g0]
-                nz = np.flatnonzero(np.any(r != 0.0, axis=0))
-                sub = r[:, nz]
-                hess[np.ix_(nz, nz)] += sub.T @ sub
+        for c0 in range(0, n_chunks, batch):
+            c1 = min(c0 + batch, n_chunks)
+            _kernels.score_rows_kernel(ws, counts, theta, CHUNK, c0, c1, ll_parts, grad_parts, rows, cols, ncols)
+            for b in range(c1 - c0):
+                if not np.isfinite(ll_parts[b]):
+                    return -np.inf, grad, hess
+                ll += ll_parts[b]
+                grad += grad_parts[b]
+                if want >= 2:  # only the parameters of the shells that reach the chunk (radius order: few)
+                    nz = cols[b, :ncols[b]]
+                    sub = rows[b, :min(CHUNK, self.n_groups - (c0 + b) * CHUNK), :len(nz)]
+                    hess[np.ix_(nz, nz)] += sub.T @ sub
         return ll, grad, hess
 
     def shift_gradient(self, theta, S, like=None):
@@ -137,11 +178,11 @@ class PointSet:
         """
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         out = np.empty((self.n_groups, 2))
-        if self._dpm is None:
-            pm = np.empty_like(self.pm)
+        if self._dpm is None:  # the recurrence rewrites pm with the same values
             self._dpm = np.empty_like(self.pm)
-            _kernels.legendre_rows(self.c, self.n, pm, self._dpm)
-        _kernels.shift_gradient_kernel(self.workspace(theta, S, like=like), self._dpm, self.x, self.z, out)
+            _kernels.legendre_rows(self.c, self.n, self.pm, self._dpm)
+        ws = self.workspace(theta, S, like=like, value_only=True)
+        _kernels.shift_gradient_kernel(ws, self._dpm, self.x, self.z, out)
         return out
 
     def jacobian(self, theta, S):
@@ -179,3 +220,26 @@ def pixel_nodes(ix, iz):
     ox = np.repeat(_G2, 2) * hp
     oz = np.tile(_G2, 2) * hp
     return (xc[:, None] + ox[None, :]).ravel(), (zc[:, None] + oz[None, :]).ravel()
+
+
+def _combine(coef, nd, comb):
+    """Tables ``[cell, slot * n_out + o, 4]`` of ``sum_k comb[o, k] M_k`` for the first `nd` slots (one BLAS product)."""
+    _, cells, _, nk = coef.shape
+    flat = np.ascontiguousarray(coef[:, :, :nd]).reshape(-1, nk) @ comb.T  # (4 * cells * nd, n_out)
+    return np.moveaxis(flat.reshape(4, cells, nd * comb.shape[0]), 0, -1)
+
+
+def _moment_splines(R, s, n1, h, cells, deriv):
+    """Cubic-spline coefficients of the radial moments of one shell on the grid 0, h, .., cells h.
+
+    Returns
+    -------
+    ndarray, shape (4, cells, N_DERIV[deriv], n1)
+        Per cell, highest power first in t = rho - rho_i (as :func:`sevi_lib.fit.projection.radial_spline`).
+    """
+    nd = projection.N_DERIV[deriv]
+    rho = np.arange(cells + 1) * h
+    m = np.empty((cells + 1, nd, n1))
+    _kernels.moments_grid(rho, float(R), float(s), n1, nd, projection._XG, projection._WG, projection.WINDOW, m)
+    cs = CubicSpline(rho, m.reshape(cells + 1, nd * n1), axis=0, bc_type="not-a-knot")
+    return cs.c.reshape(4, cells, nd, n1)
