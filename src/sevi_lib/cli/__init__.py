@@ -5,15 +5,20 @@ that parses nothing itself: it calls one library function and prints. Only the m
 subcommand that was chosen is imported, so ``sevi detect --help`` never pays for torch (only
 ``train``, ``checkpoints`` and ``nn predict`` import it). Errors a user can cause
 (:class:`~sevi_lib.core.errors.SeviError`) print one line ``sevi: error: <message>`` and exit with
-status 2; argparse errors exit 2 as well.
+status 2; argparse errors exit 2 as well. A failed write (disk full, read-only place:
+:class:`~sevi_lib.core.errors.OutputError`) is one such line too: the writers have removed their
+temporary files and held back what HDF5 prints while it tears down a file it could not write
+(:func:`sevi_lib.core.io.h5_create`), and the console command ends at once (``os._exit``),
+before the HDF5 library's own shutdown can trip over that file.
 """
 
 import argparse
 import importlib
+import os
 import sys
 
 from sevi_lib import __version__
-from sevi_lib.core.errors import SeviError
+from sevi_lib.core.errors import OutputError, SeviError
 
 #: subcommand -> (module of this package that registers it, one-line help for ``sevi --help``)
 COMMANDS = {
@@ -70,13 +75,18 @@ def build_parser(argv=None):
 
 def main(argv=None):
     """Entry point of the ``sevi`` console script."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    console = argv is None
+    argv = sys.argv[1:] if console else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except SeviError as exc:
         print(f"sevi: error: {exc}", file=sys.stderr)
+        if console and isinstance(exc, OutputError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
     except KeyboardInterrupt:
         print("sevi: interrupted", file=sys.stderr)

@@ -18,3 +18,11 @@ class InputError(SeviError):
 
 class UnphysicalError(SeviError, ValueError):
     """A beta vector whose angular density is negative somewhere on [-1, 1]."""
+
+
+class OutputError(SeviError, OSError):
+    """An output could not be written (disk full, no permission, a read-only file system ...).
+
+    Raised by the atomic writers of :mod:`sevi_lib.core.io` after the temporary file is removed,
+    so nothing that looks complete is left behind.
+    """

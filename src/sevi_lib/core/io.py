@@ -12,8 +12,11 @@ gzip 9; ``Truth`` / ``DistributionParameters``; ``GeneratedElectrons``; ``Detect
 """
 
 import contextlib
+import errno as errno_codes
 import hashlib
 import os
+import re
+import sys
 import tempfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +25,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from sevi_lib.core.errors import InputError
+from sevi_lib.core.errors import InputError, OutputError
 from sevi_lib.core.geometry import N_PIX
 from sevi_lib.core.shells import Shells
 
@@ -56,7 +59,10 @@ def atomic_path(path):
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
     The temporary name keeps the suffix of `path` (so ``np.save`` and ``savefig`` infer the format)
-    and is removed on any exception, including KeyboardInterrupt.
+    and is removed on any exception, including KeyboardInterrupt. An operating-system failure of
+    the write (disk full, quota, permission, I/O error; also when HDF5 reports it as a
+    ``RuntimeError`` with its ``errno``) is raised as :class:`~sevi_lib.core.errors.OutputError`
+    naming `path` and the reason, in one line.
 
     Parameters
     ----------
@@ -70,16 +76,56 @@ def atomic_path(path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write: {exc.strerror or exc}") from None
     os.close(fd)
     os.unlink(tmp)
     tmp = Path(tmp)
     try:
         yield tmp
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
-        raise
+        reason = write_failure(exc)
+        if reason is None:
+            raise
+        raise OutputError(f"{path}: cannot write: {reason}") from None
+
+
+_ERRNO = re.compile(r"errno\s*=\s*(\d+)")
+
+#: The operating-system errors that mean "this output cannot be written".
+WRITE_ERRNOS = frozenset({errno_codes.ENOSPC, errno_codes.EDQUOT, errno_codes.EROFS, errno_codes.EACCES,
+                          errno_codes.EPERM, errno_codes.EIO, errno_codes.EFBIG})
+
+
+def write_failure(exc):
+    """The operating system's reason why a write failed, or None if `exc` is not such a failure.
+
+    Parameters
+    ----------
+    exc : BaseException
+        What a write raised: an ``OSError`` with an ``errno`` (Python's own writes), or the
+        ``OSError`` / ``RuntimeError`` by which h5py reports a failed HDF5 write, whose message
+        holds ``errno = N``.
+
+    Returns
+    -------
+    str or None
+        E.g. ``"No space left on device"``.
+    """
+    if isinstance(exc, OutputError):
+        return str(exc).split("cannot write: ", 1)[-1]
+    if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+        return os.strerror(exc.errno)  # h5py's strerror is HDF5's whole error stack
+    if isinstance(exc, (OSError, RuntimeError)):
+        m = _ERRNO.search(str(exc))
+        if m and int(m.group(1)) in WRITE_ERRNOS:
+            return os.strerror(int(m.group(1)))
+    return None
 
 
 def _same_file(a, b):
@@ -191,6 +237,67 @@ def check_outputs(outputs, inputs=()):
         os.unlink(probe)
 
 
+@contextlib.contextmanager
+def _stderr_held():
+    """Hold back what C code writes to file descriptor 2 in the block; replay it unless it raised.
+
+    HDF5 (through h5py's Cython deallocators) prints a traceback for every object it cannot close
+    on a failed write; those are noise beside the one-line error the caller raises.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as buf:
+        os.dup2(buf.fileno(), 2)
+        ok = False
+        try:
+            yield
+            ok = True
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            if ok:
+                buf.seek(0)
+                text = buf.read()
+                if text:
+                    sys.stderr.write(text.decode(errors="replace"))
+
+
+@contextlib.contextmanager
+def h5_create(path):
+    """Open a new HDF5 file at `path` for writing, with the C library's stderr held back.
+
+    Use it on the temporary path of :func:`atomic_path`, for a block that only writes (what C
+    code prints in it appears when the block ends well). A write that fails (disk full) makes
+    HDF5 print a traceback for every object it then cannot flush or close; those are dropped,
+    so the caller's one-line error is all the user sees.
+
+    Parameters
+    ----------
+    path : str or Path
+
+    Yields
+    ------
+    h5py.File
+    """
+    with _stderr_held():
+        f = h5py.File(path, "w")
+        try:
+            yield f
+        except BaseException:
+            with contextlib.suppress(Exception):
+                f.close()
+            raise
+        f.close()
+
+
+def close_h5(f):
+    """Close an h5py file that was written to, with what HDF5 prints held back if the close fails
+    (see :func:`h5_create`; for files written in a block that also prints progress)."""
+    with _stderr_held():
+        f.close()
+
+
 def write_h5(path, attrs=None, compression=None, **datasets):
     """Write named arrays as datasets of one HDF5 file, atomically.
 
@@ -205,7 +312,7 @@ def write_h5(path, attrs=None, compression=None, **datasets):
         Dataset name -> array (structured arrays keep their dtype).
     """
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with h5_create(tmp) as f:
             for name, value in datasets.items():
                 value = np.asarray(value)
                 f.create_dataset(name, data=value, compression=compression if value.size else None)
@@ -285,11 +392,16 @@ class FrameWriter:
     def __enter__(self):
         self._ctx = atomic_path(self.path)
         self.tmp = self._ctx.__enter__()
-        self.file = h5py.File(self.tmp, "w")
-        self.dataset = self.file.create_dataset(
-            "FinalImage", shape=(self.n_frames,), dtype=FINAL_IMAGE_DTYPE, chunks=(1,),
-            compression="gzip", compression_opts=self.level,
-        )
+        try:
+            with _stderr_held():
+                self.file = h5py.File(self.tmp, "w")
+                self.dataset = self.file.create_dataset(
+                    "FinalImage", shape=(self.n_frames,), dtype=FINAL_IMAGE_DTYPE, chunks=(1,),
+                    compression="gzip", compression_opts=self.level,
+                )
+        except BaseException as exc:
+            if not self._ctx.__exit__(type(exc), exc, exc.__traceback__):  # OutputError, or this one
+                raise
         self._pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         return self
 
@@ -314,14 +426,19 @@ class FrameWriter:
         rows["ImageId"] = image_ids
         rows["Image"] = frames
         mapper = self._pool.map if self._pool else map
-        for i, blob in enumerate(mapper(self._compress, rows)):
-            self.dataset.id.write_direct_chunk((self.written + i,), blob)
+        with _stderr_held():
+            for i, blob in enumerate(mapper(self._compress, rows)):
+                self.dataset.id.write_direct_chunk((self.written + i,), blob)
         self.written += k
 
     def __exit__(self, exc_type, exc, tb):
         if self._pool:
             self._pool.shutdown()
-        self.file.close()
+        try:
+            close_h5(self.file)
+        except Exception as failed:
+            if exc_type is None:
+                exc_type, exc, tb = type(failed), failed, failed.__traceback__
         if exc_type is None and self.written != self.n_frames:
             err = InputError(f"{self.path}: only {self.written} of {self.n_frames} frames were written")
             self._ctx.__exit__(InputError, err, None)  # removes the temporary file

@@ -53,7 +53,7 @@ import h5py
 import numpy as np
 from numba import get_num_threads, njit, prange
 
-from sevi_lib.core.errors import InputError
+from sevi_lib.core.errors import InputError, OutputError
 from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT
 from sevi_lib.core.spots import GAIN_LAWS, SpotKernel, SpotModel
 from sevi_lib.core.io import (
@@ -62,6 +62,7 @@ from sevi_lib.core.io import (
     HOT_PIXEL_DTYPE,
     FrameWriter,
     atomic_path,
+    close_h5,
     truth_dtype,
 )
 from sevi_lib.simulate.electrons import (
@@ -769,7 +770,7 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
                             bar.update(ch.n_frames)
                 finally:
                     if truth_writer is None:
-                        tf.close()
+                        close_h5(tf)
     finally:
         if bar is not None:
             bar.close()
@@ -810,5 +811,7 @@ def simulate_files(frames_path, truth_path, settings, shells, include_images_in_
                                include_images_in_truth, progress, settings.threads, centre_offset=offset,
                                stray_electrons=strays, read_noise=noise, hot_pixels=hot,
                                gzip_level=settings.gzip_level, spots=spots)
+    except OutputError:
+        raise
     except OSError as exc:
         raise InputError(f"cannot write {exc.filename or frames_path}: {exc.strerror or exc}") from None
