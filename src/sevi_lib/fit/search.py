@@ -1,9 +1,11 @@
 """How many shells: significant peaks of the radial profile about the image centre.
 
 The profile bins the radii of the data points about the (start) centre (electrons, or pixel
-centres weighted by their counts) in half-pixel bins on [0, 1.5], smoothed with a one-pixel
-Gaussian as :func:`sevi_lib.fit.start.initial_geometry` does. Every local maximum of the smoothed
-profile inside the screen is a candidate. Its test:
+centres weighted by their counts) in half-pixel bins on [0, 1.5]. The search has two stages.
+
+**Side-band pass.** The profile is smoothed with a one-pixel Gaussian as
+:func:`sevi_lib.fit.start.initial_geometry` does. Every local maximum of the smoothed profile
+inside the screen is a candidate. Its test:
 
 * window: the bins within one full width at half maximum (FWHM, of the smoothed peak, at least
   2 px) of the candidate; N = the (unsmoothed) counts there;
@@ -16,10 +18,46 @@ profile inside the screen is a candidate. Its test:
   baseline of two), divided by sqrt(1 + Var B / B) for the line's own error.
 
 Candidates are accepted in order of decreasing Z while Z >= :data:`Z_MIN` (and N - B >=
-:data:`MIN_EXCESS`), skipping any within
-1.5 FWHM of an accepted one (the noise bumps on the top of a big peak sit on its concave crown
-and would pass). A pure noise bump has Z of order 1 (the local-maximum selection lifts it to
-2-3 at most over a few hundred candidates), a shell of a few thousand electrons has Z in the tens.
+:data:`MIN_EXCESS`), skipping any within 1.5 FWHM of an accepted one (the noise bumps on the top
+of a big peak sit on its concave crown and would pass). A pure noise bump has Z of order 1 (the
+local-maximum selection lifts it to 2-3 at most over a few hundred candidates), a shell of a few
+thousand electrons has Z in the tens.
+
+**Close-pair step.** The side-band pass misses the weaker member of a close pair (a few sigma_R
+apart): its side bands hold the strong neighbour's edge, and the exclusion suppresses it. A
+projected shell's radial profile is no Gaussian either: its inner tail (density ~ rho / sqrt(R^2 -
+rho^2) smeared by sigma_R, shaped by beta) puts a slowly rising slope under an inner neighbour.
+So, around every accepted shell (the largest excess first), the unsmoothed profile (one-pixel
+bins, in effective counts: divided by sum w^2 / sum w when weighted) in a window of
+:data:`PAIR_REACH` + 4 widths either side (widened to take in whole neighbouring shells) is fitted
+by Poisson maximum likelihood (:func:`_fit_window`) with
+
+* a straight line (uniform background, smooth tails of unfitted shells);
+* every accepted shell inside the window as an exact projected-shell profile
+  (:func:`shell_templates`: the bin integrals of the isotropic, beta_2 and beta_4 parts of a shell
+  of speed ~ Normal(R, sigma_R^2)), with its counts N >= 0, (beta_2, beta_4) in the box
+  :data:`BETA_BOX` (a physical profile: unbounded amplitudes let a strong shell's tail cancel
+  into the line and swallow a weak neighbour), and R, sigma_R within bounds about the side-band
+  peak (the peak's FWHM over :data:`FWHM_PER_SHELL_SIGMA` gives sigma_R);
+* every accepted shell beyond the window as its isotropic tail (geometry fixed, N free).
+
+A score scan (the isotropic profile's score statistic on the null fit's residuals) picks the
+most promising position up to PAIR_REACH widths from the shell and at least
+:data:`PAIR_MIN_SEP` FWHM (of the mean sigma_R) from every shell in the window; the fit is
+repeated with a shell added there (N, beta's, R within 2 sigma, sigma_R within a factor of two of
+the neighbour's). The deviance drop D is chi^2 with :data:`PAIR_DOF` degrees of freedom under
+"no shell there" (R and sigma_R, unidentified then, are counted as degrees of freedom: a
+conservative choice); its tail probability times a Bonferroni factor (windows x positions tried,
+one per sigma_R) gives Z. The shell is added when Z >= `threshold`, it holds at least
+:data:`MIN_EXCESS` counts within one FWHM of its R and :data:`PAIR_MIN_FRACTION` of its nearest
+neighbour's (a floor against the template's small, count-proportional misfit of a real shell),
+and it is still resolved after the fit; then the window is searched once more. Its row reports
+the fitted R and sigma_R, FWHM = 2.355 sigma_R, the counts N within one FWHM of R, baseline = N
+minus the added shell's fitted counts there, and Z. Shells closer than PAIR_MIN_SEP FWHM (about
+3.5 sigma_R) are one shell to the search.
+
+Cost: two histograms' worth of passes over the points, then fits of a few hundred bins; well
+under a second for 10^6 points.
 """
 
 import math
@@ -41,10 +79,14 @@ MIN_EXCESS = 25.0
 BIN = 1.0 / (2 * PIX_PER_UNIT)
 RHO_MAX = 1.5
 
-TEST = ("counts within one FWHM of each local maximum of the smoothed radial profile (half-pixel bins) "
-        "against a straight line fitted to the side bands one to three FWHM away (uniform background "
-        "grows linearly in rho); Z from the Poisson tail P(X >= N | B); accepted by decreasing Z while "
-        "Z >= threshold, none within 1.5 FWHM of an accepted peak")
+TEST = ("side-band pass: counts within one FWHM of each local maximum of the smoothed radial profile "
+        "(half-pixel bins) against a straight line fitted to the side bands one to three FWHM away "
+        "(uniform background grows linearly in rho); Z from the Poisson tail P(X >= N | B); accepted by "
+        "decreasing Z while Z >= threshold, none within 1.5 FWHM of an accepted peak. Close-pair step: "
+        "around each accepted shell, a Poisson fit of projected-shell profiles (counts, beta_2, beta_4, "
+        "R, sigma_R) plus a line to the one-pixel profile, with and without a shell added where the "
+        "residuals' score peaks (1.5 to 8 widths away); Z from the deviance drop as chi^2 with 5 degrees "
+        "of freedom times a Bonferroni factor for the positions tried; added while Z >= threshold")
 
 
 @dataclass
@@ -83,8 +125,10 @@ class ShellSearch:
 
 
 def radial_histogram(rho, weights=None):
-    """Counts per half-pixel radial bin on [0, 1.5] and the bin edges."""
-    return np.histogram(rho, bins=np.arange(0.0, RHO_MAX + BIN, BIN), weights=weights)
+    """Counts per half-pixel radial bin on [0, 1.5] and the bin edges (numpy's fast path for
+    equal bins: the edges as a number and a range, not an array)."""
+    n_bins = int(round(RHO_MAX / BIN))
+    return np.histogram(rho, bins=n_bins, range=(0.0, n_bins * BIN), weights=weights)
 
 
 def smooth_profile(hist):
@@ -182,17 +226,12 @@ def find_shells(rho, weights=None, threshold=Z_MIN, rho_limit=None, centre=(0.0,
         return {k: float(v) for k, v in r.items() if k not in ("k", "a")}
 
     if accepted:
-        scale = 1.0
-        if weights is not None:
-            w = np.asarray(weights, dtype=np.float64)
-            sw = float(w.sum())
-            scale = float(np.dot(w, w)) / sw if sw > 0 else 1.0
-        n = np.maximum(hist, 0.0) / scale
+        n = np.maximum(hist, 0.0)
         shells = [{"R": r["R"], "sigma": max(r["fwhm"] / FWHM_PER_SHELL_SIGMA, BIN), "row": r} for r in accepted]
         for q in shells:
             q["R_bounds"] = (q["R"] - q["sigma"], q["R"] + 2.5 * q["sigma"])
             q["s_bounds"] = (0.4 * q["sigma"], 1.6 * q["sigma"])
-        found, tested = _close_pairs(hist, n, edges, shells, rho_limit, threshold, scale)
+        found, tested = _close_pairs(hist, n, edges, shells, rho_limit, threshold)
         accepted = accepted + found
         rejected = sorted(rejected + tested, key=lambda r: -r["z"])[:5]
     accepted.sort(key=lambda r: r["R"])
@@ -499,7 +538,7 @@ def _rim_counts(c):
     return float(shell_templates(e, c.R, c.sigma, False)[0].sum(axis=1) @ c.amp)
 
 
-def _close_pairs(hist, n, edges, shells, rho_limit, threshold, scale):
+def _close_pairs(hist, n, edges, shells, rho_limit, threshold):
     """The close-pair step (see the module docstring): new rows for shells found beside the
     accepted ones. `shells` (dicts with R, sigma, row) is extended in place."""
     n_windows = len(shells)
@@ -548,20 +587,22 @@ def _close_pairs(hist, n, edges, shells, rho_limit, threshold, scale):
             new = _Comp(Rc, sp, True, R_bounds=(Rc - 2 * sp, Rc + 2 * sp), s_bounds=(0.5 * sp, 2.0 * sp))
             dev1, mu1 = _fit_window(nw, e, alt + [new])
             trials = n_windows * max(1.0, len(grid) * step / sp)
-            z = _z_of_deviance(dev0 - dev1, PAIR_DOF, trials)
+            n_par = 2 + sum(5 if c.free else 1 for c in alt) + 5
+            phi = max(1.0, dev1 / max(len(nw) - n_par, 1))
+            z = _z_of_deviance((dev0 - dev1) / phi, PAIR_DOF, trials)
             nearest = min(inside, key=lambda q: abs(q["R"] - new.R))
             others = [(c.R, c.sigma) for c in alt if c.free]
             a, b = _rim_bins(new)
             rim = _rim_counts(new)
             N = float(hist[a:b].sum())
             row = {"R": new.R, "sigma": new.sigma, "fwhm": FWHM_PER_SIGMA * new.sigma, "counts": N,
-                   "baseline": N - scale * rim, "z": z}
-            ok = (z >= threshold and rim >= max(MIN_EXCESS / scale, PAIR_MIN_FRACTION * nearest["rim"])
+                   "baseline": N - rim, "z": z}
+            ok = (z >= threshold and rim >= max(MIN_EXCESS, PAIR_MIN_FRACTION * nearest["rim"])
                   and _resolved(new.R, new.sigma, others) and lo <= new.R <= hi
                   and new.R + 2 * new.sigma <= rho_limit)
             if _DEBUG is not None:
                 _DEBUG.append(dict(p=p["R"], sp=sp, Rc=Rc, score=score[j], d=dev0 - dev1, z=z, newR=new.R, news=new.sigma,
-                                   amp=rim, near=nearest["rim"], others=others, ok=ok, dev0=dev0, nbins=len(nw)))
+                                   amp=rim, near=nearest["rim"], phi=phi, others=others, ok=ok, dev0=dev0, nbins=len(nw)))
             if not ok:
                 tested.append(row)
                 break
