@@ -23,7 +23,7 @@ def _fields(cls):
 @pytest.mark.parametrize("props, cls, layout", [
     # detect.spot_model is the survey's (SurveySettings), not the detector's
     (PROPS["detect"]["properties"], DetectorParams, {"shards", "threads", "chunk", "spot_model"}),
-    (PROPS["calibrate"]["properties"], CalibrationSettings, {"enabled", "threads"}),
+    (PROPS["calibrate"]["properties"], CalibrationSettings, {"enabled", "threads", "shards"}),
     (SCHEMA["$defs"]["train"]["properties"], TrainConfig, set()),
     (PROPS["fit"]["properties"], FitSettings, {"n_shells"}),
 ])

@@ -122,9 +122,9 @@ def test_spot_model_reaches_the_survey_not_the_detector(tmp_path):
     res = snakemake(wd, "-n", "-p", *_override(wd, {"detect": {"spot_model": {"sigma_px": 5, "gain": "gamma"}}}))
     commands = [ln for ln in res.stdout.splitlines() if ln.startswith("Shell command: ")]
     survey = [c for c in commands if " sevi survey " in f" {c[15:]}"]
-    detect = [c for c in commands if "sevi detect " in c or "sevi calibrate " in c]
+    detect = [c for c in commands if "sevi detect " in c or "sevi calibrate " in c or "sevi calibrate-shard " in c]
     assert len(survey) == 1 and """--spot-model '{"gain":"gamma","sigma_px":5}'""" in survey[0]
-    assert len(detect) == 4 and not [c for c in detect if "spot" in c]
+    assert len(detect) == 3 + 1 + 3 and not [c for c in detect if "spot" in c]
     assert [c for c in commands if "sevi plot-camera results/detect/camera.json --out results/detect/camera.png" in c]
 
 
@@ -138,7 +138,23 @@ def test_synthesis_reads_the_camera_only_with_detector_like_maps(tmp_path, fract
 
 def test_calibration_setting_reruns_calibration_and_what_follows(ran):
     jobs = planned_jobs(ran, *_override(ran, {"calibrate": {"seed": 3}}))
-    assert set(jobs) == {"calibrate", "final", "score", "report", "all"}
+    assert set(jobs) == {"calibrate_shard", "calibrate", "final", "score", "report", "all"}
+    assert jobs["calibrate_shard"] == 3  # calibrate.shards 0: as many as detect.shards
+
+
+def test_calibration_shards_and_their_commands(tmp_path):
+    """calibrate.shards sets the shard jobs; each gets its index, the count and every calibration
+    and detector value; the combining job reads all of them and gets the same values."""
+    wd = _copy_workflow(tmp_path)
+    doc = {"calibrate": {"shards": 4, "seed": 7}, "detect": {"threshold": 12}}
+    res = snakemake(wd, "-n", "-p", *_override(wd, doc))
+    commands = [ln[15:] for ln in res.stdout.splitlines() if ln.startswith("Shell command: ")]
+    shards = [c for c in commands if "sevi calibrate-shard " in c]
+    combine = [c for c in commands if "sevi calibrate " in c]
+    assert sorted(int(re.search(r"--shard (\d+) --shards 4 ", c).group(1)) for c in shards) == [0, 1, 2, 3]
+    assert len(combine) == 1 and all("--seed 7" in c and "--threshold 12" in c for c in shards + combine)
+    assert all(f"results/calibrate/shards/shard_{i}.h5" in combine[0] for i in range(4))
+    assert "--shard-files" in combine[0] and "--shards " not in combine[0]
 
 
 def test_fit_setting_reruns_fit_and_what_follows(ran):
@@ -158,6 +174,8 @@ def test_fit_setting_reruns_fit_and_what_follows(ran):
     ({"nn": {"finetune": {"prior": {"R_widht": 0.01}}}}, "R_widht"),
     ({"nn": {"predict": {"devcie": "cpu"}}}, "devcie"),
     ({"calibrate": {"block": 4}}, "block"),
+    ({"calibrate": {"n_shards": 4}}, "n_shards"),
+    ({"calibrate": {"shards": -1}}, "shards"),
     ({"fit": {"n_bta": 4}}, "n_bta"),
     ({"detect": {"spot_model": "wide"}}, "wide"),
     ({"detect": {"spot_model": {"sigma_px": 5, "colour": "red"}}}, "colour"),
