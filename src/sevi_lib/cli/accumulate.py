@@ -27,7 +27,12 @@ def register(sub):
 def run(args):
     from sevi_lib.detect.shards import accumulate_files
 
-    _, text = accumulate_files(args.shards, args.electrons, args.count_map, args.intensity_sum, png=args.png,
-                               summary=args.summary, partial=args.partial)
+    acc, text = accumulate_files(args.shards, args.electrons, args.count_map, args.intensity_sum,
+                                 summary=args.summary, partial=args.partial, also_writes=[args.png] if args.png else [])
+    if args.png:  # no centre marked: the fit has not run yet (the workflow draws it after the fit: sevi plot-map)
+        from sevi_lib.report.plots import count_map_figure, save_figure
+
+        save_figure(count_map_figure(acc["count_map"], title=f"{acc['electrons'].size} electrons in "
+                                     f"{acc['n_frames']} frames", bin_px=4), args.png)
     sys.stderr.write(text)
     return 0

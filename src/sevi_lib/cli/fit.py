@@ -39,11 +39,19 @@ def register(sub):
 
 
 def run(args):
-    from sevi_lib.fit.files import fit_file
+    from pathlib import Path
+
+    from sevi_lib.fit.files import fit_file, output_paths
 
     settings = settings_from_args(FitSettings, args)
     log = None if args.quiet else (lambda line: print(line, flush=True))
-    result = fit_file(args.input, args.out, args.sidecar, args.plot, settings, log, args.intensity)
+    _, _, plot = output_paths(args.out, args.sidecar, args.plot)
+    result, (x, z, w), method = fit_file(args.input, args.out, args.sidecar, settings, log, args.intensity,
+                                         also_writes=[plot] if plot else [])
+    if plot is not None:
+        from sevi_lib.report.plots import fit_report, save_figure
+
+        save_figure(fit_report(result, x, z, w, title=f"{Path(args.input).name}: {method} fit"), plot)
     for line in result.summary_lines():
         print(line)
     if not result.converged:

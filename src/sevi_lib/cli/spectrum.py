@@ -21,9 +21,17 @@ def register(sub):
 
 
 def run(args):
+    from pathlib import Path
+
     from sevi_lib.fit.files import spectrum_file
 
-    spec = spectrum_file(args.input, args.tsv, args.plot, args.fit_sidecar, args.order, args.bootstrap, args.seed)
+    spec, shells = spectrum_file(args.input, args.tsv, args.fit_sidecar, args.order, args.bootstrap, args.seed,
+                                 also_writes=[args.plot] if args.plot else [])
+    if args.plot:
+        from sevi_lib.report.plots import save_figure, spectrum_figure
+
+        save_figure(spectrum_figure(spec, shells, title=f"{Path(args.input).name}: photoelectron spectrum"),
+                    args.plot)
     print(f"{args.tsv}: {len(spec.R)} radii, {spec.n_boot} resampled maps, centre "
           f"({512 * spec.centre[0]:+.2f}, {512 * spec.centre[1]:+.2f}) px")
     return 0

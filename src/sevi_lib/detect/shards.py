@@ -416,15 +416,7 @@ def summary_text(acc):
     return "\n".join(lines) + "\n"
 
 
-def plot_count_map(count_map, path, title=None, bin_px=4):
-    """PNG of a count map (:func:`sevi_lib.report.plots.count_map_figure`, no centre marked: the
-    fit has not run yet; the workflow draws its map after the fit with ``sevi plot-map``)."""
-    from sevi_lib.report.plots import count_map_figure, save_figure
-
-    save_figure(count_map_figure(count_map, title=title, bin_px=bin_px), path)
-
-
-def accumulate_files(shard_paths, electrons, count_map, intensity_sum, png=None, summary=None, partial=False):
+def accumulate_files(shard_paths, electrons, count_map, intensity_sum, summary=None, partial=False, also_writes=()):
     """``sevi accumulate``: gather shards (:func:`accumulate`) and write the results atomically.
 
     Every output is checked first (none equal to a shard or to another output, not a directory,
@@ -437,10 +429,13 @@ def accumulate_files(shard_paths, electrons, count_map, intensity_sum, png=None,
         HDF5 electron table to write (``DetectedElectrons``, ``BlobMultiplicity``).
     count_map, intensity_sum : str or Path
         float64 .npy maps to write.
-    png, summary : str or Path, optional
-        Picture of the count map; text summary.
+    summary : str or Path, optional
+        Text summary.
     partial : bool
         See :func:`accumulate`.
+    also_writes : sequence of str or Path
+        Other outputs of the caller (``sevi accumulate``'s picture of the count map, drawn by the
+        report layer), checked with these before any work.
 
     Returns
     -------
@@ -451,7 +446,7 @@ def accumulate_files(shard_paths, electrons, count_map, intensity_sum, png=None,
     """
     from sevi_lib.core.io import save_npy, write_h5, write_text
 
-    check_outputs([electrons, count_map, intensity_sum, png, summary], shard_paths)
+    check_outputs([electrons, count_map, intensity_sum, summary, *also_writes], shard_paths)
     acc = accumulate(shard_paths, partial=partial)
     text = summary_text(acc)
     attrs = {"n_frames": acc["n_frames"]}
@@ -461,8 +456,6 @@ def accumulate_files(shard_paths, electrons, count_map, intensity_sum, png=None,
              DetectedElectrons=acc["electrons"], BlobMultiplicity=acc["blob_hist"])
     save_npy(count_map, acc["count_map"])
     save_npy(intensity_sum, acc["intensity_sum"])
-    if png:
-        plot_count_map(acc["count_map"], png, title=f"{acc['electrons'].size} electrons in {acc['n_frames']} frames")
     if summary:
         write_text(summary, text)
     return acc, text

@@ -39,7 +39,7 @@ Modules
 ``dispersion``  :func:`fit_intensity_map` (quasi-likelihood of an intensity image), ``variance_fit``,
                 ``is_intensity``
 ``framesum``    :func:`fit_frame_sum`, ``mean_spot`` / ``SpotKernel``, the FFT convolver
-``files``       :func:`fit_file`: read an input file, fit, write Answer, sidecar and plot (``sevi fit``)
+``files``       :func:`fit_file`: read an input file, fit, write Answer and sidecar (``sevi fit`` draws the plot)
 ``result``      :class:`FitResult`, ``known_c_floor``, the delta-method covariance
 ``optimise``    the constrained Fisher-scoring ascent (``maximise``, ``qp_step``) and ``fit_poisson``
 ``start``       start values (``initial_geometry``, ``start_theta``, ``table_step``, ``shell_geometry``,

@@ -123,8 +123,12 @@ def fit_input(path, settings=None, log=None, intensity=None):
     return result, (x, z, w), method
 
 
-def fit_file(path, out, sidecar=None, plot=None, settings=None, log=None, intensity=None):
-    """Fit one input file and write the Answer, the JSON sidecar and the PNG report.
+def fit_file(path, out, sidecar=None, settings=None, log=None, intensity=None, also_writes=()):
+    """Fit one input file and write the Answer and the JSON sidecar.
+
+    The picture of the fit is drawn by the caller (``sevi fit``:
+    :func:`sevi_lib.report.plots.fit_report` of the returned points), since drawing is the report
+    layer's job; name its path in `also_writes` so that it is checked before the work.
 
     Parameters
     ----------
@@ -134,16 +138,19 @@ def fit_file(path, out, sidecar=None, plot=None, settings=None, log=None, intens
         Answer file (HDF5, the published layout).
     sidecar : str or Path, optional
         JSON with every parameter, standard error and diagnostic (default: `out` with .json).
-    plot : str or Path, optional
-        PNG report (default: `out` with .png; ``"none"``: none).
     settings : FitSettings, optional
     log : callable, optional
     intensity : bool, optional
         As in :func:`fit_input`.
+    also_writes : sequence of str or Path
+        Other outputs of the caller, checked with these before any work.
 
     Returns
     -------
-    sevi_lib.fit.result.FitResult
+    result : sevi_lib.fit.result.FitResult
+    points : tuple of ndarray
+        ``(x, z, w)`` fitted (w: None for electrons), as :func:`fit_input` returns them.
+    method : str
 
     Raises
     ------
@@ -153,16 +160,12 @@ def fit_file(path, out, sidecar=None, plot=None, settings=None, log=None, intens
     """
     path = Path(path)
     check_input(path)
-    out, sidecar, plot = output_paths(out, sidecar, plot)
-    check_outputs([out, sidecar, plot], [path])
-    result, (x, z, w), method = fit_input(path, settings, log, intensity)
+    out, sidecar, _ = output_paths(out, sidecar, "none")
+    check_outputs([out, sidecar, *also_writes], [path])
+    result, points, method = fit_input(path, settings, log, intensity)
     write_answer(out, result.R, result.beta)
     write_text(sidecar, json.dumps(result.to_dict(), indent=1) + "\n")
-    if plot is not None:
-        from sevi_lib.report.plots import fit_report, save_figure
-
-        save_figure(fit_report(result, x, z, w, title=f"{path.name}: {method} fit"), plot)
-    return result
+    return result, points, method
 
 
 def read_sidecar(path):
@@ -194,8 +197,12 @@ def spectrum_table_text(spec):
     return "\n".join(head + rows) + "\n"
 
 
-def spectrum_file(path, tsv, plot=None, sidecar=None, order=4, n_boot=40, seed=0):
-    """``sevi spectrum``: the photoelectron spectrum of an input file beside its fitted shells.
+def spectrum_file(path, tsv, sidecar=None, order=4, n_boot=40, seed=0, also_writes=()):
+    """``sevi spectrum``: the photoelectron spectrum of an input file, written as a table.
+
+    The figure is drawn by the caller (``sevi spectrum``:
+    :func:`sevi_lib.report.plots.spectrum_figure`); name its path in `also_writes` so that it is
+    checked before the work.
 
     Parameters
     ----------
@@ -203,23 +210,25 @@ def spectrum_file(path, tsv, plot=None, sidecar=None, order=4, n_boot=40, seed=0
         Electron table (.h5) or count map (.npy).
     tsv : str or Path
         Spectrum table to write (:data:`sevi_lib.fit.spectrum.COLUMNS`, more beta's for higher orders).
-    plot : str or Path, optional
-        Figure (.png).
     sidecar : str or Path, optional
-        ``sevi fit`` JSON sidecar: its centre is the inversion's, its shells are marked (without
-        one, the screen centre and no shells).
+        ``sevi fit`` JSON sidecar: its centre is the inversion's, its shells are returned for the
+        figure (without one, the screen centre and no shells).
     order, n_boot, seed
         As in :func:`sevi_lib.fit.spectrum.spectrum`.
+    also_writes : sequence of str or Path
+        Other outputs of the caller, checked with `tsv` before any work.
 
     Returns
     -------
-    sevi_lib.fit.spectrum.Spectrum
+    spec : sevi_lib.fit.spectrum.Spectrum
+    shells : dict or None
+        The sidecar's shells (:func:`read_sidecar`).
     """
     from sevi_lib.fit.spectrum import spectrum
 
     path = Path(path)
     check_input(path)
-    check_outputs([tsv] + ([plot] if plot else []), [path] + ([sidecar] if sidecar else []))
+    check_outputs([tsv, *also_writes], [path] + ([sidecar] if sidecar else []))
     if order < 2 or order % 2 or n_boot < 0:
         raise InputError(f"order must be even and >= 2 and bootstrap >= 0 (got {order}, {n_boot})")
     shells, centre = read_sidecar(sidecar) if sidecar else (None, np.zeros(2))
@@ -232,8 +241,4 @@ def spectrum_file(path, tsv, plot=None, sidecar=None, order=4, n_boot=40, seed=0
         raise InputError(f"{path}: no electrons")
     spec = spectrum(x, z, centre, w, order=order, n_boot=n_boot, seed=seed)
     write_text(tsv, spectrum_table_text(spec))
-    if plot:
-        from sevi_lib.report.plots import save_figure, spectrum_figure
-
-        save_figure(spectrum_figure(spec, shells, title=f"{path.name}: photoelectron spectrum"), plot)
-    return spec
+    return spec, shells
