@@ -51,15 +51,38 @@ def test_edited_callee_in_another_file_reaches_the_cached_caller(tmp_path):
     assert second != first and second.parent == first.parent
 
 
-def test_source_hash_changes_with_any_file_and_user_setting_wins(tmp_path, monkeypatch):
-    (tmp_path / "a.py").write_text("x = 1\n")
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "sub" / "b.py").write_text("y = 1\n")
-    before = numba_cache.source_hash(tmp_path)
-    (tmp_path / "sub" / "b.py").write_text("y = 2\n")
-    assert numba_cache.source_hash(tmp_path) != before
+def test_source_hash_follows_the_compiled_code_only_and_user_setting_wins(tmp_path, monkeypatch):
+    """The hash changes with a kernel module's code or with a module it imports (constants), not
+    with docstrings, comments or modules that no kernel module reaches."""
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "consts.py").write_text('"""Constants."""\nK = 1\n')
+    (pkg / "kern.py").write_text('"""Kernels."""\nfrom numba import njit\n\nfrom pkg.consts import K\n\n\n'
+                                 '@njit(cache=True)\ndef f(x):\n    return x + K\n')
+    (pkg / "sub" / "cli.py").write_text("def main():\n    return 0\n")
+    index = {}
+    base = numba_cache.source_hash(pkg, index)
+    assert set(index) == {"__init__.py", "consts.py", "kern.py", "sub/cli.py"}
+
+    def edited(name, text):
+        old = (pkg / name).read_text()
+        (pkg / name).write_text(text)
+        try:
+            return numba_cache.source_hash(pkg, index), numba_cache.source_hash(pkg)  # cached and fresh
+        finally:
+            (pkg / name).write_text(old)
+
+    assert edited("sub/cli.py", "def main():\n    return 1\n") == (base, base)  # reached by no kernel
+    assert edited("kern.py", (pkg / "kern.py").read_text().replace('"""Kernels."""', '"""Other words."""')
+                  + "# a comment\n") == (base, base)
+    changed = edited("consts.py", '"""Constants."""\nK = 2\n')
+    assert changed[0] == changed[1] != base  # a constant the kernel freezes at compile time
+    changed = edited("kern.py", (pkg / "kern.py").read_text().replace("x + K", "x - K"))
+    assert changed[0] == changed[1] != base
+    assert numba_cache.source_hash(pkg, index) == base
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
-    assert numba_cache.configure(tmp_path) is None
+    assert numba_cache.configure(pkg) is None
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
 
 

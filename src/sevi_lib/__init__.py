@@ -15,8 +15,9 @@ One subpackage per stage of the workflow (``workflow/rules/<stage>.smk``), tests
     report    tables and figures of a run
     cli       the ``sevi`` command, one thin module per subcommand
 
-Importing the package points numba's cache at a folder keyed by the hash of these sources
-(:mod:`sevi_lib._numba_cache`), so an edited kernel is never served stale from the cache.
+Importing the package points numba's cache at a folder keyed by the hash of the code numba
+compiles (:mod:`sevi_lib._numba_cache`), so an edited kernel is never served stale from the cache
+and an edit that changes no compiled code recompiles nothing.
 """
 
 from pathlib import Path as _Path
