@@ -79,6 +79,39 @@ MIN_EXCESS = 25.0
 BIN = 1.0 / (2 * PIX_PER_UNIT)
 RHO_MAX = 1.5
 
+# Close-pair step (see the module docstring).
+
+#: Radial orders of a shell's profile templates (isotropic, beta_2, beta_4 parts).
+ORDERS = (0, 2, 4)
+
+#: The close-pair step looks for a shell up to this many widths (sigma_R) from an accepted one.
+PAIR_REACH = 8.0
+
+#: ... and no closer than this many FWHM (2.355 sigma_R, of the two shells' mean sigma_R): the
+#: resolution limit (the side-band pass suppresses candidates within 1.5 FWHM of an accepted peak).
+PAIR_MIN_SEP = 1.5
+
+#: Parameters the added shell brings to the window fit (three amplitudes, R, sigma): the degrees
+#: of freedom of the deviance difference.
+PAIR_DOF = 5
+
+#: Fewest counts the added shell must hold, as a fraction of its accepted neighbour's (a floor
+#: against the small, count-proportional misfit of a real shell by the template).
+PAIR_MIN_FRACTION = 0.03
+
+#: FWHM of a Gaussian over its sd.
+FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
+
+#: FWHM of a projected shell's smoothed radial profile over its sigma_R (measured: 3.8-5.1 for
+#: sigma_R of 12 to 3 px; the inner tail widens it): turns the side-band pass's FWHM into a width.
+FWHM_PER_SHELL_SIGMA = 4.4
+
+#: Box on a shell's anisotropy in the window fit: beta_2 and beta_4 of ``I(c) = 1/2 + beta_2 P_2(c)
+#: + beta_4 P_4(c)`` (this project's normalisation; I >= 0 needs beta_2 in [-1/2, 1] alone).
+BETA_BOX = ((-0.5, 1.0), (-0.6, 1.2))
+
+_P0 = (1.0, -0.5, 0.375)  # P_l(0) of ORDERS: the order-l template's amplitude is N beta_l P_l(0)
+
 TEST = ("side-band pass: counts within one FWHM of each local maximum of the smoothed radial profile "
         "(half-pixel bins) against a straight line fitted to the side bands one to three FWHM away "
         "(uniform background grows linearly in rho); Z from the Poisson tail P(X >= N | B); accepted by "
@@ -99,9 +132,14 @@ class ShellSearch:
         Z a peak needed.
     peaks : list of dict
         Accepted peaks, smallest radius first: ``R`` (start radius), ``sigma`` (start width),
-        ``fwhm``, ``counts`` (N), ``baseline`` (B), ``z``.
+        ``fwhm``, ``counts`` (N), ``baseline`` (B), ``z``. From the side-band pass: R at the
+        smoothed profile's peak, sigma = FWHM / 2.5, N and B of the side-band test. Added by the
+        close-pair step: the window fit's R and sigma_R, FWHM = 2.355 sigma_R, N = the counts
+        within one FWHM of R, B = N minus the added shell's fitted counts there, Z of the deviance
+        drop.
     rejected : list of dict
-        The most significant candidates that were not accepted (at most five), same keys.
+        The most significant candidates that were not accepted (at most five: side-band
+        candidates and close-pair shells tried but not added), same keys.
     test : str
         The test, in words.
     centre : list of float
@@ -174,20 +212,25 @@ def significance(N, B, var_B=0.0):
 
 
 def find_shells(rho, weights=None, threshold=Z_MIN, rho_limit=None, centre=(0.0, 0.0)):
-    """Significant peaks of the radial profile (see the module docstring).
+    """Significant peaks of the radial profile: the side-band pass, then the close-pair step
+    (see the module docstring).
 
     Parameters
     ----------
     rho : ndarray
         Radii of the data points about the centre.
     weights : ndarray, optional
-        Their weights (pixel counts; electron-equivalents of a frame sum).
+        Their weights (pixel counts; electron-equivalents of a frame sum). Both stages take the
+        weighted profile as counts; the close-pair step scales its deviance drop by the window
+        fit's dispersion (deviance per degree of freedom, at least 1), so that over-dispersed
+        weights (gain spread) or a profile the templates do not describe (an off-centre ring)
+        do not pass for a shell.
     threshold : float
-        Z a peak needs.
+        Z a peak needs (both stages).
     rho_limit : float, optional
-        Default ``1 - max(|x0|, |z0|)`` of `centre`. Distance from the centre to the nearest screen edge: a uniform background's profile
-        peaks there (the edge cuts the rings), so candidates whose side bands reach it are
-        skipped.
+        Default ``1 - max(|x0|, |z0|)`` of `centre`. Distance from the centre to the nearest
+        screen edge: a uniform background's profile peaks there (the edge cuts the rings), so
+        candidates whose side bands reach it are skipped, and the close-pair windows end there.
     centre : tuple of float
         Recorded in the result.
 
@@ -240,24 +283,6 @@ def find_shells(rho, weights=None, threshold=Z_MIN, rho_limit=None, centre=(0.0,
 
 
 # ------------------------------------------------------------------------------ close pairs
-#: Radial orders of a shell's profile templates (isotropic, beta_2, beta_4 parts).
-ORDERS = (0, 2, 4)
-
-#: The close-pair step looks for a shell up to this many (fitted) widths from an accepted one.
-PAIR_REACH = 8.0
-
-#: ... and no closer than this many FWHM (2.355 sigma) of the wider of the two (the resolution
-#: limit; the side-band pass suppresses candidates within 1.5 FWHM of an accepted peak too).
-PAIR_MIN_SEP = 1.5
-
-#: Parameters the added shell brings to the window fit (three amplitudes, R, sigma): the degrees
-#: of freedom of the deviance difference.
-PAIR_DOF = 5
-
-#: Fewest counts the added shell must hold, as a fraction of its accepted neighbour's (a floor
-#: against the small, count-proportional misfit of a real shell by the template).
-PAIR_MIN_FRACTION = 0.03
-
 _WIN = 7.0  # Gaussian half-window of the radial smearing integral (sigma units; tail < 1e-11)
 _XG, _WG = np.polynomial.legendre.leggauss(24)
 
@@ -268,11 +293,13 @@ def _shell_cdf(edges, R, sigma, xg, wg, deriv, out):
 
     ``out[0, j, e]``: fraction of the order-``ORDERS[j]`` part of a shell of radius `R` and width
     `sigma` (speed ~ Normal(R, sigma^2)) projected inside rho = edges[e]; if `deriv`,
-    ``out[1]``, ``out[2]``: its derivatives in R and sigma. A thin shell of speed r puts ``2 int_s^1 P_l(u) du`` of its
-    order-l part inside rho, ``s = sqrt(1 - rho^2 / r^2)`` (u = the velocity's direction cosine
-    along the line of sight, whose density is ``sum_l beta_l P_l(0) P_l(u)``); the smearing over r
-    is integrated with Gauss-Legendre nodes in t, r = rho + t^2 (which removes the square-root
-    kink at r = rho), plus, for the isotropic part, the Gaussian mass below rho.
+    ``out[1]``, ``out[2]``: its derivatives in R and sigma. A thin shell of speed r puts
+    ``2 int_s^1 P_l(u) du = 2 (P_{l-1}(s) - P_{l+1}(s)) / (2l + 1)`` of its order-l part inside
+    rho, ``s = sqrt(1 - rho^2 / r^2)`` (u = the velocity's direction cosine along the line of
+    sight, whose density is ``1/2 + sum_l beta_l P_l(0) P_l(u)``; the isotropic part's share is
+    1 - s). The smearing over r is integrated with Gauss-Legendre nodes in t, r = rho + t^2
+    (which removes the square-root kink at r = rho), plus, for the isotropic part, the Gaussian
+    mass below rho. 24 nodes: the bin counts to 3e-4 of the peak bin's.
     """
     n = edges.shape[0]
     inv_s = 1.0 / sigma
@@ -350,13 +377,6 @@ def shell_templates(edges, R, sigma, deriv=True):
     return np.diff(out, axis=2)
 
 
-#: Box on a shell's anisotropy in the window fit: beta_2 and beta_4 of ``I(c) = 1/2 + beta_2 P_2(c)
-#: + beta_4 P_4(c)`` (this project's normalisation; I >= 0 needs beta_2 in [-1/2, 1] alone).
-BETA_BOX = ((-0.5, 1.0), (-0.6, 1.2))
-
-_P0 = (1.0, -0.5, 0.375)  # P_l(0) of ORDERS: the order-l template's amplitude is N beta_l P_l(0)
-
-
 class _Comp:
     """One shell of a window fit: counts N, anisotropy (beta_2, beta_4) and geometry (R, sigma),
     the geometry free within bounds or frozen (then isotropic)."""
@@ -389,15 +409,19 @@ def _fit_window(n, edges, comps, max_iter=40):
     """Poisson maximum-likelihood fit of a line plus projected shells to the counts `n` between
     `edges` (Levenberg-damped Fisher scoring, parameters clipped to their boxes).
 
-    Parameters per shell: N >= 0; free shells also (beta_2, beta_4) in :data:`BETA_BOX` and
-    (R, sigma) in their bounds. Updates `comps` in place; returns (deviance, mu).
+    The line is given by its values at both ends of the window (both >= 0, so the model stays
+    >= 0 where shells do). Parameters per shell: N >= 0; free shells also (beta_2, beta_4) in
+    :data:`BETA_BOX` and (R, sigma) in their bounds. Start: the line and the N's by non-negative
+    weighted least squares at the start geometry. The Fisher weights 1/mu are floored at one
+    count (empty bins would otherwise stiffen the line). Updates `comps` in place; returns
+    (deviance, mu).
     """
     x = 0.5 * (edges[:-1] + edges[1:])
-    xs = (x - x.mean()) / max(float(np.ptp(x)), BIN)
+    t = (x - x[0]) / max(float(x[-1] - x[0]), BIN)  # the line: its values at both ends, >= 0
     m_bins = len(n)
     frozen = {i: shell_templates(edges, c.R, c.sigma, False)[0, 0] for i, c in enumerate(comps) if not c.free}
     # parameter layout: b0, b1, then per shell N [, beta2, beta4, R, sigma]
-    lo, hi, theta = [-np.inf, -np.inf], [np.inf, np.inf], [0.0, 0.0]
+    lo, hi, theta = [0.0, 0.0], [np.inf, np.inf], [0.0, 0.0]
     for c in comps:
         theta.append(c.N)
         lo.append(0.0)
@@ -409,10 +433,10 @@ def _fit_window(n, edges, comps, max_iter=40):
     theta, lo, hi = np.array(theta), np.array(lo), np.array(hi)
 
     def model(th, jac):
-        mu = th[0] + th[1] * xs
+        mu = th[0] * (1.0 - t) + th[1] * t
         J = np.empty((m_bins, len(th))) if jac else None
         if jac:
-            J[:, 0], J[:, 1] = 1.0, xs
+            J[:, 0], J[:, 1] = 1.0 - t, t
         k = 2
         for i, c in enumerate(comps):
             N = th[k]
@@ -445,16 +469,14 @@ def _fit_window(n, edges, comps, max_iter=40):
         k += 5 if c.free else 1
     w = np.sqrt(1.0 / np.maximum(n, 1.0))
     A = J[:, ncols] * w[:, None]
-    sol = optimize.nnls(np.column_stack([A[:, :2], -A[:, :2], A[:, 2:]]), n * w)[0]
-    theta[ncols] = np.r_[sol[:2] - sol[2:4], sol[4:]]
+    theta[ncols] = optimize.nnls(A, n * w)[0]
     theta = np.clip(theta, lo, hi)
     mu, J = model(theta, True)
     dev = _deviance(n, mu)
     lam = 1e-3
     for it in range(max_iter):
-        m = np.maximum(mu, 1e-6)
-        g = J.T @ (n / m - 1.0)
-        H = J.T @ (J / m[:, None])
+        g = J.T @ (n / np.maximum(mu, 1e-9) - 1.0)
+        H = J.T @ (J / np.maximum(mu, 1.0)[:, None])  # Fisher weights, floored at one count
         # parameters held at a bound by the gradient stay there this step (projected scoring)
         act = ~(((theta <= lo) & (g < 0)) | ((theta >= hi) & (g > 0)))
         Ha, ga = H[np.ix_(act, act)], g[act]
@@ -480,8 +502,6 @@ def _fit_window(n, edges, comps, max_iter=40):
         if not improved:
             break
         mu, J = model(theta, True)
-    if _DEBUG is not None:
-        _DEBUG.append(dict(fit_iter=it, lam=lam, dev=dev, ncomp=len(comps), nbins=len(n)))
     k = 2
     for c in comps:
         c.N = float(theta[k])
@@ -515,16 +535,6 @@ def _resolved(R, s, others):
     return all(abs(R - Rq) >= PAIR_MIN_SEP * FWHM_PER_SIGMA * 0.5 * (s + sq) for Rq, sq in others)
 
 
-FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
-
-
-_DEBUG = None
-
-#: FWHM of a projected shell's smoothed radial profile over its sigma_R (measured: 3.8-5.1 for
-#: sigma_R of 12 to 3 px; the inner tail widens it): turns the side-band pass's FWHM into a width.
-FWHM_PER_SHELL_SIGMA = 4.4
-
-
 def _rim_bins(c):
     """Bin range [a, b) within one FWHM (2.355 sigma) of a shell's R."""
     w = FWHM_PER_SIGMA * c.sigma
@@ -539,8 +549,27 @@ def _rim_counts(c):
 
 
 def _close_pairs(hist, n, edges, shells, rho_limit, threshold):
-    """The close-pair step (see the module docstring): new rows for shells found beside the
-    accepted ones. `shells` (dicts with R, sigma, row) is extended in place."""
+    """The close-pair step (see the module docstring).
+
+    Parameters
+    ----------
+    hist : ndarray
+        The profile (half-pixel bins; weighted counts).
+    n : ndarray
+        The same, clipped at 0 (the counts the windows fit).
+    edges : ndarray
+        Its bin edges.
+    shells : list of dict
+        The accepted shells: ``R``, ``sigma`` (sigma_R), ``R_bounds``, ``s_bounds``, ``row`` (the
+        side-band row); updated by the window fits and extended by the added shells.
+    rho_limit, threshold : float
+        As in :func:`find_shells`.
+
+    Returns
+    -------
+    found, tested : list of dict
+        Rows of the added shells and of the shells tried but not added.
+    """
     n_windows = len(shells)
     found, tested = [], []
     order = sorted(shells, key=lambda q: -(q["row"]["counts"] - q["row"]["baseline"]))
@@ -580,8 +609,8 @@ def _close_pairs(hist, n, edges, shells, rho_limit, threshold):
                 T = shell_templates(e, Rc, sp, False)[0, 0]
                 score[j] = (T @ ((nw - mu0) / m)) / math.sqrt(max(T @ (T / m), 1e-300))
             j = int(np.argmax(score))
-            if score[j] < 2.0:
-                break
+            if score[j] < 2.0 or j in (0, len(grid) - 1):
+                break  # nothing there, or an excess that goes on beyond the reach: a trend, no rim
             Rc = float(grid[j])
             alt = [c.copy() for c in comps]
             new = _Comp(Rc, sp, True, R_bounds=(Rc - 2 * sp, Rc + 2 * sp), s_bounds=(0.5 * sp, 2.0 * sp))
@@ -598,11 +627,8 @@ def _close_pairs(hist, n, edges, shells, rho_limit, threshold):
             row = {"R": new.R, "sigma": new.sigma, "fwhm": FWHM_PER_SIGMA * new.sigma, "counts": N,
                    "baseline": N - rim, "z": z}
             ok = (z >= threshold and rim >= max(MIN_EXCESS, PAIR_MIN_FRACTION * nearest["rim"])
-                  and _resolved(new.R, new.sigma, others) and lo <= new.R <= hi
+                  and _resolved(new.R, new.sigma, others) and abs(new.R - p["R"]) <= PAIR_REACH * sp
                   and new.R + 2 * new.sigma <= rho_limit)
-            if _DEBUG is not None:
-                _DEBUG.append(dict(p=p["R"], sp=sp, Rc=Rc, score=score[j], d=dev0 - dev1, z=z, newR=new.R, news=new.sigma,
-                                   amp=rim, near=nearest["rim"], phi=phi, others=others, ok=ok, dev0=dev0, nbins=len(nw)))
             if not ok:
                 tested.append(row)
                 break
