@@ -141,7 +141,7 @@ TEST = ("side-band pass: counts within one FWHM of each local maximum of the smo
         "decreasing Z while Z >= threshold, none within 1.5 FWHM of an accepted peak. Close-pair step: "
         "around each accepted shell, a Poisson fit of projected-shell profiles (counts, beta_2, beta_4, "
         "R, sigma_R) plus a line to the one-pixel profile, with and without a shell added where the "
-        "residuals' score peaks (1.5 to 8 widths away); Z from the deviance drop as chi^2 with 5 degrees "
+        "residuals' score peaks (1.5 FWHM to 8 widths away); Z from the deviance drop as chi^2 with 5 degrees "
         "of freedom (scaled by the fit's dispersion) times a Bonferroni factor for the positions tried; "
         "added while Z >= threshold. Failed side-band candidates with Z >= 2 get the same test about "
         "their own position")
