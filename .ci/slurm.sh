@@ -28,8 +28,8 @@
 # standard socket folder /run/munge; the daemons use their own ports (16817-16820), key, spool,
 # state and database folders. A machine with a SLURM configuration of its own is refused.
 #
-# Without a cluster, this is also how to try the profile on one machine (see README,
-# "Running on a SLURM cluster").
+# Without a cluster, this is also how to try the profile on one machine (see docs/slurm.md,
+# "Trying the profile without a cluster").
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,7 +1,7 @@
 """Smoke runs of the benchmark scripts (``--quick``), so that they do not rot.
 
 They assert only that each script runs and prints its comparison; the figures themselves are
-quoted in the README from full runs.
+in docs/benchmarks.md, from full runs.
 """
 
 import subprocess
