@@ -41,7 +41,9 @@ li, mi : ndarray of int64
     (l, m) pairs of the separated basis (:func:`sevi_lib.fit.projection.pair_index`).
 full, cont : ndarray
     Per shell, the cubic-spline tables of the basis (``full``) and of the amplitude-contracted
-    basis and its derivatives (``cont``), ``[shell, cell, column, 4]``; with second derivatives
+    basis and its derivatives (``cont``), ``[shell, cell, power, column]`` (power 0 the cubic
+    coefficient; a cell's columns side by side, so that a run of columns is evaluated in SIMD
+    lanes); with second derivatives
     for the curvature. A shell's table ends at its edge: cells beyond ``imax[j]`` (the array is
     padded to the longest shell) are never read. ``full`` has no columns in a value-only
     workspace (:meth:`sevi_lib.fit.points.PointSet.workspace`).
@@ -52,7 +54,7 @@ imax : ndarray of int64, shape (n_shells,)
 
 @njit(cache=True, inline="always")
 def _spl(tab, col, t):
-    return ((tab[col, 0] * t + tab[col, 1]) * t + tab[col, 2]) * t + tab[col, 3]
+    return ((tab[0, col] * t + tab[1, col]) * t + tab[2, col]) * t + tab[3, col]
 
 
 @njit(cache=True)
@@ -76,11 +78,13 @@ def _chunk_shells(ws, g0, g1, act):
 
 
 @njit(cache=True)
-def _group_jacobian(ws, g, n1, act, na, J):
+def _group_jacobian(ws, g, n1, act, na, J, v):
     """d mu_g / d theta of group g over the shells act[:na], compactly into J[:na * (n1 + 2) + 1].
 
     Shell ``act[a]``'s columns (a_0..a_n, R, sigma) are ``a * (n1 + 2) ..``; the background is
-    the last. Per entry the same additions, in the same order, as over all shells.
+    the last; `v` (n_pairs values) is scratch. Per node and shell, all basis splines are
+    evaluated first (one vectorisable loop over the table's columns), then contracted with the
+    node's Legendre row, pair (l, m <= l) after pair.
     """
     w = n1 + 2
     nc = na * w
@@ -100,7 +104,14 @@ def _group_jacobian(ws, g, n1, act, na, J):
             off = a * w
             tab = ws.full[j, i]
             for p in range(npairs):
-                J[off + ws.li[p]] += _spl(tab, p, tt) * ws.pm[e, ws.mi[p]]
+                v[p] = _spl(tab, p, tt)
+            p = 0
+            for l in range(n1):  # pair_index order: l = 0, 1, ..; m = 0 .. l
+                acc = 0.0
+                for m in range(l + 1):
+                    acc += v[p] * ws.pm[e, m]
+                    p += 1
+                J[off + l] += acc
             ctab = ws.cont[j, i]
             for m in range(n1):
                 J[off + n1] += _spl(ctab, n1 + m, tt) * ws.pm[e, m]
@@ -160,6 +171,7 @@ def loglike_kernel(ws, counts, theta, want, grad, hess, mu_out):
     n1 = amplitudes_per_shell(theta.shape[0], S)
     P = theta.shape[0]
     J = np.empty(P)
+    spl = np.empty(ws.li.shape[0])
     act = np.arange(S)
     ll = 0.0
     for k in range(P):
@@ -168,7 +180,7 @@ def loglike_kernel(ws, counts, theta, want, grad, hess, mu_out):
             for k2 in range(P):
                 hess[k, k2] = 0.0
     for g in range(counts.shape[0]):
-        _group_jacobian(ws, g, n1, act, S, J)  # every shell: the compact layout is theta's
+        _group_jacobian(ws, g, n1, act, S, J, spl)  # every shell: the compact layout is theta's
         mu = _compact_mu(theta, act, S, n1, J)
         if mu_out.shape[0] > 0:
             mu_out[g] = mu
@@ -294,6 +306,7 @@ def score_rows_kernel(ws, counts, theta, chunk, c0, c1, ll_parts, grad_parts, ro
         nc = _compact_index(act, na, n1, P, cc)
         ncols[b] = nc
         J = np.empty(nc)
+        v = np.empty(ws.li.shape[0])
         gp = grad_parts[b]
         for k in range(P):
             gp[k] = 0.0
@@ -305,7 +318,7 @@ def score_rows_kernel(ws, counts, theta, chunk, c0, c1, ll_parts, grad_parts, ro
             c = counts[g]
             if c == 0.0 or ll == -np.inf:
                 continue
-            _group_jacobian(ws, g, n1, act, na, J)
+            _group_jacobian(ws, g, n1, act, na, J, v)
             mu = _compact_mu(theta, act, na, n1, J)
             if not mu > 0.0:
                 ll = -np.inf
@@ -325,9 +338,13 @@ def jacobian_kernel(ws, theta, out):
     S = ws.full.shape[0]
     P = theta.shape[0]
     n1 = amplitudes_per_shell(P, S)
-    for g in prange(out.shape[0]):
+    G = out.shape[0]
+    nb = (G + 255) // 256
+    for b in prange(nb):
         act = np.arange(S)
-        _group_jacobian(ws, g, n1, act, S, out[g])
+        v = np.empty(ws.li.shape[0])
+        for g in range(b * 256, min((b + 1) * 256, G)):
+            _group_jacobian(ws, g, n1, act, S, out[g], v)
 
 
 #: Fixed number of blocks of the curvature's parallel sum (the result does not depend on the threads).
@@ -405,7 +422,7 @@ def curvature_kernel(ws, weight, theta, Q):
 
 @njit(cache=True, inline="always")
 def _dspl(tab, col, t):
-    return (3.0 * tab[col, 0] * t + 2.0 * tab[col, 1]) * t + tab[col, 2]
+    return (3.0 * tab[0, col] * t + 2.0 * tab[1, col]) * t + tab[2, col]
 
 
 @njit(cache=True, parallel=True)
@@ -455,26 +472,34 @@ def legendre_rows(c, n, pm, dpm):
 
     The same recurrence, in the same floating-point order, as
     :func:`sevi_lib.core.angular.legendre_even` (identical values), one point at a time (points
-    in parallel).
+    in parallel, in blocks of 4096).
     """
     L = 2 * n
     want_d = dpm.shape[0] > 0
-    for e in prange(c.shape[0]):
+    N = c.shape[0]
+    nb = (N + 4095) // 4096
+    for b in prange(nb):
         p = np.empty(L + 1)
         d = np.empty(L + 1)
-        ce = c[e]
-        p[0] = 1.0
-        d[0] = 0.0
-        if L >= 1:
-            p[1] = ce
-            d[1] = 1.0
-        for l in range(1, L):
-            p[l + 1] = ((2 * l + 1) * ce * p[l] - l * p[l - 1]) / (l + 1)
-            d[l + 1] = d[l - 1] + (2 * l + 1) * p[l]
-        for m in range(n + 1):
-            pm[e, m] = p[2 * m]
-            if want_d:
-                dpm[e, m] = d[2 * m]
+        for e in range(b * 4096, min((b + 1) * 4096, N)):
+            _legendre_row(c[e], n, L, want_d, p, d, pm, dpm, e)
+
+
+@njit(cache=True, inline="always")
+def _legendre_row(ce, n, L, want_d, p, d, pm, dpm, e):
+    """Row e of :func:`legendre_rows` (p, d: scratch of L + 1 values)."""
+    p[0] = 1.0
+    d[0] = 0.0
+    if L >= 1:
+        p[1] = ce
+        d[1] = 1.0
+    for l in range(1, L):
+        p[l + 1] = ((2 * l + 1) * ce * p[l] - l * p[l - 1]) / (l + 1)
+        d[l + 1] = d[l - 1] + (2 * l + 1) * p[l]
+    for m in range(n + 1):
+        pm[e, m] = p[2 * m]
+        if want_d:
+            dpm[e, m] = d[2 * m]
 
 
 @njit(cache=True, parallel=True)
@@ -505,16 +530,25 @@ def moments_grid(rho, R, s, nk, nd, xg, wg, window, out):
     norm = 2.0 / (math.pi * math.sqrt(2.0 * math.pi) * s)
     lo_shell = max(R - window * s, 1e-12)
     hi = R + window * s
-    for i in prange(rho.shape[0]):
-        for d in range(nd):
-            for k in range(nk):
-                out[i, d, k] = 0.0
-        p = rho[i]
-        if p >= hi:
-            continue
+    N = rho.shape[0]
+    nb = (N + 63) // 64
+    for b in prange(nb):
         fac = np.empty((6, nq))
         x = np.empty(nq)
         pl = np.empty((L + 1, nq))
+        for i in range(b * 64, min((b + 1) * 64, N)):
+            _moments_row(rho[i], R, s, nk, nd, xg, wg, norm, lo_shell, hi, fac, x, pl, out[i])
+
+
+@njit(cache=True, inline="always")
+def _moments_row(p, R, s, nk, nd, xg, wg, norm, lo_shell, hi, fac, x, pl, out):
+    """One radius of :func:`moments_grid` into out[d, k] (fac, x, pl: scratch)."""
+    nq = xg.shape[0]
+    L = 2 * nk - 2
+    for d in range(nd):
+        for k in range(nk):
+            out[d, k] = 0.0
+    if p < hi:
         lo = max(p, lo_shell)
         w_lo = math.sqrt(lo - p)
         w_hi = math.sqrt(hi - p)
@@ -545,4 +579,4 @@ def moments_grid(rho, R, s, nk, nd, xg, wg, window, out):
             for k in range(nk):
                 v = pl[2 * k, j]
                 for d in range(nd):
-                    out[i, d, k] += fac[d, j] * v
+                    out[d, k] += fac[d, j] * v

@@ -115,8 +115,8 @@ class PointSet:
         for j in range(S):
             imax[j] = min(int((R_all[j] + projection.WINDOW * s_all[j]) / self.h) + 1, n_cells - 1)
         width = int(min(imax.max() + 1 + _PAD, n_cells)) if S else 1
-        full = np.empty((S, width, nd_full * npairs, 4))
-        cont = np.empty((S, width, nd_cont * n1, 4))
+        full = np.empty((S, width, 4, nd_full * npairs))
+        cont = np.empty((S, width, 4, nd_cont * n1))
         for j in range(S):
             cells = int(min(imax[j] + 1 + _PAD, n_cells))
             coef = _moment_splines(R_all[j], s_all[j], n1, self.h, cells, deriv)  # (4, cells, nd, k)
@@ -223,10 +223,13 @@ def pixel_nodes(ix, iz):
 
 
 def _combine(coef, nd, comb):
-    """Tables ``[cell, slot * n_out + o, 4]`` of ``sum_k comb[o, k] M_k`` for the first `nd` slots (one BLAS product)."""
+    """Tables ``[cell, power, slot * n_out + o]`` of ``sum_k comb[o, k] M_k`` for the first `nd` slots.
+
+    `coef`: :func:`_moment_splines`' ``[power, cell, slot, k]``; one BLAS product.
+    """
     _, cells, _, nk = coef.shape
-    flat = np.ascontiguousarray(coef[:, :, :nd]).reshape(-1, nk) @ comb.T  # (4 * cells * nd, n_out)
-    return np.moveaxis(flat.reshape(4, cells, nd * comb.shape[0]), 0, -1)
+    lhs = np.ascontiguousarray(np.swapaxes(coef[:, :, :nd], 0, 1)).reshape(-1, nk)  # rows (cell, power, slot)
+    return (lhs @ comb.T).reshape(cells, 4, nd * comb.shape[0])
 
 
 def _moment_splines(R, s, n1, h, cells, deriv):
