@@ -40,3 +40,32 @@ def test_value_and_fisher_paths_agree_with_the_jacobian(progression):
     assert np.allclose(grad, g_old, rtol=1e-12, atol=1e-12 * np.abs(g_old).max())
     assert abs(ll - ll_old) < 1e-12 * abs(ll_old)
     assert np.allclose(hess, h_old, rtol=1e-12, atol=1e-12 * np.abs(h_old).max())
+
+
+def test_tables_end_at_the_shell_edge_and_equal_the_whole_range_splines():
+    """The workspace's tables (moments splined up to R + 9 sigma, combined) against
+    :func:`projection.radial_spline` over the whole radius range: the same spline values at every
+    cell the kernels read (``<= imax``), to 1e-12 of each column's largest value (rounding)."""
+    from sevi_lib.fit import projection
+    from sevi_lib.fit.layout import ParamLayout
+    from sevi_lib.fit.points import PointSet
+
+    n, S, h = 4, 2, 0.006 / 24
+    R, s = np.array([0.3, 0.55]), np.array([0.006, 0.008])
+    a = np.array([[100.0, 20.0, -5.0, 1.0, 0.5], [50.0, -10.0, 4.0, 0.0, 0.2]])
+    theta = ParamLayout(S, n).pack(a, R, s, 2.0)
+    x = np.linspace(0.0, 0.7, 50)
+    pts = PointSet(x, np.zeros_like(x), 1, np.ones(len(x)), n, h, None)
+    t = np.array([0.0, 0.37 * h, h])
+    for second in (False, True):
+        ws = pts.workspace(theta, S, second=second)
+        for j in range(S):
+            full, cont = projection.radial_spline(R[j], s[j], n, h, pts.rho_max, derivatives=1 if second else 0,
+                                                  contract=a[j], contract_derivatives=2 if second else 1)
+            cells = ws.imax[j] + 1
+            assert (R[j] + projection.WINDOW * s[j]) / h <= ws.imax[j] < cells <= ws.full.shape[1]
+            for old, new in ((full, ws.full[j]), (cont, ws.cont[j])):
+                v_old = sum(old[:cells, q, None, :] * t[None, :, None] ** (3 - q) for q in range(4))
+                v_new = sum(new[:cells, q, None, :] * t[None, :, None] ** (3 - q) for q in range(4))
+                scale = np.abs(v_old).max(axis=(0, 1))
+                assert np.all(np.abs(v_new - v_old) <= 1e-12 * scale + 1e-300)

@@ -287,10 +287,6 @@ def score_rows_kernel(ws, counts, theta, chunk, c0, c1, ll_parts, grad_parts, ro
     chunk's Fisher matrix ``sum_g c_g J_g J_g^T / mu_g^2`` is ``rows.T @ rows`` on those columns
     (one BLAS product, :meth:`sevi_lib.fit.points.PointSet.loglike`). The chunks run in parallel;
     what each computes does not depend on the thread.
-
-    Returns
-    -------
-    None
     """
     S = ws.full.shape[0]
     P = theta.shape[0]
