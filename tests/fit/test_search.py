@@ -107,6 +107,17 @@ def test_single_shell_no_extra_shell():
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
+def test_merged_pair_two_to_one_resolved(seed):
+    """A pair five sigma_R apart whose weak member (half the strong one) rises above the strong
+    one's half maximum, so that the side-band pass sees one wide peak: the window fit splits it."""
+    x, z = _shells([(0.45, 20_000, 0.5), (0.48, 10_000, 0.0)], seed)
+    found = find_shells(np.hypot(x, z))
+    R = np.array([p["R"] for p in found.peaks])
+    assert found.n_found == 2, (R, found.rejected)
+    assert np.all(np.abs(R - [0.45, 0.48]) < 2 * SIGMA), R
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
 def test_unresolved_pair_is_one_shell(seed):
     """Two shells two sigma_R apart (closer than the 1.5 FWHM = 3.5 sigma_R the search resolves)
     are one shell, between them."""
