@@ -1,15 +1,17 @@
 """The shell search (:func:`sevi_lib.fit.search.find_shells`): many-shell spectra, close pairs,
 and no spurious shells.
 
-Tolerances. A shell's radius comes from the close-pair step's window fit (added shells) or from
-the peak of the smoothed profile (side-band pass: the projected rim's peak lies up to about one
-sigma_R inside R); either is well within the 2 sigma_R the tests allow (the statistical error of
-a fitted R is sigma_R / sqrt(rim counts), far below that for thousands of electrons).
-False positives: an added shell needs Z >= 5 after a Bonferroni factor for every position tried,
-so the expected number over the 20 data sets of a test here is below 20 * 3e-7: any spurious
-shell fails the test.
+Tolerances. A shell's radius comes from the close-pair step's window fit (added shells: its
+statistical error is about sigma_R / sqrt(counts on the rim), 0.03 sigma_R for a thousand) or
+from the peak of the smoothed profile (side-band pass: the projected rim's peak lies up to about
+one sigma_R inside R, more when noise or a neighbour moves the peak; 1.5 sigma_R at worst over
+20 seeds of the progression). The tests allow 2 sigma_R.
+False positives: an added shell needs Z >= 5 after a Bonferroni factor for every position tried
+(and the window fit's dispersion divides its deviance drop), so under "no shell there" the
+expected number over the 20 data sets of a test here is below 20 * 3e-7: any spurious shell
+fails the test. (A template misfit is no statistical fluctuation: the peaked high-order test
+covers the worst one we know.)
 """
-
 import numpy as np
 import pytest
 
