@@ -35,3 +35,54 @@ def make_shard(tmp_path):
         return write_shard(tmp_path / name, n, seed, **kw)
 
     return make
+
+
+# ------------------------------------------------------------------------------- the fast subset
+#: ``pytest -m fast``: a subset that covers every stage in well under a minute (numba caches
+#: warm), for the edit-test loop. Module -> test names (None: the whole module). A listed test that
+#: is renamed or removed fails the collection, so the subset cannot silently shrink.
+FAST = {
+    "tests/core/test_geometry.py": None,
+    "tests/core/test_score.py": None,
+    "tests/core/test_maps.py": None,
+    "tests/core/test_io.py": None,
+    "tests/simulate/test_settings.py": None,
+    "tests/simulate/test_render.py": None,
+    "tests/simulate/test_spots.py": None,
+    "tests/detect/test_spotfit.py": None,
+    "tests/detect/test_shards.py": None,
+    "tests/fit/test_layout.py": None,
+    "tests/fit/test_projection.py": ["test_basis_integrates_to_two_and_zero", "test_spline_table_matches_exact_evaluation"],
+    "tests/fit/test_search.py": ["test_close_pair_either_order", "test_no_shell_in_uniform_background"],
+    "tests/calibrate/test_response.py": ["test_settings_frames_and_validation",
+                                         "test_correct_subtracts_and_adds_errors_in_quadrature",
+                                         "test_physical_shells_moves_an_unphysical_row_just_inside"],
+    "tests/nn/test_config.py": None,
+    "tests/nn/test_inputs.py": None,
+    "tests/nn/test_views.py": None,
+    "tests/nn/test_centre.py": None,
+    "tests/report/test_tables.py": None,
+    "tests/report/test_markdown.py": None,
+    "tests/report/test_plots.py": None,
+    "tests/cli/test_score.py": None,
+    "tests/cli/test_plot_map.py": None,
+    "tests/workflow/test_schema.py": None,
+    "tests/workflow/test_checks.py": None,
+    "tests/test_layers.py": None,
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    root = config.rootpath
+    seen = {}
+    for item in items:
+        module = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else None
+        if module not in FAST:
+            continue
+        name = item.originalname if hasattr(item, "originalname") else item.name
+        seen.setdefault(module, set()).add(name)
+        if FAST[module] is None or name in FAST[module]:
+            item.add_marker(pytest.mark.fast)
+    for module, names in FAST.items():
+        if module in seen and names is not None and set(names) - seen[module]:
+            raise pytest.UsageError(f"tests/conftest.py FAST: {module} has no test {sorted(set(names) - seen[module])}")
