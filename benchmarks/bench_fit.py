@@ -11,7 +11,7 @@ Three parts, each printing ratios against a baseline run in the same process:
     same pixel size but an odd number of pixels (rBasex wants the origin on a pixel centre; the
     standard map has it on a pixel corner). rBasex's beta's (I = 1 + sum b_l P_l) are averaged
     over the shell's radial peak (R +- 2 sigma_R, weighted by I(r)) and halved to this project's
-    convention (I = 1/2 + sum beta_l P_l). Needs the ``bench`` extra (``pip install -e .[bench]``).
+    convention (I = 1/2 + sum beta_l P_l). PyAbel is a dependency of sevi.
 ``methods``
     The three estimators on the same simulated camera frames: unbinned fit of the detected
     electrons, binned fit of their count map, and the fit of the raw-frame sum; plus the unbinned
@@ -19,7 +19,7 @@ Three parts, each printing ratios against a baseline run in the same process:
     truth, averaged over repetitions.
 
 Run ``python benchmarks/bench_fit.py --quick`` for a small smoke run; the defaults reproduce the
-figures quoted in the README. Set ``NUMBA_NUM_THREADS=1`` for the one-core speed figure.
+figures of docs/benchmarks.md. Set ``NUMBA_NUM_THREADS=1`` for the one-core speed figure.
 """
 
 import argparse

@@ -23,7 +23,7 @@
     ``sevi train`` resumes from ``last.pt``) if it was prepared with the same key and the same
     input files (path, size, modification time), otherwise empty it.
 
-JSON arguments are the config sections ``nn.<stage>.prior`` and ``nn.view`` (see the README).
+JSON arguments are the config sections ``nn.<stage>.prior`` and ``nn.view`` (documented in config/README.md).
 The fine-tuning prior (``--stage finetune``) has as many shells as the ``--first-pass`` Answer
 has rows (any K >= 1); the pretraining prior has two.
 No subcommand imports torch while parsing; only ``predict`` does, when it runs.

@@ -43,7 +43,7 @@ SEED_BETA_LOW = (0.35, 0.43, 0.25, 0.118, 0.045, 0.012, 0.0026, 0.0004, 7.0e-5, 
 #: Upper truncation limits (seed team's ``limit[:, 1]``).
 SEED_BETA_HIGH = (1.0, 1.434, 1.24, 0.9, 0.6, 0.36, 0.2, 0.1, 0.045, 0.019, 0.0067, 0.0023)
 
-#: Default pretraining configuration (the ``nn.prior.pretrain`` config section).
+#: Default pretraining configuration (the ``nn.pretrain.prior`` config section).
 PRETRAIN_DEFAULTS = {
     "beta_mu": list(SEED_BETA_MU),
     "beta_sigma": list(SEED_BETA_SIGMA),

@@ -177,7 +177,7 @@ def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, 
     detection_loss : float
         Fraction of electrons that never reach the screen.
     detector_params : dict, optional
-        Fields of :class:`sevi_lib.detect.blobs.DetectorParams` (default: its defaults).
+        Fields of :class:`sevi_lib.detect.params.DetectorParams` (default: its defaults).
     chunk : int
         Frames rendered and detected at a time.
     camera : sevi_lib.detect.camera.CameraSurvey, optional
@@ -225,7 +225,7 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
     electrons_per_frame : float
         Mean electrons per frame (all shells) of those samples.
     detector_params : dict, optional
-        Fields of :class:`sevi_lib.detect.blobs.DetectorParams` for those samples.
+        Fields of :class:`sevi_lib.detect.params.DetectorParams` for those samples.
     threads : int, optional
         numba threads for the simulation (default: numba's current setting).
     progress : bool or float
