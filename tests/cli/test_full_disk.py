@@ -82,6 +82,9 @@ COMMANDS = {
     "plot-map": lambda p, o: ["plot-map", p["count_map"], "--fit-sidecar", p["sidecar"], "--out", o("map.png")],
     "plot-camera": lambda p, o: ["plot-camera", p["camera"], "--out", o("camera.png")],
     "report": lambda p, o: ["report", "--out", o("report.md"), "--answer", f"fit={p['fit']}", "--truth", p["truth"]],
+    "calibrate-shard": lambda p, o: ["calibrate-shard", p["fit"], p["sidecar"], "--electrons", p["electrons"],
+                                     "--camera", p["camera"], "--shard", "0", "--shards", "1", "--frames", "8",
+                                     "--blocks", "2", "--min-frames", "8", "--out", o("cal.h5"), "--quiet"],
     "nn synth": lambda p, o: ["nn", "synth", o("shard.h5"), "--stage", "pretrain", "--n", "4", "--key", "k"],
 }
 
