@@ -6,8 +6,14 @@ per shell) and runs ``snakemake --cores N`` on the embedded default: simulate (g
 the published layout), 10 detection shards, accumulate, fit, calibrate, the network (synthesis,
 pretraining, fine-tuning, prediction), score and report. Then it prints
 
-- per rule: jobs, summed wall time, the longest job and its peak memory (Snakemake's
-  ``benchmark:`` files; max_rss), and the whole job's wall time;
+- per rule: jobs, summed wall time, summed CPU time, the longest job and its peak memory
+  (Snakemake's ``benchmark:`` files; max_rss), and the whole job's wall time;
+- the critical path: the longest chain of jobs through the workflow's job graph (``snakemake
+  --forceall --d3dag``), each job weighted by its wall time, i.e. the time from frames to answer
+  on a machine or cluster with as many cores as the widest stage. Jobs of a sharded rule
+  (detect, calibrate_shard, synth) are not told apart in that graph, so each counts as the rule's
+  longest job; jobs of one rule that depend on each other (fine-tuning rounds) take the rule's
+  benchmark files in name order;
 - per shell, the distance to the truth of every answer in ``results/score.tsv`` (the calibrated
   fit, the uncorrected fit, the network), the fit's reported expected distance, and the same fit
   (``sevi fit``, same settings) of the TRUE electron positions of the same file (the truth file's
@@ -41,20 +47,100 @@ def copy_workflow(dest):
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
 
 
-def _benchmarks(folder):
-    """Rule -> (jobs, summed seconds, longest seconds, peak MB of the longest-memory job)."""
-    out = {}
+def _rule_of(rel):
+    rule = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+    if rule == "nn":
+        rule = rel.stem.split("_")[0]
+    return "calibrate_shard" if rule == "calibrate" and len(rel.parts) > 1 else (
+        "detect" if rule == "detect" else rule)
+
+
+def _number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def job_times(folder):
+    """Rule -> wall seconds of each of its jobs, in benchmark-file name order; and CPU seconds."""
+    wall, cpu = {}, {}
     for path in sorted(Path(folder).rglob("*.tsv")):
-        rel = path.relative_to(folder)
-        rule = rel.parts[0] if len(rel.parts) > 1 else rel.stem
-        if rule == "nn":
-            rule = rel.stem.split("_")[0]
         with open(path) as fh:
             row = next(csv.DictReader(fh, delimiter="\t"))
-        s, rss = float(row["s"]), float(row["max_rss"]) if row["max_rss"] not in ("", "NA", "-") else float("nan")
-        n, tot, longest, peak = out.get(rule, (0, 0.0, 0.0, 0.0))
-        out[rule] = (n + 1, tot + s, max(longest, s), max(peak, rss) if rss == rss else peak)
+        rule = _rule_of(path.relative_to(folder))
+        wall.setdefault(rule, []).append(float(row["s"]))
+        cpu.setdefault(rule, []).append(_number(row.get("cpu_time")))
+    return wall, cpu
+
+
+def _benchmarks(folder):
+    """Rule -> (jobs, summed seconds, summed CPU seconds, longest seconds, peak MB)."""
+    out = {}
+    wall, cpu = job_times(folder)
+    peaks = {}
+    for path in sorted(Path(folder).rglob("*.tsv")):
+        with open(path) as fh:
+            rss = _number(next(csv.DictReader(fh, delimiter="\t")).get("max_rss"))
+        rule = _rule_of(path.relative_to(folder))
+        peaks[rule] = max(peaks.get(rule, 0.0), rss) if rss == rss else peaks.get(rule, 0.0)
+    for rule, times in wall.items():
+        c = [v for v in cpu[rule] if v == v]
+        out[rule] = (len(times), sum(times), sum(c) if c else float("nan"), max(times), peaks.get(rule, 0.0))
     return out
+
+
+def critical_path(dag, wall):
+    """Longest chain of the job graph, each job weighted by its wall time.
+
+    Parameters
+    ----------
+    dag : dict
+        ``snakemake --d3dag`` output: ``nodes`` (``value.rule``) and ``edges`` (``u`` -> ``v``).
+    wall : dict
+        Rule -> wall seconds of its jobs (:func:`job_times`).
+
+    Returns
+    -------
+    seconds : float
+    chain : list of (rule, seconds)
+        From the first job to the last.
+    """
+    rule = {n["id"]: n["value"]["rule"] for n in dag["nodes"]}
+    preds = {i: [] for i in rule}
+    for e in dag["edges"]:
+        preds[e["v"]].append(e["u"])
+    order, seen = [], set()
+
+    def visit(i):
+        if i in seen:
+            return
+        seen.add(i)
+        for p in preds[i]:
+            visit(p)
+        order.append(i)
+
+    for i in rule:
+        visit(i)
+    # a job's weight: its rule's longest job, or (jobs of one rule chained) the k-th file in order
+    depth_in_rule, weight = {}, {}
+    for i in order:
+        same = [depth_in_rule[p] for p in preds[i] if rule[p] == rule[i]]
+        depth_in_rule[i] = (max(same) + 1) if same else 0
+        times = wall.get(rule[i], [0.0])
+        chained = any(rule[p] == rule[q] for q in rule if rule[q] == rule[i] for p in preds[q])
+        weight[i] = times[min(depth_in_rule[i], len(times) - 1)] if chained else max(times)
+    finish, best = {}, {}
+    for i in order:
+        start_from = max(preds[i], key=lambda p: finish[p], default=None)
+        finish[i] = weight[i] + (finish[start_from] if start_from is not None else 0.0)
+        best[i] = start_from
+    end = max(finish, key=finish.get)
+    chain = []
+    while end is not None:
+        chain.append((rule[end], weight[end]))
+        end = best[end]
+    return max(finish.values()), chain[::-1]
 
 
 def read_score(path):
@@ -88,9 +174,17 @@ def main(argv=None):
         wall = float((wd / "wall_seconds.txt").read_text())
     res = wd / "results"
     print(f"frames: {args.frames}, cores: {args.cores}, whole job: " + (f"{wall / 60:.1f} min" if wall else "?"))
-    print(f"{'rule':<12}{'jobs':>5}{'sum s':>9}{'longest s':>11}{'peak MB':>9}")
-    for rule, (n, tot, longest, peak) in sorted(_benchmarks(res / "benchmarks").items(), key=lambda kv: -kv[1][1]):
-        print(f"{rule:<12}{n:>5}{tot:>9.0f}{longest:>11.0f}{peak:>9.0f}")
+    print(f"{'rule':<16}{'jobs':>5}{'wall s':>9}{'CPU s':>9}{'longest s':>11}{'peak MB':>9}")
+    table = _benchmarks(res / "benchmarks")
+    for rule, (n, tot, cpu, longest, peak) in sorted(table.items(), key=lambda kv: -kv[1][1]):
+        print(f"{rule:<16}{n:>5}{tot:>9.0f}{cpu:>9.0f}{longest:>11.0f}{peak:>9.0f}")
+    print(f"{'all':<16}{sum(v[0] for v in table.values()):>5}{sum(v[1] for v in table.values()):>9.0f}"
+          f"{sum(v[2] for v in table.values() if v[2] == v[2]):>9.0f}")
+    dag = subprocess.run([sys.executable, "-m", "snakemake", "--forceall", "--d3dag", "--configfile", "full.yaml"],
+                         cwd=wd, capture_output=True, text=True, check=True).stdout
+    seconds, chain = critical_path(json.loads(dag[dag.index("{"):]), job_times(res / "benchmarks")[0])
+    print(f"critical path (as many cores as the widest stage): {seconds:.0f} s = "
+          + " > ".join(f"{r} {t:.0f}" for r, t in chain if t > 0))
     # the same fit of the true electron positions of the same file
     true_ans = wd / "true_positions.h5"
     if not true_ans.exists():
