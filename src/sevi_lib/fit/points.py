@@ -57,6 +57,7 @@ class PointSet:
         self.x, self.z = x, z
         self.c = c
         self._dpm = None  # P'_2m(c), made by shift_gradient when first needed
+        self._splines = {}  # the moment splines of the last workspace's shells (see workspace)
         self.K = int(K)
         self.n = int(n)
         self.h = float(h)
@@ -79,7 +80,10 @@ class PointSet:
         once (:func:`_moment_splines`); the tables of the basis G_lm = sum_k D[l, m, k] M_k
         (``full``) and of the amplitude-contracted basis (``cont``) are those splines' linear
         combinations (a spline is linear in its data: the tables of
-        :func:`sevi_lib.fit.projection.radial_spline` up to rounding).
+        :func:`sevi_lib.fit.projection.radial_spline` up to rounding). The moment splines with
+        first derivatives are made for a value-only workspace too and kept until the next call,
+        so that the derivatives at the geometry whose value was just taken (the optimiser's
+        accepted step) reuse them.
 
         Parameters
         ----------
@@ -105,8 +109,8 @@ class PointSet:
         d = projection.separation_coefficients(self.n)
         dp = np.ascontiguousarray(d[self.li, self.mi, :])  # (pairs, k)
         npairs = dp.shape[0]
-        if value_only:
-            deriv, nd_full, nd_cont = 0, 0, 1
+        if value_only:  # first derivatives too: kept for a workspace with derivatives at the same geometry
+            deriv, nd_full, nd_cont = 1, 0, 1
         else:
             deriv = 2 if second else 1
             nd_full, nd_cont = projection.N_DERIV[deriv - 1], projection.N_DERIV[deriv]
@@ -117,9 +121,14 @@ class PointSet:
         width = int(min(imax.max() + 1 + _PAD, n_cells)) if S else 1
         full = np.empty((S, width, 4, nd_full * npairs))
         cont = np.empty((S, width, 4, nd_cont * n1))
+        kept, self._splines = self._splines, {}
         for j in range(S):
             cells = int(min(imax[j] + 1 + _PAD, n_cells))
-            coef = _moment_splines(R_all[j], s_all[j], n1, self.h, cells, deriv)  # (4, cells, nd, k)
+            key = (float(R_all[j]), float(s_all[j]), self.h, cells, deriv)
+            coef = kept.get(key)
+            if coef is None:
+                coef = _moment_splines(R_all[j], s_all[j], n1, self.h, cells, deriv)  # (4, cells, nd, k)
+            self._splines[key] = coef
             dc = np.einsum("lmk,l->mk", d, a[j])
             cont[j, :cells] = _combine(coef, nd_cont, dc)
             if nd_full:
