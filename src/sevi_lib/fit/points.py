@@ -130,9 +130,9 @@ class PointSet:
                 coef = _moment_splines(R_all[j], s_all[j], n1, self.h, cells, deriv)  # (4, cells, nd, k)
             self._splines[key] = coef
             dc = np.einsum("lmk,l->mk", d, a[j])
-            cont[j, :cells] = _combine(coef, nd_cont, dc)
+            _combine(coef, nd_cont, dc, cont[j, :cells])
             if nd_full:
-                full[j, :cells] = _combine(coef, nd_full, dp)
+                _combine(coef, nd_full, dp, full[j, :cells])
         return _kernels.Workspace(self.K, self.idx, self.t, self.pm, self.scale, self.li, self.mi, full, cont, imax)
 
     def loglike(self, theta, counts, S, want=0, mu_out=None, like=None):
@@ -231,14 +231,15 @@ def pixel_nodes(ix, iz):
     return (xc[:, None] + ox[None, :]).ravel(), (zc[:, None] + oz[None, :]).ravel()
 
 
-def _combine(coef, nd, comb):
-    """Tables ``[cell, power, slot * n_out + o]`` of ``sum_k comb[o, k] M_k`` for the first `nd` slots.
+def _combine(coef, nd, comb, out):
+    """Tables ``out[cell, power, slot * n_out + o]`` of ``sum_k comb[o, k] M_k`` for the first `nd` slots.
 
-    `coef`: :func:`_moment_splines`' ``[power, cell, slot, k]``; one BLAS product.
+    `coef`: :func:`_moment_splines`' ``[power, cell, slot, k]``; `out` (contiguous, shape
+    ``(cells, 4, nd * n_out)``) is written by one BLAS product.
     """
     _, cells, _, nk = coef.shape
     lhs = np.ascontiguousarray(np.swapaxes(coef[:, :, :nd], 0, 1)).reshape(-1, nk)  # rows (cell, power, slot)
-    return (lhs @ comb.T).reshape(cells, 4, nd * comb.shape[0])
+    np.matmul(lhs, comb.T, out=out.reshape(cells * 4 * nd, comb.shape[0]))
 
 
 def _moment_splines(R, s, n1, h, cells, deriv):
