@@ -78,7 +78,7 @@ def fit_count_map(image, n_beta=_D.n_beta, n_shells=_D.shells, R0=None, sigma0=N
     c0, free = parse_centre(centre)
     if free:
         c0 = start_centre(centres[ix], centres[iz], np.maximum(counts - level, 0.0) if level > 0 else counts)
-    # radius order (cache-friendly table walks; see fit_electrons)
+    # radius order (cache-friendly table walks, few shells per chunk of pixels; see fit_electrons)
     order = np.argsort(np.hypot(centres[ix] - c0[0], centres[iz] - c0[1]), kind="stable")
     ix, iz, counts = ix[order], iz[order], counts[order]
     x, z = pixel_nodes(ix, iz)

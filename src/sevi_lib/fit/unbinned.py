@@ -58,7 +58,8 @@ def fit_electrons(x, z, n_beta=_D.n_beta, n_shells=_D.shells, R0=None, sigma0=No
     c0, free = parse_centre(centre)
     if free:
         c0 = start_centre(x, z)
-    # radius order: the kernels then walk the spline tables cell after cell (cache-friendly; the
+    # radius order: the kernels then walk the spline tables cell after cell (cache-friendly), and
+    # each chunk of electrons works only with the shells that reach its innermost one (the
     # likelihood is a sum over electrons, so the order changes only its rounding)
     order = np.argsort(np.hypot(x - c0[0], z - c0[1]), kind="stable")
     x, z = x[order], z[order]
