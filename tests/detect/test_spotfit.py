@@ -18,7 +18,9 @@ import pytest
 from sevi_lib.core.geometry import PIX_PER_UNIT
 from sevi_lib.detect.blobs import detect_frame
 from sevi_lib.detect.params import DetectorParams, KernelParams, kernel_params
-from sevi_lib.detect.spotfit import STRIDE, decompose, fit_workspace, is_patch_max
+from sevi_lib.detect._lm import STRIDE, fit_workspace
+from sevi_lib.detect._peaks import is_patch_max
+from sevi_lib.detect.spotfit import decompose
 from sevi_lib.simulate.render import render_frame, render_frame_float
 
 SIGMA = 0.015  # published mean spot width (screen units)

@@ -18,10 +18,12 @@ stays light):
 - :mod:`sevi_lib.detect.blobs` -- the frame detector: :class:`FrameDetector` (chunks of frames,
   count map, raw-frame sum, blob statistics, threads), :func:`detect_frame`, ``ELECTRON_DTYPE``;
   the blob-scan kernel.
-- :mod:`sevi_lib.detect.spotfit` -- the mixture fit of model spots to one blob:
-  :func:`decompose` (Python), the kernels :func:`decompose_blob` and :func:`blob_electrons`
-  over a :func:`fit_workspace`, and :func:`is_peak` / :func:`is_patch_max` (local maxima, shared
-  with the blob scan).
+- :mod:`sevi_lib.detect.spotfit` -- the mixture fit of model spots to one blob, its phases
+  (how many spots): :func:`decompose` (Python), the kernels :func:`decompose_blob` and
+  :func:`blob_electrons`, the electron count :func:`n_electrons`.
+- ``detect._lm`` -- the spot model and its Levenberg-Marquardt solver (kernels, the
+  ``FitWorkspace`` of :func:`fit_workspace`); ``detect._peaks`` -- ``is_peak`` /
+  ``is_patch_max`` (plateau-safe local maxima, shared by the blob scan and the fit).
 - :mod:`sevi_lib.detect.shards` -- files: :func:`detect_shard` (``sevi detect``),
   :func:`accumulate_files` / :func:`accumulate` (``sevi accumulate``: refuses shards of other
   frames files, overlaps and gaps), :func:`read_shard`, :func:`write_shard`,

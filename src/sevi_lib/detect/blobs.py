@@ -42,12 +42,9 @@ from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT
 from sevi_lib.core.io import DETECTED_DTYPE
 from sevi_lib.core.maps import count_map
 from sevi_lib.detect.params import DetectorParams, kernel_params
-from sevi_lib.detect.spotfit import (
-    blob_electrons,
-    decompose_blob,
-    fit_workspace,
-    is_peak,
-)
+from sevi_lib.detect._lm import fit_workspace
+from sevi_lib.detect._peaks import is_peak
+from sevi_lib.detect.spotfit import blob_electrons, decompose_blob
 
 __all__ = ["ELECTRON_DTYPE", "MAX_BLOB_HIST", "DetectorParams", "FrameDetector", "detect_frame"]
 
@@ -64,7 +61,7 @@ MAX_BLOB_HIST = 64
 #: Buffers of one detection thread, built by :func:`frame_workspace`: ``label`` (pixels already
 #: in a blob), ``pi``/``pj`` (the blobs' pixels), ``runs`` (flood-fill queue), ``isum`` (the
 #: thread's raw-frame sum, uint32), ``pos``/``amp``/``mult``/``bsize`` (the frame's electrons),
-#: ``blob_hist`` and ``fit`` (the mixture fit's :data:`~sevi_lib.detect.spotfit.FitWorkspace`).
+#: ``blob_hist`` and ``fit`` (the mixture fit's :data:`~sevi_lib.detect._lm.FitWorkspace`).
 FrameWorkspace = namedtuple("FrameWorkspace", "label pi pj runs isum pos amp mult bsize blob_hist fit")
 
 
