@@ -1,4 +1,4 @@
-"""The two-shell parameter set."""
+"""A parameter set of shells (radius, width, beta's), and the default number of beta's."""
 
 from dataclasses import dataclass
 
@@ -6,6 +6,10 @@ import numpy as np
 
 from sevi_lib.core.angular import check_physical
 from sevi_lib.core.errors import InputError
+
+#: Number of anisotropy parameters per shell by default: beta_2 .. beta_24, the published
+#: ``Answer`` and ``Truth`` layouts (the fit's and the network's ``n_beta``).
+N_BETA = 12
 
 
 @dataclass(frozen=True)

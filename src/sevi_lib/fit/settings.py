@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sevi_lib.core.shells import N_BETA
+
 #: Data kinds the fit takes (see :mod:`sevi_lib.fit`).
 METHODS = ("unbinned", "binned", "sum")
 
@@ -35,7 +37,7 @@ class FitSettings:
     """
 
     method: str | None = None
-    n_beta: int = 12
+    n_beta: int = N_BETA
     shells: int = 0
     centre: str = "free"
     max_iter: int = 60

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sevi_lib.core.errors import InputError
+from sevi_lib.core.shells import N_BETA
 
 #: Network architectures accepted by ``arch`` (built by :func:`sevi_lib.nn.network.build_model`).
 ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101")
@@ -260,7 +261,7 @@ class SynthSettings:
     """
 
     prior: dict = dataclasses.field(default_factory=dict)
-    n_beta: int = 12
+    n_beta: int = N_BETA
     view: dict = dataclasses.field(default_factory=dict)
     detector_fraction: float = 0.0
     electrons_per_frame: float = 80.0

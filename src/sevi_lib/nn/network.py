@@ -25,6 +25,7 @@ from torch import nn
 from torchvision import models
 
 from sevi_lib.core.errors import InputError
+from sevi_lib.core.shells import N_BETA
 from sevi_lib.nn.config import ARCHS as ARCH_NAMES
 from sevi_lib.nn.config import FREEZE_PARTS
 
@@ -55,7 +56,7 @@ class BetaResNet(nn.Module):
         return out.view(out.shape[0], self.n_shells, self.n_beta)
 
 
-def build_model(arch: str = "resnet18", n_beta: int = 12, n_shells: int = 2,
+def build_model(arch: str = "resnet18", n_beta: int = N_BETA, n_shells: int = 2,
                 in_channels: int = 1) -> BetaResNet:
     """Build a randomly initialised ResNet regressor for beta coefficients.
 

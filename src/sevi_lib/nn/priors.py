@@ -33,6 +33,7 @@ from scipy.stats import truncnorm
 
 from sevi_lib.core.angular import is_physical
 from sevi_lib.core.errors import InputError
+from sevi_lib.core.shells import N_BETA
 
 #: Means of beta_2 .. beta_24 of the seed team's pretraining prior.
 SEED_BETA_MU = (1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0)
@@ -339,7 +340,7 @@ def _electrons(c, map_total, what, n_shells=2):
     return _range(value, "electrons").astype(np.int64)
 
 
-def pretrain_prior(cfg=None, n_beta=12, map_total=None):
+def pretrain_prior(cfg=None, n_beta=N_BETA, map_total=None):
     """The pretraining prior from its config section.
 
     Parameters
