@@ -38,7 +38,7 @@ from sevi_lib.core.shells import Shells
 from sevi_lib.detect.blobs import DetectorParams, FrameDetector
 from sevi_lib.detect.match import match_electrons
 from sevi_lib.simulate.electrons import sample_shell
-from sevi_lib.simulate.render import write_test_file
+from sevi_lib.simulate.files import write_test_file
 
 PEAKED = [1, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0, 0, 0.0]
 SHELLS = Shells([0.5, 0.8], [0.0075, 0.0075], [PEAKED, PEAKED])

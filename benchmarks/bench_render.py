@@ -21,7 +21,8 @@ from numba import get_num_threads
 from sevi_lib.core.geometry import N_PIX
 from sevi_lib.core.shells import Shells
 from sevi_lib.simulate.electrons import simulate_electrons
-from sevi_lib.simulate.render import render_chunk, write_test_file
+from sevi_lib.simulate.files import write_test_file
+from sevi_lib.simulate.render import render_chunk
 
 PEAKED = [1, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0, 0, 0.0]
 SHELLS = Shells([0.5, 0.8], [0.007, 0.008], [PEAKED, PEAKED])

@@ -13,7 +13,7 @@ from sevi_lib.core.io import DETECTED_DTYPE, FINAL_IMAGE_DTYPE
 from sevi_lib.core.shells import Shells
 from sevi_lib.detect.blobs import ELECTRON_DTYPE
 from sevi_lib.detect.shards import read_shard
-from sevi_lib.simulate.render import write_test_file
+from sevi_lib.simulate.files import write_test_file
 
 PEAKED = [1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0]
 

@@ -25,8 +25,8 @@ from sevi_lib.simulate.render import (
     hot_pixel_table,
     iter_rendered_chunks,
     quantize_noisy_into,
-    write_test_file,
 )
+from sevi_lib.simulate.files import write_test_file
 
 ALPHA = 1e-6
 Z = stats.norm.isf(ALPHA / 2)  # two-sided bound of a standard normal statistic (~4.9)

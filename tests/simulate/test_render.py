@@ -20,8 +20,8 @@ from sevi_lib.simulate.render import (
     render_frame,
     render_frame_float,
     spot_support,
-    write_test_file,
 )
+from sevi_lib.simulate.files import write_test_file
 
 
 def direct_spot(x0, z0, A, sigma, rho):
@@ -204,7 +204,7 @@ def test_write_test_file_leaves_nothing_on_failure(tmp_path, monkeypatch):
 
 def test_iter_rendered_chunks_is_the_file_content_and_chunk_independent(tmp_path):
     shells = Shells([0.4, 0.7], [0.01, 0.01], [[1.0, 0.3], [-0.2, 0.0]])
-    render.write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", shells, 5, [6, 4], seed=9, chunk=2, progress=False)
+    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", shells, 5, [6, 4], seed=9, chunk=2, progress=False)
     with h5py.File(tmp_path / "f.h5") as f:
         stored = f["FinalImage"][()]
     for chunk in (1, 3, 5):

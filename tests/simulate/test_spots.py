@@ -29,8 +29,8 @@ from sevi_lib.simulate.render import (
     render_chunk,
     render_frame,
     spot_kernel,
-    write_test_file,
 )
+from sevi_lib.simulate.files import write_test_file
 from sevi_lib.simulate.settings import SimulationSettings, check_spot, resolve_settings
 
 ALPHA = 1e-6

@@ -82,7 +82,7 @@ def given_spot(args):
 
 
 def run(args):
-    from sevi_lib.simulate.render import simulate_files
+    from sevi_lib.simulate.files import simulate_files
     from sevi_lib.simulate.settings import load_params, resolve_settings
 
     section = load_params(args.params) if args.params else None

@@ -13,8 +13,9 @@ Modules
                ``draw_spot_params``, ``spot_kernel``): ``render_frame``, ``render_chunk``,
                ``render_camera_chunk`` (hot pixels, read noise: ``hot_pixel_table``,
                ``camera_effects``, ``quantize_noisy_into``), ``iter_rendered_chunks`` (the one
-               simulate-then-render loop, also used by the network's training synthesis),
-               ``write_test_file`` and ``simulate_files`` (``sevi simulate``)
+               simulate-then-render loop, also used by the network's training synthesis)
+``files``      ``write_test_file`` (frames and truth, atomically) and ``simulate_files``
+               (``sevi simulate``)
 
 The lab camera of issue 13 (centre offset, stray electrons, read noise, hot pixels) is off by
 default; then none of its code runs and the files are those of the published model. The spot
