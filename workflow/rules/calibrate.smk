@@ -8,7 +8,7 @@
 # with the survey, as the data was).
 #
 # Sharded like detection (issue 20): `calibrate_shard` jobs (`sevi calibrate-shard`, library
-# sevi_lib.calibrate.shards.calibrate_shard_files) each simulate and detect one contiguous frame
+# sevi_lib.calibrate.files.calibrate_shard_files) each simulate and detect one contiguous frame
 # range of the calibration frames and keep their detected electrons and true positions; one
 # `calibrate` job (`sevi calibrate --shard-files`, sevi_lib.calibrate.calibrate_files) checks
 # that the shards are one complete set made of its own inputs, fits them and writes the answer.

@@ -72,7 +72,7 @@ def _settings(args):
 
 
 def run(args):
-    from sevi_lib.calibrate.response import calibrate_files
+    from sevi_lib.calibrate.files import calibrate_files
 
     settings, detector = _settings(args)
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
@@ -88,7 +88,7 @@ def run(args):
 
 
 def run_shard(args):
-    from sevi_lib.calibrate.shards import calibrate_shard_files
+    from sevi_lib.calibrate.files import calibrate_shard_files
 
     settings, detector = _settings(args)
     sample = calibrate_shard_files(args.answer, args.sidecar, args.out, args.shard, args.shards,
