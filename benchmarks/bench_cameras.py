@@ -39,7 +39,7 @@ from bench_detect import SHELLS, accuracy, dense_mask  # noqa: E402
 from sevi_lib.core.spots import SpotModel  # noqa: E402
 from sevi_lib.detect.blobs import FrameDetector  # noqa: E402
 from sevi_lib.detect.camera import survey_frames  # noqa: E402
-from sevi_lib.detect.params import DetectorParams  # noqa: E402
+from sevi_lib.detect.settings import DetectorParams  # noqa: E402
 from sevi_lib.simulate.render import iter_rendered_chunks  # noqa: E402
 
 CAMERAS = {

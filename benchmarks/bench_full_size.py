@@ -71,7 +71,7 @@ from sevi_lib.calibrate import CalibrationSettings, calibrate, simulate_response
 from sevi_lib.calibrate.response import ResponseSample
 from sevi_lib.core.score import shell_distance
 from sevi_lib.core.shells import Shells
-from sevi_lib.detect.params import DetectorParams
+from sevi_lib.detect.settings import DetectorParams
 from sevi_lib.fit import fit_electrons
 from sevi_lib.fit.settings import FitSettings
 

@@ -32,13 +32,13 @@ README = ROOT / "config/README.md"
 #: ``name : type`` line then an indented description; "inline": ``name : description``.
 DATACLASSES = {
     "simulation": ("sevi_lib.simulate.settings", "SimulationSettings", "numpydoc"),
-    "detect": ("sevi_lib.detect.params", "DetectorParams", "numpydoc"),
-    "detect.spot_model": ("sevi_lib.detect.params", "SurveySettings", "numpydoc"),
+    "detect": ("sevi_lib.detect.settings", "DetectorParams", "numpydoc"),
+    "detect.spot_model": ("sevi_lib.detect.settings", "SurveySettings", "numpydoc"),
     "fit": ("sevi_lib.fit.settings", "FitSettings", "numpydoc"),
     "calibrate": ("sevi_lib.calibrate.settings", "CalibrationSettings", "numpydoc"),
-    "nn": ("sevi_lib.nn.config", "SynthSettings", "numpydoc"),
+    "nn": ("sevi_lib.nn.settings", "SynthSettings", "numpydoc"),
     "$defs.spot_model": ("sevi_lib.core.spots", "SpotModel", "numpydoc"),
-    "$defs.train": ("sevi_lib.nn.config", "TrainConfig", "inline"),
+    "$defs.train": ("sevi_lib.nn.settings", "TrainConfig", "inline"),
     "$defs.view": ("sevi_lib.nn.views", "View", "numpydoc"),
 }
 

@@ -57,7 +57,7 @@ FAST = {
     "tests/calibrate/test_response.py": ["test_settings_frames_and_validation",
                                          "test_correct_subtracts_and_adds_errors_in_quadrature",
                                          "test_physical_shells_moves_an_unphysical_row_just_inside"],
-    "tests/nn/test_config.py": None,
+    "tests/nn/test_settings.py": None,
     "tests/nn/test_inputs.py": None,
     "tests/nn/test_views.py": None,
     "tests/nn/test_centre.py": None,

@@ -12,7 +12,7 @@ import pytest
 
 from sevi_lib.calibrate import CalibrationSettings, calibrate, simulate_response
 from sevi_lib.core.shells import Shells
-from sevi_lib.detect.params import DetectorParams
+from sevi_lib.detect.settings import DetectorParams
 from sevi_lib.fit import fit_electrons
 
 PEAKED = [1.7789, 1.6244, 0.9107, 0.3719, 0.1197, 0.0318, 0.0072, 0.0014, 0.0002, 0.0, 0.0, 0.0]

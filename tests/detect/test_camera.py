@@ -35,7 +35,7 @@ from sevi_lib.detect.camera import (
     write_survey,
 )
 from sevi_lib.detect.match import match_electrons
-from sevi_lib.detect.params import SurveySettings
+from sevi_lib.detect.settings import SurveySettings
 from sevi_lib.simulate.electrons import simulate_electrons
 from sevi_lib.simulate.render import draw_spot_params, render_frame_float
 

@@ -10,7 +10,7 @@ from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX
 from sevi_lib.core.io import FINGERPRINT_BYTES
 from sevi_lib.detect.blobs import ELECTRON_DTYPE, MAX_BLOB_HIST
-from sevi_lib.detect.params import DetectorParams
+from sevi_lib.detect.settings import DetectorParams
 from sevi_lib.detect.shards import (
     accumulate,
     frame_range,

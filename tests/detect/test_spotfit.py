@@ -17,7 +17,7 @@ import pytest
 
 from sevi_lib.core.geometry import PIX_PER_UNIT
 from sevi_lib.detect.blobs import detect_frame
-from sevi_lib.detect.params import DetectorParams, KernelParams, kernel_params
+from sevi_lib.detect.settings import DetectorParams, KernelParams, kernel_params
 from sevi_lib.detect._lm import STRIDE, fit_workspace
 from sevi_lib.detect._peaks import is_patch_max
 from sevi_lib.detect.spotfit import decompose

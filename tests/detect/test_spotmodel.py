@@ -13,7 +13,7 @@ import pytest
 
 from sevi_lib.core.spots import SpotModel
 from sevi_lib.detect.camera import survey_frames
-from sevi_lib.detect.params import DetectorParams, SurveySettings, kernel_params, spot_detector_params
+from sevi_lib.detect.settings import DetectorParams, SurveySettings, kernel_params, spot_detector_params
 from sevi_lib.detect.spotfit import n_electrons
 from sevi_lib.detect.spotmodel import fit_gain, fit_spots, isolated_spots, measure_spot_model
 from sevi_lib.simulate.render import draw_spot_params, render_frame, render_frame_float

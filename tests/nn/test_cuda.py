@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from sevi_lib.nn.config import TrainConfig
+from sevi_lib.nn.settings import TrainConfig
 from sevi_lib.nn.gpu_slot import run_on_slot, visible_devices
 from sevi_lib.nn.trainer import load_checkpoint, predict, train
 

@@ -5,7 +5,7 @@ import pytest
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.io import write_answer
-from sevi_lib.nn.config import SynthSettings
+from sevi_lib.nn.settings import SynthSettings
 from sevi_lib.nn.inputs import (
     check_prediction,
     read_centre,

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.score import shell_distance
-from sevi_lib.nn.config import TrainConfig, lr_factor
+from sevi_lib.nn.settings import TrainConfig, lr_factor
 from sevi_lib.nn.data import ShardDataset
 from sevi_lib.nn.trainer import (
     TrainingInterrupted,
@@ -222,7 +222,7 @@ def test_resume_after_killing_a_training_process(how, resume_data, tmp_path):
     script = textwrap.dedent(f"""
         import sys, torch
         torch.set_num_threads(1)
-        from sevi_lib.nn.config import TrainConfig
+        from sevi_lib.nn.settings import TrainConfig
         from sevi_lib.nn.trainer import train
         cfg = TrainConfig(**{cfg.to_dict()!r})
         def report(s):

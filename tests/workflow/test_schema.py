@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from sevi_lib.calibrate.response import CalibrationSettings
-from sevi_lib.detect.params import DetectorParams, SurveySettings
+from sevi_lib.detect.settings import DetectorParams, SurveySettings
 from sevi_lib.fit import FitSettings
-from sevi_lib.nn.config import TrainConfig
+from sevi_lib.nn.settings import TrainConfig
 from sevi_lib.simulate.settings import SimulationSettings
 
 SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml").read_text())

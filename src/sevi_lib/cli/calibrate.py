@@ -10,7 +10,7 @@ import sys
 from sevi_lib.calibrate.settings import CalibrationSettings
 from sevi_lib.cli._settings import add_settings_arguments, settings_from_args
 from sevi_lib.core.errors import InputError
-from sevi_lib.detect.params import DetectorParams
+from sevi_lib.detect.settings import DetectorParams
 
 
 def _common(p):

@@ -4,7 +4,7 @@ import sys
 import time
 
 from sevi_lib.cli._settings import add_settings_arguments, settings_from_args
-from sevi_lib.detect.params import DetectorParams
+from sevi_lib.detect.settings import DetectorParams
 
 
 def register(sub):

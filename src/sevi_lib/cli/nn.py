@@ -4,7 +4,7 @@
 [--n-beta K] [--first-pass ANSWER] [--count-map MAP] [--camera CAMERA.json] [--detector-fraction F]
 [--threads T] ...``
     Write one synthesis shard (:func:`sevi_lib.nn.synth.write_shard`); the settings are the
-    fields of :class:`sevi_lib.nn.config.SynthSettings`, one flag each. ``--camera``: the data's
+    fields of :class:`sevi_lib.nn.settings.SynthSettings`, one flag each. ``--camera``: the data's
     camera survey (``sevi survey``), the camera of the detector-like samples (default: the
     published camera).
 ``sevi nn prior --stage ... [--n N] [--prior JSON] [--n-beta K] [--first-pass ANSWER]``
@@ -35,7 +35,7 @@ import sys
 
 from sevi_lib.cli._settings import add_settings_arguments, settings_from_args
 from sevi_lib.core.errors import InputError
-from sevi_lib.nn.config import PRIOR_FIELDS, SynthSettings
+from sevi_lib.nn.settings import PRIOR_FIELDS, SynthSettings
 
 _NOT_PRIOR = tuple(f for f in SynthSettings.__dataclass_fields__ if f not in PRIOR_FIELDS)
 

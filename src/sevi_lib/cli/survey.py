@@ -3,7 +3,7 @@
 import sys
 
 from sevi_lib.cli._settings import add_settings_arguments, settings_from_args
-from sevi_lib.detect.params import SurveySettings
+from sevi_lib.detect.settings import SurveySettings
 
 
 def register(sub):

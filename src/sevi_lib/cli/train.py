@@ -1,7 +1,7 @@
 """``sevi train`` (train or resume a network on synthesis shards) and ``sevi checkpoints``.
 
 ``sevi train --train SHARD... --val SHARD... --run-dir DIR [--lr 1e-3 --arch resnet34 ...]``: every
-field of :class:`sevi_lib.nn.config.TrainConfig` is one option ``--field-name V`` (booleans as
+field of :class:`sevi_lib.nn.settings.TrainConfig` is one option ``--field-name V`` (booleans as
 ``true``/``false``, e.g. ``--progress false``); the dataclass holds the only defaults.
 Rerunning the same command on the same folder resumes from ``DIR/last.pt``.
 
@@ -9,14 +9,14 @@ Rerunning the same command on the same folder resumes from ``DIR/last.pt``.
 validation set, best marked. ``sevi checkpoints compare A.pt B.pt --val SHARD... [--top K]``:
 where two checkpoints disagree most.
 
-Parsing imports no torch (the settings live in the torch-free :mod:`sevi_lib.nn.config`).
+Parsing imports no torch (the settings live in the torch-free :mod:`sevi_lib.nn.settings`).
 """
 
 import json
 import logging
 
 from sevi_lib.cli._settings import add_settings_arguments, settings_from_args
-from sevi_lib.nn.config import TrainConfig
+from sevi_lib.nn.settings import TrainConfig
 
 
 def register(sub):

@@ -3,7 +3,7 @@
 Modules (import the one you need; this package imports nothing, so ``sevi detect --help``
 stays light):
 
-- :mod:`sevi_lib.detect.params` -- :class:`DetectorParams` (every detector setting and its
+- :mod:`sevi_lib.detect.settings` -- :class:`DetectorParams` (every detector setting and its
   default, the workflow's ``detect:`` section), :class:`SurveySettings` (``sevi survey``),
   :func:`spot_detector_params` (the settings for a camera's spot model) and
   :func:`kernel_params` (the namedtuple the kernels read).

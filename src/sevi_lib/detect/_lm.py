@@ -18,7 +18,7 @@ envelope (:func:`_cholesky_env`).
 
 The kernels take their buffers as one :data:`FitWorkspace` namedtuple (built by
 :func:`fit_workspace`, one per detection thread) and the settings as one
-:data:`~sevi_lib.detect.params.KernelParams` namedtuple. The phases that decide how many
+:data:`~sevi_lib.detect.settings.KernelParams` namedtuple. The phases that decide how many
 components a blob holds are in :mod:`sevi_lib.detect.spotfit`.
 """
 

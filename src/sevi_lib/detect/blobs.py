@@ -27,10 +27,10 @@ distributions spots pile up and saturate. The detector works blob by blob:
 
 All work is done in numba (``nogil``) kernels over preallocated per-thread workspaces (one
 :data:`FrameWorkspace` namedtuple per thread, built by :func:`frame_workspace`; the settings
-travel as one :data:`~sevi_lib.detect.params.KernelParams`), so :class:`FrameDetector` can run
+travel as one :data:`~sevi_lib.detect.settings.KernelParams`), so :class:`FrameDetector` can run
 frames in parallel threads. Detected electrons are binned with the project's one binner,
 :func:`sevi_lib.core.maps.count_map`. ``DetectorParams`` is defined in
-:mod:`sevi_lib.detect.params` and re-exported here.
+:mod:`sevi_lib.detect.settings` and re-exported here.
 """
 
 from collections import namedtuple
@@ -41,7 +41,7 @@ from numba import njit
 from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT
 from sevi_lib.core.io import DETECTED_DTYPE
 from sevi_lib.core.maps import count_map
-from sevi_lib.detect.params import DetectorParams, kernel_params
+from sevi_lib.detect.settings import DetectorParams, kernel_params
 from sevi_lib.detect._lm import fit_workspace
 from sevi_lib.detect._peaks import is_peak
 from sevi_lib.detect.spotfit import blob_electrons, decompose_blob
@@ -200,7 +200,7 @@ def _detect_frame(frame, frame64, par, ws):
     to isum); returns their number (or -1 if the buffer is full).
 
     `frame64` is `frame` viewed as uint64 (8 pixels a word), so empty stretches are skipped a
-    word at a time; `par` is the :data:`~sevi_lib.detect.params.KernelParams`.
+    word at a time; `par` is the :data:`~sevi_lib.detect.settings.KernelParams`.
     """
     label, pi, pj, runs, out_pos, out_amp, out_mult, out_bsize, blob_hist = (
         ws.label, ws.pi, ws.pj, ws.runs, ws.pos, ws.amp, ws.mult, ws.bsize, ws.blob_hist)

@@ -3,7 +3,7 @@
 A lab camera adds Gaussian read noise to every pixel before rounding and clipping to [0, 255]
 (so an empty pixel reads 0, 1, 2, .. with ``P(0) = Phi((0.5 - pedestal) / sd)``) and has a few
 hot pixels, lit at a fixed level in every frame. :func:`survey_frames` looks at a sample of
-frames spread over the file (:class:`~sevi_lib.detect.params.SurveySettings`, 64 by default)
+frames spread over the file (:class:`~sevi_lib.detect.settings.SurveySettings`, 64 by default)
 and returns a :class:`CameraSurvey`; ``sevi survey`` writes it as JSON and ``sevi detect
 --camera`` reads it back (:mod:`sevi_lib.detect.shards`).
 
@@ -54,7 +54,7 @@ from numba import njit
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX
 from sevi_lib.core.spots import SpotModel
-from sevi_lib.detect.params import DetectorParams, SurveySettings, spot_detector_params
+from sevi_lib.detect.settings import DetectorParams, SurveySettings, spot_detector_params
 from sevi_lib.detect.spotmodel import SpotMeasurement, measure_spot_model
 
 __all__ = ["CameraSurvey", "detected_gain_check", "fit_clipped_normal", "quiet_histogram", "read_survey",
@@ -87,7 +87,7 @@ class CameraSurvey:
     n_file_frames : int
         Frames in the file.
     settings : dict
-        The :class:`~sevi_lib.detect.params.SurveySettings` used.
+        The :class:`~sevi_lib.detect.settings.SurveySettings` used.
     source : str
         The frames file, as given ('' for frames given as an array).
     frames_fingerprint : str
@@ -173,7 +173,7 @@ class CameraSurvey:
         ValueError
             If the noise needs a threshold above 254 counts.
         """
-        from sevi_lib.detect.params import DetectorParams
+        from sevi_lib.detect.settings import DetectorParams
 
         params = params or DetectorParams()
         if self.threshold > 254:
@@ -195,7 +195,7 @@ class CameraSurvey:
         a maximum over this radius is a spot's. For sd = 1.5, k = 6: r = 4 (the spot falls by 9
         counts within 4 px).
         """
-        from sevi_lib.detect.params import DetectorParams
+        from sevi_lib.detect.settings import DetectorParams
 
         params = params or DetectorParams()
         drop = self.noise_sigmas * self.read_noise

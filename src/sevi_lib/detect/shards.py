@@ -261,7 +261,7 @@ def detect_shard(frames, out, start=None, stop=None, shard=None, shards=None, pa
         The :func:`detect_file` result plus ``start``, ``stop`` and ``camera``.
     """
     from sevi_lib.core.io import FrameReader
-    from sevi_lib.detect.params import DetectorParams
+    from sevi_lib.detect.settings import DetectorParams
 
     if threads < 1 or chunk < 1:
         raise InputError("--threads and --chunk must be >= 1")
@@ -402,7 +402,7 @@ def summary_text(acc):
         from sevi_lib.detect.camera import CameraSurvey
 
         from sevi_lib.detect.camera import detected_gain_check
-        from sevi_lib.detect.params import DetectorParams
+        from sevi_lib.detect.settings import DetectorParams
 
         survey = CameraSurvey.from_dict(acc["camera"])
         lines += survey.summary_lines()

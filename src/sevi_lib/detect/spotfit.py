@@ -3,7 +3,7 @@
 A blob is handed over as a dense patch ``D`` (its bounding box): the pixel values of the blob,
 ``-1`` for pixels of the box outside the blob. The model (a sum of K spots of the published form,
 any width and gain: the camera's spot model reaches the kernels through
-:class:`~sevi_lib.detect.params.DetectorParams`) and its Levenberg-Marquardt solver are in
+:class:`~sevi_lib.detect.settings.DetectorParams`) and its Levenberg-Marquardt solver are in
 :mod:`sevi_lib.detect._lm`; the plateau-safe peak tests in :mod:`sevi_lib.detect._peaks`. Fitting
 width and correlation matters: a fixed shape leaves residuals that look like extra or missing
 spots.
@@ -25,7 +25,7 @@ electrons.
 
 The kernels take their buffers as one :data:`~sevi_lib.detect._lm.FitWorkspace` namedtuple (built
 by :func:`~sevi_lib.detect._lm.fit_workspace`, one per detection thread) and the settings as one
-:data:`~sevi_lib.detect.params.KernelParams` namedtuple.
+:data:`~sevi_lib.detect.settings.KernelParams` namedtuple.
 """
 
 import math
@@ -47,7 +47,7 @@ from sevi_lib.detect._lm import (
     fit_workspace,
 )
 from sevi_lib.detect._peaks import is_patch_max, is_peak
-from sevi_lib.detect.params import DetectorParams, kernel_params
+from sevi_lib.detect.settings import DetectorParams, kernel_params
 
 #: Levenberg-Marquardt iterations of the intermediate fits (growth, removal).
 INTERMEDIATE_ITER = 10
@@ -595,7 +595,7 @@ def decompose(patch, params=None, **overrides):
     params : DetectorParams, optional
         Detector settings (default: ``DetectorParams()``).
     **overrides
-        Fields of :class:`~sevi_lib.detect.params.DetectorParams` replacing those of `params`
+        Fields of :class:`~sevi_lib.detect.settings.DetectorParams` replacing those of `params`
         (e.g. ``sigma_px=8.0``).
 
     Returns

@@ -6,7 +6,7 @@ is imported; ``import sevi_lib.nn`` imports nothing, so commands that merely par
 
 Modules
 -------
-``config``       (no torch) ``TrainConfig`` (every training setting, with its one default;
+``settings``     (no torch) ``TrainConfig`` (every training setting, with its one default;
                  ``from_dict``, ``coerce``), ``SynthSettings`` (the synthesis settings of
                  ``sevi nn synth``), ``lr_factor`` (the learning-rate schedule), ``RESUME_FREE``,
                  ``config_conflicts``, ``ARCHS``, ``FREEZE_PARTS``

@@ -183,7 +183,7 @@ def stage_prior(stage, settings, first_pass=None, count_map=None):
     Parameters
     ----------
     stage : {"pretrain", "finetune"}
-    settings : sevi_lib.nn.config.SynthSettings
+    settings : sevi_lib.nn.settings.SynthSettings
         ``prior`` (the config section) and ``n_beta`` are used.
     first_pass : str or Path, optional
         Answer file the fine-tuning prior is centred on (required for ``finetune``); its K rows

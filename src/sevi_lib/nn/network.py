@@ -26,10 +26,10 @@ from torchvision import models
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.shells import N_BETA
-from sevi_lib.nn.config import ARCHS as ARCH_NAMES
-from sevi_lib.nn.config import FREEZE_PARTS
+from sevi_lib.nn.settings import ARCHS as ARCH_NAMES
+from sevi_lib.nn.settings import FREEZE_PARTS
 
-#: Architecture name -> torchvision constructor (the names are :data:`sevi_lib.nn.config.ARCHS`).
+#: Architecture name -> torchvision constructor (the names are :data:`sevi_lib.nn.settings.ARCHS`).
 ARCHS = {name: getattr(models, name) for name in ARCH_NAMES}
 
 

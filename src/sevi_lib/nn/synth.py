@@ -177,7 +177,7 @@ def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, 
     detection_loss : float
         Fraction of electrons that never reach the screen.
     detector_params : dict, optional
-        Fields of :class:`sevi_lib.detect.params.DetectorParams` (default: its defaults).
+        Fields of :class:`sevi_lib.detect.settings.DetectorParams` (default: its defaults).
     chunk : int
         Frames rendered and detected at a time.
     camera : sevi_lib.detect.camera.CameraSurvey, optional
@@ -225,7 +225,7 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
     electrons_per_frame : float
         Mean electrons per frame (all shells) of those samples.
     detector_params : dict, optional
-        Fields of :class:`sevi_lib.detect.params.DetectorParams` for those samples.
+        Fields of :class:`sevi_lib.detect.settings.DetectorParams` for those samples.
     threads : int, optional
         numba threads for the simulation (default: numba's current setting).
     progress : bool or float
@@ -319,7 +319,7 @@ def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_
         Output shard.
     stage : {"pretrain", "finetune"}
     n, seed, key : as in :func:`synthesize`
-    settings : sevi_lib.nn.config.SynthSettings, optional
+    settings : sevi_lib.nn.settings.SynthSettings, optional
         Default: ``SynthSettings()``.
     first_pass, count_map : str or Path, optional
         As in :func:`sevi_lib.nn.inputs.stage_prior`.
@@ -337,7 +337,7 @@ def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_
     view : sevi_lib.nn.views.View
     """
     from sevi_lib.core.io import check_outputs
-    from sevi_lib.nn.config import SynthSettings
+    from sevi_lib.nn.settings import SynthSettings
     from sevi_lib.nn.inputs import stage_prior
     from sevi_lib.nn.views import View
 

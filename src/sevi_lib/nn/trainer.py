@@ -15,7 +15,7 @@ API
 ``ShardDataset``, ``EpochSampler``
     Re-exported from :mod:`sevi_lib.nn.data` (the shards as a torch Dataset, the sample order).
 ``TrainConfig``, ``lr_factor``, ``RESUME_FREE``
-    Re-exported from the torch-free :mod:`sevi_lib.nn.config` (the settings and the schedule).
+    Re-exported from the torch-free :mod:`sevi_lib.nn.settings` (the settings and the schedule).
 ``train(cfg, train_paths, val_paths, run_dir, callback=None) -> dict``
     Train (or resume) into ``run_dir``; returns ``best_checkpoint``, ``best_val``,
     ``best_epoch``, ``last_checkpoint``, ``epochs_run``, ``steps``, ``stopped_early``,
@@ -79,7 +79,7 @@ from torch.utils.data import DataLoader, Dataset
 from sevi_lib.core.angular import distance_weights
 from sevi_lib.core.errors import InputError, SeviError
 from sevi_lib.core.io import atomic_path, write_text
-from sevi_lib.nn.config import RESUME_FREE, TrainConfig, config_conflicts, lr_factor  # noqa: F401 (re-exported)
+from sevi_lib.nn.settings import RESUME_FREE, TrainConfig, config_conflicts, lr_factor  # noqa: F401 (re-exported)
 from sevi_lib.nn.data import EpochSampler, ShardDataset
 from sevi_lib.nn.network import build_model, freeze_parameters
 

@@ -5,7 +5,7 @@ import sys
 import pytest
 
 from sevi_lib.core.errors import InputError
-from sevi_lib.nn.config import (
+from sevi_lib.nn.settings import (
     ARCHS,
     FREEZE_PARTS,
     SynthSettings,
@@ -16,7 +16,7 @@ from sevi_lib.nn.config import (
 
 
 def test_config_module_imports_no_torch():
-    code = "import sys, sevi_lib.nn, sevi_lib.nn.config, sevi_lib.cli.train, sevi_lib.cli.nn; " \
+    code = "import sys, sevi_lib.nn, sevi_lib.nn.settings, sevi_lib.cli.train, sevi_lib.cli.nn; " \
            "assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], timeout=120, check=False).returncode == 0
 

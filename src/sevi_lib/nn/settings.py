@@ -254,7 +254,7 @@ class SynthSettings:
     electrons_per_frame : float
         Mean electrons per frame (both shells) of those samples.
     detector_params : dict
-        Fields of :class:`sevi_lib.detect.params.DetectorParams` for those samples (default: its
+        Fields of :class:`sevi_lib.detect.settings.DetectorParams` for those samples (default: its
         defaults).
     threads : int
         numba threads of the simulation.
