@@ -7,7 +7,8 @@ Prints, on one core (set ``NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``):
     (0.5, 0.8), the same number of electrons in both, the number of shells and start radii given
     (no search), the centre fixed at the screen centre (the alternation with the centre adds
     rounds that do not depend on the shells); also the time of one likelihood evaluation with
-    gradient and Fisher matrix, and of one value-only evaluation (the line search's), per electron.
+    gradient and Fisher matrix, and of one value-only evaluation (the line search's), per electron,
+    each at a new geometry (the moment splines kept from the last call dropped: tables included).
 ``binned``
     The same for the count map of those electrons, per non-empty pixel.
 ``memory``
@@ -22,26 +23,30 @@ cores). Per-electron figures include the spline tables, a fixed cost per evaluat
 electrons weigh more, and the binned fit's expectation of all 1024 x 1024 pixels (its
 dispersion), a fixed cost per map.
 
-Figures (2-core shared machine, 2026-12-06, one core: ``NUMBA_NUM_THREADS=1
-OPENBLAS_NUM_THREADS=1``, defaults; noisy, other jobs ran beside it). Whole fit per electron
-(pixel), 2 shells / 10 shells, ratio:
+Figures (2-core machine shared with other jobs, 2026-12-06, one core: ``NUMBA_NUM_THREADS=1
+OPENBLAS_NUM_THREADS=1``, defaults; the previous code run from a worktree of it just before, under
+a similar load; loads varied, an earlier pair of runs gave 16.1 / 10.6 for the unbinned ratio).
+Whole fit per electron (pixel), 2 shells / 10 shells, ratio:
 
-================================  ==========================  ==========================
-                                  before (tables over the     after (tables to R + 9 sigma,
-                                  whole radius range, all     shells that reach a chunk)
-                                  shells per point)
-================================  ==========================  ==========================
-unbinned fit                      44.9 / 724 us, 16.1         15.6 / 165 us, 10.6
-unbinned derivatives              2.44 / 26.9 us, 11.0        1.09 / 6.52 us, 6.0
-unbinned value                    1.97 / 23.7 us, 12.1        0.33 / 1.61 us, 4.8
-binned fit                        234 / 482 us, 2.06          53.4 / 372 us, 7.0
-binned derivatives                14.4 / 19.2 us, 1.34        2.26 / 21.8 us, 9.7
-binned value                      8.27 / 11.9 us, 1.43        0.46 / 4.21 us, 9.2
-================================  ==========================  ==========================
+=====================  ===========================  ===========================  ===========================
+                       before (tables over the      after, run 1                 after, run 2 (derivatives
+                       whole radius range, all                                   and value at a new
+                       shells' tables per point)                                 geometry, tables included)
+=====================  ===========================  ===========================  ===========================
+unbinned fit           57.0 / 316 us, 5.55          10.9 / 92.3 us, 8.51         17.5 / 108 us, 6.17
+unbinned derivatives   2.63 / 12.0 us, 4.55         (tables reused)              1.23 / 5.38 us, 4.38
+unbinned value         2.11 / 9.47 us, 4.49         (tables reused)              0.61 / 2.24 us, 3.67
+binned fit             74.9 / 457 us, 6.10          35.5 / 190 us, 5.37          36.9 / 213 us, 5.77
+binned derivatives     4.09 / 20.5 us, 5.01         (tables reused)              2.52 / 10.2 us, 4.04
+binned value           2.58 / 9.36 us, 3.64         (tables reused)              0.78 / 2.28 us, 2.91
+=====================  ===========================  ===========================  ===========================
 
-9 iterations with 2 shells, 16 with 10 (both). ``memory`` after: 610007 non-empty pixels
-(3 million electrons, 14 shells): tracemalloc peak 959 MiB, maximum RSS 1204 MiB (316 MiB before
-the step); before, the whole 14-shell map fit took 6.7 GB.
+9 iterations with 2 shells, 16 with 10 (both): with the work per point following the shells that
+reach it (on average 1.5 of 2, 5.5 of 10 here), about 1.8 x 3.7 = 6.5 is what a fit whose cost
+is all per point gives; the tables and the per-map cost (all 1024 x 1024 pixels' expectations)
+weigh more in the two-shell fit. ``memory`` (14 shells, 610007 non-empty pixels of 3 million
+electrons): one step's pieces 42.4 s, tracemalloc peak 1053 MiB, maximum RSS 1248 MiB (294 MiB
+before the step); before, the whole 14-shell map fit took 6.7 GB.
 """
 
 import argparse
@@ -112,8 +117,13 @@ def one_case(K, n_total, binned):
         pts = PointSet(x[o], z[o], 1, counts, N_BETA, SIGMA / 24)
         t_fit, res = timed(fit.fit_electrons, x, z, n_beta=N_BETA, n_shells=K, R0=radii(K), centre="screen")
         units = len(x)
-    t_d, _ = timed(pts.loglike, theta, counts, K, want=2, repeat=2)
-    t_v, _ = timed(pts.loglike, theta, counts, K, want=0, repeat=2)
+
+    def fresh(want):  # a new geometry's cost: without the moment splines kept from the last call
+        pts._splines = {}
+        return pts.loglike(theta, counts, K, want=want)
+
+    t_d, _ = timed(fresh, 2, repeat=2)
+    t_v, _ = timed(fresh, 0, repeat=2)
     return {"fit": t_fit / units, "derivs": t_d / units, "value": t_v / units, "iter": res.n_iter, "units": units}
 
 
