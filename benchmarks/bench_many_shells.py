@@ -26,7 +26,7 @@ dispersion), a fixed cost per map.
 Figures (2-core machine shared with other jobs, 2026-12-06, one core: ``NUMBA_NUM_THREADS=1
 OPENBLAS_NUM_THREADS=1``, defaults; the previous code run from a worktree of it just before, under
 a similar load; loads varied, an earlier pair of runs gave 16.1 / 10.6 for the unbinned ratio).
-Whole fit per electron (pixel), 2 shells / 10 shells, ratio:
+Per electron (pixel), 2 shells / 10 shells, ratio:
 
 =====================  ===========================  ===========================  ===========================
                        before (tables over the      after, run 1                 after, run 2 (derivatives
