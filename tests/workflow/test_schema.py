@@ -25,7 +25,7 @@ def _fields(cls):
     (PROPS["detect"]["properties"], DetectorParams, {"shards", "threads", "chunk", "spot_model"}),
     (PROPS["calibrate"]["properties"], CalibrationSettings, {"enabled", "threads", "shards"}),
     (SCHEMA["$defs"]["train"]["properties"], TrainConfig, set()),
-    (PROPS["fit"]["properties"], FitSettings, {"n_shells"}),
+    (PROPS["fit"]["properties"], FitSettings, {"n_shells", "threads"}),
 ])
 def test_schema_keys_are_the_dataclass_fields_and_give_no_default(props, cls, layout):
     keys = set(props)

@@ -205,7 +205,7 @@ def test_empty_test_images_means_the_default(tmp_path):
 
 
 def test_editing_read_size_or_threads_reruns_nothing(ran):
-    assert planned_jobs(ran, *_override(ran, {"detect": {"chunk": 5, "threads": 2}})) == {}
+    assert planned_jobs(ran, *_override(ran, {"detect": {"chunk": 5, "threads": 2}, "fit": {"threads": 1}})) == {}
 
 
 def test_snakefile_from_another_folder_finds_its_config(ran, tmp_path):

@@ -4,7 +4,9 @@
 #
 # What reruns the fit (params): every value of the `fit:` section (FitSettings fields, one
 # `--field-name value` flag each; defaults live in sevi_lib.fit.FitSettings). `fit.method` also
-# chooses the input: the electron table, the count map or the raw-frame sum.
+# chooses the input: the electron table, the count map or the raw-frame sum. `fit.threads` is the
+# job's threads (numba's; BLAS stays on one, whose threads would only compete): the answer is the
+# same bit for bit for any number, so it is not a param.
 
 FIT = config["fit"]
 FIT_INPUTS = {
@@ -22,14 +24,14 @@ rule fit:
         sidecar="results/answer/fit.json",
         plot=report("results/answer/fit.png", caption="../report/fit.rst", category="2. Fit"),
     params:
-        settings=settings_flags(FIT),
+        settings=settings_flags(FIT, skip=("threads",)),
     log:
         "results/logs/fit.log",
     benchmark:
         "results/benchmarks/fit.tsv"
-    threads: 1
+    threads: int(FIT["threads"])
     shell:
-        "NUMBA_NUM_THREADS={threads} sevi fit {input.data:q} {params.settings}"
+        "NUMBA_NUM_THREADS={threads} OPENBLAS_NUM_THREADS=1 sevi fit {input.data:q} {params.settings}"
         " --out {output.answer:q} --sidecar {output.sidecar:q} --plot {output.plot:q} > {log:q} 2>&1"
 
 
