@@ -42,7 +42,7 @@ def test_radii_from_map(betas, sigma_R):
 
 
 def test_radii_from_map_needs_two_shells():
-    with pytest.raises(InputError, match="1 radial peak"):
+    with pytest.raises(InputError, match="1 separated radial peak"):
         radii_from_map(_map([0.6], [0.007], [[0.2]], n=20000))
 
 
@@ -112,3 +112,21 @@ def test_predict_file_refuses_a_non_finite_prediction(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="non-finite beta"):
         predict_module.predict_file("x.pt", tmp_path / "map.npy", tmp_path / "nn.h5")
     assert not (tmp_path / "nn.h5").exists()
+
+
+def test_radii_of_a_close_pair_come_from_the_shell_search():
+    """Two shells 5.6 sigma_R apart, closer than the 0.03 the profile's peaks must stand apart (one
+    peak); the fit's shell search separates them, each within 1.5 sigma_R (its peak sits about
+    one sigma_R inside R)."""
+    from sevi_lib.core.maps import count_map
+    from sevi_lib.nn.predict import radii_from_map
+    from sevi_lib.simulate.electrons import sample_shell
+
+    R, s = np.array([0.50, 0.528]), 0.005
+    xs, zs = [], []
+    for j, (r, n) in enumerate(zip(R, (40_000, 20_000))):
+        _, _, x, z = sample_shell(r, s, np.r_[0.5, 0.1, np.zeros(10)], n, 7 + j)
+        xs.append(x)
+        zs.append(z)
+    got = radii_from_map(count_map(np.concatenate(xs), np.concatenate(zs)), n_shells=2)
+    assert np.all(np.abs(got - R) < 1.5 * s), got

@@ -9,7 +9,7 @@ with an off-centre image it is the map recentred on the fitted centre (``sevi nn
 learn offsets. The network does not estimate radii; the ``Answer`` table's ``R`` comes either
 from a first-pass answer (e.g. the fit's, which must have K rows) or from the count map itself
 (:func:`radii_from_map`: the K most prominent peaks of the radial profile, where each projected
-shell piles up at rho = R). :func:`predict_file` is ``sevi nn predict``: files in, validated
+shell piles up at rho = R; when close shells merge there, the fit's shell search). :func:`predict_file` is ``sevi nn predict``: files in, validated
 Answer out. torch is imported only when a network is applied.
 """
 
@@ -18,7 +18,9 @@ from scipy.signal import find_peaks
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.io import check_outputs, read_map, write_answer
+from sevi_lib.core.geometry import pixel_centres
 from sevi_lib.core.maps import radial_profile
+from sevi_lib.fit.search import find_shells
 from sevi_lib.nn.inputs import check_prediction, read_radii
 from sevi_lib.nn.views import View, apply_view
 
@@ -55,10 +57,15 @@ def radii_from_map(count_map, n_shells=2, min_separation=0.03, smooth=2.0, min_p
     ndarray, shape (n_shells,)
         Ascending radii.
 
+    When fewer than `n_shells` peaks stand `min_separation` apart (a vibrational progression has
+    pairs a few sigma_R apart), the radii are those of the fit's shell search
+    (:func:`sevi_lib.fit.search.find_shells`, which resolves pairs down to about 4 sigma_R) if it
+    finds exactly `n_shells`: its peak positions, about one sigma_R inside R.
+
     Raises
     ------
     InputError
-        If the map has fewer than `n_shells` separated peaks.
+        If neither finds `n_shells` shells.
     """
     rho, prof = radial_profile(count_map)
     if smooth > 0:
@@ -75,7 +82,13 @@ def radii_from_map(count_map, n_shells=2, min_separation=0.03, smooth=2.0, min_p
         if len(chosen) == n_shells:
             break
     if len(chosen) < n_shells:
-        raise InputError(f"count map: found {len(chosen)} radial peak(s), expected {n_shells} shells")
+        ix, iz = np.nonzero(count_map)
+        centres = pixel_centres()
+        found = find_shells(np.hypot(centres[ix], centres[iz]), count_map[ix, iz].astype(np.float64))
+        if found.n_found == n_shells:
+            return np.sort(np.array([p["R"] for p in found.peaks]))
+        raise InputError(f"count map: found {len(chosen)} separated radial peak(s) and {found.n_found} shell(s) by "
+                         f"the shell search, expected {n_shells} shells")
     out = []
     slope = np.diff(prof)  # slope[i] = prof[i + 1] - prof[i], centred at (rho[i] + rho[i + 1]) / 2
     for p in chosen:
