@@ -52,6 +52,8 @@ FAST = {
     "tests/detect/test_spotfit.py": None,
     "tests/detect/test_shards.py": None,
     "tests/fit/test_layout.py": None,
+    "tests/fit/test_centre.py": None,
+    "tests/fit/test_optimise.py": None,
     "tests/fit/test_projection.py": ["test_basis_integrates_to_two_and_zero", "test_spline_table_matches_exact_evaluation"],
     "tests/fit/test_search.py": ["test_close_pair_either_order", "test_no_shell_in_uniform_background"],
     "tests/calibrate/test_response.py": ["test_settings_frames_and_validation",
