@@ -63,7 +63,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         write_test_file(Path(tmp) / "f.h5", Path(tmp) / "t.h5", SHELLS, args.frames, [per_shell, per_shell],
-                        loss, seed=1, chunk=args.chunk, progress=False)
+                        detection_loss=loss, seed=1, chunk=args.chunk, progress=False)
         t_all = time.perf_counter() - t0
         size = (Path(tmp) / "f.h5").stat().st_size / args.frames / 1e3
     print(f"simulate+render+gzip9: {args.frames / t_all:7.1f} frames/s  ({size:.0f} kB per compressed frame)")

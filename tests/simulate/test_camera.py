@@ -64,7 +64,8 @@ def _frames(shells, n, means, seed, chunk=8, **camera):
 @pytest.mark.parametrize("case", sorted(PUBLISHED))
 def test_published_camera_gives_the_files_of_before(tmp_path, case):
     shells, means, loss, seed, digest = PUBLISHED[case]
-    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", shells, 5, means, loss, seed, chunk=2, progress=False)
+    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", shells, 5, means, detection_loss=loss, seed=seed, chunk=2,
+                    progress=False)
     assert _digest(tmp_path / "f.h5", tmp_path / "t.h5") == digest
 
 

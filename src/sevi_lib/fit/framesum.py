@@ -190,7 +190,7 @@ def _profile(J, weight):
     return J - (weight @ J)[None, :] / weight.sum()
 
 
-def fit_frame_sum(intensity_sum, kernel=None, n_beta=_D.n_beta, n_shells=_D.shells, R0=None, sigma0=None,
+def fit_frame_sum(intensity_sum, kernel=None, *, n_beta=_D.n_beta, n_shells=_D.shells, R0=None, sigma0=None,
                   h=None, mask=None, max_iter=40, n_reweight=2, log=None, what="frame sum", centre=_D.centre,
                   pedestal=False):
     """Weighted least-squares fit of the sum of raw camera frames.

@@ -166,7 +166,7 @@ def maximise(obj, theta, S, max_iter=60, tol=1e-4, log=None):
     return theta, f, g, H, n_iter, converged, active
 
 
-def fit_poisson(method, make_points, counts, theta, S, max_iter, log, n_data, diagnostics, centre=(0.0, 0.0),
+def fit_poisson(method, make_points, counts, theta, S, max_iter, log, n_data, diagnostics, *, centre=(0.0, 0.0),
                 free_centre=False, n_frames=None, shell_search=None, max_rounds=10):
     """Maximise the extended Poisson likelihood of grouped counts; FitResult with observed-information SEs.
 

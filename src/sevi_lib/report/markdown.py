@@ -217,7 +217,7 @@ def _timing(folder):
             + timing_table(read_benchmarks(folder))]
 
 
-def build_report(out, frames=None, detect_summary=None, count_map_png=None, answers=None, final=None,
+def build_report(out, *, frames=None, detect_summary=None, count_map_png=None, answers=None, final=None,
                  fit_sidecar=None, fit_png=None, truth=None, score=None, runs=None, benchmarks=None, now=None,
                  calibration=None, camera_png=None):
     """The Markdown text of a run's report.

@@ -39,7 +39,7 @@ def _append(ds, rows):
     ds[n0:] = rows
 
 
-def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_shell, detection_loss=0.1,
+def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_shell, *, detection_loss=0.1,
                     seed=0, chunk=64, include_images_in_truth=False, progress=True, threads=1,
                     centre_offset=(0.0, 0.0), stray_electrons=0.0, read_noise=0.0, hot_pixels=0,
                     gzip_level=None, spots=None):
@@ -184,8 +184,9 @@ def simulate_files(frames_path, truth_path, settings, shells, include_images_in_
     spots = settings.spot_model()
     try:
         return write_test_file(frames_path, truth_path, shells, settings.n_frames, means,
-                               float(settings.detection_loss), settings.seed, settings.chunk,
-                               include_images_in_truth, progress, settings.threads, centre_offset=offset,
+                               detection_loss=float(settings.detection_loss), seed=settings.seed,
+                               chunk=settings.chunk, include_images_in_truth=include_images_in_truth,
+                               progress=progress, threads=settings.threads, centre_offset=offset,
                                stray_electrons=strays, read_noise=noise, hot_pixels=hot,
                                gzip_level=settings.gzip_level, spots=spots)
     except OutputError:
