@@ -9,6 +9,7 @@ fits on a :class:`~sevi_lib.fit.points.PointSet`.
 """
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import optimize
@@ -116,6 +117,19 @@ def _backtrack(obj, theta, d, f, dec):
             return None, None, alpha
 
 
+class Ascent(NamedTuple):
+    """What :func:`maximise` reached (a tuple, so ``theta, f, g, H, n_iter, converged, active =``
+    unpacks it too)."""
+
+    theta: np.ndarray
+    f: float
+    g: np.ndarray
+    H: np.ndarray
+    n_iter: int
+    converged: bool
+    active: bool
+
+
 def maximise(obj, theta, S, max_iter=60, tol=1e-4, log=None):
     """Fisher-scoring / Gauss-Newton ascent with physicality constraints and backtracking.
 
@@ -134,7 +148,9 @@ def maximise(obj, theta, S, max_iter=60, tol=1e-4, log=None):
 
     Returns
     -------
-    theta, f, g, H, n_iter, converged, active
+    Ascent
+        The parameters, objective, gradient and Fisher matrix at the end, the iterations, whether
+        it converged and whether a constraint was active in the last step.
     """
     layout = ParamLayout.of(theta, S)
     extra = [[] for _ in range(S)]
@@ -163,7 +179,7 @@ def maximise(obj, theta, S, max_iter=60, tol=1e-4, log=None):
         if dec < tol and alpha == 1.0 and not _add_cutting_planes(theta, layout, extra):
             converged = True
             break
-    return theta, f, g, H, n_iter, converged, active
+    return Ascent(theta, f, g, H, n_iter, converged, active)
 
 
 def fit_poisson(method, make_points, counts, theta, S, max_iter, log, n_data, diagnostics, *, centre=(0.0, 0.0),
