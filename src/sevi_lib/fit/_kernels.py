@@ -502,9 +502,8 @@ def _legendre_row(ce, n, L, want_d, p, d, pm, dpm, e):
 def moments_grid(rho, R, s, nk, nd, xg, wg, window, out):
     """Radial moments M_k and their (R, sigma) derivatives at the grid radii `rho` into out[i, d, k].
 
-    The arithmetic of :func:`sevi_lib.fit.projection.radial_moments` (identical values), with
-    the quadrature nodes of one radius taken together (the Legendre recurrence over all nodes at
-    once instead of one node after the other) and the radii in parallel.
+    The radii of :func:`sevi_lib.fit.projection.radial_moments` (the same :func:`_moments_row`,
+    so identical values) taken in parallel.
 
     Parameters
     ----------
@@ -538,7 +537,9 @@ def moments_grid(rho, R, s, nk, nd, xg, wg, window, out):
 
 @njit(cache=True, inline="always")
 def _moments_row(p, R, s, nk, nd, xg, wg, norm, lo_shell, hi, fac, x, pl, out):
-    """One radius of :func:`moments_grid` into out[d, k] (fac, x, pl: scratch)."""
+    """The radial moments and their derivatives at one radius `p` into out[d, k] (fac, x, pl:
+    scratch; the quadrature nodes taken together: the Legendre recurrence over all nodes at once).
+    Shared by :func:`moments_grid` and :func:`sevi_lib.fit.projection.radial_moments`."""
     nq = xg.shape[0]
     L = 2 * nk - 2
     for d in range(nd):

@@ -34,7 +34,7 @@ from numba import njit
 from numpy.polynomial import legendre as npleg
 from scipy.interpolate import CubicSpline
 
-from sevi_lib.core.angular import legendre_upto
+from sevi_lib.fit._kernels import _moments_row
 
 WINDOW = 9.0
 """Half-width of the radial integration window, in units of sigma_R."""
@@ -85,43 +85,15 @@ def separation_coefficients(n):
 
 @njit(cache=True)
 def _moments_kernel(rho, R, s, nk, nd, xg, wg, window, out):
-    n_pts = rho.shape[0]
     nq = xg.shape[0]
-    pk = np.empty(2 * nk)
-    fac = np.empty(6)
+    fac = np.empty((6, nq))
+    x = np.empty(nq)
+    pl = np.empty((2 * nk - 1, nq))
     norm = 2.0 / (math.pi * math.sqrt(2.0 * math.pi) * s)
     lo_shell = max(R - window * s, 1e-12)
     hi = R + window * s
-    for i in range(n_pts):
-        for d in range(nd):
-            for k in range(nk):
-                out[d, i, k] = 0.0
-        p = rho[i]
-        if p >= hi:
-            continue
-        lo = max(p, lo_shell)
-        w_lo = math.sqrt(lo - p)
-        w_hi = math.sqrt(hi - p)
-        mid = 0.5 * (w_hi + w_lo)
-        half = 0.5 * (w_hi - w_lo)
-        for j in range(nq):
-            w = mid + half * xg[j]
-            r = p + w * w
-            u = (r - R) / s
-            base = wg[j] * half * norm * math.exp(-0.5 * u * u) / (r * math.sqrt(r + p))
-            fac[0] = base
-            if nd > 1:
-                fac[1] = base * u / s
-                fac[2] = base * (u * u - 1.0) / s
-            if nd > 3:
-                fac[3] = base * (u * u - 1.0) / (s * s)
-                fac[4] = base * (u * u * u - 3.0 * u) / (s * s)
-                fac[5] = base * (u ** 4 - 5.0 * u * u + 2.0) / (s * s)
-            legendre_upto(p / r, 2 * nk - 2, pk)
-            for k in range(nk):
-                v = pk[2 * k]
-                for d in range(nd):
-                    out[d, i, k] += fac[d] * v
+    for i in range(rho.shape[0]):
+        _moments_row(rho[i], R, s, nk, nd, xg, wg, norm, lo_shell, hi, fac, x, pl, out[:, i, :])
 
 
 def radial_moments(rho, R, sigma_R, n, derivatives=0):
