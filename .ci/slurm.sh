@@ -107,6 +107,7 @@ t_install=$(date +%s)
 # ---- 2. temporary folder, cleanup trap ----------------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sevi-slurm.XXXXXX")
 chmod 755 "$tmp"   # munged runs as the munge user and must reach its folder
+echo $$ >"$tmp/owner.pid"   # lets a later run tell this run's leftovers (if it is killed) from a live run
 declare -A PIDS=()
 ORDER=()
 
@@ -305,9 +306,19 @@ export SLURM_CONF=$tmp/etc/slurm.conf
 # the environment, SLURM_CONF too, so srun must find the configuration at the compiled-in
 # default path: that path is made a link to ours for the run, as on a real site. A machine that
 # has a SLURM configuration of its own there is refused rather than shadowed.
-if [ -L "$DEFAULT_CONF" ] && [[ $(readlink "$DEFAULT_CONF") == */sevi-slurm.*/etc/slurm.conf ]] \
-        && [ ! -e "$DEFAULT_CONF" ]; then
-    rm -f "$DEFAULT_CONF"   # a link left by a killed earlier run
+# A link into another run's folder is that run's: left alone while the run is alive, removed
+# (with the folder) when the run was killed before its EXIT trap could clean up.
+if [ -L "$DEFAULT_CONF" ] && [[ $(readlink "$DEFAULT_CONF") == */sevi-slurm.*/etc/slurm.conf ]]; then
+    old_tmp=$(dirname "$(dirname "$(readlink "$DEFAULT_CONF")")")
+    old_pid=$(cat "$old_tmp/owner.pid" 2>/dev/null || true)
+    if [ -z "$old_pid" ] || ! kill -0 "$old_pid" 2>/dev/null; then
+        log "removing $DEFAULT_CONF and $old_tmp, left by a killed earlier run"
+        pkill -TERM -f -- "$old_tmp" 2>/dev/null && sleep 2   # its daemons, if they outlived it
+        rm -f "$DEFAULT_CONF"
+        rm -rf "$old_tmp"
+    else
+        die "$DEFAULT_CONF is in use by a running slurm.sh (pid $old_pid)"
+    fi
 fi
 [ -e "$DEFAULT_CONF" ] && die "$DEFAULT_CONF exists: this machine has a SLURM of its own (this script is for machines without one)"
 mkdir -p "$(dirname "$DEFAULT_CONF")"
