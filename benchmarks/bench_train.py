@@ -6,7 +6,7 @@ input view's shape (:class:`sevi_lib.nn.views.View`: ``full`` 1 x 1024 x 1024, `
 1 x 512 x 512, ``fold`` downsampled by 4: 1 x 128 x 128) for ResNet18 and ResNet34, and prints
 each configuration's samples/s with its ratio to the seed team's configuration measured in
 the same process. With CUDA it also times bf16 and fp16 autocast (fp16 with a GradScaler) and
-channels-last. It also times the shard reader (:class:`sevi_lib.nn.trainer.ShardDataset`
+channels-last. It also times the shard reader (:class:`sevi_lib.nn.data.ShardDataset`
 through a DataLoader, per-sample gzip chunks as :mod:`sevi_lib.nn.synth` writes them) to show
 whether data loading can keep up.
 
@@ -29,7 +29,9 @@ import numpy as np
 import torch
 
 from sevi_lib.nn.network import build_model
-from sevi_lib.nn.trainer import ShardDataset, resolve_device, score_loss
+from sevi_lib.nn.data import ShardDataset
+from sevi_lib.nn.device import resolve_device
+from sevi_lib.nn.loss import score_loss
 from sevi_lib.nn.views import View
 
 VIEWS = {

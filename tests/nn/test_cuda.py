@@ -16,7 +16,9 @@ import torch
 
 from sevi_lib.nn.settings import TrainConfig
 from sevi_lib.nn.gpu_slot import run_on_slot, visible_devices
-from sevi_lib.nn.trainer import load_checkpoint, predict, train
+from sevi_lib.nn.checkpoint_io import load_checkpoint
+from sevi_lib.nn.inference import predict
+from sevi_lib.nn.trainer import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device visible")
 

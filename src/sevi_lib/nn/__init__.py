@@ -26,9 +26,13 @@ Modules
                  sample order of an epoch, a function of (seed, epoch)), ``decode_view``
 ``network``      (torch) ``build_model`` -> ``BetaResNet``, ``freeze_parameters``,
                  ``count_parameters``
+``loss``         (torch) ``score_loss``, ``shell_distances``: the grader's distance as the loss
+``device``       (torch) ``resolve_device``, ``sync``, ``autocast``
+``checkpoint_io`` (torch) ``weights_payload``, ``save_payload``, ``load_payload``,
+                 ``load_checkpoint``: the checkpoint files
+``inference``    (torch) ``evaluate``, ``predict``, ``run_model``: a network applied to inputs
 ``trainer``      (torch) ``train`` (one ``_Run``: setup, resume, epochs, validation, checkpoints),
-                 ``score_loss``, ``shell_distances``, ``load_checkpoint``, ``evaluate``,
-                 ``predict``, ``resolve_device``, ``TrainingInterrupted``
+                 ``TrainingInterrupted``
 ``checkpoints``  (torch) ``list_checkpoints``, ``checkpoint_table``, ``best_checkpoint``,
                  ``compare_checkpoints`` (``sevi checkpoints``)
 ``predict``      ``radii_from_map``, ``predict_answer`` and ``predict_file`` (``sevi nn predict``;

@@ -35,7 +35,9 @@ from torch.utils.data import TensorDataset
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.io import open_h5
 from sevi_lib.nn.data import ShardDataset
-from sevi_lib.nn.trainer import evaluate, load_checkpoint, shell_distances
+from sevi_lib.nn.checkpoint_io import load_checkpoint
+from sevi_lib.nn.inference import evaluate
+from sevi_lib.nn.loss import shell_distances
 
 _EPOCH = re.compile(r"epoch_(\d+)\.pt$")
 

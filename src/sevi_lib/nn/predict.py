@@ -1,7 +1,7 @@
 """The network's answer: a trained checkpoint applied to the real accumulated count map.
 
 The real map goes through the same input view as the training shards
-(:func:`sevi_lib.nn.views.apply_view`) and the network (:func:`sevi_lib.nn.trainer.predict`) gives
+(:func:`sevi_lib.nn.views.apply_view`) and the network (:func:`sevi_lib.nn.inference.predict`) gives
 beta_2 .. beta_2N of each of its K shells (K rows in the Answer: two for the pretrained network,
 the first pass's K after fine-tuning). The map given is the network's input as is: on lab data
 with an off-centre image it is the map recentred on the fitted centre (``sevi nn centre-map``,
@@ -105,7 +105,7 @@ def predict_answer(checkpoint, count_map, view=None, R=None, device="auto"):
     Parameters
     ----------
     checkpoint : str or Path
-        Trained network (:func:`sevi_lib.nn.trainer.load_checkpoint`); it records the view of its
+        Trained network (:func:`sevi_lib.nn.checkpoint_io.load_checkpoint`); it records the view of its
         training shards.
     count_map : ndarray, shape (1024, 1024)
         The real count map (``Image[ix, iz]``), centred on the screen centre (recentred on the
@@ -130,7 +130,9 @@ def predict_answer(checkpoint, count_map, view=None, R=None, device="auto"):
         Empty map, no view known, a view that differs from the training shards', or radii
         whose count differs from the network's shells.
     """
-    from sevi_lib.nn.trainer import load_checkpoint, predict, resolve_device
+    from sevi_lib.nn.checkpoint_io import load_checkpoint
+    from sevi_lib.nn.device import resolve_device
+    from sevi_lib.nn.inference import predict
 
     count_map = np.asarray(count_map, dtype=np.float64)
     if not count_map.sum() > 0:

@@ -1,19 +1,13 @@
-"""Training harness: the score as loss, resumable runs, early stopping, checkpoints, logs.
+"""Training harness: resumable runs, early stopping, checkpoints, logs.
 
 Generic half of the network method (the data half, priors / shards / views, lives in the
-synthesis and view modules). Everything here works on CPU; CUDA, mixed precision and
+synthesis and view modules). The loss is :mod:`sevi_lib.nn.loss`, the checkpoint files
+:mod:`sevi_lib.nn.checkpoint_io`, the forward passes :mod:`sevi_lib.nn.inference` and the device
+:mod:`sevi_lib.nn.device`; this module is the loop. Everything here works on CPU; CUDA, mixed precision and
 ``torch.compile`` are used only when asked for and present.
 
 API
 ---
-``score_loss(pred, label, per_sample=False)``
-    Mean over the batch of ``sum_j sqrt(sum_i 2/(4i+1) (pred - label)^2)``: the grader's
-    distance (:func:`sevi_lib.core.score.shell_distance` summed over shells) on the same numbers,
-    with a zero (not NaN) gradient where a shell is matched exactly (the training loop's loss;
-    ``per_sample=True`` also returns the per-sample distances).
-``shell_distances(pred, label)`` -> tensor ``(B, n_shells)`` of per-shell distances.
-``ShardDataset``, ``EpochSampler``
-    Re-exported from :mod:`sevi_lib.nn.data` (the shards as a torch Dataset, the sample order).
 ``TrainConfig``, ``lr_factor``, ``RESUME_FREE``
     Re-exported from the torch-free :mod:`sevi_lib.nn.settings` (the settings and the schedule).
 ``train(cfg, train_paths, val_paths, run_dir, callback=None) -> dict``
@@ -21,13 +15,8 @@ API
     ``best_epoch``, ``last_checkpoint``, ``epochs_run``, ``steps``, ``stopped_early``,
     ``run_dir``, ``device``. The run is a :class:`_Run` object whose methods are its phases
     (setup, resume, open, run_epoch, validate, checkpoint, finish; one interrupt path).
-``evaluate(model, data, ...)`` -> ``(pred (n, S, N) float64, dist (n, S) float64)``.
-``predict(checkpoint, inputs, ...)`` -> ``(n, n_shells, N)`` float64 betas.
 ``HEAD_PREFIX``: the final linear layer, re-initialised when ``init_from`` has another shell count
     (a K-shell fine-tuning run from the two-shell pretrained network keeps the backbone; logged).
-``load_checkpoint(path, device="cpu")`` -> ``(model, info)``; the model is in eval mode,
-    ``info`` holds ``spec`` (network), ``input_shape``, ``view``, ``epoch``, ``step``, ``val_distance``,
-    ``config``.
 ``TrainingInterrupted``: raised by :func:`train` after SIGTERM / SIGINT once the state has been
     saved to ``run_dir/last.pt`` (rerun the same call to resume).
 
@@ -60,7 +49,6 @@ that affects the result (anything but ``RESUME_FREE``) while a ``last.pt`` exist
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -76,16 +64,17 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
 
-from sevi_lib.core.angular import distance_weights
 from sevi_lib.core.errors import InputError, SeviError
 from sevi_lib.core.io import atomic_path, write_text
-from sevi_lib.nn.settings import RESUME_FREE, TrainConfig, config_conflicts, lr_factor  # noqa: F401 (re-exported)
+from sevi_lib.nn.checkpoint_io import load_payload, save_payload, weights_payload
 from sevi_lib.nn.data import EpochSampler, ShardDataset
+from sevi_lib.nn.device import autocast, resolve_device, sync
+from sevi_lib.nn.inference import run_model
+from sevi_lib.nn.loss import score_loss, shell_distances
 from sevi_lib.nn.network import build_model, freeze_parameters
+from sevi_lib.nn.settings import RESUME_FREE, TrainConfig, config_conflicts, lr_factor  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_FORMAT = "sevi-train/1"
 
 # metrics.csv, one row per epoch: epoch (1-based), step (optimiser steps so far), lr (of the epoch's
 # last step), train_mean / train_std (per-sample distance summed over shells, from the training
@@ -109,221 +98,6 @@ HEAD_PREFIX = "net.fc."
 
 class TrainingInterrupted(SeviError):
     """Training stopped on SIGTERM / SIGINT after saving its state to ``last.pt``."""
-
-
-# --------------------------------------------------------------------------- loss
-
-def shell_distances(pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """Per-shell distance ``sqrt(sum_i 2/(4i+1) (pred - label)^2)``.
-
-    Parameters
-    ----------
-    pred, label : Tensor, shape (B, n_shells, N)
-        ``label`` is cast to ``pred``'s dtype.
-
-    Returns
-    -------
-    Tensor, shape (B, n_shells)
-        Differentiable; the gradient is 0 (not NaN) where pred == label exactly.
-    """
-    label = label.to(dtype=pred.dtype, device=pred.device)
-    w = torch.as_tensor(distance_weights(pred.shape[-1]), dtype=pred.dtype, device=pred.device)
-    sq = ((pred - label) ** 2 * w).sum(dim=-1)
-    positive = sq > 0
-    safe = torch.where(positive, sq, torch.ones_like(sq))
-    return torch.where(positive, torch.sqrt(safe), torch.zeros_like(sq))
-
-
-def score_loss(pred: torch.Tensor, label: torch.Tensor, per_sample: bool = False):
-    """The score as loss: mean over the batch of the sum over shells of the shell distance.
-
-    Parameters
-    ----------
-    pred, label : Tensor, shape (B, n_shells, N)
-    per_sample : bool
-        Also return the per-sample distances (summed over shells) the mean is taken of.
-
-    Returns
-    -------
-    Tensor, scalar
-        The loss; with `per_sample`, the tuple ``(loss, distances (B,))``.
-    """
-    distances = shell_distances(pred, label).sum(dim=-1)
-    loss = distances.mean()
-    return (loss, distances) if per_sample else loss
-
-
-# --------------------------------------------------------------------------- devices
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto``: the first visible CUDA device if any (CUDA_VISIBLE_DEVICES applies), else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} requested but no CUDA device is visible")
-    return torch.device(name)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-def _weights_payload(model, input_shape, view=None, **meta) -> dict:
-    return {"format": CHECKPOINT_FORMAT, "spec": dict(model.spec), "input_shape": list(input_shape),
-            "view": json.dumps(view), "meta": meta,
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
-
-
-def _save(payload: dict, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _load_payload(path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no such checkpoint")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 (torch.load raises many types on a corrupt or foreign file)
-        raise InputError(f"{path}: not a readable checkpoint ({exc})") from None
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise InputError(f"{path}: not a sevi training checkpoint (format {CHECKPOINT_FORMAT})")
-    return payload
-
-
-def load_checkpoint(path, device: str | torch.device = "cpu"):
-    """Load a checkpoint written by :func:`train` (epoch_XXXX.pt, best.pt or last.pt).
-
-    Parameters
-    ----------
-    path : str or Path
-    device : str or torch.device
-
-    Returns
-    -------
-    model : BetaResNet
-        In eval mode, on ``device``.
-    info : dict
-        ``spec`` (build_model arguments), ``input_shape`` (C, H, W), ``view`` (the training
-        shards' view attribute, or None), ``path`` and the saved meta data (``epoch``,
-        ``step``, ``val_distance``, ``config``).
-    """
-    payload = _load_payload(path)
-    model = build_model(**payload["spec"])
-    model.load_state_dict(payload["state_dict"])
-    model.to(resolve_device(device) if isinstance(device, str) else device).eval()
-    info = dict(payload.get("meta", {}))
-    info.update(spec=dict(payload["spec"]), input_shape=tuple(payload["input_shape"]),
-                view=json.loads(payload.get("view", "null")), path=str(path))
-    return model, info
-
-
-# --------------------------------------------------------------------------- evaluation
-
-def _as_dataset(data):
-    if isinstance(data, Dataset):
-        return data
-    if isinstance(data, (str, os.PathLike, list, tuple)):
-        return ShardDataset(data)
-    arr = torch.as_tensor(np.asarray(data, dtype=np.float32))
-    if arr.ndim != 4:
-        raise InputError(f"network inputs must have shape (n, C, H, W), got {tuple(arr.shape)}")
-    return torch.utils.data.TensorDataset(arr)
-
-
-@torch.no_grad()
-def _run_model(model, loader, device, amp="off", channels_last=False):
-    preds, labels = [], []
-    autocast = _autocast(device, amp)
-    for batch in loader:
-        x = batch[0].to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast():
-            out = model(x)
-        preds.append(out.float().cpu().double())
-        if len(batch) > 1:
-            labels.append(batch[1].double())
-    pred = torch.cat(preds) if preds else torch.empty(0)
-    label = torch.cat(labels) if labels else None
-    return pred, label
-
-
-def _autocast(device, amp):
-    if device.type == "cuda" and amp in ("bf16", "fp16"):
-        dtype = torch.bfloat16 if amp == "bf16" else torch.float16
-        return lambda: torch.autocast("cuda", dtype=dtype)
-    return lambda: torch.autocast(device.type, enabled=False)
-
-
-def evaluate(model, data, batch_size: int = 64, device="auto", num_workers: int = 0, amp: str = "off"):
-    """Predictions and per-shell distances of ``model`` on labelled data.
-
-    Parameters
-    ----------
-    model : BetaResNet
-    data : ShardDataset, shard path(s) or Dataset yielding (input, label)
-    batch_size, num_workers : DataLoader settings
-    device : "auto", "cpu", "cuda" or torch.device
-    amp : off | bf16 | fp16 (CUDA only)
-
-    Returns
-    -------
-    pred : ndarray (n, S, N) float64
-    dist : ndarray (n, S) float64
-        Per-shell distance to the labels (the score of each sample and shell).
-    """
-    ds = _as_dataset(data)
-    dev = resolve_device(device) if isinstance(device, str) else device
-    was_training = model.training
-    model.to(dev).eval()
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=dev.type == "cuda")
-    pred, label = _run_model(model, loader, dev, amp)
-    model.train(was_training)
-    if label is None:
-        raise InputError("evaluate needs labelled data (input, label)")
-    return pred.numpy(), shell_distances(pred, label).numpy()
-
-
-def predict(checkpoint, inputs, batch_size: int = 64, device="auto", amp: str = "off") -> np.ndarray:
-    """Betas predicted by a trained network.
-
-    Parameters
-    ----------
-    checkpoint : str, Path, BetaResNet or (model, info) tuple from :func:`load_checkpoint`
-    inputs : ndarray (n, C, H, W), shard path(s) or Dataset
-        Network inputs in the same view as the training shards.
-    batch_size : int
-    device : "auto", "cpu", "cuda"
-    amp : off | bf16 | fp16 (CUDA only)
-
-    Returns
-    -------
-    ndarray (n, n_shells, N) float64
-    """
-    dev = resolve_device(device) if isinstance(device, str) else device
-    info = None
-    if isinstance(checkpoint, (str, os.PathLike)):
-        model, info = load_checkpoint(checkpoint, dev)
-    elif isinstance(checkpoint, tuple):
-        model, info = checkpoint
-    else:
-        model = checkpoint
-    ds = _as_dataset(inputs)
-    if info is not None and len(ds):
-        shape = tuple(ds[0][0].shape)
-        if shape != tuple(info["input_shape"]):
-            raise InputError(f"network inputs have shape {shape} but {info.get('path', 'the checkpoint')} "
-                             f"was trained on {tuple(info['input_shape'])}")
-    model.to(dev).eval()
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, pin_memory=dev.type == "cuda")
-    pred, _ = _run_model(model, loader, dev, amp)
-    return pred.numpy()
 
 
 # --------------------------------------------------------------------------- signals
@@ -499,7 +273,7 @@ class _Run:
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.arch, n_beta=n_beta, n_shells=n_shells, in_channels=self.train_ds.input_shape[0])
         if cfg.init_from:
-            self._init_from(_load_payload(cfg.init_from))
+            self._init_from(load_payload(cfg.init_from))
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -530,7 +304,7 @@ class _Run:
         """Continue from ``last.pt`` if it exists (refusing other settings or data); True if resumed."""
         if not self.last_path.exists():
             return False
-        payload = _load_payload(self.last_path)
+        payload = load_payload(self.last_path)
         conflicts = config_conflicts(payload["meta"]["config"], self.cfg)
         if conflicts:
             raise InputError(f"{self.last_path} was written with other settings ({'; '.join(conflicts)}); "
@@ -576,7 +350,7 @@ class _Run:
         self.fwd_model = torch.compile(self.model) if (cfg.compile and self.cuda) else self.model
         if cfg.compile and not self.cuda:
             log.warning("compile ignored on %s", self.device)
-        self.autocast = _autocast(self.device, self.amp)
+        self.autocast = autocast(self.device, self.amp)
         from torch.utils.tensorboard import SummaryWriter
         self.writer = SummaryWriter(str(self.run_dir / "tb"),
                                     purge_step=self.state.step if self.train_state is not None else None)
@@ -591,12 +365,12 @@ class _Run:
               "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
               "rng": _rng_state(), "loader_rng": self.loader_gen.get_state(), "n_train": len(self.train_ds),
               "loop": dataclasses.asdict(state)}
-        payload = _weights_payload(self.model, self.train_ds.input_shape, self.view, epoch=state.epoch,
+        payload = weights_payload(self.model, self.train_ds.input_shape, self.view, epoch=state.epoch,
                                    step=state.step,
                                    val_distance=state.history[-1]["val_mean"] if state.history else None,
                                    config=self.cfg.to_dict())
         payload["train_state"] = st
-        _save(payload, self.last_path)
+        save_payload(payload, self.last_path)
 
     def interrupt(self) -> TrainingInterrupted:
         """The one interrupt path: save ``last.pt`` at the current step, return the error to raise."""
@@ -644,7 +418,7 @@ class _Run:
         y = y.to(device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        _sync(device)
+        sync(device)
         t1 = time.perf_counter()
         self.lr = cfg.lr * lr_factor(cfg, self.state.step, self.steps_per_epoch)
         for g in self.optimizer.param_groups:
@@ -652,18 +426,18 @@ class _Run:
         with self.autocast():
             pred = self.fwd_model(x)
         loss, per_sample = score_loss(pred.float(), y, per_sample=True)
-        _sync(device)
+        sync(device)
         t2 = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        _sync(device)
+        sync(device)
         t3 = time.perf_counter()
         if cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        _sync(device)
+        sync(device)
         t4 = time.perf_counter()
         d = per_sample.detach().double().cpu()
         acc["n"] += int(d.numel())
@@ -715,7 +489,7 @@ class _Run:
         epoch = state.epoch
         t_v = time.perf_counter()
         self.model.eval()
-        pred, label = _run_model(self.fwd_model, self.val_loader, self.device, self.amp, self.channels_last)
+        pred, label = run_model(self.fwd_model, self.val_loader, self.device, self.amp, self.channels_last)
         dist = shell_distances(pred, label).numpy()
         t_val = time.perf_counter() - t_v
         total = dist.sum(axis=1)
@@ -749,11 +523,11 @@ class _Run:
         ``PLOT_SECONDS``) loss.png for the epoch just validated; ``last.pt`` is written by the caller."""
         cfg, epoch = self.cfg, row["epoch"]
         meta = {"epoch": epoch, "step": row["step"], "val_distance": row["val_mean"], "config": cfg.to_dict()}
-        weights = _weights_payload(self.model, self.train_ds.input_shape, self.view, **meta)
+        weights = weights_payload(self.model, self.train_ds.input_shape, self.view, **meta)
         if cfg.save_every_epochs and epoch % cfg.save_every_epochs == 0:
-            _save(weights, self.run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt")
+            save_payload(weights, self.run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt")
         if improved:
-            _save(weights, self.run_dir / "best.pt")
+            save_payload(weights, self.run_dir / "best.pt")
         for key in ("train_mean", "val_mean", "val_shell0", "val_shell1", "samples_per_s"):
             self.writer.add_scalar(f"epoch/{key}", row[key], row["step"])
         for key in ("t_data", "t_forward", "t_backward", "t_optimizer", "t_val"):
