@@ -16,6 +16,12 @@
 ``sevi nn predict CHECKPOINT COUNT_MAP --out ANSWER [--view JSON] [--radii-from ANSWER]``
     Apply a trained network to the real (recentred) count map and write an ``Answer`` table,
     one row per shell of the network (:func:`sevi_lib.nn.predict.predict_file`).
+``sevi nn ensemble CHECKPOINT ... --count-map MAP --calib SHARD ... --out ANSWER --sidecar JSON
+[--prior-sidecar FIT_JSON] [--radii-from ANSWER]``
+    The ensemble's Answer: every member predicts the map and the calibration shards; the mean,
+    its standard errors (systematic from the calibration shards, spread of the members) and, with
+    ``--prior-sidecar``, its inverse-variance combination with the prior centre
+    (:func:`sevi_lib.nn.predict.ensemble_file`, :mod:`sevi_lib.nn.ensemble`).
 ``sevi nn gpu-run --lock-dir DIR -- COMMAND ...``
     Run COMMAND on one GPU of its own (:mod:`sevi_lib.nn.gpu_slot`).
 ``sevi nn run-dir DIR --key TEXT [--inputs FILE ...]``
@@ -26,7 +32,7 @@
 JSON arguments are the config sections ``nn.<stage>.prior`` and ``nn.view`` (documented in config/README.md).
 The fine-tuning prior (``--stage finetune``) has as many shells as the ``--first-pass`` Answer
 has rows (any K >= 1); the pretraining prior has two.
-No subcommand imports torch while parsing; only ``predict`` does, when it runs.
+No subcommand imports torch while parsing; only ``predict`` and ``ensemble`` do, when they run.
 """
 
 import argparse
@@ -107,6 +113,21 @@ def register(sub):
     r.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     r.set_defaults(func=run_predict)
 
+    e = nsub.add_parser("ensemble", help="combine the ensemble's members into one Answer with standard errors",
+                        description="Every member predicts the count map and the calibration shards; write the mean "
+                        "(combined by inverse variance with the prior centre of --prior-sidecar, if given) as an Answer "
+                        "and every number with its standard error as JSON.")
+    e.add_argument("checkpoints", nargs="+", help="the members' trained networks (.pt)")
+    e.add_argument("--count-map", required=True, help="the network's input map (.npy, 1024 x 1024)")
+    e.add_argument("--calib", nargs="+", required=True, help="labelled shards no member trained on")
+    e.add_argument("--out", required=True, help="Answer file to write (HDF5)")
+    e.add_argument("--sidecar", required=True, help="JSON to write: answer, standard errors, every member")
+    e.add_argument("--prior-sidecar", help="fit sidecar (JSON) whose beta and se_beta the answer is combined with")
+    e.add_argument("--radii-from", help="Answer file whose R to report (default: from the map)")
+    e.add_argument("--view", type=_json, default=None, help="JSON of the input view (default: the checkpoints')")
+    e.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    e.set_defaults(func=run_ensemble)
+
     g = nsub.add_parser("gpu-run", help="run a command on a GPU of its own",
                         description="Take the first free per-device lock in LOCK_DIR, set CUDA_VISIBLE_DEVICES to "
                         "that device and run COMMAND; without GPUs, run it unchanged. See sevi_lib.nn.gpu_slot.")
@@ -159,6 +180,21 @@ def run_centre_map(args):
     (x0, z0), n = centre_map_file(args.electrons, args.fit_sidecar, args.out)
     print(f"{args.out}: {n} electrons recentred on ({x0:.6f}, {z0:.6f}) = pixel "
           f"({512 + 512 * x0:.2f}, {512 + 512 * z0:.2f})")
+    return 0
+
+
+def run_ensemble(args):
+    from sevi_lib.nn.predict import ensemble_file
+    from sevi_lib.nn.views import View
+
+    view = None if args.view is None else View.from_config(args.view)
+    doc = ensemble_file(args.checkpoints, args.count_map, args.calib, args.out, args.sidecar,
+                        prior_sidecar=args.prior_sidecar, radii_from=args.radii_from, view=view, device=args.device)
+    for j, R in enumerate(doc["R"]):
+        print(f"shell {j}: R = {R:.4f}, beta_2 = {doc['beta'][j][0]:.4f} +- {doc['se'][j][0]:.4f}, "
+              f"beta_4 = {doc['beta'][j][1]:.4f} +- {doc['se'][j][1]:.4f} (network alone "
+              f"{doc['beta_network'][j][0]:.4f} +- {doc['se_network'][j][0]:.4f}, "
+              f"{doc['beta_network'][j][1]:.4f} +- {doc['se_network'][j][1]:.4f}; {doc['M']} members)")
     return 0
 
 

@@ -190,3 +190,82 @@ def predict_file(checkpoint, count_map, out, view=None, radii_from=None, device=
     check_prediction(R, beta, what=str(out))
     write_answer(out, R, beta)
     return R, beta
+
+
+def ensemble_file(checkpoints, count_map, calib, out, sidecar, *, prior_sidecar=None, radii_from=None, view=None,
+                  device="auto"):
+    """``sevi nn ensemble``: the members' combined Answer and its standard errors.
+
+    Every member (checkpoint) predicts the real count map and the calibration shards; the
+    answer and its standard errors are :func:`sevi_lib.nn.ensemble.ensemble_answer`'s, combined
+    with the prior centre when `prior_sidecar` is given. Outputs are checked before any work.
+
+    Parameters
+    ----------
+    checkpoints : sequence of str or Path
+        The members' trained networks (same view, same shells).
+    count_map : str or Path
+        The network's input map (.npy), as in :func:`predict_file`.
+    calib : sequence of str or Path
+        Labelled shards drawn from the fine-tuning prior that no member trained on.
+    out : str or Path
+        Answer file to write (HDF5).
+    sidecar : str or Path
+        JSON to write: the returned dict.
+    prior_sidecar : str or Path, optional
+        The fit's sidecar (``fit.json``) whose ``beta`` (the prior centre) and ``se_beta`` the
+        network's answer is combined with; None: the network's own answer.
+    radii_from : str or Path, optional
+        Answer file whose R to report (default: :func:`radii_from_map`).
+    view : sevi_lib.nn.views.View, optional
+    device : str
+
+    Returns
+    -------
+    dict
+        ``R``, the :func:`~sevi_lib.nn.ensemble.ensemble_answer` fields, ``checkpoints``.
+
+    Raises
+    ------
+    InputError
+        A member or prior whose shells or betas differ from the others', unreadable inputs.
+    """
+    import json
+
+    from sevi_lib.core.io import write_text
+    from sevi_lib.fit.files import read_sidecar
+    from sevi_lib.nn.data import ShardDataset
+    from sevi_lib.nn.ensemble import ensemble_answer
+    from sevi_lib.nn.inference import predict
+
+    checkpoints = [str(c) for c in checkpoints]
+    if not checkpoints:
+        raise InputError("ensemble: no member checkpoints")
+    check_outputs([out, sidecar], [*checkpoints, count_map, *calib, prior_sidecar, radii_from])
+    m = read_map(count_map)
+    R = read_radii(radii_from) if radii_from else None
+    labels = ShardDataset(calib).labels()
+    members, calib_preds = [], []
+    for ck in checkpoints:
+        R_m, beta = predict_answer(ck, m, view, R=R, device=device)
+        if members and beta.shape != members[0].shape:
+            raise InputError(f"{ck}: predicts {beta.shape} betas, {checkpoints[0]} {members[0].shape}")
+        members.append(beta)
+        calib_preds.append(predict(ck, calib, device=device))
+        R = R_m if R is None else R
+    prior_beta = prior_se = None
+    if prior_sidecar:
+        shells, _ = read_sidecar(prior_sidecar)
+        order = np.argsort(shells["R"])
+        prior_beta, prior_se = shells["beta"][order], shells["se_beta"][order]
+        if prior_beta.shape != members[0].shape:
+            raise InputError(f"{prior_sidecar}: {prior_beta.shape} betas, the network predicts {members[0].shape}")
+    doc = ensemble_answer(np.array(members), np.array(calib_preds), labels, prior_beta=prior_beta,
+                          prior_se=prior_se, combine=prior_sidecar is not None)
+    beta = np.asarray(doc["beta"])
+    check_prediction(R, beta, what=str(out))
+    write_answer(out, R, beta)
+    doc = {"R": np.asarray(R).tolist(), **doc, "checkpoints": checkpoints,
+           "prior": str(prior_sidecar) if prior_sidecar else None}
+    write_text(sidecar, json.dumps(doc, indent=1) + "\n")
+    return doc
