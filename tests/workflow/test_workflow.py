@@ -88,8 +88,9 @@ def test_end_to_end_outputs(ran):
     assert rows[0].split("\t")[0] == "method" and [r.split("\t")[0] for r in rows[1:]] == ["fit", "fit_uncorrected", "nn"]
     report = (ran / "results/report.md").read_text()
     for section in ("## Detection", "## Answers side by side", "## Detector calibration", "## Score",
-                    "## Network training"):
+                    "## Network ensemble", "## Network training"):
         assert section in report
+    assert "member 0 round 0" in report and "member 1 round 0" in report
     assert "![camera spot model](detect/camera.png)" in report
     assert (ran / "results/detect/camera.png").read_bytes()[:4] == b"\x89PNG"
     assert planned_jobs(ran, "--configfile", ".test/config/config.yaml") == {}  # nothing left to do
@@ -109,6 +110,25 @@ def test_simulation_value_reruns_synthesis(ran):
 def test_training_setting_reruns_training_and_prediction_only(ran):
     jobs = planned_jobs(ran, *_override(ran, {"nn": {"train": {"lr": 0.002}}}))
     assert set(jobs) == {"pretrain", "finetune", "predict", "score", "report", "all"}
+
+
+def test_ensemble_members_are_separate_gpu_jobs_with_their_own_seeds_and_shards(tmp_path):
+    wd = _copy_workflow(tmp_path)
+    res = snakemake(wd, "-n", "-p", *_override(wd, {"nn": {"members": 3, "finetune": {"rounds": 2}}}))
+    out = res.stdout
+    jobs = re.findall(r"rule finetune:\n(?:    .*\n)*?    wildcards: m=(\d+), r=(\d+)\n(?:    threads: .*\n)?    resources: ([^\n]*)", out)
+    assert sorted((m, r) for m, r, _ in jobs) == [(str(m), str(r)) for m in range(3) for r in range(2)]
+    assert all("gpu=1" in resources for _, _, resources in jobs)
+    commands = [ln for ln in out.splitlines() if ln.startswith("Shell command: ") and "sevi train " in ln]
+    finetune = [c for c in commands if "--init-from" in c]
+    seeds = {re.search(r"--run-dir results/nn/finetune/m(\d)/round(\d)", c).groups(): re.search(r" --seed (\d+)", c)[1]
+             for c in finetune}
+    assert {m: s for (m, _), s in seeds.items()} == {"0": "0", "1": "1", "2": "2"}
+    assert all(f"--train results/nn/finetune/data/m{m}_round{r}_0.h5" in c
+               for c in finetune for m, r in [re.search(r"finetune/m(\d)/round(\d)", c).groups()])
+    ensemble = [ln for ln in out.splitlines() if ln.startswith("Shell command: ") and "sevi nn ensemble " in ln]
+    assert len(ensemble) == 1 and all(f"results/nn/finetune/m{m}/round1/best.pt" in ensemble[0] for m in range(3))
+    assert "--prior-sidecar results/answer/fit.json" in ensemble[0]
 
 
 def test_spot_model_reruns_the_survey_and_everything_after_it(ran):

@@ -158,16 +158,27 @@ def _nn_rounds(stage):
 
 
 def nn_shards(stage, split):
-    """Shard paths of one stage and split ('val' or 'round<r>')."""
-    key = "val_shards" if split == "val" else "shards"
+    """Shard paths of one stage and split ('val', 'calib', 'round<r>' or, fine-tuning, 'm<m>_round<r>')."""
+    key = {"val": "val_shards", "calib": "calib_shards"}.get(split, "shards")
     return [f"results/nn/{stage}/data/{split}_{k}.h5" for k in range(int(NN[stage][key]))]
 
 
-def nn_final_checkpoint():
+def nn_members():
+    """Number of ensemble members: nn.members fine-tuned networks (one, the pretrained, without rounds)."""
+    return int(NN["members"]) if _nn_rounds("finetune") else 1
+
+
+def nn_member_checkpoints():
+    """The ensemble's networks: each member's last fine-tuning round (the pretrained one without rounds)."""
     rounds = _nn_rounds("finetune")
     if rounds == 0:
-        return "results/nn/pretrain/run/best.pt"
-    return f"results/nn/finetune/round{rounds - 1}/best.pt"
+        return ["results/nn/pretrain/run/best.pt"]
+    return [f"results/nn/finetune/m{m}/round{rounds - 1}/best.pt" for m in range(nn_members())]
+
+
+def nn_combines():
+    """Whether the ensemble is combined with the prior centre (nn.combine, with the fit's answer as centre)."""
+    return bool(NN["combine"]) and NN["finetune"]["centre"] == "fit"
 
 
 def nn_first_pass_answer():
@@ -214,13 +225,21 @@ def _nn_flag(flag, input, name):
 
 
 def _nn_samples(wildcards):
-    key = "val_samples_per_shard" if wildcards.split == "val" else "samples_per_shard"
+    key = {"val": "val_samples_per_shard", "calib": "calib_samples_per_shard"}.get(wildcards.split,
+                                                                                  "samples_per_shard")
     return int(NN[wildcards.stage][key])
 
 
 def _nn_finetune_init(wildcards):
     r = int(wildcards.r)
-    return "results/nn/pretrain/run/best.pt" if r == 0 else f"results/nn/finetune/round{r - 1}/best.pt"
+    return "results/nn/pretrain/run/best.pt" if r == 0 else f"results/nn/finetune/m{wildcards.m}/round{r - 1}/best.pt"
+
+
+def _nn_member_settings(m):
+    """Fine-tuning settings of member m: the stage's, with the training seed nn.train.seed + m."""
+    settings = _nn_train_settings("finetune")
+    settings["seed"] = int(settings.get("seed", 0)) + int(m)
+    return settings
 
 
 # -------------------- helpers of report.smk: the report (functions live here: snakemake --lint)
@@ -231,7 +250,8 @@ def _report_runs():
     if "nn" not in ANSWERS:
         return {}
     runs = {"pretrain": "results/nn/pretrain/run"}
-    runs.update({f"finetune round {r}": f"results/nn/finetune/round{r}" for r in range(int(NN["finetune"]["rounds"]))})
+    runs.update({f"member {m} round {r}": f"results/nn/finetune/m{m}/round{r}"
+                 for m in range(nn_members()) for r in range(_nn_rounds("finetune"))})
     return runs
 
 
@@ -244,6 +264,8 @@ def _report_input(wildcards):
         "final": "results/final.h5",
         "metrics": [f"{d}/metrics.csv" for d in _report_runs().values()],
     }
+    if "nn" in ANSWERS:
+        out.update(nn_sidecar="results/answer/nn.json")
     if "fit" in ANSWERS:
         out.update(sidecar="results/answer/fit.json", fit_png="results/answer/fit.png")
         if CALIBRATED:

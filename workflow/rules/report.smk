@@ -44,6 +44,7 @@ rule report:
         fit_sidecar=_flag("fit-sidecar", "sidecar"),
         fit_png=_flag("fit-png", "fit_png"),
         calibration=_flag("calibration", "calibration"),
+        nn_sidecar=_flag("nn-sidecar", "nn_sidecar"),
         truth=_flag("truth", "truth"),
         score=_flag("score", "score"),
     log:
@@ -52,5 +53,5 @@ rule report:
         "sevi report --out {output:q} --frames {params.frames:q} --final {params.final:q}"
         " --detect-summary {input.summary:q} --count-map-png {input.count_map_png:q}"
         " --camera-png {input.camera_png:q} --answer {params.answers:q}"
-        " {params.fit_sidecar} {params.fit_png} {params.calibration} {params.truth} {params.score}"
+        " {params.fit_sidecar} {params.fit_png} {params.calibration} {params.nn_sidecar} {params.truth} {params.score}"
         " --run {params.runs:q} --benchmarks results/benchmarks > {log:q} 2>&1"

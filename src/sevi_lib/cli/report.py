@@ -17,6 +17,7 @@ def register(sub):
     p.add_argument("--fit-sidecar", help="JSON sidecar of sevi fit (standard errors, diagnostics)")
     p.add_argument("--fit-png", help="PNG report of sevi fit")
     p.add_argument("--calibration", help="JSON sidecar of sevi calibrate (the answer named 'fit' is the calibrated one)")
+    p.add_argument("--nn-sidecar", help="JSON of sevi nn ensemble (the network's standard errors, every member)")
     p.add_argument("--truth", help="truth file (adds the truth and distances)")
     p.add_argument("--score", help="score table (TSV) of the run")
     p.add_argument("--run", nargs="*", default=[], metavar="NAME=RUN_DIR",
@@ -31,9 +32,10 @@ def run(args):
     answers = parse_pairs(args.answer, "--answer")
     runs = parse_pairs(args.run, "--run")
     inputs = [args.detect_summary, args.count_map_png, args.camera_png, args.fit_sidecar, args.fit_png,
-              args.calibration, args.truth, args.score, *answers.values()]
+              args.calibration, args.nn_sidecar, args.truth, args.score, *answers.values()]
     write_report(args.out, inputs, frames=args.frames, detect_summary=args.detect_summary,
                  count_map_png=args.count_map_png, camera_png=args.camera_png, answers=answers, final=args.final,
-                 fit_sidecar=args.fit_sidecar, fit_png=args.fit_png, calibration=args.calibration, truth=args.truth, score=args.score, runs=runs, benchmarks=args.benchmarks)
+                 fit_sidecar=args.fit_sidecar, fit_png=args.fit_png, calibration=args.calibration, truth=args.truth, score=args.score, runs=runs, benchmarks=args.benchmarks,
+                 nn_sidecar=args.nn_sidecar)
     print(f"sevi report: wrote {args.out}")
     return 0

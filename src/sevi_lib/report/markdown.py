@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.io import read_answer, read_truth, write_text
 from sevi_lib.report.tables import (
@@ -90,7 +92,7 @@ def _detection(summary, count_map_png, out, camera_png=None):
     return parts
 
 
-def _answers(answers, final, side, truth_path, calibration=None):
+def _answers(answers, final, side, truth_path, calibration=None, nn=None):
     table = {}
     for name, path in answers.items():
         a = read_answer(path)
@@ -104,6 +106,8 @@ def _answers(answers, final, side, truth_path, calibration=None):
             se["fit_uncorrected"] = (side["se_R"], side["se_beta"])
     elif side is not None and "fit" in table:
         se["fit"] = (side["se_R"], side["se_beta"])
+    if nn is not None and "nn" in table:  # no standard errors of the network's R (from the map or the fit)
+        se["nn"] = (np.full(len(nn["R"]), np.nan), nn["se"])
     truth = None
     if truth_path:
         t = read_truth(truth_path)
@@ -200,6 +204,36 @@ def _fit(side, fit_png, out):
     return parts
 
 
+def _ensemble(nn, final, truth_path):
+    """The network ensemble: every member, the ensemble alone, the combined answer, beta_2 and beta_4."""
+    if nn is None:
+        return []
+    tb = read_truth(truth_path).beta if truth_path else None
+    rows = []
+    members = np.asarray(nn["members"])
+
+    def pair(beta, se, j):
+        return [f"{beta[j][k]:.4f}" + ("" if se is None else f" ± {se[j][k]:.4f}") for k in (0, 1)]
+
+    for j in range(len(nn["R"])):
+        for m in range(members.shape[0]):
+            rows.append([j, f"member {m}", *pair(members[m], None, j)])
+        rows.append([j, f"ensemble of {nn['M']} (network alone)", *pair(nn["beta_network"], nn["se_network"], j)])
+        if nn.get("combined"):
+            rows.append([j, "combined with the fit (answer `nn`)", *pair(nn["beta"], nn["se"], j)])
+        if tb is not None:
+            rows.append([j, "truth", f"{tb[j][0]:.4f}", f"{tb[j][1]:.4f}"])
+    what = ("the answer `nn` is the ensemble combined by inverse variance with the fit's answer it was "
+            "fine-tuned around (the network's share of the weight: "
+            + ", ".join(f"shell {j} beta_2 {w[0]:.2f}, beta_4 {w[1]:.2f}" for j, w in enumerate(nn["weight_network"]))
+            + ")") if nn.get("combined") else "the answer `nn` is the ensemble's mean"
+    note = f" `results/final.h5` is **{final}**'s answer." if final else ""
+    return ["## Network ensemble\n\nEach member's prediction of the real map, the ensemble's mean with its "
+            "standard error (systematic, from maps of the fine-tuning prior no member trained on, and the "
+            f"members' spread), and {what}.{note}\n\n"
+            + markdown_table(["shell", "", "beta_2", "beta_4"], rows)]
+
+
 def _training(runs, out):
     if not runs:
         return []
@@ -219,7 +253,7 @@ def _timing(folder):
 
 def build_report(out, *, frames=None, detect_summary=None, count_map_png=None, answers=None, final=None,
                  fit_sidecar=None, fit_png=None, truth=None, score=None, runs=None, benchmarks=None, now=None,
-                 calibration=None, camera_png=None):
+                 calibration=None, camera_png=None, nn_sidecar=None):
     """The Markdown text of a run's report.
 
     Parameters
@@ -249,6 +283,9 @@ def build_report(out, *, frames=None, detect_summary=None, count_map_png=None, a
         Folder of Snakemake benchmark files.
     now : datetime.datetime, optional
         Time stamp (default: now).
+    nn_sidecar : str, optional
+        ``nn.json`` of ``sevi nn ensemble``: standard errors of the answer named ``nn`` and the
+        network ensemble section (every member, the ensemble alone, the combined answer).
 
     Returns
     -------
@@ -260,11 +297,13 @@ def build_report(out, *, frames=None, detect_summary=None, count_map_png=None, a
     parts = [f"# sevi report\n\nWritten {now:%Y-%m-%d %H:%M}" + (f" for `{frames}`." if frames else ".")]
     parts += _warnings(detect_summary)
     parts += _detection(detect_summary, count_map_png, out, camera_png)
-    parts += _answers(answers or {}, final, side, truth, cal)
+    nn = _read_sidecar(nn_sidecar) if nn_sidecar else None
+    parts += _answers(answers or {}, final, side, truth, cal, nn)
     parts += _geometry(side)
     parts += _calibration(cal)
     parts += _score(score)
     parts += _fit(side, fit_png, out)
+    parts += _ensemble(nn, final, truth)
     parts += _training(runs or {}, out)
     parts += _timing(benchmarks)
     return "\n\n".join(parts) + "\n"

@@ -68,7 +68,7 @@ def answers_table(answers, truth=None, se=None):
             fmt = "{:.4f}"
         if value is None:
             return "-"
-        return fmt.format(value) + ("" if err is None else " ± " + fmt.format(err))
+        return fmt.format(value) + ("" if err is None or not np.isfinite(err) else " ± " + fmt.format(err))
 
     blocks = []
     for j in range(n_shells):
