@@ -5,10 +5,12 @@ the image centre, the uniform background b covers the screen. The fits alternate
 
 (a) the fit of theta (amplitudes, radii, widths, b) at a fixed centre (the data points taken
     about the centre, :func:`sevi_lib.fit.optimise.maximise`), and
-(b) Newton steps in (x0, z0) at fixed theta (:func:`refine_centre`),
+(b) an update of (x0, z0) at fixed theta (the Poisson fits: Newton steps, :func:`refine_centre`;
+    the frame-sum fit: a weighted Gauss-Newton step),
 
-until the centre moves less than :func:`tolerance` (0.001 px, or SE / 20 if larger). Score and information of the centre come
-from mu_g' = d mu_g / d(x0, z0) (:meth:`sevi_lib.fit.points.PointSet.shift_gradient`: the radial
+until an update moves the centre less than :func:`tolerance` (0.001 px, or SE / 20 if larger),
+at most :data:`MAX_ROUNDS` rounds; :func:`alternate` is this loop, shared by every fit. Score and
+information of the centre in the Poisson fits come from mu_g' = d mu_g / d(x0, z0) (:meth:`sevi_lib.fit.points.PointSet.shift_gradient`: the radial
 derivative of the spline tables and the derivative of the Legendre polynomials; the tests check
 it against central differences): ``score = sum_g c_g mu_g' / mu_g``, ``info = sum_g c_g mu_g'
 mu_g'^T / mu_g^2`` (Fisher scoring; its expectation is the Fisher information, because the total
@@ -24,12 +26,19 @@ alternation converges in a few rounds, and the standard errors of theta are thos
 the fitted centre.
 """
 
+from typing import NamedTuple
+
 import numpy as np
 
 from sevi_lib.core.geometry import PIX_PER_UNIT
 
-#: The alternation stops when the centre moves less than this (pixels).
+#: The alternation stops when the centre moves less than this (pixels), or a twentieth of its SE.
 TOL_PX = 1e-3
+
+#: Most rounds of the alternation. The centre decouples from theta (see above), so each round
+#: brings it close to its optimum at the current theta; the fits of the default data take two
+#: or three, and an alternation that has not settled in ten is reported as not converged.
+MAX_ROUNDS = 10
 
 
 def parse_centre(centre):
@@ -193,3 +202,58 @@ def refine_centre(make_points, pts, c, theta, counts, S, max_step, max_steps=10)
         c = c + d
         pts = make_points(c)
     return c, pts, info, float(np.hypot(*(c - start))), False
+
+
+class Alternation(NamedTuple):
+    """What :func:`alternate` reached."""
+
+    centre: np.ndarray
+    info: np.ndarray
+    rounds: int
+    converged: bool
+
+
+def alternate(centre, update, refit, *, first_rough=False, max_rounds=MAX_ROUNDS, log=None):
+    """The image-centre alternation of every fit: centre updates at fixed theta, theta fits at the centre.
+
+    Each round updates the centre at the current theta; when the update moved it less than
+    :func:`tolerance` of its information, the alternation has converged (the update's own sub-tolerance
+    step is not taken, so theta was fitted about the centre returned); otherwise theta is fitted
+    afresh about the new centre and the next round begins.
+
+    Parameters
+    ----------
+    centre : ndarray, shape (2,)
+        The centre theta was fitted about.
+    update : callable
+        ``c -> (c_new, info, ok)``: the centre after its update at the current theta (``c`` itself
+        when the step would be shorter than ``tolerance(info)``), the centre's information there,
+        and whether the update succeeded (False: a singular information).
+    refit : callable
+        ``c -> None``: fits theta about the centre ``c`` (the caller keeps theta).
+    first_rough : bool
+        The theta of the first round is a rough one (a few iterations from a start centre that
+        may be pixels off): its round cannot conclude the alternation.
+    max_rounds : int
+    log : callable, optional
+        Receives one line per round.
+
+    Returns
+    -------
+    Alternation
+        The centre, its information at the last update, the rounds taken and whether the last
+        update moved less than the tolerance (and succeeded).
+    """
+    c = np.asarray(centre, dtype=np.float64).copy()
+    info = np.full((2, 2), np.nan)
+    rounds = 0
+    for rounds in range(1, max_rounds + 1):
+        c_new, info, ok = update(c)
+        moved = float(np.hypot(*(c_new - c)))
+        c = np.asarray(c_new, dtype=np.float64)
+        if log is not None:
+            log(f"centre round {rounds}: ({c[0]:.6f}, {c[1]:.6f}), moved {moved * PIX_PER_UNIT:.4f} px")
+        if moved < tolerance(info) and not (first_rough and rounds == 1):
+            return Alternation(c, info, rounds, bool(ok))
+        refit(c)
+    return Alternation(c, info, rounds, False)

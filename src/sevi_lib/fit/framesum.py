@@ -18,7 +18,7 @@ from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT, pixel_centres
 from sevi_lib.core.maps import fold, unfold
 from sevi_lib.fit.binned import check_map
-from sevi_lib.fit.centre import TOL_PX, parse_centre, start_centre
+from sevi_lib.fit.centre import alternate, parse_centre, start_centre, tolerance
 from sevi_lib.fit.layout import ParamLayout
 from sevi_lib.fit.optimise import Objective, maximise
 from sevi_lib.fit.points import PointSet
@@ -202,9 +202,10 @@ def fit_frame_sum(intensity_sum, kernel=None, *, n_beta=_D.n_beta, n_shells=_D.s
     from the current fit. The pedestal is profiled out (for fixed shells its best value is the
     weighted mean residual). A free centre alternates the fit of the shells with Gauss-Newton
     steps of the centre (d expected / d centre from
-    :meth:`sevi_lib.fit.points.PointSet.shift_gradient`, convolved), as the Poisson fits do
-    (:mod:`sevi_lib.fit.centre`). Standard errors are sandwich estimates that account for each
-    spot covering many pixels (the centre's from the same sandwich).
+    :meth:`sevi_lib.fit.points.PointSet.shift_gradient`, convolved), after each reweighting, in
+    the alternation of every fit (:func:`sevi_lib.fit.centre.alternate`). Standard errors are
+    sandwich estimates that account for each spot covering many pixels (the centre's from the
+    same sandwich).
 
     Parameters
     ----------
@@ -306,21 +307,26 @@ def fit_frame_sum(intensity_sum, kernel=None, *, n_beta=_D.n_beta, n_shells=_D.s
     flat_var = 0.0
     n_iter_total = 0
     rounds = 0
+    conv_c = True
+
+    def update(c):
+        dc, info, ok = _centre_step(model, theta, residual, state["weight"], pedestal,
+                                    0.5 * layout.unpack(theta)[2].min())
+        return (c if np.hypot(*dc) < tolerance(info) else c + dc), info, ok
+
+    def refit(c):
+        nonlocal theta, f, H, n_iter_total, conv_ok, active
+        model.pts = make_points(c)
+        theta, f, _, H, n_iter, conv_ok, active = maximise(obj, theta, S, max_iter, log=log)
+        n_iter_total += n_iter
+
     for _ in range(n_reweight + 1):
         _, v = model.expected(theta, var=True)
         state["weight"] = 1.0 / (np.maximum(v[keep], 0.0) + v0 + flat_var)
         theta, f, _, H, n_iter, conv_ok, active = maximise(obj, theta, S, max_iter, log=log)
         n_iter_total += n_iter
-        for rounds in range(1, 31 if free else 1):
-            dc = _centre_step(model, theta, residual, state["weight"], pedestal, 0.5 * layout.unpack(theta)[2].min())
-            if log is not None:
-                log(f"centre round {rounds}: ({c[0]:.6f}, {c[1]:.6f}), step {np.hypot(*dc) * PIX_PER_UNIT:.4f} px")
-            if np.hypot(*dc) * PIX_PER_UNIT < TOL_PX:
-                break
-            c = c + dc
-            model.pts = make_points(c)
-            theta, f, _, H, n_iter, conv_ok, active = maximise(obj, theta, S, max_iter, log=log)
-            n_iter_total += n_iter
+        if free:
+            c, _, rounds, conv_c = alternate(c, update, refit, log=log)
         if pedestal:
             r = residual(theta)
             flat_var = max(float(np.mean(r * r - np.maximum(v[keep], 0.0))), 0.0)
@@ -332,21 +338,25 @@ def fit_frame_sum(intensity_sum, kernel=None, *, n_beta=_D.n_beta, n_shells=_D.s
                    "centre_start": np.asarray(c0).tolist()}
     if pedestal:
         diagnostics.update(pedestal=ped[0], pedestal_se=ped[1], flat_variance=flat_var)
-    return make_result("sum", theta, f, H, S, n_iter_total, conv_ok, active, total, cov=cov,
+    return make_result("sum", theta, f, H, S, n_iter_total, conv_ok and conv_c, active, total, cov=cov,
                        diagnostics=diagnostics, centre=c, centre_cov=centre_cov, shell_search=search)
 
 
 def _centre_step(model, theta, residual, weight, pedestal, max_step):
-    """Gauss-Newton step of the centre at fixed shells (weighted least squares), at most `max_step` long."""
+    """Gauss-Newton step of the centre at fixed shells (weighted least squares), at most `max_step` long.
+
+    Returns the step, the centre's information under the weights (``J^T W J``, for the tolerance)
+    and whether it could be solved (a zero step otherwise).
+    """
     Jc = _profile(model.centre_jacobian(theta), weight if pedestal else None)
     r = residual(theta)
     A = Jc.T @ (Jc * weight[:, None])
     try:
         dc = np.linalg.solve(A, Jc.T @ (weight * r))
     except np.linalg.LinAlgError:
-        return np.zeros(2)
+        return np.zeros(2), A, False
     n = np.hypot(*dc)
-    return dc * (max_step / n) if n > max_step else dc
+    return (dc * (max_step / n) if n > max_step else dc), A, True
 
 
 def _sandwich(model, theta, weight, bread, total_ratio, free=False, pedestal=False, flat_var=0.0, d=None):

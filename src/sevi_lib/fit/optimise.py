@@ -16,7 +16,7 @@ from scipy import optimize
 
 from sevi_lib.core.angular import legendre_even, min_density
 from sevi_lib.core.errors import InputError
-from sevi_lib.core.geometry import PIX_PER_UNIT
+from sevi_lib.fit.centre import MAX_ROUNDS, alternate, refine_centre
 from sevi_lib.fit.layout import ParamLayout
 from sevi_lib.fit.result import SCREEN_AREA, make_result
 
@@ -79,10 +79,14 @@ def qp_step(g, H, theta, A):
 
 @dataclass
 class Objective:
-    """Objective f(theta) to maximise with gradient and (approximate) Hessian."""
+    """Objective f(theta) to maximise with gradient and (approximate) Hessian.
+
+    ``derivs`` may return a fourth item, the matrix the step is taken with (e.g. a Newton
+    matrix, :func:`newton_matrix`); without it the step uses ``hess``.
+    """
 
     value: callable  # theta -> float
-    derivs: callable  # theta -> (f, grad, hess)
+    derivs: callable  # theta -> (f, grad, hess) or (f, grad, hess, step matrix)
 
 
 def _add_cutting_planes(theta, layout, extra):
@@ -115,6 +119,48 @@ def _backtrack(obj, theta, d, f, dec):
         alpha *= 0.5
         if alpha < 1e-6:
             return None, None, alpha
+
+
+def _derivs(obj, theta):
+    """``obj.derivs(theta)`` as (f, g, H, M): M, the step's matrix, is H unless derivs gives a fourth."""
+    out = obj.derivs(theta)
+    return (*out, out[2]) if len(out) == 3 else tuple(out)
+
+
+def newton_matrix(H, geo, layout):
+    """The step's matrix of the Poisson fits: H less the geometry curvature, if positive definite, else H.
+
+    Parameters
+    ----------
+    H : ndarray, shape (P, P)
+        Fisher matrix sum_g c_g J_g J_g^T / mu_g^2.
+    geo : ndarray, shape (S, 3)
+        Per shell, sum_g (c_g / mu_g) d2 mu_g / d(R R, R sigma, sigma sigma)
+        (:meth:`sevi_lib.fit.points.PointSet.loglike`).
+    layout : ParamLayout
+
+    Returns
+    -------
+    ndarray, shape (P, P)
+        ``H - Q`` on the (R, sigma) entries of every shell: the negative Hessian of the
+        log-likelihood there (the observed information), H elsewhere. Where some electrons sit in
+        a shell's tail under the current widths (a too narrow start), the Fisher matrix's
+        ``c / mu^2`` weighting overstates the information on R and sigma and the ascent crawls;
+        the observed information takes the Newton step (the ten-shell fit of
+        ``benchmarks/bench_many_shells.py`` took 16 Fisher-scoring iterations, 7 so).
+    """
+    M = H.copy()
+    for j in range(layout.n_shells):
+        r, s = layout.R(j), layout.sigma(j)
+        M[r, r] -= geo[j, 0]
+        M[r, s] -= geo[j, 1]
+        M[s, r] -= geo[j, 1]
+        M[s, s] -= geo[j, 2]
+    try:
+        np.linalg.cholesky(M)
+    except np.linalg.LinAlgError:
+        return H
+    return M
 
 
 class Ascent(NamedTuple):
@@ -157,11 +203,11 @@ def maximise(obj, theta, S, max_iter=60, tol=1e-4, log=None):
     n_iter = 0
     converged = False
     active = False
-    f, g, H = obj.derivs(theta)
+    f, g, H, M = _derivs(obj, theta)
     if not np.isfinite(f):
         raise InputError("the start values give a zero model density at some data point")
     for n_iter in range(1, max_iter + 1):
-        d, active = qp_step(g, H, theta, constraint_matrix(theta, S, extra))
+        d, active = qp_step(g, M, theta, constraint_matrix(theta, S, extra))
         lim = _limit(d, theta, layout)  # keep geometry steps within a few widths
         d = d / lim
         dec = float(g @ d)
@@ -174,7 +220,7 @@ def maximise(obj, theta, S, max_iter=60, tol=1e-4, log=None):
             converged = dec < 10 * tol
             break
         theta = cand
-        f, g, H = obj.derivs(theta)
+        f, g, H, M = _derivs(obj, theta)
         # at a full small step, cutting planes for shells that dip below zero between grid points
         if dec < tol and alpha == 1.0 and not _add_cutting_planes(theta, layout, extra):
             converged = True
@@ -183,11 +229,11 @@ def maximise(obj, theta, S, max_iter=60, tol=1e-4, log=None):
 
 
 def fit_poisson(method, make_points, counts, theta, S, max_iter, log, n_data, diagnostics, *, centre=(0.0, 0.0),
-                free_centre=False, n_frames=None, shell_search=None, max_rounds=10):
+                free_centre=False, n_frames=None, shell_search=None, max_rounds=MAX_ROUNDS):
     """Maximise the extended Poisson likelihood of grouped counts; FitResult with observed-information SEs.
 
-    With a free centre the fit alternates the fit of theta at a fixed centre and a Newton step of
-    the centre (:mod:`sevi_lib.fit.centre`) until the centre moves less than
+    With a free centre the fit alternates the fit of theta at a fixed centre and Newton steps of
+    the centre (:func:`sevi_lib.fit.centre.alternate`) until the centre moves less than
     :func:`~sevi_lib.fit.centre.tolerance` (0.001 px, or a twentieth of its SE if larger).
 
     Parameters
@@ -218,8 +264,6 @@ def fit_poisson(method, make_points, counts, theta, S, max_iter, log, n_data, di
     -------
     sevi_lib.fit.result.FitResult
     """
-    from sevi_lib.fit.centre import refine_centre, tolerance
-
     counts = np.ascontiguousarray(counts, dtype=np.float64)
     layout = ParamLayout.of(theta, S)
     c = np.asarray(centre, dtype=np.float64).copy()
@@ -243,28 +287,30 @@ def fit_poisson(method, make_points, counts, theta, S, max_iter, log, n_data, di
         return pts.loglike(th, counts, S, want=0)[0] - total(th)
 
     def derivs(th):
-        ll, g, H = pts.loglike(th, counts, S, want=2)
-        return ll - total(th), g - dtotal(len(th)), H
+        geo = np.empty((S, 3))
+        ll, g, H = pts.loglike(th, counts, S, want=2, geometry_curvature=geo)
+        return ll - total(th), g - dtotal(len(th)), H, newton_matrix(H, geo, layout)
 
     obj = Objective(value, derivs)
-    # a free centre: a rough theta first (the start centre may be a few px off), then rounds of
-    # Newton steps of the centre at fixed theta and the fit of theta at the new centre
+    # a free centre: a rough theta first (the start centre may be a few px off), then the
+    # alternation of Newton steps of the centre at fixed theta and the fit of theta about it
     theta, f, _, H, n_iter, conv, active = maximise(obj, theta, S, min(max_iter, 5) if free_centre else max_iter,
                                                     log=log)
     info_c = None
     rounds = 0
     if free_centre:
-        conv_c = False
-        for rounds in range(1, max_rounds + 1):
+        def update(c):
+            nonlocal pts
             _, _, s_now = layout.unpack(theta)
-            c, pts, info_c, moved, conv_c = refine_centre(make_points, pts, c, theta, counts, S,
-                                                          max_step=0.5 * s_now.min())
-            if log is not None:
-                log(f"centre round {rounds}: ({c[0]:.6f}, {c[1]:.6f}), moved {moved * PIX_PER_UNIT:.4f} px")
-            if moved < tolerance(info_c) and rounds > 1:
-                break
+            c, pts, info, _, ok = refine_centre(make_points, pts, c, theta, counts, S, max_step=0.5 * s_now.min())
+            return c, info, ok
+
+        def refit(c):
+            nonlocal theta, f, H, n_iter, conv, active
             theta, f, _, H, it, conv, active = maximise(obj, theta, S, max_iter, log=log)
             n_iter += it
+
+        c, info_c, rounds, conv_c = alternate(c, update, refit, first_rough=True, max_rounds=max_rounds, log=log)
         conv = conv and conv_c
     mu = np.empty(pts.n_groups)
     pts.loglike(theta, counts, S, want=0, mu_out=mu)
