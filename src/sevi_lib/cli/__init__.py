@@ -36,6 +36,7 @@ COMMANDS = {
     "checkpoints": ("train", "evaluate all checkpoints of a run, or compare two"),
     "plot-map": ("plot_map", "picture of a count map marking the fitted image centre and shell radii"),
     "plot-camera": ("plot_camera", "picture of the spot model a camera survey measured (gain law, radial profile)"),
+    "watch": ("watch", "follow a FinalImage file (SWMR) or a folder of chunk files while the camera writes them"),
     "report": ("report", "Markdown report of a run (detection, answers side by side, score, training, timing)"),
 }
 
