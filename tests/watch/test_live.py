@@ -118,8 +118,10 @@ def test_live_swmr_run_equals_the_batch_commands(tmp_path, run_file):
     assert len(list((tmp_path / "st" / "segments").iterdir())) >= 2
     assert statuses and statuses[0]["frames"] < N_FRAMES  # refitted while the camera wrote
     assert all(s["camera_fps"] > 0 for s in statuses)
+    fitted = [s for s in statuses if "R" in s]
     history = WatchState(tmp_path / "st").history()
-    assert len(history) == len(statuses) and history[0]["frames"] == statuses[0]["frames"]
+    assert fitted and [h["frames"] for h in history] == [s["frames"] for s in fitted]
+    assert len(fitted[-1]["R"]) == 2 and np.allclose(fitted[-1]["R"], [0.5, 0.8], atol=0.01)
     ref = batch(target, tmp_path / "st" / "camera.json", tmp_path)
     assert_same(tmp_path / "st", ref)
     assert "the survey of the whole file" in out["note"]

@@ -523,7 +523,7 @@ class Watcher:
         detect = self.detected / self.busy if self.busy > 0 else float("nan")
         return camera, detect
 
-    def refit(self, lag_frames=0):
+    def refit(self):
         """Start a refit of everything counted so far (warm start) in the fitting process.
 
         The fit runs in a separate process (the detection goes on meanwhile); :meth:`collect`
@@ -531,10 +531,14 @@ class Watcher:
         """
         if self._job is not None:
             return
+        from sevi_lib.fit.settings import min_electrons
+
         self.last_refit = self.clock()
-        if self.n_electrons == 0:
-            return
         fs = self.fit_settings
+        shells = fs.shells or (len(self.result.R) if self.result is not None else 2)
+        if self.n_electrons < min_electrons(fs.n_beta, shells):
+            self.fit_note = f"too few electrons to fit yet ({self.n_electrons})"
+            return
         kw = {"n_beta": fs.n_beta, "max_iter": fs.max_iter, "centre": fs.centre, "n_frames": self.cursor,
               "what": "electrons so far", "n_shells": fs.shells}
         if self.result is not None and self.n_electrons < 2 * self.search_electrons:

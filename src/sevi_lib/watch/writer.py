@@ -80,7 +80,7 @@ class SwmrWriter:
         return False
 
 
-def replay(source, target, *, fps=50.0, batch=1, die_after=None, folder_chunk=None, clock=None):
+def replay(source, target, *, fps=50.0, batch=1, die_after=None, folder_chunk=None, start_at=None, clock=None):
     """Replay the frames of a ``FinalImage`` file as a camera would write them (tests, benchmark, trying out).
 
     Parameters
@@ -99,8 +99,10 @@ def replay(source, target, *, fps=50.0, batch=1, die_after=None, folder_chunk=No
     folder_chunk : int, optional
         Write chunk files of this many frames (``chunk_<i>.h5``, renamed into place) and ``END``
         instead of an SWMR file.
+    start_at : float, optional
+        When frame 0 is due, on `clock` (default: now).
     clock : callable, optional
-        Seconds (default ``time.monotonic``).
+        Seconds (default ``time.monotonic``, shared by the processes of a machine).
 
     Returns
     -------
@@ -118,7 +120,7 @@ def replay(source, target, *, fps=50.0, batch=1, die_after=None, folder_chunk=No
     with FrameReader(source) as reader:
         n = reader.n_frames
         step = folder_chunk or batch
-        t0 = clock()
+        t0 = clock() if start_at is None else float(start_at)
         if folder_chunk:
             target.mkdir(parents=True, exist_ok=True)
             for i, a in enumerate(range(0, n, step)):
@@ -151,7 +153,7 @@ def _wait(until, clock):
 
 
 def main(argv=None):
-    """``python -m sevi_lib.watch.writer SOURCE TARGET [--fps F] [--batch K] [--folder-chunk K] [--die-after N]``."""
+    """``python -m sevi_lib.watch.writer SOURCE TARGET [--fps F] [--batch K] [--folder-chunk K] [--die-after N] [--start-at T]``."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m sevi_lib.watch.writer",
@@ -162,8 +164,10 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--folder-chunk", type=int, default=None)
     p.add_argument("--die-after", type=int, default=None)
+    p.add_argument("--start-at", type=float, default=None, help="time.monotonic() at which frame 0 is due")
     a = p.parse_args(argv)
-    replay(a.source, a.target, fps=a.fps, batch=a.batch, die_after=a.die_after, folder_chunk=a.folder_chunk)
+    replay(a.source, a.target, fps=a.fps, batch=a.batch, die_after=a.die_after, folder_chunk=a.folder_chunk,
+           start_at=a.start_at)
     return 0
 
 
