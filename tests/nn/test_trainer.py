@@ -333,3 +333,39 @@ def test_fine_tuning_a_two_shell_network_on_three_shells(make_shard, tmp_path, c
     wide = make_shard("wide.h5", 8, 0, n_beta=6, n_shells=3)
     with pytest.raises(InputError, match="does not match"):
         train(cfg, [wide], [wide], tmp_path / "other")
+
+
+# ----------------------------------------------------------------------------- issue 23: residual
+
+def test_residual_network_starts_at_the_prior_centre_in_units_of_its_width(make_shard, tmp_path):
+    """``residual``: output = prior centre + prior width x network, the final layer starting at zero
+    (the run's first prediction is the centre); the buffers travel with the checkpoint."""
+    import json
+
+    mu = 0.05 * np.arange(24, dtype=np.float64).reshape(2, 12)
+    sigma = np.full((2, 12), 0.02)
+    tr, va = make_shard("t.h5", 8, 0), make_shard("v.h5", 4, 1)
+    for path in (tr, va):
+        with h5py.File(path, "a") as f:
+            f.attrs["prior_json"] = json.dumps({"beta_mu": mu.tolist(), "beta_sigma": sigma.tolist()})
+    base = train(TrainConfig(**{**TINY, "epochs": 1}), [tr], [va], tmp_path / "pre")
+    first = []
+    cfg = TrainConfig(**{**TINY, "epochs": 1, "init_from": base["best_checkpoint"], "residual": True})
+    out = train(cfg, [tr], [va], tmp_path / "res", callback=lambda info: first.append(info["loss"]))
+    with h5py.File(tr) as f:
+        labels = f["labels"][()]
+    from sevi_lib.core.score import shell_distance
+
+    # the first step's loss is that of predicting the centre for every training sample (batch 8 = all)
+    assert first[0] == pytest.approx(shell_distance(np.broadcast_to(mu, labels.shape), labels).sum(1).mean(), rel=1e-5)
+    model, info = load_checkpoint(out["best_checkpoint"])
+    assert info["spec"]["residual"] is True
+    np.testing.assert_allclose(model.offset.numpy(), mu, rtol=1e-6)
+    np.testing.assert_allclose(model.scale.numpy(), sigma, rtol=1e-6)
+    with h5py.File(va) as f:
+        x = f["inputs"][()]
+    pred = predict((model, info), x, device="cpu")
+    assert np.all(np.abs(pred - mu) < 50 * sigma)  # a few small steps away from the centre, in units of its width
+    plain = make_shard("plain.h5", 8, 2)  # shards without a prior: refused
+    with pytest.raises(InputError, match="record no prior"):
+        train(cfg, [plain], [plain], tmp_path / "none")

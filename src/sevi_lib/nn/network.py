@@ -10,7 +10,10 @@ about 32 x 32 (one pixel left after the stride-32 trunk) up to the full 1024 x 1
 
 API
 ---
-``build_model(arch="resnet18", n_beta=12, n_shells=2, in_channels=1) -> BetaResNet``
+``build_model(arch="resnet18", n_beta=12, n_shells=2, in_channels=1, residual=False) -> BetaResNet``
+    ``residual``: the output is ``offset + scale * net(x)`` with ``offset``, ``scale`` buffers
+    ``(n_shells, n_beta)`` (a residual around a prior centre in units of its width; set by the
+    trainer from the shards' prior, stored with the weights).
 ``ARCHS``: the architecture names accepted (resnet18, resnet34, resnet50, resnet101).
 ``BetaResNet.spec``: the keyword arguments of :func:`build_model` that rebuild the network
 (stored in every checkpoint by :mod:`sevi_lib.nn.trainer`).
@@ -50,14 +53,21 @@ class BetaResNet(nn.Module):
         self.spec = dict(spec)
         self.n_shells = int(spec["n_shells"])
         self.n_beta = int(spec["n_beta"])
+        self.residual = bool(spec.get("residual", False))
+        if self.residual:
+            self.register_buffer("offset", torch.zeros(self.n_shells, self.n_beta))
+            self.register_buffer("scale", torch.ones(self.n_shells, self.n_beta))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.net(x)
-        return out.view(out.shape[0], self.n_shells, self.n_beta)
+        out = out.view(out.shape[0], self.n_shells, self.n_beta)
+        if self.residual:
+            out = self.offset.to(out.dtype) + self.scale.to(out.dtype) * out
+        return out
 
 
 def build_model(arch: str = "resnet18", n_beta: int = N_BETA, n_shells: int = 2,
-                in_channels: int = 1) -> BetaResNet:
+                in_channels: int = 1, residual: bool = False) -> BetaResNet:
     """Build a randomly initialised ResNet regressor for beta coefficients.
 
     Parameters
@@ -70,6 +80,9 @@ def build_model(arch: str = "resnet18", n_beta: int = N_BETA, n_shells: int = 2,
         Number of shells.
     in_channels : int
         Channels of the input view (1 for a count map).
+    residual : bool
+        Output ``offset + scale * net(x)`` (buffers, 0 and 1 until set); recorded in the spec
+        only when true, so that the spec of a plain network is what it always was.
 
     Returns
     -------
@@ -92,6 +105,8 @@ def build_model(arch: str = "resnet18", n_beta: int = N_BETA, n_shells: int = 2,
                           stride=old.stride, padding=old.padding, bias=False)
     nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
     spec = {"arch": arch, "n_beta": int(n_beta), "n_shells": int(n_shells), "in_channels": int(in_channels)}
+    if residual:
+        spec["residual"] = True
     return BetaResNet(net, spec)
 
 

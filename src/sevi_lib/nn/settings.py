@@ -74,6 +74,10 @@ class TrainConfig:
         final linear layer is re-initialised (from ``seed``), and the log says so
     freeze_epochs, freeze : keep ``freeze`` (stem | backbone) frozen for the first
         ``freeze_epochs`` epochs
+    residual : predict the residual around the training shards' prior centre in units of the
+        prior's width (output ``beta_mu + beta_sigma * net(x)``, the final linear layer starting
+        at zero, so that the run starts at the prior centre); for fine-tuning shards, whose
+        prior is centred on the first-pass estimate
     log_every : steps between TensorBoard step scalars / progress-bar updates
     save_every_epochs : write checkpoints/epoch_XXXX.pt every this many epochs (0: none)
     save_every_steps : also write last.pt every this many steps inside an epoch (0: only at
@@ -111,6 +115,7 @@ class TrainConfig:
     init_from: str = ""
     freeze_epochs: int = 0
     freeze: str = "stem"
+    residual: bool = False
     log_every: int = 10
     save_every_epochs: int = 1
     save_every_steps: int = 0

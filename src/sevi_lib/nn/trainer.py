@@ -95,6 +95,8 @@ PLOT_SECONDS = 60.0  # redraw loss.png at most this often during a run (and alwa
 #: State-dict prefix of the final linear layer, the only part that depends on the shell count:
 #: it is re-initialised when ``init_from`` has another number of shells (see ``_Run._init_from``).
 HEAD_PREFIX = "net.fc."
+#: Buffers of a ``residual`` network (:func:`sevi_lib.nn.network.build_model`), set from the prior.
+RESIDUAL_BUFFERS = ("offset", "scale")
 
 class TrainingInterrupted(SeviError):
     """Training stopped on SIGTERM / SIGINT after saving its state to ``last.pt``."""
@@ -271,9 +273,12 @@ class _Run:
         cfg = self.cfg
         n_shells, n_beta = self.train_ds.label_shape
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg.arch, n_beta=n_beta, n_shells=n_shells, in_channels=self.train_ds.input_shape[0])
+        self.model = build_model(cfg.arch, n_beta=n_beta, n_shells=n_shells, in_channels=self.train_ds.input_shape[0],
+                                 **({"residual": True} if cfg.residual else {}))
         if cfg.init_from:
             self._init_from(load_payload(cfg.init_from))
+        if cfg.residual:
+            self._residual_around_prior()
         self.model.to(self.device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -283,22 +288,45 @@ class _Run:
     def _init_from(self, src: dict) -> None:
         """Start from the weights of ``init_from``: all of them if the networks match; the backbone
         alone (the final linear layer keeps its fresh, seeded initialisation) if they differ only in
-        the number of shells (a two-shell pretrained network fine-tuned on K-shell shards); logged."""
+        the number of shells or in ``residual`` (a two-shell pretrained network fine-tuned on
+        K-shell shards, or as a residual around the prior centre); logged."""
         cfg, spec = self.cfg, self.model.spec
         if src["spec"] == spec:
             self.model.load_state_dict(src["state_dict"])
             return
-        if {k: v for k, v in src["spec"].items() if k != "n_shells"} != {k: v for k, v in spec.items() if k != "n_shells"}:
+        free = ("n_shells", "residual")
+        if {k: v for k, v in src["spec"].items() if k not in free} != {k: v for k, v in spec.items() if k not in free}:
             raise InputError(f"{cfg.init_from}: network {src['spec']} does not match this run's {spec}")
-        head = [k for k in self.model.state_dict() if k.startswith(HEAD_PREFIX)]
+        head = [k for k in self.model.state_dict() if k.startswith(HEAD_PREFIX) or k in RESIDUAL_BUFFERS]
         backbone = {k: v for k, v in src["state_dict"].items() if not k.startswith(HEAD_PREFIX)}
         missing, unexpected = self.model.load_state_dict(backbone, strict=False)
         if sorted(missing) != sorted(head) or unexpected:
             raise InputError(f"{cfg.init_from}: weights do not fit this run's network (missing {missing}, "
                              f"unexpected {unexpected})")
-        log.info("init from %s: %d-shell network, this run has %d shells: backbone loaded, final linear layer "
+        log.info("init from %s: %d-shell network, this run has %d shells%s: backbone loaded, final linear layer "
                  "(%s) re-initialised (seed %d)", cfg.init_from, src["spec"]["n_shells"], spec["n_shells"],
-                 ", ".join(head), cfg.seed)
+                 " and predicts residuals" if cfg.residual else "", ", ".join(head), cfg.seed)
+
+    def _residual_around_prior(self) -> None:
+        """``residual``: offset and scale from the training shards' prior (centre, width), the final
+        linear layer zeroed so that the run starts at the prior centre."""
+        from sevi_lib.nn.synth import read_shard_attrs
+
+        paths = getattr(self.train_ds, "paths", None)
+        prior = read_shard_attrs(paths[0]).get("prior_json") if paths else None
+        if not prior or "beta_mu" not in prior:
+            raise InputError("training setting residual: the training shards record no prior (beta_mu, beta_sigma)")
+        mu = torch.as_tensor(prior["beta_mu"], dtype=torch.float32)
+        sigma = torch.as_tensor(prior["beta_sigma"], dtype=torch.float32)
+        if tuple(mu.shape) != (self.model.n_shells, self.model.n_beta):
+            raise InputError(f"training setting residual: the shards' prior has {tuple(mu.shape)} betas, the network "
+                             f"{(self.model.n_shells, self.model.n_beta)}")
+        with torch.no_grad():
+            self.model.offset.copy_(mu)
+            self.model.scale.copy_(torch.where(sigma > 0, sigma, torch.full_like(sigma, 1e-6)))
+            self.model.net.fc.weight.zero_()
+            self.model.net.fc.bias.zero_()
+        log.info("residual: output = prior centre + prior width x network, starting at the centre (%s)", paths[0])
 
     def resume(self) -> bool:
         """Continue from ``last.pt`` if it exists (refusing other settings or data); True if resumed."""
