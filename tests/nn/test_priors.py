@@ -171,3 +171,28 @@ def test_two_shell_finetune_draw_is_the_pre_issue_13_draw():
     for a in (d.beta, d.R, d.sigma_R, d.n_electrons, np.array([d.beta_acceptance, d.R_acceptance])):
         h.update(np.ascontiguousarray(a).tobytes())
     assert h.hexdigest() == "ac7139644ae5c0219d4a484e01fa2e12c168ceefdedd551144b57375734bb1df"
+
+
+def test_finetune_prior_as_wide_as_the_first_pass_is_uncertain(tmp_path):
+    """beta_width_se: each coefficient's width is that many of the fit's standard errors, row by
+    row matched by R (the sidecar's rows in another order than the Answer's)."""
+    import json
+
+    from sevi_lib.core.io import write_answer
+    from sevi_lib.nn.inputs import stage_prior
+    from sevi_lib.nn.settings import SynthSettings
+
+    beta = np.array([[0.9, 0.8, 0.5], [0.7, 0.6, 0.3]])
+    se = np.array([[0.004, 0.006, 0.009], [0.005, 0.007, 0.010]])
+    write_answer(tmp_path / "fit.h5", np.array([0.5, 0.8]), beta)
+    side = {"R": [0.8, 0.5], "se_R": [1e-4, 1e-4], "sigma_R": [0.008, 0.007], "beta": beta[::-1].tolist(),
+            "se_beta": se[::-1].tolist(), "centre": [0.0, 0.0]}
+    (tmp_path / "fit.json").write_text(json.dumps(side))
+    settings = SynthSettings(prior={"beta_width_se": 2.0, "electrons": [1000, 2000]}, n_beta=4)
+    prior = stage_prior("finetune", settings, tmp_path / "fit.h5", first_pass_se=tmp_path / "fit.json")
+    np.testing.assert_allclose(prior.beta_sigma, np.pad(2 * se, ((0, 0), (0, 1))))
+    np.testing.assert_allclose(prior.beta_high - prior.beta_mu, 3.0 * prior.beta_sigma)
+    draw = sample(prior, 400, np.random.default_rng(0))
+    np.testing.assert_allclose(draw.beta[:, :, :3].std(axis=0), 2 * se, rtol=0.2)
+    with pytest.raises(InputError, match="standard errors"):
+        stage_prior("finetune", settings, tmp_path / "fit.h5")

@@ -197,6 +197,8 @@ def _nn_synth_input(wildcards):
         out["count_map"] = "results/detect/count_map.npy"
     if wildcards.stage == "finetune":
         out["first_pass"] = nn_first_pass_answer()
+        if float(NN["finetune"]["prior"].get("beta_width_se") or 0) > 0:
+            out["first_pass_se"] = "results/answer/fit.json"
     return out
 
 

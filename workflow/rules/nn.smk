@@ -67,6 +67,7 @@ rule synth:
         seed=NN["seed"],
         settings=lambda w: settings_flags(_nn_synth_settings(w.stage)),
         first_pass=lambda w, input: _nn_flag("--first-pass", input, "first_pass"),
+        first_pass_se=lambda w, input: _nn_flag("--first-pass-se", input, "first_pass_se"),
         count_map=lambda w, input: _nn_flag("--count-map", input, "count_map"),
         camera=lambda w, input: _nn_flag("--camera", input, "camera"),
     threads: NN["synth_threads"]
@@ -77,7 +78,8 @@ rule synth:
     shell:
         "NUMBA_NUM_THREADS={threads} sevi nn synth {output:q} --stage {wildcards.stage} --n {params.n} "
         "--seed {params.seed} --key {wildcards.stage}/{wildcards.split}/{wildcards.k} {params.settings} "
-        "{params.first_pass} {params.count_map} {params.camera} --threads {threads} > {log:q} 2>&1"
+        "{params.first_pass} {params.first_pass_se} {params.count_map} {params.camera} --threads {threads} "
+        "> {log:q} 2>&1"
 
 
 rule pretrain:

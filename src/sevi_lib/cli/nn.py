@@ -1,7 +1,8 @@
 """``sevi nn``: the data half of the network method (training itself is ``sevi train``).
 
 ``sevi nn synth OUT --stage pretrain|finetune --n N --seed S --key KEY [--prior JSON] [--view JSON]
-[--n-beta K] [--first-pass ANSWER] [--count-map MAP] [--camera CAMERA.json] [--detector-fraction F]
+[--n-beta K] [--first-pass ANSWER] [--first-pass-se FIT_JSON] [--count-map MAP] [--camera CAMERA.json]
+[--detector-fraction F]
 [--threads T] ...``
     Write one synthesis shard (:func:`sevi_lib.nn.synth.write_shard`); the settings are the
     fields of :class:`sevi_lib.nn.settings.SynthSettings`, one flag each. ``--camera``: the data's
@@ -56,6 +57,8 @@ def _json(text):
 def _add_prior_args(p):
     p.add_argument("--stage", choices=("pretrain", "finetune"), required=True, help="which prior")
     p.add_argument("--first-pass", help="fine-tuning: Answer file whose R and beta centre the prior")
+    p.add_argument("--first-pass-se", help="fine-tuning with beta_width_se: the fit's sidecar (JSON) whose se_beta "
+                   "set the prior's widths")
     p.add_argument("--count-map", help='with electrons "map": the real count map (.npy) whose total sets the counts')
 
 
@@ -150,6 +153,7 @@ def run_synth(args):
     settings = settings_from_args(SynthSettings, args)
     attrs, prior, view = write_shard(args.out, args.stage, args.n, args.seed, args.key, settings,
                                      first_pass=args.first_pass, count_map=args.count_map, camera=args.camera,
+                                     first_pass_se=args.first_pass_se,
                                      progress=args.progress or False)
     print(f"{args.out}: {args.n} samples, view {view.to_config()}, prior {prior.name}, "
           f"acceptance {attrs['acceptance']:.3f} (beta {attrs['beta_acceptance']:.3f} per shell, "
@@ -162,7 +166,8 @@ def run_prior(args):
     from sevi_lib.nn.priors import summarize
 
     settings = settings_from_args(SynthSettings, args)
-    out = summarize(stage_prior(args.stage, settings, args.first_pass, args.count_map), args.n, args.seed)
+    out = summarize(stage_prior(args.stage, settings, args.first_pass, args.count_map, args.first_pass_se),
+                    args.n, args.seed)
     if args.json:
         print(json.dumps(out, indent=1))
     else:

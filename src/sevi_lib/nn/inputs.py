@@ -177,7 +177,7 @@ def check_prediction(R, beta, what="prediction"):
         raise InputError(f"{what}: the network predicted non-finite beta")
 
 
-def stage_prior(stage, settings, first_pass=None, count_map=None):
+def stage_prior(stage, settings, first_pass=None, count_map=None, first_pass_se=None):
     """The prior of a synthesis stage, from its settings and input files.
 
     Parameters
@@ -190,6 +190,9 @@ def stage_prior(stage, settings, first_pass=None, count_map=None):
         give the prior K shells (the pretraining prior always has two).
     count_map : str or Path, optional
         The real count map (.npy), whose total sets the electron counts with ``electrons: "map"``.
+    first_pass_se : str or Path, optional
+        The fit's sidecar (JSON) whose ``se_beta`` are the first pass's standard errors, for a
+        prior with ``beta_width_se`` (rows matched by R; cut or zero-padded to ``n_beta``).
 
     Returns
     -------
@@ -205,4 +208,20 @@ def stage_prior(stage, settings, first_pass=None, count_map=None):
     if not first_pass:
         raise InputError("the fine-tuning prior needs --first-pass ANSWER (the estimate it is centred on)")
     R, beta = read_first_pass(first_pass, settings.n_beta)
-    return finetune_prior(R, beta, settings.prior, map_total=total)
+    se = _first_pass_se(first_pass_se, R, settings.n_beta) if first_pass_se else None
+    return finetune_prior(R, beta, settings.prior, map_total=total, beta_se=se)
+
+
+def _first_pass_se(sidecar, R, n_beta):
+    """``se_beta`` of a fit sidecar in the row order of the first pass's R (matched by sorting)."""
+    from sevi_lib.fit.files import read_sidecar
+
+    shells, _ = read_sidecar(sidecar)
+    se = np.asarray(shells["se_beta"], dtype=np.float64)
+    if se.ndim != 2 or se.shape[0] != len(R):
+        raise InputError(f"{sidecar}: se_beta has {se.shape[0] if se.ndim == 2 else '?'} rows, the first pass "
+                         f"{len(R)}")
+    m = min(n_beta, se.shape[1])
+    out = np.zeros((len(R), n_beta))
+    out[np.argsort(R), :m] = se[np.argsort(shells["R"]), :m]
+    return out

@@ -59,6 +59,7 @@ PRETRAIN_DEFAULTS = {
 #: Default fine-tuning configuration (the ``nn.prior.finetune`` config section, without `centre`).
 FINETUNE_DEFAULTS = {
     "beta_width": [0.25 * s for s in SEED_BETA_SIGMA],
+    "beta_width_se": 0.0,
     "beta_truncate": 3.0,
     "R_width": 0.01,
     "min_separation": 0.05,
@@ -373,11 +374,13 @@ def pretrain_prior(cfg=None, n_beta=N_BETA, map_total=None):
     )
 
 
-def finetune_prior(R, beta, cfg=None, sigma_R=None, map_total=None):
+def finetune_prior(R, beta, cfg=None, sigma_R=None, map_total=None, beta_se=None):
     """The fine-tuning prior, centred on a first-pass estimate.
 
     Each beta coefficient of shell j is a normal centred on ``beta[j]`` with standard deviation
-    ``beta_width`` truncated at ``beta_truncate`` standard deviations; each radius is uniform
+    ``beta_width`` (or, with ``beta_width_se`` > 0, ``beta_width_se`` times the first pass's
+    standard error of that coefficient: a prior as wide as the first pass is uncertain)
+    truncated at ``beta_truncate`` standard deviations; each radius is uniform
     on ``R[j] +- R_width`` (radii are sorted and separated as in pretraining); sigma_R and the
     electron counts are uniform on their configured ranges, or, for sigma_R, on
     ``sigma_R[j] +- sigma_R_width`` if a first-pass sigma_R is given and ``sigma_R_width`` is set.
@@ -395,6 +398,8 @@ def finetune_prior(R, beta, cfg=None, sigma_R=None, map_total=None):
     map_total : float, optional
         Number of electrons in the real count map (for ``electrons: "map"``, as in
         :func:`pretrain_prior`; with K shells each shell's share is ``electrons_share * 2 / K``).
+    beta_se : array_like, shape (K, N), optional
+        Standard errors of the first pass's beta (rows as `beta`); needed by ``beta_width_se``.
 
     Returns
     -------
@@ -413,7 +418,16 @@ def finetune_prior(R, beta, cfg=None, sigma_R=None, map_total=None):
     order = np.argsort(R)
     R, beta = R[order], beta[order]
     N = beta.shape[1]
-    width = _vector(c["beta_width"], N, "beta_width")
+    width = np.broadcast_to(_vector(c["beta_width"], N, "beta_width"), beta.shape)
+    if float(c.get("beta_width_se") or 0) > 0:
+        if beta_se is None:
+            raise InputError("fine-tuning prior: beta_width_se needs the first pass's standard errors "
+                             "(the fit's sidecar)")
+        se = np.asarray(beta_se, dtype=np.float64)
+        if se.shape != beta.shape or not np.all(np.isfinite(se)) or np.any(se < 0):
+            raise InputError(f"fine-tuning prior: standard errors {se.shape} must be finite, >= 0 and match "
+                             f"beta {beta.shape}")
+        width = float(c["beta_width_se"]) * se[order]
     k = float(c["beta_truncate"])
     w = float(c["R_width"])
     R_range = np.stack([np.clip(R - w, 1e-3, None), R + w], axis=1)
@@ -428,7 +442,7 @@ def finetune_prior(R, beta, cfg=None, sigma_R=None, map_total=None):
         min_sep = min(min_sep, float(np.min(np.diff(R))) / 2)
     return Prior(
         beta_mu=beta,
-        beta_sigma=np.broadcast_to(width, beta.shape),
+        beta_sigma=width,
         beta_low=beta - k * width,
         beta_high=beta + k * width,
         R_range=R_range,

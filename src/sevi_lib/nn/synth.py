@@ -200,7 +200,8 @@ def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, 
     shells = Shells(R, sigma_R, beta)
     render = {} if camera is None else {"read_noise": float(camera.read_noise), "spots": camera.spots()}
     with FrameDetector(DetectorParams(**(detector_params or {})), camera=camera) as det:
-        for ids, frames, _ in iter_rendered_chunks(shells, n_frames, means, detection_loss, seed, chunk, **render):
+        for ids, frames, _ in iter_rendered_chunks(shells, n_frames, means, detection_loss=detection_loss, seed=seed,
+                                                   chunk=chunk, **render):
             det.process(ids, frames)
         return det.count_map.copy()
 
@@ -306,7 +307,7 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
 
 
 def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_map=None, progress=False,
-                camera=None):
+                camera=None, first_pass_se=None):
     """One synthesis shard from the command's settings and input files (``sevi nn synth``).
 
     The output path is checked first (not an input, writable), then the camera survey is read,
@@ -324,6 +325,8 @@ def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_
     first_pass, count_map : str or Path, optional
         As in :func:`sevi_lib.nn.inputs.stage_prior`.
     progress : bool
+    first_pass_se : str or Path, optional
+        The fit's sidecar whose ``se_beta`` set the prior's widths with ``beta_width_se``.
     camera : str, Path or sevi_lib.detect.camera.CameraSurvey, optional
         The data's camera survey (``sevi survey``'s JSON, read with
         :func:`sevi_lib.detect.camera.read_survey`, or a survey) for the detector-like samples;
@@ -344,12 +347,12 @@ def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_
     settings = SynthSettings() if settings is None else settings
     settings.validate()
     camera_file = camera if isinstance(camera, (str, PathLike)) else None
-    check_outputs([out], [first_pass, count_map, camera_file])
+    check_outputs([out], [first_pass, count_map, camera_file, first_pass_se])
     if camera_file is not None:
         from sevi_lib.detect.camera import read_survey
 
         camera = read_survey(camera_file)
-    prior = stage_prior(stage, settings, first_pass=first_pass, count_map=count_map)
+    prior = stage_prior(stage, settings, first_pass=first_pass, count_map=count_map, first_pass_se=first_pass_se)
     view = View.from_config(settings.view)
     attrs = synthesize(out, prior, view, n, seed, key, detector_fraction=settings.detector_fraction,
                        electrons_per_frame=settings.electrons_per_frame, detector_params=settings.detector_params,
