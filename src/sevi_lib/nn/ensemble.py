@@ -18,11 +18,14 @@ of members with common and own errors, and a small trained ensemble on synthesis
 
 The network is fine-tuned on maps drawn around a first-pass estimate (the fit's answer with
 ``centre: fit``), which is itself an estimate with standard errors. :func:`combine_with_prior`
-combines the two by inverse variance, coefficient by coefficient: where the network knows less
-than the fit (a large ``se``), the answer stays at the prior centre; where it knows more, it
+combines the two by inverse-variance weights, coefficient by coefficient: where the network knows
+less than the fit (a large ``se``), the answer stays at the prior centre; where it knows more, it
 moves to the network's. The answer is therefore never much worse than the prior centre, whatever
 the network learnt in its budget; the network's own answer is kept beside it
-(``nn.json``: ``beta_network``, ``se_network``).
+(``nn.json``: ``beta_network``, ``se_network``). The two are not independent (the network is
+trained around the fit's answer and sees the same electrons), so the combined standard error is
+the one of fully correlated errors, ``w se + (1 - w) prior_se`` with ``w`` the network's weight:
+never below the smaller of the two weighted, never the too-small ``1/sqrt(1/se^2 + 1/prior_se^2)``.
 
 API
 ---
@@ -117,7 +120,7 @@ def network_errors(member_preds, calib_preds, calib_labels) -> Errors:
 
 
 def combine_with_prior(beta, se, prior_beta, prior_se):
-    """Inverse-variance combination of two estimates, coefficient by coefficient.
+    """Inverse-variance weighted combination of two correlated estimates, coefficient by coefficient.
 
     Parameters
     ----------
@@ -130,7 +133,9 @@ def combine_with_prior(beta, se, prior_beta, prior_se):
     -------
     beta : ndarray, shape (K, N)
     se : ndarray, shape (K, N)
-        ``1 / sqrt(1/se^2 + 1/prior_se^2)``: treats the two as independent.
+        ``w se + (1 - w) prior_se`` with ``w = (1/se^2) / (1/se^2 + 1/prior_se^2)``: the standard
+        error for fully correlated errors (the network is trained around the prior centre and
+        sees the same data), an upper bound for any correlation.
 
     Raises
     ------
@@ -143,8 +148,8 @@ def combine_with_prior(beta, se, prior_beta, prior_se):
         raise InputError(f"ensemble: network {b.shape} / {s.shape} and prior {pb.shape} / {ps.shape} differ in shape")
     if not (np.all(np.isfinite(s)) and np.all(s > 0) and np.all(np.isfinite(ps)) and np.all(ps > 0)):
         raise InputError("ensemble: standard errors must be positive and finite")
-    w, pw = 1.0 / s ** 2, 1.0 / ps ** 2
-    return (w * b + pw * pb) / (w + pw), 1.0 / np.sqrt(w + pw)
+    w = (1.0 / s ** 2) / (1.0 / s ** 2 + 1.0 / ps ** 2)
+    return w * b + (1 - w) * pb, w * s + (1 - w) * ps
 
 
 def ensemble_answer(member_preds, calib_preds, calib_labels, *, prior_beta=None, prior_se=None,
