@@ -192,8 +192,8 @@ def known_c_floor(beta, n_electrons, n_nodes=400):
     return float(np.sqrt(max(np.sum(distance_weights(n) * np.diag(cov)), 0.0)))
 
 
-def user_covariance(theta, cov_theta, S):
-    """Delta method from (a_0..a_n, R, s per shell, b) to (n_j, beta..., R, s per shell, b)."""
+def user_jacobian(theta, S):
+    """d(n_j, beta..., R, s per shell, b) / d(a_0..a_n, R, s per shell, b) at `theta`, shape (P, P)."""
     layout = ParamLayout.of(theta, S)
     T = np.eye(layout.size)
     for j in range(S):
@@ -203,6 +203,12 @@ def user_covariance(theta, cov_theta, S):
         for l in range(1, layout.n1):
             T[o + l, o + l] = 1.0 / (2 * a0)
             T[o + l, o] = -theta[o + l] / (2 * a0 * a0)
+    return T
+
+
+def user_covariance(theta, cov_theta, S):
+    """Delta method from (a_0..a_n, R, s per shell, b) to (n_j, beta..., R, s per shell, b)."""
+    T = user_jacobian(theta, S)
     return T @ cov_theta @ T.T
 
 
