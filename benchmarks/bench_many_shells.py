@@ -162,9 +162,22 @@ def bench_memory(n_total, K=14):
           f"(before the step {base:.0f} MiB)")
 
 
+def bench_fullmap(n_total, K=14):
+    """The whole binned fit of a 1024 x 1024 map of `K` shells with the defaults (shell search, free centre)."""
+    x, z = electrons(K, n_total, seed=7)
+    img = count_map(x, z)
+    t0 = time.perf_counter()
+    res = fit.fit_count_map(img, log=lambda line: print(f"{time.perf_counter() - t0:7.0f} s  {line[:150]}", flush=True))
+    dt = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"fullmap: {K} shells drawn, {len(res.R)} fitted, {np.count_nonzero(img)} non-empty pixels of "
+          f"{img.sum():.0f} electrons: whole fit (defaults: search, free centre) {dt:.0f} s, {res.n_iter} iterations, "
+          f"{res.diagnostics.get('centre_rounds')} centre rounds, converged {res.converged}; max RSS {rss:.0f} MiB")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("part", nargs="?", choices=["timing", "memory", "all"], default="all")
+    p.add_argument("part", nargs="?", choices=["timing", "memory", "fullmap", "all"], default="all")
     p.add_argument("--electrons", type=int, default=60_000, help="electrons of the timing runs (all shells)")
     p.add_argument("--map-electrons", type=int, default=3_000_000, help="electrons of the 14-shell memory map")
     p.add_argument("--quick", action="store_true", help="small smoke run")
@@ -175,6 +188,8 @@ def main():
         bench_timing(args.electrons)
     if args.part in ("memory", "all"):
         bench_memory(args.map_electrons)
+    if args.part == "fullmap":  # not in "all": tens of minutes
+        bench_fullmap(args.map_electrons)
 
 
 if __name__ == "__main__":

@@ -42,30 +42,93 @@ def test_value_and_fisher_paths_agree_with_the_jacobian(progression):
     assert np.allclose(hess, h_old, rtol=1e-12, atol=1e-12 * np.abs(h_old).max())
 
 
-def test_tables_end_at_the_shell_edge_and_equal_the_whole_range_splines():
-    """The workspace's tables (moments splined up to R + 9 sigma, combined) against
-    :func:`projection.radial_spline` over the whole radius range: the same spline values at every
-    cell the kernels read (``<= imax``), to 1e-12 of each column's largest value (rounding)."""
+def test_tables_end_at_the_shell_edge_and_match_the_exact_basis():
+    """The workspace's tables (moments splined up to R + 9 sigma, the fine step only near the rim,
+    rows of several cells inside; combined) at random radii against the exact basis and its
+    derivatives (quadrature, :func:`projection.radial_functions`): within 1e-6 of each column's
+    largest value, every column, value and derivative slots (the fine step's own error near the rim is
+    about 3e-7); cells beyond ``imax`` are never read."""
     from sevi_lib.fit import projection
     from sevi_lib.fit.layout import ParamLayout
     from sevi_lib.fit.points import PointSet
 
-    n, S, h = 4, 2, 0.006 / 24
-    R, s = np.array([0.3, 0.55]), np.array([0.006, 0.008])
-    a = np.array([[100.0, 20.0, -5.0, 1.0, 0.5], [50.0, -10.0, 4.0, 0.0, 0.2]])
+    n, S, h = 12, 3, 0.006 / 24
+    R, s = np.array([0.3, 0.55, 0.9]), np.array([0.006, 0.008, 0.006])
+    a = np.zeros((S, n + 1))
+    a[:, :5] = [[100.0, 20.0, -5.0, 1.0, 0.5], [50.0, -10.0, 4.0, 0.0, 0.2], [80.0, 40.0, 10.0, 2.0, 1.0]]
+    a[:, 12] = 0.3
     theta = ParamLayout(S, n).pack(a, R, s, 2.0)
-    x = np.linspace(0.0, 0.7, 50)
+    x = np.linspace(0.0, 0.99, 50)
     pts = PointSet(x, np.zeros_like(x), 1, np.ones(len(x)), n, h, None)
-    t = np.array([0.0, 0.37 * h, h])
+    rho = np.random.default_rng(3).uniform(0.0, 0.98, 4000)
+    li, mi = projection.pair_index(n)
     for second in (False, True):
         ws = pts.workspace(theta, S, second=second)
         for j in range(S):
-            full, cont = projection.radial_spline(R[j], s[j], n, h, pts.rho_max, derivatives=1 if second else 0,
-                                                  contract=a[j], contract_derivatives=2 if second else 1)
-            cells = ws.imax[j] + 1
-            assert (R[j] + projection.WINDOW * s[j]) / h <= ws.imax[j] < cells <= ws.full.shape[1]
-            for old, new in ((full, ws.full[j]), (cont, ws.cont[j])):
-                v_old = sum(old[:cells, q, None, :] * t[None, :, None] ** (3 - q) for q in range(4))
-                v_new = sum(new[:cells, q, None, :] * t[None, :, None] ** (3 - q) for q in range(4))
-                scale = np.abs(v_old).max(axis=(0, 1))
-                assert np.all(np.abs(v_new - v_old) <= 1e-12 * scale + 1e-300)
+            assert (R[j] + projection.WINDOW * s[j]) / h <= ws.imax[j]
+            assert ws.shift[j] >= 1 and ws.fine[j] * h < R[j] - 9 * s[j]  # rows of several cells inside
+            nd = 3 if second else 1
+            G = projection.radial_functions(rho, R[j], s[j], n, derivatives=2)  # (6, i, l, m)
+            exact_full = G[:nd, :, li, mi]  # (slot, i, pair)
+            exact_cont = np.einsum("dilm,l->dim", G, a[j])  # (slot, i, m)
+            i = (rho / h).astype(np.int64)
+            inside = i <= ws.imax[j]
+            f, p = ws.fine[j], ws.shift[j]
+            row = np.where(i >= f, (f >> p) + i - f, i >> p)
+            t = np.where(i >= f, rho - i * h, rho - (i >> p) * (h * 2 ** p))
+            for tab, exact in ((ws.full[j], exact_full), (ws.cont[j], exact_cont)):
+                c = tab[row[inside]]  # (i, power, columns)
+                tt = t[inside][:, None]
+                v = ((c[:, 0] * tt + c[:, 1]) * tt + c[:, 2]) * tt + c[:, 3]
+                ex = np.moveaxis(exact[:, inside], 0, 1).reshape(v.shape)
+                scale = np.abs(ex).max(axis=0)
+                assert np.all(np.abs(v - ex) <= 1e-6 * scale + 1e-300), np.max(np.abs(v - ex) / scale)
+            assert np.all(exact_cont[:, ~inside] == 0.0)  # beyond the edge: zero, not read
+
+
+def test_geometry_curvature_of_the_score_pass_equals_the_curvature_kernel(progression):
+    """``loglike(want=2, geometry_curvature=)`` (chunked, the shells that reach each chunk) against
+    the (R, sigma) entries of :meth:`PointSet.curvature` (every group, every shell) with the same
+    weights c / mu: equal to 1e-10 of the largest entry (rounding of the two summation orders);
+    and the Newton matrix built from it is the observed information's geometry block, positive
+    definite here, the Fisher matrix where that is not."""
+    from sevi_lib.fit.layout import ParamLayout
+    from sevi_lib.fit.optimise import newton_matrix
+    from sevi_lib.fit.points import CHUNK, PointSet
+
+    x, z = progression.sample(7, progression.counts // 10)
+    o = np.argsort(np.hypot(x, z))
+    x, z = x[o], z[o]
+    n, S = 4, len(progression.radii)
+    layout = ParamLayout(S, n)
+    a = np.zeros((S, n + 1))
+    a[:, 0] = progression.counts / 20.0
+    a[:, 1] = 0.2 * a[:, 0]
+    # widths 0.7 of the truth: electrons in the shells' tails, where the Fisher matrix overstates
+    theta = layout.pack(a, progression.radii + 0.001, np.full(S, 0.7 * progression.sigma), 3.0)
+    pts = PointSet(x, z, 1, np.ones(len(x)), n, progression.sigma / 24, None)
+    assert pts.n_groups > CHUNK
+    counts = np.ones(len(x))
+    geo = np.empty((S, 3))
+    _, _, H = pts.loglike(theta, counts, S, want=2, geometry_curvature=geo)
+    mu = np.empty(len(x))
+    pts.loglike(theta, counts, S, want=0, mu_out=mu)
+    Q = pts.curvature(theta, counts / mu, S)
+    ref = np.array([[Q[layout.R(j), layout.R(j)], Q[layout.R(j), layout.sigma(j)], Q[layout.sigma(j), layout.sigma(j)]]
+                    for j in range(S)])
+    assert np.all(np.abs(geo - ref) <= 1e-10 * np.abs(ref).max())
+    M = newton_matrix(H, geo, layout)
+    geo_idx = [layout.R(j) for j in range(S)] + [layout.sigma(j) for j in range(S)]
+    keep = np.zeros(len(theta), dtype=bool)
+    keep[geo_idx] = True
+    block = keep[:, None] & keep[None, :]
+    same_shell = np.zeros_like(block)
+    for j in range(S):
+        for p in (layout.R(j), layout.sigma(j)):
+            for q in (layout.R(j), layout.sigma(j)):
+                same_shell[p, q] = True
+    assert np.array_equal(M[~same_shell], H[~same_shell])
+    assert np.allclose(M[same_shell], (H - Q)[same_shell], rtol=1e-9, atol=1e-10 * np.abs(Q).max())
+    assert np.any(M[same_shell] < 0.5 * H[same_shell])  # the tails' overstatement, corrected
+    np.linalg.cholesky(M)
+    assert newton_matrix(H, geo + 10 * np.abs(H).max(), layout) is H  # not positive definite: Fisher

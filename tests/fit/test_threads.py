@@ -22,7 +22,8 @@ def _on_threads(k, f):
 
 
 def test_kernels_agree_bit_for_bit_across_threads(progression):
-    """Value, gradient, Fisher matrix, curvature and centre gradient on 1 and 2 threads (several chunks)."""
+    """Value, gradient, Fisher matrix, geometry curvature, curvature and centre gradient on 1 and 2
+    threads (several chunks)."""
     from sevi_lib.fit.layout import ParamLayout
     from sevi_lib.fit.points import CHUNK, PointSet
 
@@ -41,12 +42,14 @@ def test_kernels_agree_bit_for_bit_across_threads(progression):
         pts = PointSet(x, z, 1, np.ones(len(x)), n, progression.sigma / 24, None)
         mu = np.empty(len(x))
         v = pts.loglike(theta, counts, S, want=0, mu_out=mu)[0]
-        ll, g, H = pts.loglike(theta, counts, S, want=2)
+        geo = np.empty((S, 3))
+        ll, g, H = pts.loglike(theta, counts, S, want=2, geometry_curvature=geo)
         Q = pts.curvature(theta, counts / mu, S)
-        return v, mu, ll, g, H, Q, pts.shift_gradient(theta, S)
+        return v, mu, ll, g, H, geo, Q, pts.shift_gradient(theta, S)
 
     one, two = _on_threads(1, evaluate), _on_threads(2, evaluate)
-    for name, u, v in zip(("value", "mu", "loglike", "gradient", "Fisher", "curvature", "centre gradient"), one, two):
+    for name, u, v in zip(("value", "mu", "loglike", "gradient", "Fisher", "geometry curvature", "curvature",
+                           "centre gradient"), one, two):
         assert np.array_equal(u, v), f"{name}: max difference {np.max(np.abs(np.asarray(u) - np.asarray(v)))}"
 
 

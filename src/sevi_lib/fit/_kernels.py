@@ -26,7 +26,8 @@ from numba import njit, prange
 from sevi_lib.fit.layout import amplitudes_per_shell, shell_offset
 
 #: Everything the kernels read, one record (see the module docstring).
-Workspace = namedtuple("Workspace", ["K", "idx", "t", "pm", "scale", "li", "mi", "full", "cont", "imax"])
+Workspace = namedtuple("Workspace", ["K", "idx", "t", "pm", "scale", "li", "mi", "full", "cont", "imax", "fine",
+                                     "shift", "h"])
 Workspace.__doc__ = """Evaluation points and spline tables of one geometry.
 
 K : int
@@ -49,12 +50,32 @@ full, cont : ndarray
     workspace (:meth:`sevi_lib.fit.points.PointSet.workspace`).
 imax : ndarray of int64, shape (n_shells,)
     Last table cell where each shell is non-zero.
+fine, shift : ndarray of int64, shape (n_shells,)
+    A shell's table is fine (step h, one row per cell) only from cell ``fine[j]`` (a multiple of
+    ``2 ** shift[j]``) outwards, near its rim; inside, a row spans ``2 ** shift[j]`` cells
+    (:func:`_row`; :meth:`sevi_lib.fit.points.PointSet.workspace`).
+h : float
+    The cell width (table step of the fine rows).
 """
 
 
 @njit(cache=True, inline="always")
 def _spl(tab, col, t):
     return ((tab[0, col] * t + tab[1, col]) * t + tab[2, col]) * t + tab[3, col]
+
+
+@njit(cache=True, inline="always")
+def _row(ws, j, i, t):
+    """Row of shell j's tables holding cell i, and the node's offset into it (t: offset into the cell).
+
+    Cells from ``fine[j]`` on have a row each; below, row ``i >> shift[j]`` spans ``2 ** shift[j]``
+    cells.
+    """
+    f = ws.fine[j]
+    if i >= f:
+        return (f >> ws.shift[j]) + i - f, t
+    p = ws.shift[j]
+    return i >> p, t + (i & ((1 << p) - 1)) * ws.h
 
 
 @njit(cache=True)
@@ -78,31 +99,38 @@ def _chunk_shells(ws, g0, g1, act):
 
 
 @njit(cache=True)
-def _group_jacobian(ws, g, n1, act, na, J, v):
+def _group_jacobian(ws, g, n1, act, na, J, v, sec):
     """d mu_g / d theta of group g over the shells act[:na], compactly into J[:na * (n1 + 2) + 1].
 
     Shell ``act[a]``'s columns (a_0..a_n, R, sigma) are ``a * (n1 + 2) ..``; the background is
     the last; `v` (n_pairs values) is scratch. Per node and shell, all basis splines are
     evaluated first (one vectorisable loop over the table's columns), then contracted with the
-    node's Legendre row, pair (l, m <= l) after pair.
+    node's Legendre row, pair (l, m <= l) after pair. If `sec` is not empty (then ``ws.cont``
+    holds second derivatives), ``sec[3 a .. 3 a + 2]`` receives d2 mu_g / d(R R, R sigma,
+    sigma sigma) of shell ``act[a]``.
     """
     w = n1 + 2
     nc = na * w
     npairs = ws.li.shape[0]
+    want_sec = sec.shape[0] > 0
     for k in range(nc):
         J[k] = 0.0
+    if want_sec:
+        for k in range(3 * na):
+            sec[k] = 0.0
     for q in range(ws.K):
         e = g * ws.K + q
         i = ws.idx[e]
         if i < 0:
             continue
-        tt = ws.t[e]
+        te = ws.t[e]
         for a in range(na):
             j = act[a]
             if i > ws.imax[j]:
                 continue
             off = a * w
-            tab = ws.full[j, i]
+            r, tt = _row(ws, j, i, te)
+            tab = ws.full[j, r]
             for p in range(npairs):
                 v[p] = _spl(tab, p, tt)
             p = 0
@@ -112,14 +140,23 @@ def _group_jacobian(ws, g, n1, act, na, J, v):
                     acc += v[p] * ws.pm[e, m]
                     p += 1
                 J[off + l] += acc
-            ctab = ws.cont[j, i]
+            ctab = ws.cont[j, r]
             for m in range(n1):
                 J[off + n1] += _spl(ctab, n1 + m, tt) * ws.pm[e, m]
                 J[off + n1 + 1] += _spl(ctab, 2 * n1 + m, tt) * ws.pm[e, m]
+            if want_sec:
+                for m in range(n1):
+                    pmv = ws.pm[e, m]
+                    sec[3 * a] += _spl(ctab, 3 * n1 + m, tt) * pmv
+                    sec[3 * a + 1] += _spl(ctab, 4 * n1 + m, tt) * pmv
+                    sec[3 * a + 2] += _spl(ctab, 5 * n1 + m, tt) * pmv
     sc = ws.scale[g]
     for k in range(nc):
         J[k] *= sc
     J[nc] = ws.K * sc  # uniform background
+    if want_sec:
+        for k in range(3 * na):
+            sec[k] *= sc
 
 
 @njit(cache=True, inline="always")
@@ -180,7 +217,7 @@ def loglike_kernel(ws, counts, theta, want, grad, hess, mu_out):
             for k2 in range(P):
                 hess[k, k2] = 0.0
     for g in range(counts.shape[0]):
-        _group_jacobian(ws, g, n1, act, S, J, spl)  # every shell: the compact layout is theta's
+        _group_jacobian(ws, g, n1, act, S, J, spl, np.empty(0))  # every shell: the compact layout is theta's
         mu = _compact_mu(theta, act, S, n1, J)
         if mu_out.shape[0] > 0:
             mu_out[g] = mu
@@ -249,12 +286,13 @@ def value_kernel(ws, counts, theta, mu_out, chunk):
                 i = ws.idx[e]
                 if i < 0:
                     continue
-                tt = ws.t[e]
+                te = ws.t[e]
                 for a in range(na):
                     j = act[a]
                     if i > ws.imax[j]:
                         continue
-                    ctab = ws.cont[j, i]
+                    r, tt = _row(ws, j, i, te)
+                    ctab = ws.cont[j, r]
                     for m in range(n1):
                         lam += _spl(ctab, m, tt) * ws.pm[e, m]
             sc = ws.scale[g]
@@ -276,7 +314,7 @@ def value_kernel(ws, counts, theta, mu_out, chunk):
 
 
 @njit(cache=True, parallel=True)
-def score_rows_kernel(ws, counts, theta, chunk, c0, c1, ll_parts, grad_parts, rows, cols, ncols):
+def score_rows_kernel(ws, counts, theta, chunk, c0, c1, ll_parts, grad_parts, rows, cols, ncols, geo_parts):
     """Per chunk c0 .. c1 - 1 of `chunk` groups: sum_g c_g log mu_g, its gradient, the Fisher rows.
 
     Chunk ``ch`` (groups ``ch * chunk ..``) works over the shells that reach it
@@ -285,8 +323,12 @@ def score_rows_kernel(ws, counts, theta, chunk, c0, c1, ll_parts, grad_parts, ro
     ``grad_parts[ch - c0] = sum_g (c_g / mu_g) J_g`` (all P entries) and
     ``rows[ch - c0, g, :nc] = sqrt(c_g) / mu_g J_g[cols]`` (zero for an empty group), so that the
     chunk's Fisher matrix ``sum_g c_g J_g J_g^T / mu_g^2`` is ``rows.T @ rows`` on those columns
-    (one BLAS product, :meth:`sevi_lib.fit.points.PointSet.loglike`). The chunks run in parallel;
-    what each computes does not depend on the thread.
+    (one BLAS product, :meth:`sevi_lib.fit.points.PointSet.loglike`). If `geo_parts` (shape
+    ``(c1 - c0, n_shells, 3)``) is not empty (``ws.cont`` with second derivatives),
+    ``geo_parts[ch - c0, j]`` receives sum_g (c_g / mu_g) d2 mu_g / d(R R, R sigma, sigma sigma)
+    of shell j (zero for a shell that does not reach the chunk): the geometry part of the
+    curvature of the log-likelihood. The chunks run in parallel; what each computes does not
+    depend on the thread.
     """
     S = ws.full.shape[0]
     P = theta.shape[0]
@@ -303,6 +345,12 @@ def score_rows_kernel(ws, counts, theta, chunk, c0, c1, ll_parts, grad_parts, ro
         ncols[b] = nc
         J = np.empty(nc)
         v = np.empty(ws.li.shape[0])
+        want_geo = geo_parts.shape[0] > 0
+        sec = np.empty(3 * na if want_geo else 0)
+        if want_geo:
+            for j in range(S):
+                for k in range(3):
+                    geo_parts[b, j, k] = 0.0
         gp = grad_parts[b]
         for k in range(P):
             gp[k] = 0.0
@@ -314,7 +362,7 @@ def score_rows_kernel(ws, counts, theta, chunk, c0, c1, ll_parts, grad_parts, ro
             c = counts[g]
             if c == 0.0 or ll == -np.inf:
                 continue
-            _group_jacobian(ws, g, n1, act, na, J, v)
+            _group_jacobian(ws, g, n1, act, na, J, v, sec)
             mu = _compact_mu(theta, act, na, n1, J)
             if not mu > 0.0:
                 ll = -np.inf
@@ -325,6 +373,10 @@ def score_rows_kernel(ws, counts, theta, chunk, c0, c1, ll_parts, grad_parts, ro
             for k in range(nc):
                 gp[cc[k]] += w * J[k]
                 r[k] = f * J[k]
+            if want_geo:
+                for a in range(na):
+                    for k in range(3):
+                        geo_parts[b, act[a], k] += w * sec[3 * a + k]
         ll_parts[b] = ll
 
 
@@ -340,7 +392,7 @@ def jacobian_kernel(ws, theta, out):
         act = np.arange(S)
         v = np.empty(ws.li.shape[0])
         for g in range(b * 256, min((b + 1) * 256, G)):
-            _group_jacobian(ws, g, n1, act, S, out[g], v)
+            _group_jacobian(ws, g, n1, act, S, out[g], v, np.empty(0))
 
 
 #: Fixed number of blocks of the curvature's parallel sum (the result does not depend on the threads).
@@ -387,13 +439,13 @@ def curvature_kernel(ws, weight, theta, Q):
                     if i < 0 or i > ws.imax[j]:
                         continue
                     hit = True
-                    tt = ws.t[e]
-                    tab = ws.full[j, i]
+                    r, tt = _row(ws, j, i, ws.t[e])
+                    tab = ws.full[j, r]
                     for p in range(npairs):
                         pmv = ws.pm[e, ws.mi[p]]
                         dR[ws.li[p]] += _spl(tab, npairs + p, tt) * pmv
                         ds[ws.li[p]] += _spl(tab, 2 * npairs + p, tt) * pmv
-                    ctab = ws.cont[j, i]
+                    ctab = ws.cont[j, r]
                     for m in range(n1):
                         pmv = ws.pm[e, m]
                         sec[0] += _spl(ctab, 3 * n1 + m, tt) * pmv
@@ -440,13 +492,14 @@ def shift_gradient_kernel(ws, dpm, x, z, out):
             i = ws.idx[e]
             if i < 0:
                 continue
-            tt = ws.t[e]
+            te = ws.t[e]
             drho = 0.0
             dc = 0.0
             for j in range(S):
                 if i > ws.imax[j]:
                     continue
-                ctab = ws.cont[j, i]
+                r, tt = _row(ws, j, i, te)
+                ctab = ws.cont[j, r]
                 for m in range(n1):
                     drho += _dspl(ctab, m, tt) * ws.pm[e, m]
                     dc += _spl(ctab, m, tt) * dpm[e, m]

@@ -22,6 +22,17 @@ CHUNK = 4096
 #: ``BATCH * CHUNK * P`` values (64 MB at P = 256); the answers do not depend on it.
 BATCH = 8
 
+#: Widths inside a shell's radius where its tables' fine step begins (:func:`_fine_start`).
+FINE_WIDTHS = 10.0
+
+#: Inside, a table row spans at most R / (COARSE_PER_ORDER n) (n: the highest Legendre order
+#: index; R / 480 at n = 12): the cubic splines' error there stays below that of the fine step
+#: near the rim (about 3e-7 of each column's largest value, tests/fit/test_many_shells.py).
+COARSE_PER_ORDER = 40
+
+#: Inside, a table row spans at most 2^MAX_SHIFT cells.
+MAX_SHIFT = 3
+
 #: Table cells kept beyond a shell's last non-zero cell (the spline's end condition sits in the
 #: zeros; the tables differ from those of the whole radius range by rounding).
 _PAD = 3
@@ -80,10 +91,12 @@ class PointSet:
         once (:func:`_moment_splines`); the tables of the basis G_lm = sum_k D[l, m, k] M_k
         (``full``) and of the amplitude-contracted basis (``cont``) are those splines' linear
         combinations (a spline is linear in its data: the tables of
-        :func:`sevi_lib.fit.projection.radial_spline` up to rounding). The moment splines with
-        first derivatives are made for a value-only workspace too and kept until the next call,
-        so that the derivatives at the geometry whose value was just taken (the optimiser's
-        accepted step) reuse them.
+        :func:`sevi_lib.fit.projection.radial_spline` up to rounding). The moment splines (with
+        first and second derivatives) are made for a value-only workspace too and kept until the
+        next call, so that the derivatives at the geometry whose value was just taken (the
+        optimiser's accepted step) reuse them. A workspace with derivatives has the contracted
+        tables' second derivatives too (``cont``: value, d/dR, d/dsigma, d2/dR2, d2/dR dsigma,
+        d2/dsigma2), the geometry curvature of :meth:`loglike`.
 
         Parameters
         ----------
@@ -92,7 +105,7 @@ class PointSet:
         S : int
             Number of shells.
         second : bool
-            Tabulate second derivatives too (for :meth:`curvature`).
+            Tabulate the basis' first derivatives too (for :meth:`curvature`).
         like : Workspace, optional
             A workspace of the same theta, `S`, `second`, table step and ``rho_max`` (of another
             point set): its tables are reused.
@@ -109,33 +122,41 @@ class PointSet:
         d = projection.separation_coefficients(self.n)
         dp = np.ascontiguousarray(d[self.li, self.mi, :])  # (pairs, k)
         npairs = dp.shape[0]
-        if value_only:  # first derivatives too: kept for a workspace with derivatives at the same geometry
-            deriv, nd_full, nd_cont = 1, 0, 1
+        # the moment splines always with second derivatives: kept for a workspace with derivatives
+        # at the same geometry, whose contracted tables hold them (the step's geometry curvature)
+        deriv = 2
+        if value_only:
+            nd_full, nd_cont = 0, 1
         else:
-            deriv = 2 if second else 1
-            nd_full, nd_cont = projection.N_DERIV[deriv - 1], projection.N_DERIV[deriv]
+            nd_full, nd_cont = projection.N_DERIV[1 if second else 0], projection.N_DERIV[2]
         n_cells = int(np.ceil(self.rho_max / self.h)) + 1  # the cells of radial_spline's grid
         imax = np.empty(S, dtype=np.int64)
+        fine = np.empty(S, dtype=np.int64)
+        shift = np.empty(S, dtype=np.int64)
+        cells = np.empty(S, dtype=np.int64)
         for j in range(S):
             imax[j] = min(int((R_all[j] + projection.WINDOW * s_all[j]) / self.h) + 1, n_cells - 1)
-        width = int(min(imax.max() + 1 + _PAD, n_cells)) if S else 1
+            cells[j] = min(imax[j] + 1 + _PAD, n_cells)
+            fine[j], shift[j] = _fine_start(R_all[j], s_all[j], self.h, self.n, cells[j])
+        rows = (fine >> shift) + cells - fine
+        width = int(rows.max()) if S else 1
         full = np.empty((S, width, 4, nd_full * npairs))
         cont = np.empty((S, width, 4, nd_cont * n1))
         kept, self._splines = self._splines, {}
         for j in range(S):
-            cells = int(min(imax[j] + 1 + _PAD, n_cells))
-            key = (float(R_all[j]), float(s_all[j]), self.h, cells, deriv)
+            key = (float(R_all[j]), float(s_all[j]), self.h, int(cells[j]), deriv, int(fine[j]), int(shift[j]))
             coef = kept.get(key)
-            if coef is None:
-                coef = _moment_splines(R_all[j], s_all[j], n1, self.h, cells, deriv)  # (4, cells, nd, k)
+            if coef is None:  # (4, rows, nd, k)
+                coef = _moment_splines(R_all[j], s_all[j], n1, self.h, cells[j], deriv, fine[j], shift[j])
             self._splines[key] = coef
             dc = np.einsum("lmk,l->mk", d, a[j])
-            _combine(coef, nd_cont, dc, cont[j, :cells])
+            _combine(coef, nd_cont, dc, cont[j, :rows[j]])
             if nd_full:
-                _combine(coef, nd_full, dp, full[j, :cells])
-        return _kernels.Workspace(self.K, self.idx, self.t, self.pm, self.scale, self.li, self.mi, full, cont, imax)
+                _combine(coef, nd_full, dp, full[j, :rows[j]])
+        return _kernels.Workspace(self.K, self.idx, self.t, self.pm, self.scale, self.li, self.mi, full, cont, imax,
+                                  fine, shift, self.h)
 
-    def loglike(self, theta, counts, S, want=0, mu_out=None, like=None):
+    def loglike(self, theta, counts, S, want=0, mu_out=None, like=None, geometry_curvature=None):
         """sum_g counts_g log mu_g with gradient and Fisher matrix (want = 0, 1, 2).
 
         The value alone (``want=0``) comes from the amplitude-contracted tables
@@ -146,6 +167,11 @@ class PointSet:
         multiplied by BLAS on its own columns; the chunks' parts are added in chunk order (the
         same answer on any number of numba threads). `mu_out` (filled only with ``want=0``)
         receives every mu_g. `like`: a workspace whose tables to reuse (:meth:`workspace`).
+        `geometry_curvature` (shape ``(S, 3)``, only with ``want=2``) receives, per shell,
+        sum_g (counts_g / mu_g) d2 mu_g / d(R R, R sigma, sigma sigma): the curvature of the
+        log-likelihood is ``-Fisher + `` these on the geometry entries (the amplitudes enter mu
+        linearly; their cross terms with the geometry are left out), the Newton matrix of
+        :func:`sevi_lib.fit.optimise.fit_poisson`.
         """
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         counts = np.ascontiguousarray(counts, dtype=np.float64)
@@ -158,6 +184,8 @@ class PointSet:
             return _kernels.value_kernel(ws, counts, theta, mu, CHUNK), grad, hess
         if mu_out is not None:
             raise ValueError("PointSet.loglike: mu_out is filled only with want=0")
+        if geometry_curvature is not None and want != 2:
+            raise ValueError("PointSet.loglike: geometry_curvature is filled only with want=2")
         n_chunks = -(-self.n_groups // CHUNK)
         batch = min(BATCH, n_chunks)
         rows = np.empty((batch, min(CHUNK, self.n_groups), P))
@@ -165,15 +193,21 @@ class PointSet:
         ncols = np.empty(batch, dtype=np.int64)
         ll_parts = np.empty(batch)
         grad_parts = np.empty((batch, P))
+        geo_parts = np.empty((batch, S, 3) if geometry_curvature is not None else (0, S, 3))
+        if geometry_curvature is not None:
+            geometry_curvature[:] = 0.0
         ll = 0.0
         for c0 in range(0, n_chunks, batch):
             c1 = min(c0 + batch, n_chunks)
-            _kernels.score_rows_kernel(ws, counts, theta, CHUNK, c0, c1, ll_parts, grad_parts, rows, cols, ncols)
+            _kernels.score_rows_kernel(ws, counts, theta, CHUNK, c0, c1, ll_parts, grad_parts, rows, cols, ncols,
+                                       geo_parts)
             for b in range(c1 - c0):
                 if not np.isfinite(ll_parts[b]):
                     return -np.inf, grad, hess
                 ll += ll_parts[b]
                 grad += grad_parts[b]
+                if geometry_curvature is not None:
+                    geometry_curvature += geo_parts[b]
                 if want >= 2:  # only the parameters of the shells that reach the chunk (radius order: few)
                     nz = cols[b, :ncols[b]]
                     sub = rows[b, :min(CHUNK, self.n_groups - (c0 + b) * CHUNK), :len(nz)]
@@ -242,17 +276,36 @@ def _combine(coef, nd, comb, out):
     np.matmul(lhs, comb.T, out=out.reshape(cells * 4 * nd, comb.shape[0]))
 
 
-def _moment_splines(R, s, n1, h, cells, deriv):
-    """Cubic-spline coefficients of the radial moments of one shell on the grid 0, h, .., cells h.
+def _fine_start(R, s, h, n, cells):
+    """(fine, shift) of one shell's tables: fine step from cell `fine` outwards, rows of 2^shift cells inside.
+
+    The fine step h (a 24th of the narrowest width) resolves the projected rim; from
+    :data:`FINE_WIDTHS` widths inside R, the moments are smooth on the scales of their envelope
+    (the distance to the rim) and of the Legendre polynomials P_2n(rho / r) (about R / n), so a
+    row spans the largest ``2^shift <= 2^MAX_SHIFT`` cells that stays below ``R / (COARSE_PER_ORDER n)``.
+    """
+    H = R / (COARSE_PER_ORDER * max(n, 1))
+    shift = 0
+    while shift < MAX_SHIFT and (2 ** (shift + 1)) * h <= H:
+        shift += 1
+    fine = int(max(R - FINE_WIDTHS * s, 0.0) / h) >> shift << shift
+    return min(fine, int(cells) >> shift << shift), shift
+
+
+def _moment_splines(R, s, n1, h, cells, deriv, fine=0, shift=0):
+    """Cubic-spline coefficients of the radial moments of one shell up to cells h.
+
+    The knots are 0, H, 2 H, .. (H = 2^shift h) up to fine h, then every h up to cells h.
 
     Returns
     -------
-    ndarray, shape (4, cells, N_DERIV[deriv], n1)
-        Per cell, highest power first in t = rho - rho_i (as :func:`sevi_lib.fit.projection.radial_spline`).
+    ndarray, shape (4, rows, N_DERIV[deriv], n1)
+        Per row (interval between knots), highest power first in t = rho - rho_i (as
+        :func:`sevi_lib.fit.projection.radial_spline`); ``rows = fine / 2^shift + cells - fine``.
     """
     nd = projection.N_DERIV[deriv]
-    rho = np.arange(cells + 1) * h
-    m = np.empty((cells + 1, nd, n1))
+    rho = np.concatenate([np.arange(fine >> shift) * (h * (1 << shift)), np.arange(fine, cells + 1) * h])
+    m = np.empty((len(rho), nd, n1))
     _kernels.moments_grid(rho, float(R), float(s), n1, nd, projection._XG, projection._WG, projection.WINDOW, m)
-    cs = CubicSpline(rho, m.reshape(cells + 1, nd * n1), axis=0, bc_type="not-a-knot")
-    return cs.c.reshape(4, cells, nd, n1)
+    cs = CubicSpline(rho, m.reshape(len(rho), nd * n1), axis=0, bc_type="not-a-knot")
+    return cs.c.reshape(4, len(rho) - 1, nd, n1)
