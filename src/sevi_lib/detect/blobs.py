@@ -200,7 +200,8 @@ def _detect_frame(frame, frame64, par, ws):
     to isum); returns their number (or -1 if the buffer is full).
 
     `frame64` is `frame` viewed as uint64 (8 pixels a word), so empty stretches are skipped a
-    word at a time; `par` is the :data:`~sevi_lib.detect.settings.KernelParams`.
+    word at a time, by the blob scan and by the raw-frame sum alike (one pass over the frame);
+    `par` is the :data:`~sevi_lib.detect.settings.KernelParams`.
     """
     label, pi, pj, runs, out_pos, out_amp, out_mult, out_bsize, blob_hist = (
         ws.label, ws.pi, ws.pj, ws.runs, ws.pos, ws.amp, ws.mult, ws.bsize, ws.blob_hist)
@@ -218,16 +219,17 @@ def _detect_frame(frame, frame64, par, ws):
     # expected flux of one spot above the threshold: 2 pi s^2 (A - T)
     flux1 = 2.0 * np.pi * sigma * sigma * (A0 - thr)
     isum = ws.isum
-    for i in range(n):
-        for j in range(m):
-            isum[i, j] += frame[i, j]
     nout = 0
     end = 0
     full = False
     nw = frame64.shape[1]
     for i in range(n):
         for w in range(nw):
-            if frame64[i, w] == 0 or full:
+            if frame64[i, w] == 0:
+                continue
+            for j in range(8 * w, 8 * w + 8):  # the raw sum in the same pass: only non-zero words add
+                isum[i, j] += frame[i, j]
+            if full:
                 continue
             for j in range(8 * w, 8 * w + 8):
                 if frame[i, j] < thr or label[i, j] != 0:
