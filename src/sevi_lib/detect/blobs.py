@@ -209,7 +209,6 @@ def _detect_frame(frame, frame64, par, ws):
     D = fit.D
     cand = fit.cand
     n = frame.shape[0]
-    m = frame.shape[1]
     thr = par.threshold
     peak_min = par.peak_min
     off = par.subgrid_offset
