@@ -74,10 +74,31 @@ def render_detect(ids_offsets_xz, render_seed, threads, chunk=16):
     with FrameDetector(None, threads=threads) as det:
         for ids, offsets, x, z in ids_offsets_xz:
             frames = buf[: len(ids)]
-            render_chunk(ids, offsets, x, z, render_seed, frames, get_num_threads(), spots)
+            render_chunk(ids, offsets, x, z, render_seed, frames, n_workers=get_num_threads(), spots=spots)
             found = det.process(ids.astype(np.int32), frames)
             out.append((found["x"].copy(), found["z"].copy(), found["ImageId"].astype(np.int64)))
     return [np.concatenate([o[i] for o in out]) for i in range(3)]
+
+
+def compare_blocks(args):
+    """The bias's error from one-step block estimates against refits of the blocks, per seed."""
+    from sevi_lib.calibrate.response import expected_distance, response_bias, simulate_response
+    from sevi_lib.detect.settings import DetectorParams
+
+    shell = Shells([0.5], [0.007], [PEAKED])
+    for seed in args.compare_blocks:
+        sample = simulate_response(shell, args.frames, [args.per_frame], detector=DetectorParams(), seed=seed,
+                                   threads=args.threads, blocks=args.blocks)
+        kw = {"n_beta": shell.n_beta, "n_shells": 1, "centre": (0.0, 0.0)}
+        one, fits = response_bias(sample, **kw), response_bias(sample, block_fits=True, **kw)
+        d1, d2 = expected_distance(one["se"]["beta"])[0], expected_distance(fits["se"]["beta"])[0]
+        ratio = {k: float(one["se"][k][0] / fits["se"][k][0]) for k in ("R", "sigma_R", "ln_weights")}
+        print(f"seed {seed}: {args.frames} frames in {args.blocks} blocks; block estimates {one['block_seconds']:.1f} s "
+              f"(one step) vs {fits['block_seconds']:.1f} s ({2 * args.blocks} fits); the two fits of all frames "
+              f"{one['seconds'] - one['block_seconds']:.1f} s")
+        print("  bias error one-step / block fits: " + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items())
+              + f"; beta_2 .. beta_24 {np.round(one['se']['beta'][0] / fits['se']['beta'][0], 2).tolist()}")
+        print(f"  as a distance: {d1:.3e} vs {d2:.3e} (ratio {d1 / d2:.3f})", flush=True)
 
 
 def main():
@@ -87,7 +108,11 @@ def main():
     ap.add_argument("--per-frame", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--compare-blocks", type=int, nargs="+", default=None, metavar="SEED",
+                    help="instead: the bias's error from one-step block estimates vs block refits, these seeds")
     args = ap.parse_args()
+    if args.compare_blocks:
+        return compare_blocks(args)
 
     from sevi_lib.fit import fit_electrons
     from sevi_lib.simulate.electrons import iter_frame_electrons
@@ -96,7 +121,7 @@ def main():
     n_beta = shell.n_beta
     t0 = time.perf_counter()
     chunks = []
-    for ch in iter_frame_electrons(shell, args.frames, [args.per_frame], 0.0, args.seed, 16):
+    for ch in iter_frame_electrons(shell, args.frames, [args.per_frame], detection_loss=0.0, seed=args.seed, chunk=16):
         ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
         chunks.append((ids, ch.frame_offsets, np.ascontiguousarray(ch.detected["x"]),
                        np.ascontiguousarray(ch.detected["z"]), ch.detected["ImageId"].astype(np.int64)))

@@ -62,7 +62,8 @@ def main():
     for name in args.cameras.split(","):
         model, noise = CAMERAS[name]
         frames, truth = [], []
-        for _, out, ch in iter_rendered_chunks(SHELLS, args.frames, [args.electrons / 2] * 2, 0.0, args.seed, 32,
+        for _, out, ch in iter_rendered_chunks(SHELLS, args.frames, [args.electrons / 2] * 2, detection_loss=0.0,
+                                               seed=args.seed, chunk=32,
                                                read_noise=noise, spots=model):
             frames.append(out.copy())
             truth.append(ch.detected)

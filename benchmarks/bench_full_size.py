@@ -112,7 +112,8 @@ def camera_survey(args):
 
     model, noise = CAMERAS[args.camera]
     frames = np.concatenate([out.copy() for _, out, _ in iter_rendered_chunks(
-        SETS["peaked"], 64, [ELECTRONS * (1 - LOSS)] * 2, 0.0, args.seed + 7, 32, read_noise=noise, spots=model)])
+        SETS["peaked"], 64, [ELECTRONS * (1 - LOSS)] * 2, detection_loss=0.0, seed=args.seed + 7, chunk=32,
+        read_noise=noise, spots=model)])
     survey = survey_frames(frames)
     print("\n".join(f"  {args.camera}: {line}" for line in survey.summary_lines()), flush=True)
     # the data are rendered with the true camera (its noise, its spot model) and detected with the survey
@@ -128,7 +129,8 @@ def run_set(name, shells, args):
         data = _load(stored)
         print(f"{name}: data electrons from {stored} (detected in {data.seconds:.0f} s)", flush=True)
     else:
-        data = simulate_response(shells, args.frames, [ELECTRONS * (1 - LOSS)] * shells.n_shells, DetectorParams(),
+        data = simulate_response(shells, args.frames, [ELECTRONS * (1 - LOSS)] * shells.n_shells,
+                                 detector=DetectorParams(),
                                  seed=args.seed, threads=args.threads, blocks=1, progress_seconds=30,
                                  what=f"{name} data", camera=camera)
         if stored:
@@ -155,7 +157,8 @@ def run_set(name, shells, args):
         return sample
 
     t2 = time.perf_counter()
-    cal = calibrate(fit, args.frames, DetectorParams(), settings, threads=args.threads, simulate=simulate,
+    cal = calibrate(fit, args.frames, detector=DetectorParams(), settings=settings, threads=args.threads,
+                    simulate=simulate,
                     log=lambda line: print(f"  {name}: {line}", flush=True), survey=survey)
     t_cal = time.perf_counter() - t2
     d_unc = shell_distance(fit.beta, shells.beta)

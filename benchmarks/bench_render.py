@@ -40,7 +40,7 @@ def main():
     loss = 0.1
     per_shell = args.electrons / 2 / (1 - loss)  # generated per shell so that `electrons` are detected
     threads = get_num_threads()
-    sim = simulate_electrons(SHELLS, args.frames, [per_shell, per_shell], loss, seed=1)
+    sim = simulate_electrons(SHELLS, args.frames, [per_shell, per_shell], detection_loss=loss, seed=1)
     x = np.ascontiguousarray(sim.detected["x"])
     z = np.ascontiguousarray(sim.detected["z"])
     out = np.empty((args.chunk, N_PIX, N_PIX), dtype=np.uint8)
@@ -50,9 +50,9 @@ def main():
             nf = min(args.chunk, args.frames - f0)
             offs = sim.frame_offsets[f0:f0 + nf + 1]
             a, b = offs[0], offs[-1]
-            render_chunk(np.arange(f0, f0 + nf), offs - a, x[a:b], z[a:b], 1, out[:nf], threads)
+            render_chunk(np.arange(f0, f0 + nf), offs - a, x[a:b], z[a:b], 1, out[:nf], n_workers=threads)
 
-    render_chunk(np.arange(1), sim.frame_offsets[:2], x, z, 1, out[:1], threads)  # compile / load cache
+    render_chunk(np.arange(1), sim.frame_offsets[:2], x, z, 1, out[:1], n_workers=threads)  # compile / load cache
     t0 = time.perf_counter()
     render_all()
     t_render = time.perf_counter() - t0

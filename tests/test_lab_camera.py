@@ -39,7 +39,8 @@ def lab():
     survey = None
     det_parts, true_parts, strays = [], [], 0
     detector = None
-    for ids, frames, ch in iter_rendered_chunks(SHELLS, N_FRAMES, [40.0, 40.0, 40.0], 0.1, SEED, chunk=64,
+    for ids, frames, ch in iter_rendered_chunks(SHELLS, N_FRAMES, [40.0, 40.0, 40.0], detection_loss=0.1, seed=SEED,
+                                                chunk=64,
                                                 centre_offset=OFFSET_PX, stray_electrons=3.0, read_noise=1.5,
                                                 hot_pixels=12):
         if survey is None:  # the first chunk is the survey's sample (64 frames)

@@ -25,10 +25,10 @@ N_FRAMES, PER_FRAME, LEADING = 1000, 60.0, 3
 def test_pulls_of_the_calibrated_answer():
     pulls, raw = [], []
     for seed in SEEDS:
-        data = simulate_response(SHELL, N_FRAMES, [PER_FRAME], DetectorParams(), seed=seed)
+        data = simulate_response(SHELL, N_FRAMES, [PER_FRAME], detector=DetectorParams(), seed=seed)
         fit = fit_electrons(data.detected_x, data.detected_z, n_beta=SHELL.n_beta, n_shells=1)
-        res = calibrate(fit, N_FRAMES, DetectorParams(),
-                        CalibrationSettings(frames=N_FRAMES, blocks=4, seed=seed + 1000, progress_seconds=0))
+        res = calibrate(fit, N_FRAMES, detector=DetectorParams(),
+                        settings=CalibrationSettings(frames=N_FRAMES, blocks=4, seed=seed + 1000, progress_seconds=0))
         truth = SHELL.beta[0, :LEADING]
         pulls.append((np.array(res["beta"][0][:LEADING]) - truth) / np.array(res["se_beta"][0][:LEADING]))
         raw.append((fit.beta[0, :LEADING] - truth) / fit.se_beta[0, :LEADING])

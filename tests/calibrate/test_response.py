@@ -73,7 +73,7 @@ def _injected(shells, n_frames, per_frame, detector, seed, threads, chunk, block
     """simulate_response with the known response of :func:`_distort` instead of rendering + detection."""
     rng = np.random.default_rng(seed)
     tx, tz, tb, dx, dz, db = [], [], [], [], [], []
-    for ch in iter_frame_electrons(shells, n_frames, per_frame, 0.0, seed, chunk=256):
+    for ch in iter_frame_electrons(shells, n_frames, per_frame, detection_loss=0.0, seed=seed, chunk=256):
         frame = ch.detected["ImageId"].astype(np.int64)
         x, z = ch.detected["x"], ch.detected["z"]
         block = (frame * blocks // n_frames).astype(np.int16)

@@ -159,7 +159,7 @@ def test_spot_model_pulls():
         rng = np.random.default_rng([seed, 11])
         X, Z = (v.ravel() + rng0.uniform(0, 1, v.size) for v in np.meshgrid(g, g, indexing="ij"))
         A, s, rho = draw_spot_params(X.size, rng, LAB)
-        m = measure_spot_model(render_frame(X / 512 - 1, Z / 512 - 1, A, s, rho)[None], 10)
+        m = measure_spot_model(render_frame(X / 512 - 1, Z / 512 - 1, A, s, rho)[None], threshold=10)
         pulls.append([(m.sigma_px - LAB.sigma_px) / m.sigma_px_se, (m.sigma_sd_px - LAB.sigma_sd_px) / m.sigma_sd_px_se,
                       (m.rho_sd - LAB.rho_sd) / m.rho_sd_se, (m.gain_mean - LAB.gain_mean) / m.gain_mean_se,
                       (m.gain_cv - LAB.gain_cv) / m.gain_cv_se])

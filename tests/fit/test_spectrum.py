@@ -35,7 +35,7 @@ def fitted():
     offset = (2.3 / PIX_PER_UNIT, -1.7 / PIX_PER_UNIT)
     x, z = electrons(3, offset)
     res = fit.fit_electrons(x, z, n_beta=2, n_shells=4, max_iter=40)
-    return x, z, res, spectrum(x, z, res.centre, n_boot=30)
+    return x, z, res, spectrum(x, z, centre=res.centre, n_boot=30)
 
 
 def test_centred_map_puts_the_centre_on_a_pixel_centre():

@@ -56,7 +56,8 @@ def _digest(frames_path, truth_path):
 
 
 def _frames(shells, n, means, seed, chunk=8, **camera):
-    out = [(fr.copy(), ch) for _, fr, ch in iter_rendered_chunks(shells, n, means, 0.1, seed, chunk, **camera)]
+    out = [(fr.copy(), ch) for _, fr, ch in iter_rendered_chunks(shells, n, means, detection_loss=0.1, seed=seed,
+                                                                 chunk=chunk, **camera)]
     return np.concatenate([f for f, _ in out]), electrons.concatenate_chunks([c for _, c in out])
 
 

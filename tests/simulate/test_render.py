@@ -190,11 +190,11 @@ def test_write_test_file_leaves_nothing_on_failure(tmp_path, monkeypatch):
     calls = {"n": 0}
     real = render.render_chunk
 
-    def failing(*args):
+    def failing(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("boom")
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(render, "render_chunk", failing)
     with pytest.raises(RuntimeError):
@@ -209,7 +209,7 @@ def test_iter_rendered_chunks_is_the_file_content_and_chunk_independent(tmp_path
         stored = f["FinalImage"][()]
     for chunk in (1, 3, 5):
         ids, frames, n_det = [], [], 0
-        for i, fr, ch in render.iter_rendered_chunks(shells, 5, [6, 4], 0.1, 9, chunk):
+        for i, fr, ch in render.iter_rendered_chunks(shells, 5, [6, 4], detection_loss=0.1, seed=9, chunk=chunk):
             assert i.dtype == np.int32 and fr.shape == (len(i), 1024, 1024) and ch.n_frames == len(i)
             ids.append(i.copy())
             frames.append(fr.copy())

@@ -50,7 +50,7 @@ DIGEST_DRAW = "92ef1dccd8b610579ba0ececd750a4a32c7b91d92aacbeaac270b9edb11def2b"
 
 def _frames_digest(**kw):
     h = hashlib.sha256()
-    for _, frames, _ in iter_rendered_chunks(SHELLS, 4, [30, 20], 0.1, 7, 3, **kw):
+    for _, frames, _ in iter_rendered_chunks(SHELLS, 4, [30, 20], detection_loss=0.1, seed=7, chunk=3, **kw):
         h.update(frames.tobytes())
     return h.hexdigest()
 
@@ -143,7 +143,7 @@ def _isolated_spots(model, seed, n_frames=4, spacing=40):
         offs.append(offs[-1] + px.size)
     x, z, offs = np.concatenate(xs), np.concatenate(zs), np.array(offs, dtype=np.int64)
     out = np.empty((n_frames, 1024, 1024), dtype=np.uint8)
-    render_chunk(np.arange(n_frames, dtype=np.int64), offs, x, z, seed, out, 2, model)
+    render_chunk(np.arange(n_frames, dtype=np.int64), offs, x, z, seed, out, n_workers=2, spots=model)
     return x, z, offs, out
 
 
@@ -300,9 +300,9 @@ def test_calibration_renders_with_the_lab_cameras_spot_model(monkeypatch):
     seen = []
     real = render.render_chunk
 
-    def spy(*args):
-        seen.append(args[-1])
-        return real(*args)
+    def spy(*args, **kwargs):
+        seen.append(kwargs["spots"])
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(render, "render_chunk", spy)
     monkeypatch.setattr(blobs, "FrameDetector", _NoDetector)

@@ -60,7 +60,7 @@ def data_frames(electrons):
         return int(f.attrs["n_frames"])
 
 
-def calibrate_files(answer, sidecar, out, out_sidecar, electrons=None, n_frames=None, detector=None,
+def calibrate_files(answer, sidecar, out, out_sidecar, electrons=None, *, n_frames=None, detector=None,
                     settings=None, threads=1, log=None, camera=None, shard_files=None):
     """The ``calibrate`` stage: read the fit, calibrate it, write the corrected Answer and its sidecar.
 
@@ -94,9 +94,10 @@ def calibrate_files(answer, sidecar, out, out_sidecar, electrons=None, n_frames=
     fit, n_frames, survey = _inputs(answer, sidecar, electrons, n_frames, camera)
     if shard_files:
         samples, identities, names = read_shards(shard_files)
-        result = combine_shards(fit, n_frames, samples, identities, detector, settings, threads, log, survey, names)
+        result = combine_shards(fit, n_frames, samples, identities, detector=detector, settings=settings,
+                                threads=threads, log=log, survey=survey, names=names)
     else:
-        result = calibrate(fit, n_frames, detector, settings, threads, log, survey=survey)
+        result = calibrate(fit, n_frames, detector=detector, settings=settings, threads=threads, log=log, survey=survey)
     result["input"] = {"answer": str(answer), "sidecar": str(sidecar),
                        "electrons": None if electrons is None else str(electrons),
                        "camera": None if camera is None else str(camera),
@@ -156,7 +157,7 @@ def _inputs(answer, sidecar, electrons, n_frames, camera):
     return fit, int(n_frames), survey
 
 
-def calibrate_shard_files(answer, sidecar, out, shard, shards, electrons=None, n_frames=None, detector=None,
+def calibrate_shard_files(answer, sidecar, out, *, shard, shards, electrons=None, n_frames=None, detector=None,
                           settings=None, threads=1, camera=None):
     """The ``calibrate_shard`` job: one shard of pass 0's calibration frames, written to `out`.
 
@@ -184,7 +185,8 @@ def calibrate_shard_files(answer, sidecar, out, shard, shards, electrons=None, n
     """
     check_outputs([out], [answer, sidecar, electrons, camera])
     fit, n_frames, survey = _inputs(answer, sidecar, electrons, n_frames, camera)
-    sample, identity = simulate_shard(fit, n_frames, shard, shards, detector, settings, threads, survey)
+    sample, identity = simulate_shard(fit, n_frames, shard, shards, detector=detector, settings=settings,
+                                      threads=threads, survey=survey)
     write_shard(out, sample, identity, shard, shards)
     return sample
 

@@ -195,7 +195,7 @@ class LabCamera:
                 "hot_pixels": 0 if self.survey is None else len(self.survey.hot_pixels)}
 
 
-def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed=0, threads=1, chunk=32,
+def simulate_response(shells, n_frames, electrons_per_frame, *, detector=None, seed=0, threads=1, chunk=32,
                       blocks=1, progress_seconds=0.0, what="calibrate", camera=None, start=0, stop=None):
     """Simulate, render and detect frames, keeping the detected and the true electron positions.
 
@@ -273,7 +273,8 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
     with FrameDetector(detector, threads=threads, camera=camera.survey) as det:
         # electrons are simulated _SIMULATE_CHUNK frames at a time from frame 0 (cheap: those before
         # `start` are only skipped), then rendered and detected `chunk` frames at a time
-        for big in iter_frame_electrons(shells, stop, electrons_per_frame, 0.0, seed, _SIMULATE_CHUNK,
+        for big in iter_frame_electrons(shells, stop, electrons_per_frame, detection_loss=0.0, seed=seed,
+                                        chunk=_SIMULATE_CHUNK,
                                         centre_offset=offset_px, stray_electrons=float(camera.stray_electrons)):
             lo = max(start, big.frame_start)
             hi = big.frame_start + big.n_frames
@@ -287,9 +288,10 @@ def simulate_response(shells, n_frames, electrons_per_frame, detector=None, seed
                 tx = np.ascontiguousarray(big.detected["x"][e0:e1])
                 tz = np.ascontiguousarray(big.detected["z"][e0:e1])
                 if effects is None:
-                    render_chunk(ids, offsets, tx, tz, seed, frames, get_num_threads(), spots)
+                    render_chunk(ids, offsets, tx, tz, seed, frames, n_workers=get_num_threads(), spots=spots)
                 else:
-                    render_camera_chunk(ids, offsets, tx, tz, seed, frames, get_num_threads(), effects, spots)
+                    render_camera_chunk(ids, offsets, tx, tz, seed, frames, n_workers=get_num_threads(), camera=effects,
+                                        spots=spots)
                 try:
                     found = det.process(ids.astype(np.int32), frames)
                 except OverflowError as exc:
@@ -555,7 +557,7 @@ def pass_inputs(at, params, n_data_frames, settings, p):
     return shells, np.exp(at["ln_weights"]) / int(n_data_frames), settings.pass_seed(p)
 
 
-def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=None, simulate=None, survey=None,
+def calibrate(fit, n_data_frames, *, detector=None, settings=None, threads=1, log=None, simulate=None, survey=None,
               sample=None):
     """Correct a fit of detected electrons for what detection does, by simulation.
 
@@ -632,8 +634,9 @@ def calibrate(fit, n_data_frames, detector=None, settings=None, threads=1, log=N
         if p == 0 and given is not None:
             sample = given
         else:
-            sample = (simulate or simulate_response)(shells, n_cal, per_frame, detector, seed, threads,
-                                                     settings.chunk, settings.blocks, settings.progress_seconds,
+            sample = (simulate or simulate_response)(shells, n_cal, per_frame, detector=detector, seed=seed,
+                                                     threads=threads, chunk=settings.chunk, blocks=settings.blocks,
+                                                     progress_seconds=settings.progress_seconds,
                                                      what=f"calibrate pass {p}", camera=camera)
         res = response_bias(sample, N, S, centre=centre_mode)
         # the data's own detection noise: the per-frame spread of detected - true, over its frames

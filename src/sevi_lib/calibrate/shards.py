@@ -71,7 +71,7 @@ def shard_identity(fit, n_data_frames, detector=None, settings=None, survey=None
     return json.loads(json.dumps(identity))  # as a shard file stores it
 
 
-def simulate_shard(fit, n_data_frames, shard, shards, detector=None, settings=None, threads=1, survey=None):
+def simulate_shard(fit, n_data_frames, shard, shards, *, detector=None, settings=None, threads=1, survey=None):
     """Shard `shard` of `shards` of pass 0's calibration frames, simulated, rendered and detected.
 
     The frames are those :func:`sevi_lib.calibrate.response.calibrate` makes in pass 0 (at the
@@ -108,8 +108,9 @@ def simulate_shard(fit, n_data_frames, shard, shards, detector=None, settings=No
     params = fit_parameters(fit)
     shells, per_frame, seed = pass_inputs(params, params, n_data_frames, settings, 0)
     start, stop = shard_range(identity["frames"], shard, shards)
-    sample = simulate_response(shells, identity["frames"], per_frame, detector, seed, threads, settings.chunk,
-                               settings.blocks, settings.progress_seconds,
+    sample = simulate_response(shells, identity["frames"], per_frame, detector=detector, seed=seed, threads=threads,
+                               chunk=settings.chunk,
+                               blocks=settings.blocks, progress_seconds=settings.progress_seconds,
                                what=f"calibrate shard {shard}/{shards} [{start}, {stop})",
                                camera=lab_camera(fit, n_data_frames, survey), start=start, stop=stop)
     return sample, identity
@@ -165,7 +166,7 @@ def join_samples(samples, names=None):
                           float(sum(s.seconds for s in samples)), 0, first.n_frames)
 
 
-def combine_shards(fit, n_data_frames, samples, identities, detector=None, settings=None, threads=1, log=None,
+def combine_shards(fit, n_data_frames, samples, identities, *, detector=None, settings=None, threads=1, log=None,
                    survey=None, names=None):
     """Check the shards against the fit and the settings, join them and calibrate the fit.
 
@@ -202,7 +203,8 @@ def combine_shards(fit, n_data_frames, samples, identities, detector=None, setti
             raise InputError(f"{name}: a calibration shard of other inputs or settings (differs in: "
                              f"{', '.join(differ)})")
     sample = join_samples(samples, names)
-    out = calibrate(fit, n_data_frames, detector, settings, threads, log, survey=survey, sample=sample)
+    out = calibrate(fit, n_data_frames, detector=detector, settings=settings, threads=threads, log=log, survey=survey,
+                    sample=sample)
     out["calibration"]["shards"] = len(samples)
     out["calibration"]["shard_seconds"] = sample.seconds
     return out

@@ -91,7 +91,7 @@ def run_shard(args):
     from sevi_lib.calibrate.files import calibrate_shard_files
 
     settings, detector = _settings(args)
-    sample = calibrate_shard_files(args.answer, args.sidecar, args.out, args.shard, args.shards,
+    sample = calibrate_shard_files(args.answer, args.sidecar, args.out, shard=args.shard, shards=args.shards,
                                    electrons=args.electrons, n_frames=args.n_frames, detector=detector,
                                    settings=settings, threads=args.threads, camera=args.camera)
     stop = sample.n_frames if sample.frame_stop is None else sample.frame_stop

@@ -46,7 +46,8 @@ def run(args):
     settings = settings_from_args(FitSettings, args)
     log = None if args.quiet else (lambda line: print(line, flush=True))
     _, _, plot = output_paths(args.out, args.sidecar, args.plot)
-    result, (x, z, w), method = fit_file(args.input, args.out, args.sidecar, settings, log, args.intensity,
+    result, (x, z, w), method = fit_file(args.input, args.out, args.sidecar, settings, log=log,
+                                         intensity=args.intensity,
                                          also_writes=[plot] if plot else [])
     if plot is not None:
         from sevi_lib.report.plots import fit_report, save_figure

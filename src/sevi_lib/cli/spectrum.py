@@ -25,7 +25,8 @@ def run(args):
 
     from sevi_lib.fit.files import spectrum_file
 
-    spec, shells = spectrum_file(args.input, args.tsv, args.fit_sidecar, args.order, args.bootstrap, args.seed,
+    spec, shells = spectrum_file(args.input, args.tsv, args.fit_sidecar, order=args.order, n_boot=args.bootstrap,
+                                 seed=args.seed,
                                  also_writes=[args.plot] if args.plot else [])
     if args.plot:
         from sevi_lib.report.plots import save_figure, spectrum_figure

@@ -30,7 +30,7 @@ class ProgressLog:
     Lines read ``what: done/total unit, R unit/s, ETA S s``.
     """
 
-    def __init__(self, total, what, unit="frames", every=10.0, stream=None, clock=time.perf_counter):
+    def __init__(self, total, what, *, unit="frames", every=10.0, stream=None, clock=time.perf_counter):
         self.total, self.what, self.unit, self.every = int(total), what, unit, every
         self.stream, self.clock = stream, clock
         self.done = 0

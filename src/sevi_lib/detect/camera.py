@@ -613,7 +613,8 @@ def _with_spot_model(survey, frames, settings):
     threshold = max(DetectorParams().threshold, survey.threshold)
     warnings = []
     try:
-        measured = measure_spot_model(frames, threshold, survey.pedestal, survey.read_noise,
+        measured = measure_spot_model(frames, threshold=threshold, pedestal=survey.pedestal,
+                                      read_noise=survey.read_noise,
                                       mask=survey.mask() if survey.hot_pixels else None,
                                       subgrid_offset=DetectorParams().subgrid_offset)
     except ValueError as exc:

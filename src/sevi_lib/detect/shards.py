@@ -66,7 +66,7 @@ def shard_range(n_frames, shard, shards):
     return shard * n_frames // shards, (shard + 1) * n_frames // shards
 
 
-def frame_range(path, n_frames, start=None, stop=None, shard=None, shards=None):
+def frame_range(path, n_frames, *, start=None, stop=None, shard=None, shards=None):
     """``(start, stop)`` from either a start/stop pair or a shard index of `shards`.
 
     Parameters
@@ -101,7 +101,7 @@ def frame_range(path, n_frames, start=None, stop=None, shard=None, shards=None):
     return start, stop
 
 
-def detect_file(path, start, stop, params=None, threads=1, chunk=64, progress=None, camera=None):
+def detect_file(path, start, stop, *, params=None, threads=1, chunk=64, progress=None, camera=None):
     """Detect the electrons of frames [start, stop) of a ``FinalImage`` file, streaming chunks.
 
     Parameters
@@ -151,7 +151,7 @@ def detect_file(path, start, stop, params=None, threads=1, chunk=64, progress=No
                 "params": det.params}
 
 
-def write_shard(path, result, source, start, stop, params, identity=None, camera=None):
+def write_shard(path, result, source, start, stop, params, *, identity=None, camera=None):
     """Write a detection shard atomically (datasets :data:`SHARD_DATASETS`, provenance in attributes).
 
     Parameters
@@ -229,7 +229,7 @@ def read_shard(path):
     return out
 
 
-def detect_shard(frames, out, start=None, stop=None, shard=None, shards=None, params=None, threads=1, chunk=64,
+def detect_shard(frames, out, *, start=None, stop=None, shard=None, shards=None, params=None, threads=1, chunk=64,
                  progress=None, camera=None):
     """``sevi detect``: detect a frame range of `frames` and write the shard `out`.
 
@@ -280,12 +280,13 @@ def detect_shard(frames, out, start=None, stop=None, shard=None, shards=None, pa
     identity = frames_identity(frames)
     with FrameReader(frames) as reader:
         n_frames = reader.n_frames
-    start, stop = frame_range(frames, n_frames, start, stop, shard, shards)
+    start, stop = frame_range(frames, n_frames, start=start, stop=stop, shard=shard, shards=shards)
     if progress is not None and not callable(progress):  # seconds between progress lines
         from sevi_lib.core.progress import ProgressLog
 
         progress = ProgressLog(stop - start, f"detect {frames} [{start}, {stop})", every=float(progress))
-    result = detect_file(frames, start, stop, params, threads=threads, chunk=chunk, progress=progress, camera=camera)
+    result = detect_file(frames, start=start, stop=stop, params=params, threads=threads, chunk=chunk, progress=progress,
+                         camera=camera)
     write_shard(out, result, frames, start, stop, result["params"], identity=identity, camera=camera)
     return {**result, "start": start, "stop": stop, "camera": camera}
 
@@ -416,7 +417,7 @@ def summary_text(acc):
     return "\n".join(lines) + "\n"
 
 
-def accumulate_files(shard_paths, electrons, count_map, intensity_sum, summary=None, partial=False, also_writes=()):
+def accumulate_files(shard_paths, electrons, count_map, intensity_sum, *, summary=None, partial=False, also_writes=()):
     """``sevi accumulate``: gather shards (:func:`accumulate`) and write the results atomically.
 
     Every output is checked first (none equal to a shard or to another output, not a directory,

@@ -574,7 +574,7 @@ def _saturation(frames, threshold):
     return 255, float(np.count_nonzero(frames == 255)) / max(lit, 1)
 
 
-def measure_spot_model(frames, threshold, pedestal=0.0, read_noise=0.0, mask=None, subgrid_offset=0.4,
+def measure_spot_model(frames, *, threshold, pedestal=0.0, read_noise=0.0, mask=None, subgrid_offset=0.4,
                        max_spots=20000):
     """Measure the spot model from the isolated spots of `frames` (see the module docstring).
 

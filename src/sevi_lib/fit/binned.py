@@ -32,7 +32,7 @@ def check_map(image, what):
     return image.astype(np.float64)
 
 
-def fit_count_map(image, n_beta=_D.n_beta, n_shells=_D.shells, R0=None, sigma0=None, h=None,
+def fit_count_map(image, *, n_beta=_D.n_beta, n_shells=_D.shells, R0=None, sigma0=None, h=None,
                   max_iter=_D.max_iter, log=None, what="count map", centre=_D.centre, n_frames=None,
                   dispersion=1.0, level=0.0):
     """Binned Poisson fit of a count map (``numpy.histogram2d(x, z, bins=1024, range=[[-1,1],[-1,1]])``).
@@ -88,7 +88,7 @@ def fit_count_map(image, n_beta=_D.n_beta, n_shells=_D.shells, R0=None, sigma0=N
     def fit_at(S, R0, sigma0, c, search):
         _check_counts(counts.sum(), n_beta, S, what)
         rho = np.hypot(xc - c[0], zc - c[1])
-        theta, R0, s0 = start_theta(rho, counts, S, n_beta, float(counts.sum()), R0, sigma0)
+        theta, R0, s0 = start_theta(rho, counts, S, n_beta, float(counts.sum()), R0=R0, sigma0=sigma0)
         if level > 0:  # the flat level is background, not shell (a bad start otherwise: wide shells)
             _start_level(theta, S, n_beta, level, float(counts.sum()))
         step = table_step(s0, h)
@@ -98,13 +98,14 @@ def fit_count_map(image, n_beta=_D.n_beta, n_shells=_D.shells, R0=None, sigma0=N
         def make_points(cc):
             return PointSet(x - cc[0], z - cc[1], 4, scale, n_beta, step, rho_max)
 
-        return fit_poisson("binned", make_points, counts, theta, S, max_iter, log, counts.sum(),
-                           {"R_start": R0.tolist(), "sigma_start": s0.tolist(), "table_step": step,
+        return fit_poisson("binned", make_points, counts, theta, S, max_iter=max_iter, log=log, n_data=counts.sum(),
+                           diagnostics={"R_start": R0.tolist(), "sigma_start": s0.tolist(), "table_step": step,
                             "pixels": len(ix), "centre_start": np.asarray(c).tolist()},
                            centre=c, free_centre=free, n_frames=n_frames, shell_search=search)
 
-    result = fit_with_search(fit_at, lambda c: np.hypot(xc - c[0], zc - c[1]), counts, n_shells, R0, sigma0, c0,
-                             free, what)
+    result = fit_with_search(fit_at, lambda c: np.hypot(xc - c[0], zc - c[1]), counts, n_shells=n_shells, R0=R0,
+                             sigma0=sigma0, c0=c0,
+                             free=free, what=what)
     result.dispersion = pixel_dispersion(result, image, n_beta, dispersion)
     return result
 
@@ -220,8 +221,8 @@ def sandwich_result(result, phi, read_variance, n_frames=None, chunk=1 << 15):
     diagnostics = dict(result.diagnostics, standard_errors=(
         f"sandwich over all pixels for the variance law phi mu + s2 (fitted units: phi = {phi:.6g}, "
         f"s2 = {read_variance:.6g})"))
-    out = make_result(result.method, theta, result.objective, None, S, result.n_iter, result.converged,
-                      bool(np.any(result.constraint_active)), result.n_data, cov=cov[:P, :P],
+    out = make_result(result.method, theta, result.objective, None, S, n_iter=result.n_iter, converged=result.converged,
+                      active=bool(np.any(result.constraint_active)), n_data=result.n_data, cov=cov[:P, :P],
                       diagnostics=diagnostics, centre=result.centre, n_frames=n_frames,
                       shell_search=result.shell_search, centre_cov=cov[P:, P:] if free else None)
     out.dispersion = dict(result.dispersion)

@@ -153,7 +153,7 @@ def tolerance(info):
     return max(TOL_PX / PIX_PER_UNIT, 0.05 * se if np.isfinite(se) else 0.0)
 
 
-def refine_centre(make_points, pts, c, theta, counts, S, max_step, max_steps=10):
+def refine_centre(make_points, pts, c, theta, counts, S, *, max_step, max_steps=10):
     """Newton steps of the centre at fixed theta (each at most `max_step` long).
 
     Stops when a step is shorter than :func:`tolerance` (that last step is not taken, so

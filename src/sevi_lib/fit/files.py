@@ -123,7 +123,7 @@ def fit_input(path, settings=None, log=None, intensity=None):
     return result, (x, z, w), method
 
 
-def fit_file(path, out, sidecar=None, settings=None, log=None, intensity=None, also_writes=()):
+def fit_file(path, out, sidecar=None, settings=None, *, log=None, intensity=None, also_writes=()):
     """Fit one input file and write the Answer and the JSON sidecar.
 
     The picture of the fit is drawn by the caller (``sevi fit``:
@@ -197,7 +197,7 @@ def spectrum_table_text(spec):
     return "\n".join(head + rows) + "\n"
 
 
-def spectrum_file(path, tsv, sidecar=None, order=4, n_boot=40, seed=0, also_writes=()):
+def spectrum_file(path, tsv, sidecar=None, *, order=4, n_boot=40, seed=0, also_writes=()):
     """``sevi spectrum``: the photoelectron spectrum of an input file, written as a table.
 
     The figure is drawn by the caller (``sevi spectrum``:
@@ -239,6 +239,6 @@ def spectrum_file(path, tsv, sidecar=None, order=4, n_boot=40, seed=0, also_writ
         x, z, w = det["x"], det["z"], None
     if len(x) == 0:
         raise InputError(f"{path}: no electrons")
-    spec = spectrum(x, z, centre, w, order=order, n_boot=n_boot, seed=seed)
+    spec = spectrum(x, z, centre=centre, weights=w, order=order, n_boot=n_boot, seed=seed)
     write_text(tsv, spectrum_table_text(spec))
     return spec, shells

@@ -262,10 +262,10 @@ def fit_frame_sum(intensity_sum, kernel=None, *, n_beta=_D.n_beta, n_shells=_D.s
     if R0 is None and n_shells:
         R0, _ = initial_geometry(rho_q, data.ravel() if folded else search_w, n_shells)
         sigma0 = np.full(n_shells, DEFAULT_SIGMA) if sigma0 is None else sigma0
-    S, R0, sigma0, search = shell_geometry(rho_q, search_w, n_shells, R0, sigma0, c0, what)
+    S, R0, sigma0, search = shell_geometry(rho_q, search_w, n_shells, R0=R0, sigma0=sigma0, centre=c0, what=what)
     if R0 is not None and sigma0 is None:
         sigma0 = np.full(S, DEFAULT_SIGMA)
-    theta, R0, s0 = start_theta(rho_q, data.ravel(), S, n_beta, total, R0, sigma0)
+    theta, R0, s0 = start_theta(rho_q, data.ravel(), S, n_beta, total, R0=R0, sigma0=sigma0)
     theta[-1] = 0.0
     step = table_step(s0, h)
     rho_max = float(rho_q.max()) + 0.05 if free else None
@@ -338,7 +338,8 @@ def fit_frame_sum(intensity_sum, kernel=None, *, n_beta=_D.n_beta, n_shells=_D.s
                    "centre_start": np.asarray(c0).tolist()}
     if pedestal:
         diagnostics.update(pedestal=ped[0], pedestal_se=ped[1], flat_variance=flat_var)
-    return make_result("sum", theta, f, H, S, n_iter_total, conv_ok and conv_c, active, total, cov=cov,
+    return make_result("sum", theta, f, H, S, n_iter=n_iter_total, converged=conv_ok and conv_c, active=active,
+                       n_data=total, cov=cov,
                        diagnostics=diagnostics, centre=c, centre_cov=centre_cov, shell_search=search)
 
 

@@ -176,7 +176,7 @@ class Ascent(NamedTuple):
     active: bool
 
 
-def maximise(obj, theta, S, max_iter=60, tol=1e-4, log=None):
+def maximise(obj, theta, S, max_iter=60, *, tol=1e-4, log=None):
     """Fisher-scoring / Gauss-Newton ascent with physicality constraints and backtracking.
 
     Parameters
@@ -228,7 +228,7 @@ def maximise(obj, theta, S, max_iter=60, tol=1e-4, log=None):
     return Ascent(theta, f, g, H, n_iter, converged, active)
 
 
-def fit_poisson(method, make_points, counts, theta, S, max_iter, log, n_data, diagnostics, *, centre=(0.0, 0.0),
+def fit_poisson(method, make_points, counts, theta, S, *, max_iter, log, n_data, diagnostics, centre=(0.0, 0.0),
                 free_centre=False, n_frames=None, shell_search=None, max_rounds=MAX_ROUNDS):
     """Maximise the extended Poisson likelihood of grouped counts; FitResult with observed-information SEs.
 
@@ -319,5 +319,6 @@ def fit_poisson(method, make_points, counts, theta, S, max_iter, log, n_data, di
     Q = pts.curvature(theta, w, S)
     info = H - Q
     diagnostics = dict(diagnostics, centre_rounds=rounds)
-    return make_result(method, theta, f, info, S, n_iter, conv, active, n_data, diagnostics=diagnostics,
+    return make_result(method, theta, f, info, S, n_iter=n_iter, converged=conv, active=active, n_data=n_data,
+                       diagnostics=diagnostics,
                        centre=c, centre_info=info_c, n_frames=n_frames, shell_search=shell_search)

@@ -154,7 +154,7 @@ def _screen_polar(x, z):
     return rho, np.clip(c, -1.0, 1.0)
 
 
-def projected_basis(x, z, R, sigma_R, n, derivatives=0):
+def projected_basis(x, z, R, sigma_R, n, *, derivatives=0):
     """Projected Legendre basis F_0, F_2, ..., F_2n of one shell at screen points.
 
     Exact evaluation by quadrature at every point (use :func:`radial_spline` for many points in a
@@ -209,7 +209,7 @@ def _spline_coefficients(rho, vals):
     return np.ascontiguousarray(np.moveaxis(cs.c, 0, 1))
 
 
-def radial_spline(R, sigma_R, n, h, rho_max, derivatives=0, contract=None, contract_derivatives=None):
+def radial_spline(R, sigma_R, n, h, rho_max, *, derivatives=0, contract=None, contract_derivatives=None):
     """Cubic-spline tables of the radial functions on the uniform grid rho = 0, h, 2h, ...
 
     Parameters

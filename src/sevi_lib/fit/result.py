@@ -212,7 +212,7 @@ def user_covariance(theta, cov_theta, S):
     return T @ cov_theta @ T.T
 
 
-def make_result(method, theta, f, info, S, n_iter, converged, active, n_data, *, cov=None, diagnostics=None,
+def make_result(method, theta, f, info, S, *, n_iter, converged, active, n_data, cov=None, diagnostics=None,
                 centre=(0.0, 0.0), centre_info=None, n_frames=None, shell_search=None, centre_cov=None):
     """FitResult from the optimum `theta` and its information matrix (or a given covariance).
 

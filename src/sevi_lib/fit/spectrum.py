@@ -112,7 +112,7 @@ def _rbasex(img, order, rmax):
     return rib[0], rib[1], rib[2:]
 
 
-def spectrum(x, z, centre=(0.0, 0.0), weights=None, order=4, n_boot=40, seed=0, rmax=None):
+def spectrum(x, z, *, centre=(0.0, 0.0), weights=None, order=4, n_boot=40, seed=0, rmax=None):
     """Photoelectron spectrum I(R) and beta_2l(R) of points about `centre`, by rBasex.
 
     Parameters

@@ -55,7 +55,7 @@ def initial_geometry(rho, weights=None, n_shells=2):
     return R, sigma
 
 
-def start_theta(rho, weights, S, n, total, R0=None, sigma0=None):
+def start_theta(rho, weights, S, n, total, *, R0=None, sigma0=None):
     """Start parameter vector: found (or given) geometry, isotropic shells sharing `total`.
 
     Parameters
@@ -96,7 +96,7 @@ def table_step(s0, h=None):
     return float(np.clip(np.min(s0) / 24.0, 1.0 / 16384, 1.0 / 2048))
 
 
-def shell_geometry(rho, weights, n_shells, R0=None, sigma0=None, centre=(0.0, 0.0), what="data"):
+def shell_geometry(rho, weights, n_shells, *, R0=None, sigma0=None, centre=(0.0, 0.0), what="data"):
     """Number of shells and their start geometry, with the shell search's report.
 
     Parameters
@@ -146,7 +146,7 @@ def shell_geometry(rho, weights, n_shells, R0=None, sigma0=None, centre=(0.0, 0.
     return found.n_found, R, s, search
 
 
-def fit_with_search(fit_at, radii, weights, n_shells, R0, sigma0, c0, free, what):
+def fit_with_search(fit_at, radii, weights, *, n_shells, R0, sigma0, c0, free, what):
     """Shell search, fit, and (automatic count, free centre) the search again about the fitted centre.
 
     A start centre a few pixels off smears the rings of the radial profile, so two close shells
@@ -172,12 +172,12 @@ def fit_with_search(fit_at, radii, weights, n_shells, R0, sigma0, c0, free, what
     -------
     FitResult
     """
-    S, R, s, search = shell_geometry(radii(c0), weights, n_shells, R0, sigma0, c0, what)
+    S, R, s, search = shell_geometry(radii(c0), weights, n_shells, R0=R0, sigma0=sigma0, centre=c0, what=what)
     result = fit_at(S, R, s, c0, search)
     if n_shells or R0 is not None or not free:
         return result
     c1 = np.asarray(result.centre, dtype=np.float64)
-    S1, R1, s1, search1 = shell_geometry(radii(c1), weights, None, None, None, c1, what)
+    S1, R1, s1, search1 = shell_geometry(radii(c1), weights, None, R0=None, sigma0=None, centre=c1, what=what)
     search1["about"] = "the fitted centre"
     if S1 == S:
         result.shell_search = search1

@@ -12,7 +12,7 @@ from sevi_lib.fit.start import fit_with_search, start_theta, table_step
 _D = FitSettings()
 
 
-def fit_electrons(x, z, n_beta=_D.n_beta, n_shells=_D.shells, R0=None, sigma0=None, h=None,
+def fit_electrons(x, z, *, n_beta=_D.n_beta, n_shells=_D.shells, R0=None, sigma0=None, h=None,
                   max_iter=_D.max_iter, log=None, what="electrons", centre=_D.centre, n_frames=None):
     """Unbinned extended-likelihood fit of electron positions.
 
@@ -68,7 +68,7 @@ def fit_electrons(x, z, n_beta=_D.n_beta, n_shells=_D.shells, R0=None, sigma0=No
     def fit_at(S, R0, sigma0, c, search):
         _check_count(x.size, n_beta, S, what)
         rho = np.hypot(x - c[0], z - c[1])
-        theta, R0, s0 = start_theta(rho, None, S, n_beta, float(x.size), R0, sigma0)
+        theta, R0, s0 = start_theta(rho, None, S, n_beta, float(x.size), R0=R0, sigma0=sigma0)
         step = table_step(s0, h)
         # a free centre: one table length for every centre within 25 px of the start (shared tables)
         rho_max = float(rho.max()) + 0.05 if free else None
@@ -76,13 +76,14 @@ def fit_electrons(x, z, n_beta=_D.n_beta, n_shells=_D.shells, R0=None, sigma0=No
         def make_points(cc):
             return PointSet(x - cc[0], z - cc[1], 1, ones, n_beta, step, rho_max)
 
-        return fit_poisson("unbinned", make_points, ones, theta, S, max_iter, log, x.size,
-                           {"R_start": R0.tolist(), "sigma_start": s0.tolist(), "table_step": step,
+        return fit_poisson("unbinned", make_points, ones, theta, S, max_iter=max_iter, log=log, n_data=x.size,
+                           diagnostics={"R_start": R0.tolist(), "sigma_start": s0.tolist(), "table_step": step,
                             "centre_start": np.asarray(c).tolist()},
                            centre=c, free_centre=free, n_frames=n_frames, shell_search=search)
 
-    return fit_with_search(fit_at, lambda c: np.hypot(x - c[0], z - c[1]), None, n_shells, R0, sigma0, c0, free,
-                           what)
+    return fit_with_search(fit_at, lambda c: np.hypot(x - c[0], z - c[1]), None, n_shells=n_shells, R0=R0,
+                           sigma0=sigma0, c0=c0, free=free,
+                           what=what)
 
 
 def _check_count(n, n_beta, n_shells, what):

@@ -34,7 +34,7 @@ def model_density(result, x, z):
     return lam
 
 
-def fit_report(result, x, z, w=None, title=None, n_alpha=256):
+def fit_report(result, x, z, w=None, *, title=None, n_alpha=256):
     """Figure: radial profile with the fitted model, and each shell's angular density.
 
     Parameters

@@ -561,7 +561,7 @@ def check_args(shells, n_frames, electrons_per_shell, detection_loss, seed):
     return means, float(detection_loss), int(n_frames), _check_seed(seed)
 
 
-def iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss=0.1, seed=0, chunk=64,
+def iter_frame_electrons(shells, n_frames, electrons_per_shell, *, detection_loss=0.1, seed=0, chunk=64,
                          centre_offset=(0.0, 0.0), stray_electrons=0.0):
     """Simulate frames chunk by chunk; the result does not depend on `chunk`.
 
@@ -642,7 +642,7 @@ def iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss=0
         yield FrameElectrons(f0, nf, gen, dtab, det_shell, frame_offsets)
 
 
-def simulate_electrons(shells, n_frames, electrons_per_shell, detection_loss=0.1, seed=0,
+def simulate_electrons(shells, n_frames, electrons_per_shell, *, detection_loss=0.1, seed=0,
                        centre_offset=(0.0, 0.0), stray_electrons=0.0):
     """Simulate all electrons of `n_frames` frames at once (see :func:`iter_frame_electrons`).
 
@@ -672,7 +672,8 @@ def simulate_electrons(shells, n_frames, electrons_per_shell, detection_loss=0.1
     ('SphereId', 'ElectronId', 'r', 'cos_theta')
     """
     return concatenate_chunks(list(iter_frame_electrons(shells, n_frames, electrons_per_shell,
-                                                       detection_loss, seed, chunk=max(1, int(n_frames)),
+                                                       detection_loss=detection_loss, seed=seed,
+                                                       chunk=max(1, int(n_frames)),
                                                        centre_offset=centre_offset,
                                                        stray_electrons=stray_electrons)),
                               n_frames)

@@ -135,7 +135,8 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
                     if camera["hot_pixels"]:
                         tf.create_dataset("HotPixels", data=hot_pixel_table(seed, camera["hot_pixels"]))
                     for ids, out, ch in iter_rendered_chunks(shells, n_frames, electrons_per_shell,
-                                                             detection_loss, seed, chunk, spots=model, **camera):
+                                                             detection_loss=detection_loss, seed=seed, chunk=chunk,
+                                                             spots=model, **camera):
                         fw.write(ids, out)
                         if truth_writer is not None:
                             truth_writer.write(ids, out)
@@ -154,7 +155,7 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
     return {"n_frames": n_frames, "n_generated": n_gen, "n_detected": n_det}
 
 
-def simulate_files(frames_path, truth_path, settings, shells, include_images_in_truth=False, progress=True):
+def simulate_files(frames_path, truth_path, settings, shells, *, include_images_in_truth=False, progress=True):
     """``sevi simulate`` as one call: check the outputs, then write the test file and its truth.
 
     Parameters

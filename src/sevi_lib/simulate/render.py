@@ -526,7 +526,7 @@ def _render_camera_chunk_nb(frames, frame_offsets, x, z, seed, out, n_workers, c
                 quantize_into(acc, out[k], True)
 
 
-def render_camera_chunk(frames, frame_offsets, x, z, seed, out, n_workers, camera, spots=None):
+def render_camera_chunk(frames, frame_offsets, x, z, seed, out, *, n_workers, camera, spots=None):
     """:func:`render_chunk` through a lab camera: hot pixels and read noise (see :func:`camera_effects`).
 
     The spots are those of :func:`render_chunk`; then each hot pixel's level is added and the
@@ -557,7 +557,7 @@ def _render_chunk_nb(frames, frame_offsets, x, z, seed, out, n_workers, spots):
             quantize_into(acc, out[k], True)
 
 
-def render_chunk(frames, frame_offsets, x, z, seed, out, n_workers, spots=None):
+def render_chunk(frames, frame_offsets, x, z, seed, out, *, n_workers, spots=None):
     """Render consecutive frames with spot parameters from each frame's own random stream.
 
     Frame k (global index ``frames[k]``) shows electrons ``frame_offsets[k]:frame_offsets[k+1]``;
@@ -581,7 +581,7 @@ def render_chunk(frames, frame_offsets, x, z, seed, out, n_workers, spots=None):
     _render_chunk_nb(frames, frame_offsets, x, z, seed, out, n_workers, spot_kernel(spots))
 
 
-def iter_rendered_chunks(shells, n_frames, electrons_per_shell, detection_loss=0.1, seed=0, chunk=64,
+def iter_rendered_chunks(shells, n_frames, electrons_per_shell, *, detection_loss=0.1, seed=0, chunk=64,
                          centre_offset=(0.0, 0.0), stray_electrons=0.0, read_noise=0.0, hot_pixels=0,
                          spots=None):
     """Simulate and render frames chunk by chunk: the one render loop of the project.
@@ -626,13 +626,15 @@ def iter_rendered_chunks(shells, n_frames, electrons_per_shell, detection_loss=0
     kernel = spot_kernel(spots)
     chunk = max(1, int(chunk))
     frames = np.empty((min(chunk, max(int(n_frames), 1)), N_PIX, N_PIX), dtype=np.uint8)
-    for ch in iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss, seed, chunk,
+    for ch in iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss=detection_loss, seed=seed,
+                                   chunk=chunk,
                                    centre_offset=offset, stray_electrons=strays):
         ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
         out = frames[: ch.n_frames]
         x, z = np.ascontiguousarray(ch.detected["x"]), np.ascontiguousarray(ch.detected["z"])
         if camera is None:
-            render_chunk(ids, ch.frame_offsets, x, z, seed, out, get_num_threads(), kernel)
+            render_chunk(ids, ch.frame_offsets, x, z, seed, out, n_workers=get_num_threads(), spots=kernel)
         else:
-            render_camera_chunk(ids, ch.frame_offsets, x, z, seed, out, get_num_threads(), camera, kernel)
+            render_camera_chunk(ids, ch.frame_offsets, x, z, seed, out, n_workers=get_num_threads(), camera=camera,
+                                spots=kernel)
         yield ids.astype(np.int32), out, ch
