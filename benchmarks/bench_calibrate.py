@@ -80,27 +80,6 @@ def render_detect(ids_offsets_xz, render_seed, threads, chunk=16):
     return [np.concatenate([o[i] for o in out]) for i in range(3)]
 
 
-def compare_blocks(args):
-    """The bias's error from one-step block estimates against refits of the blocks, per seed."""
-    from sevi_lib.calibrate.response import expected_distance, response_bias, simulate_response
-    from sevi_lib.detect.settings import DetectorParams
-
-    shell = Shells([0.5], [0.007], [PEAKED])
-    for seed in args.compare_blocks:
-        sample = simulate_response(shell, args.frames, [args.per_frame], detector=DetectorParams(), seed=seed,
-                                   threads=args.threads, blocks=args.blocks)
-        kw = {"n_beta": shell.n_beta, "n_shells": 1, "centre": (0.0, 0.0)}
-        one, fits = response_bias(sample, **kw), response_bias(sample, block_fits=True, **kw)
-        d1, d2 = expected_distance(one["se"]["beta"])[0], expected_distance(fits["se"]["beta"])[0]
-        ratio = {k: float(one["se"][k][0] / fits["se"][k][0]) for k in ("R", "sigma_R", "ln_weights")}
-        print(f"seed {seed}: {args.frames} frames in {args.blocks} blocks; block estimates {one['block_seconds']:.1f} s "
-              f"(one step) vs {fits['block_seconds']:.1f} s ({2 * args.blocks} fits); the two fits of all frames "
-              f"{one['seconds'] - one['block_seconds']:.1f} s")
-        print("  bias error one-step / block fits: " + ", ".join(f"{k} {v:.2f}" for k, v in ratio.items())
-              + f"; beta_2 .. beta_24 {np.round(one['se']['beta'][0] / fits['se']['beta'][0], 2).tolist()}")
-        print(f"  as a distance: {d1:.3e} vs {d2:.3e} (ratio {d1 / d2:.3f})", flush=True)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=600)
@@ -108,11 +87,7 @@ def main():
     ap.add_argument("--per-frame", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--compare-blocks", type=int, nargs="+", default=None, metavar="SEED",
-                    help="instead: the bias's error from one-step block estimates vs block refits, these seeds")
     args = ap.parse_args()
-    if args.compare_blocks:
-        return compare_blocks(args)
 
     from sevi_lib.fit import fit_electrons
     from sevi_lib.simulate.electrons import iter_frame_electrons
