@@ -123,6 +123,23 @@ def test_intensity_sum_is_plain_sum(peaked_run):
     np.testing.assert_array_equal(det.intensity_sum(), frames.sum(axis=0, dtype=np.float64))
 
 
+def test_intensity_sum_of_sparse_and_dense_frames():
+    """The raw-frame sum is taken in the blob scan's pass, which skips all-zero 8-pixel words:
+    single lit pixels at every position within a word, lit pixels in the first and last
+    columns, a blob, and a frame lit everywhere (read noise) all add exactly."""
+    rng = np.random.default_rng(11)
+    frames = np.zeros((3, N_PIX, N_PIX), dtype=np.uint8)
+    rows = rng.integers(0, N_PIX, 600)
+    frames[0, rows, np.arange(600) % N_PIX] = rng.integers(1, 256, 600)  # every offset in a word
+    frames[0, :, 0] = 3
+    frames[0, :, N_PIX - 1] = 5
+    frames[1, 500:520, 300:330] = 120  # one blob (fitted), the rest empty
+    frames[2] = rng.integers(0, 12, (N_PIX, N_PIX))  # lit everywhere, blobs of noise at the threshold
+    with FrameDetector() as det:
+        det.process([0, 1, 2], frames)
+        np.testing.assert_array_equal(det.intensity_sum(), frames.sum(axis=0, dtype=np.float64))
+
+
 def test_isolated_spots_position_error():
     """Well separated spots: RMS error <= 0.5 px (reached: ~0.02 px) and no systematic offset."""
     rng = np.random.default_rng(3)
