@@ -16,6 +16,8 @@ from sevi_lib.cli import main
 from sevi_lib.core.shells import Shells
 from sevi_lib.simulate.files import write_test_file
 
+#: the sevi command in a process of its own
+SEVI = [sys.executable, "-c", "import sys; from sevi_lib.cli import main; sys.exit(main())"]
 PEAKED = [1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0]
 BROWSER = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 
@@ -111,7 +113,7 @@ def test_a_file_replaced_under_the_watcher_stops_with_one_line(watched, tmp_path
         while not target.exists():
             time.sleep(0.05)
         time.sleep(0.5)
-        watch = subprocess.Popen([sys.executable, "-m", "sevi_lib.cli", "watch", str(target), "--state",
+        watch = subprocess.Popen([*SEVI, "watch", str(target), "--state",
                                   str(tmp_path / "st"), "--camera", str(watched / "camera.json"), "--quiet",
                                   "--segment-frames", "1", "--refit-seconds", "1000"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

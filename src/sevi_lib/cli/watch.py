@@ -66,7 +66,7 @@ def draw(status, result, watcher, *, finished=False, points=None):
     lines = status_lines(status)
     images = [("count_map.png", "count map with the fitted centre and shells")]
     centre = None if result is None else tuple(result.centre)
-    radii = None if result is None else result.R
+    radii = None if result is None else [float(r) for r in result.R]
     save_figure(count_map_figure(watcher.count_map, centre=centre, radii=radii,
                                  title=f"{status['electrons']} electrons in {status['frames']} frames", bin_px=4),
                 live / "count_map.png")

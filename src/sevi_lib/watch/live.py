@@ -116,7 +116,7 @@ def projection(se_now, frames, target, frame_rate):
     return {"reached": reached, "frames_needed": needed, "frames_left": left, "seconds_left": seconds}
 
 
-def status(result, *, frames, electrons, elapsed, camera_rate, detect_rate, lag_frames, settings):
+def status(result, *, frames, electrons, elapsed, camera_rate, detect_rate, lag_frames, settings, note=None):
     """The status of a refit: answer with standard errors, rates, centre, shells, projections.
 
     Parameters
@@ -134,6 +134,8 @@ def status(result, *, frames, electrons, elapsed, camera_rate, detect_rate, lag_
     lag_frames : int
         Frames landed and not yet counted.
     settings : WatchSettings
+    note : str, optional
+        Why there is no fit yet (shown when `result` is None).
 
     Returns
     -------
@@ -148,6 +150,7 @@ def status(result, *, frames, electrons, elapsed, camera_rate, detect_rate, lag_
            "lag_frames": int(lag_frames),
            "lag_s": lag_frames / camera_rate if camera_rate and camera_rate > 0 else float("nan")}
     if result is None:
+        out["note"] = note
         return out
     out.update({"R": result.R.tolist(), "se_R": result.se_R.tolist(), "sigma_R": result.sigma_R.tolist(),
                 "beta": result.beta.tolist(), "se_beta": result.se_beta.tolist(),
@@ -178,7 +181,7 @@ def status_lines(st):
              f"{num(st['camera_fps'], '.1f')} frames/s, detection {num(st['detect_fps'], '.1f')} frames/s, "
              f"lag {st['lag_frames']} frames ({num(st['lag_s'], '.1f')} s)"]
     if "R" not in st:
-        return lines + ["no fit yet"]
+        return lines + ["no fit yet" + (f": {st['note']}" if st.get("note") else "")]
     c, cse = st["centre"], st["centre_se"]
     lines.append(f"centre ({c[0]:.5f} +- {cse[0]:.5f}, {c[1]:.5f} +- {cse[1]:.5f}); {len(st['R'])} shell(s)"
                  + ("" if st["converged"] else "; the last fit did not converge"))
@@ -342,8 +345,12 @@ class Watcher:
         return self.finish()
 
     def _record(self, identity):
-        """Write the manifest (first run) or check it against the state's (restart)."""
+        """Write the manifest (first run) or check it against the state's (restart), and the survey in use."""
+        from sevi_lib.detect.camera import write_survey
+
         self.state.start(self._manifest(identity))
+        if self.camera is not None and not (self.state.folder / "camera.json").exists():
+            write_survey(self.state.folder / "camera.json", self.camera)
         if identity is not None:
             self.state.update_identity(identity)
 
@@ -554,7 +561,7 @@ class Watcher:
         if self._pool is None:
             import multiprocessing
 
-            self._pool = multiprocessing.get_context("spawn").Pool(1)
+            self._pool = multiprocessing.get_context("spawn").Pool(1, initializer=_ignore_interrupts)
         self._job = (self._pool.apply_async(fit_job, (method, data, kw)), self.cursor, self.n_electrons)
 
     def collect(self, lag_frames=0, wait=False):
@@ -576,7 +583,7 @@ class Watcher:
         camera, detect = self.rates()
         st = status(self.result, frames=frames, electrons=electrons, elapsed=self.clock() - self.t_start,
                     camera_rate=camera, detect_rate=detect, lag_frames=lag_frames + self.cursor - frames,
-                    settings=self.settings)
+                    settings=self.settings, note=self.fit_note)
         if self.result is not None:
             self.state.append_history({k: st.get(k) for k in ("time", "frames", "electrons", "R", "se_R", "beta",
                                                                "se_beta", "centre", "centre_se")})
@@ -659,6 +666,14 @@ class Watcher:
         return (f"the survey of the whole file (sevi survey, as the workflow) differs from the survey of the first "
                 f"frames the watch used; these electrons are those of 'sevi detect --camera "
                 f"{self.state.folder / 'camera.json'}'; for the workflow's, run it on the complete file")
+
+
+def _ignore_interrupts():
+    """The fitting process leaves Ctrl-C (sent to the whole terminal group) and SIGTERM to the watcher."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def fit_job(method, data, kw):
