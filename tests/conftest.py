@@ -46,6 +46,7 @@ FAST = {
     "tests/core/test_score.py": None,
     "tests/core/test_maps.py": None,
     "tests/core/test_io.py": None,
+    "tests/core/test_errors.py": None,
     "tests/simulate/test_settings.py": None,
     "tests/simulate/test_render.py": None,
     "tests/simulate/test_spots.py": None,

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from sevi_lib.core.errors import check_settings
+
 
 @dataclass(frozen=True)
 class CalibrationSettings:
@@ -49,9 +51,15 @@ class CalibrationSettings:
     chunk: int = 32
     progress_seconds: float = 10.0
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self):
-        """Raise ``ValueError`` naming the first out-of-range setting; returns self."""
-        checks = [
+        """Raise :class:`~sevi_lib.core.errors.SettingsError` naming the first out-of-range setting; returns self.
+
+        Construction runs it (``__post_init__``), so an existing object is valid.
+        """
+        check_settings([
             (self.frames >= 0, "frames must be >= 0"),
             (self.frames_fraction > 0, "frames_fraction must be > 0"),
             (self.min_frames >= 1, "min_frames must be >= 1"),
@@ -60,10 +68,7 @@ class CalibrationSettings:
             (0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
             (self.chunk >= 1, "chunk must be >= 1"),
             (self.progress_seconds >= 0, "progress_seconds must be >= 0"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(f"calibration setting {msg}")
+        ])
         return self
 
     def n_frames_for(self, n_data_frames):

@@ -20,6 +20,29 @@ class UnphysicalError(SeviError, ValueError):
     """A beta vector whose angular density is negative somewhere on [-1, 1]."""
 
 
+class SettingsError(InputError, ValueError):
+    """A setting of the wrong type or out of range; the message starts with the field's name.
+
+    Every settings dataclass raises it from ``__post_init__`` (:func:`check_settings`), so a
+    settings object that exists is valid. It is a ``ValueError`` too, for callers that build
+    settings from plain values.
+    """
+
+
+def check_settings(checks):
+    """Raise :class:`SettingsError` with the message of the first ``(ok, message)`` pair that fails.
+
+    Parameters
+    ----------
+    checks : iterable of (bool, str)
+        Each condition with its message, which starts with the field's name
+        (``"threshold must be in 1..254"``).
+    """
+    for ok, message in checks:
+        if not ok:
+            raise SettingsError(message)
+
+
 class OutputError(SeviError, OSError):
     """An output could not be written (disk full, no permission, a read-only file system ...).
 

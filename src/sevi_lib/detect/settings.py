@@ -12,6 +12,8 @@ import math
 from collections import namedtuple
 from dataclasses import asdict, dataclass, fields
 
+from sevi_lib.core.errors import SettingsError, check_settings
+
 
 @dataclass(frozen=True)
 class DetectorParams:
@@ -116,9 +118,15 @@ class DetectorParams:
         """Parameters as a plain dict."""
         return asdict(self)
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self):
-        """Raise ``ValueError`` naming the first out-of-range parameter."""
-        checks = [
+        """Raise :class:`~sevi_lib.core.errors.SettingsError` naming the first out-of-range parameter; returns self.
+
+        Construction runs it (``__post_init__``), so an existing object is valid.
+        """
+        check_settings([
             (1 <= self.threshold <= 254, "threshold must be in 1..254"),
             (self.threshold <= self.peak_min <= 255, "peak_min must be in threshold..255"),
             (1 <= self.peak_radius <= 8, "peak_radius must be in 1..8"),
@@ -136,10 +144,7 @@ class DetectorParams:
             (1 <= self.max_per_blob <= 255, "max_per_blob must be in 1..255"),
             (self.max_iter >= 1, "max_iter must be >= 1"),
             (self.max_per_frame >= 1, "max_per_frame must be >= 1"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(f"detector parameter {msg}")
+        ])
         return self
 
 
@@ -225,18 +230,24 @@ class SurveySettings:
         """Settings as a plain dict."""
         return asdict(self)
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self):
-        """Raise ``ValueError`` naming the first out-of-range setting."""
-        checks = [
+        """Raise :class:`~sevi_lib.core.errors.SettingsError` naming the first out-of-range setting; returns self.
+
+        Construction runs it (``__post_init__``), so an existing object is valid.
+        """
+        check_settings([
             (self.n_sample >= 1, "n_sample must be >= 1"),
             (self.noise_sigmas > 0, "noise_sigmas must be > 0"),
             (1 <= self.bright_floor <= 255, "bright_floor must be in 1..255"),
             (0 <= self.exclude_px <= 256, "exclude_px must be in 0..256"),
-        ]
-        self.given_model()  # ValueError when malformed
-        for ok, msg in checks:
-            if not ok:
-                raise ValueError(f"survey setting {msg}")
+        ])
+        try:
+            self.given_model()
+        except ValueError as exc:
+            raise SettingsError(str(exc) if str(exc).startswith("spot_model") else f"spot_model: {exc}") from None
         return self
 
 

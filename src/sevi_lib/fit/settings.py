@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sevi_lib.core.errors import check_settings
 from sevi_lib.core.shells import N_BETA
 
 #: Data kinds the fit takes (see :mod:`sevi_lib.fit`).
@@ -44,14 +45,15 @@ class FitSettings:
     kernel_spots: int = 40000
 
     def __post_init__(self):
-        if self.method is not None and self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        if self.centre not in CENTRES:
-            raise ValueError(f"centre must be one of {', '.join(CENTRES)}, got {self.centre!r}")
+        check_settings([
+            (self.method is None or self.method in METHODS,
+             f"method must be one of {', '.join(METHODS)}, got {self.method!r}"),
+            (self.centre in CENTRES, f"centre must be one of {', '.join(CENTRES)}, got {self.centre!r}"),
+        ])
         for name, low in (("n_beta", 1), ("shells", 0), ("max_iter", 1), ("kernel_spots", 1)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_settings([(not isinstance(value, bool) and isinstance(value, int) and value >= low,
+                             f"{name} must be an integer >= {low}, got {value!r}")])
 
 
 def min_electrons(n_beta, n_shells):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sevi_lib.core.errors import InputError, SeviError
+from sevi_lib.core.errors import InputError, SettingsError, SeviError, check_settings
 
 #: Fields given once per shell.
 PER_SHELL = ("R", "sigma_R", "beta")
@@ -93,11 +93,10 @@ class SimulationSettings:
     def __post_init__(self):
         for name in ("seed", "n_frames", "chunk", "threads"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise InputError(f"{name} must be an integer, got {value!r}")
-        for name, low in (("chunk", 1), ("threads", 1), ("n_frames", 0)):
-            if getattr(self, name) < low:
-                raise InputError(f"{name} must be >= {low}, got {getattr(self, name)}")
+            check_settings([(not isinstance(value, bool) and isinstance(value, (int, np.integer)),
+                             f"{name} must be an integer, got {value!r}")])
+        check_settings([(getattr(self, name) >= low, f"{name} must be >= {low}, got {getattr(self, name)}")
+                        for name, low in (("chunk", 1), ("threads", 1), ("n_frames", 0))])
         check_camera(self.centre_offset, self.stray_electrons, self.read_noise, self.hot_pixels)
         check_gzip_level(self.gzip_level)
         check_spot(self.spot)
@@ -139,10 +138,10 @@ class SimulationSettings:
 def _number(value, name):
     """A finite float from a bool-free real number, else InputError naming `name`."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InputError(f"{name} must be a number, got {value!r}")
+        raise SettingsError(f"{name} must be a number, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
-        raise InputError(f"{name} must be finite, got {value}")
+        raise SettingsError(f"{name} must be finite, got {value}")
     return value
 
 
@@ -168,17 +167,17 @@ def check_camera(centre_offset=(0.0, 0.0), stray_electrons=0.0, read_noise=0.0, 
     hot_pixels : int
     """
     if isinstance(centre_offset, (str, bytes)) or not hasattr(centre_offset, "__len__") or len(centre_offset) != 2:
-        raise InputError(f"centre_offset must be two numbers [dx, dz] (pixels), got {centre_offset!r}")
+        raise SettingsError(f"centre_offset must be two numbers [dx, dz] (pixels), got {centre_offset!r}")
     offset = tuple(_number(v, "centre_offset") for v in centre_offset)
     strays = _number(stray_electrons, "stray_electrons")
     noise = _number(read_noise, "read_noise")
     for name, value in (("stray_electrons", strays), ("read_noise", noise)):
         if value < 0:
-            raise InputError(f"{name} must be >= 0, got {value:g}")
+            raise SettingsError(f"{name} must be >= 0, got {value:g}")
     if isinstance(hot_pixels, (bool, np.bool_)) or not isinstance(hot_pixels, (int, np.integer)):
-        raise InputError(f"hot_pixels must be an integer, got {hot_pixels!r}")
+        raise SettingsError(f"hot_pixels must be an integer, got {hot_pixels!r}")
     if not 0 <= hot_pixels <= 1024 * 1024:
-        raise InputError(f"hot_pixels must be in [0, 1024**2], got {hot_pixels}")
+        raise SettingsError(f"hot_pixels must be in [0, 1024**2], got {hot_pixels}")
     return offset, strays, noise, int(hot_pixels)
 
 
@@ -199,11 +198,11 @@ def check_spot(spot):
     if spot is None:
         return SpotModel()
     if not isinstance(spot, Mapping):
-        raise InputError(f"spot must be a mapping of spot-model values (sigma_px, gain, ...), got {spot!r}")
+        raise SettingsError(f"spot must be a mapping of spot-model values (sigma_px, gain, ...), got {spot!r}")
     try:
         return SpotModel.from_dict(spot)
     except (TypeError, ValueError) as exc:
-        raise InputError(str(exc)) from None
+        raise SettingsError(str(exc) if str(exc).startswith("spot") else f"spot: {exc}") from None
 
 
 def check_gzip_level(level):
@@ -211,7 +210,7 @@ def check_gzip_level(level):
     if level is None:
         return None
     if isinstance(level, (bool, np.bool_)) or not isinstance(level, (int, np.integer)) or not 0 <= level <= 9:
-        raise InputError(f"gzip_level must be an integer in [0, 9], got {level!r}")
+        raise SettingsError(f"gzip_level must be an integer in [0, 9], got {level!r}")
     return int(level)
 
 
