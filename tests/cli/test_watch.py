@@ -61,7 +61,7 @@ def test_the_final_page_shows_the_answer(watched):
     live = watched / "st" / "live"
     page = (live / "index.html").read_text()
     assert "http-equiv=\"refresh\"" not in page and "run finished" in page  # the end: no more reloads
-    assert "shell 1: R 0.75" in page
+    assert "shell 0: R 0.4" in page and "shell 1: R 0.7" in page
     for name in ("count_map.png", "betas.png", "fit.png"):
         assert f'src="{name}?' in page and (live / name).stat().st_size > 5000
 

@@ -305,7 +305,10 @@ class Watcher:
     def _detector(self):
         from sevi_lib.detect.blobs import FrameDetector
 
-        return FrameDetector(self.params, threads=self.settings.threads, camera=self.camera)
+        # as sevi detect (detect_shard): the camera's thresholds applied to the parameters, and the
+        # detector given the camera as well
+        params = self.params if self.camera is None else self.camera.detector_params(self.params).validate()
+        return FrameDetector(params, threads=self.settings.threads, camera=self.camera)
 
     # ------------------------------------------------------------------------------ detection
     def _detect(self, det, ids, frames):
@@ -669,11 +672,11 @@ class Watcher:
 
 
 def _ignore_interrupts():
-    """The fitting process leaves Ctrl-C (sent to the whole terminal group) and SIGTERM to the watcher."""
+    """The fitting process leaves Ctrl-C (sent to the whole terminal group) to the watcher, which
+    ends it with SIGTERM (:meth:`Watcher.close`)."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def fit_job(method, data, kw):
