@@ -22,10 +22,12 @@ class CalibrationSettings:
         ``min_frames``.
     frames_fraction : float
         Calibration frames per data frame when ``frames`` is 0. The corrected answer carries the
-        data's own detection noise D^2 plus the bias's error D^2 / fraction: at 1 (the default)
-        the calibration adds as much again as detection does; at 0.5 the peaked 50000-frame case
-        of ``benchmarks/bench_full_size.py`` was expected at 1.20x the Poisson distance, at 1 at
-        1.14x, for a quarter more of the full job's time (README, Detector calibration).
+        data's own detection noise D^2 plus the bias's error D^2 / fraction, so its expected
+        distance is sqrt(1 + D^2/P (1 + 1/fraction)) times the Poisson one (P: the shot noise).
+        The default 0.3 keeps the calibration's CPU under half the data's detection (a calibration
+        frame costs 1.2-1.4x a data frame on the published camera) and, at the measured D^2/P
+        (0.036 on the peaked 50000-frame case, docs/calibration.md), costs 1.075x the Poisson
+        distance there instead of 1.035x at fraction 1.
     min_frames : int
         Fewest calibration frames when ``frames`` is 0.
     blocks : int
@@ -43,7 +45,7 @@ class CalibrationSettings:
     """
 
     frames: int = 0
-    frames_fraction: float = 1.0
+    frames_fraction: float = 0.3
     min_frames: int = 2000
     blocks: int = 8
     iterations: int = 0
