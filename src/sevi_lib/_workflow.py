@@ -7,6 +7,8 @@ key and the path; ``common.smk`` prints it as one ``sevi: error: ...`` line and 
 
 import os
 
+import h5py
+
 from sevi_lib.core.errors import InputError
 
 def check_input_file(key, path, datasets):
@@ -33,7 +35,6 @@ def check_input_file(key, path, datasets):
         raise InputError(f"{where}: is a directory, not an HDF5 file")
     if not os.access(path, os.R_OK):
         raise InputError(f"{where}: not readable (permission denied)")
-    import h5py
 
     try:
         with h5py.File(path, "r") as f:
@@ -60,6 +61,7 @@ def file_identity(path):
     -------
     str
     """
+    # local: core.io loads numba (through core.shells); the Snakefile imports this module on every run
     from sevi_lib.core.io import file_fingerprint
 
     return f"{os.path.getsize(path)}:{file_fingerprint(path)[:32]}"

@@ -28,6 +28,7 @@ from sevi_lib.calibrate.response import (
 )
 from sevi_lib.calibrate.settings import CalibrationSettings
 from sevi_lib.core.errors import InputError
+from sevi_lib.detect.shards import shard_range
 
 #: Value of a calibration shard file's ``format`` attribute.
 SHARD_FORMAT = "sevi calibration shard 1"
@@ -98,8 +99,6 @@ def simulate_shard(fit, n_data_frames, shard, shards, *, detector=None, settings
     identity : dict
         :func:`shard_identity`.
     """
-    from sevi_lib.detect.shards import shard_range
-
     shard, shards = int(shard), int(shards)
     if shards < 1 or not 0 <= shard < shards:
         raise InputError(f"calibration: shard {shard} of {shards} does not exist (0 <= shard < shards)")

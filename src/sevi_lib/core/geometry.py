@@ -8,6 +8,8 @@ what ``numpy.histogram2d(x, z, bins=1024, range=[[-1, 1], [-1, 1]])`` produces.
 A *continuous pixel coordinate* p places pixel i on [i, i + 1): ``p = (u + 1) * PIX_PER_UNIT``.
 """
 
+import numpy as np
+
 N_PIX = 1024
 PIX_PER_UNIT = N_PIX / 2.0
 
@@ -57,6 +59,4 @@ def pixel_centres(n=N_PIX):
     ndarray of float64, shape (n,)
         ``pixel_to_screen(i + 0.5)`` for i = 0 .. n-1, i.e. ``(i + 0.5) / PIX_PER_UNIT - 1``.
     """
-    import numpy as np
-
     return pixel_to_screen(np.arange(n) + 0.5)

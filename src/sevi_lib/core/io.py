@@ -28,6 +28,7 @@ import numpy as np
 from sevi_lib.core.errors import InputError, OutputError
 from sevi_lib.core.geometry import N_PIX
 from sevi_lib.core.shells import Shells
+from sevi_lib.core.spots import SpotModel
 
 FINAL_IMAGE_DTYPE = np.dtype([("ImageId", "<i4"), ("Image", "u1", (N_PIX, N_PIX))])
 GENERATED_DTYPE = np.dtype([("SphereId", "u1"), ("ElectronId", "<i4"), ("r", "<f8"), ("cos_theta", "<f8")])
@@ -742,8 +743,6 @@ def read_camera_truth(path):
         ``spot`` the :class:`~sevi_lib.core.spots.SpotModel` (attributes ``spot_sigma_px``,
         ``spot_sigma_sd_px``, ``spot_rho_sd``, ``spot_gain``, ``spot_gain_mean``, ``spot_gain_cv``).
     """
-    from sevi_lib.core.spots import SpotModel
-
     spot_keys = [f"spot_{k}" for k in SpotModel().to_dict()]
     with open_h5(path) as f:
         try:

@@ -53,6 +53,7 @@ from numba import njit
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX
+from sevi_lib.core.io import FrameReader, check_input, check_outputs, file_fingerprint, write_text
 from sevi_lib.core.spots import SpotModel
 from sevi_lib.detect.settings import DetectorParams, SurveySettings, spot_detector_params
 from sevi_lib.detect.spotmodel import SpotMeasurement, measure_spot_model
@@ -134,6 +135,7 @@ class CameraSurvey:
         Detection cannot find them: it finds about ``1 - faint_fraction`` of the electrons
         wherever they land, which thins the image without biasing its shape.
         """
+        # local: scipy.stats takes about a second to import and detection needs it only here
         from scipy.stats import gamma as gamma_law
         from scipy.stats import norm
 
@@ -173,8 +175,6 @@ class CameraSurvey:
         ValueError
             If the noise needs a threshold above 254 counts.
         """
-        from sevi_lib.detect.settings import DetectorParams
-
         params = params or DetectorParams()
         if self.threshold > 254:
             raise ValueError(f"read noise {self.read_noise:.3g} over a pedestal of {self.pedestal:.3g} counts needs "
@@ -195,8 +195,6 @@ class CameraSurvey:
         a maximum over this radius is a spot's. For sd = 1.5, k = 6: r = 4 (the spot falls by 9
         counts within 4 px).
         """
-        from sevi_lib.detect.settings import DetectorParams
-
         params = params or DetectorParams()
         drop = self.noise_sigmas * self.read_noise
         r = 1
@@ -281,8 +279,6 @@ class CameraSurvey:
 
 def write_survey(path, survey):
     """Write `survey` as JSON, atomically."""
-    from sevi_lib.core.io import write_text
-
     d = survey.to_dict()
     write_text(path, "{\n" + ",\n".join(f" {json.dumps(k)}: {json.dumps(v)}" for k, v in d.items()) + "\n}\n")
 
@@ -295,8 +291,6 @@ def read_survey(path):
     sevi_lib.core.errors.InputError
         Missing, unreadable or not a survey (one line naming the file).
     """
-    from sevi_lib.core.io import check_input
-
     check_input(path)
     try:
         d = json.loads(Path(path).read_text())
@@ -313,6 +307,7 @@ def read_survey(path):
 # ------------------------------------------------------------------------------------ the noise
 def _log_probs(mu, sd, cap):
     """log P(v = k | v <= cap), k = 0..cap, of ``clip(round(mu + sd e), 0, 255)``."""
+    # local: scipy.special takes about a second to import and detection needs it only here
     from scipy.special import log_ndtr
 
     k = np.arange(cap + 1, dtype=np.float64)
@@ -355,6 +350,7 @@ def fit_clipped_normal(hist):
     ValueError
         An empty histogram.
     """
+    # local: scipy.optimize takes about a second to import and detection needs it only here
     from scipy.optimize import minimize, minimize_scalar
 
     h = np.asarray(hist, dtype=np.float64)
@@ -552,8 +548,6 @@ def survey_frames(source, settings=None, threads=1):
     sevi_lib.core.errors.InputError
         An unreadable file, no frames, no pixel far from light.
     """
-    from sevi_lib.core.io import FrameReader, file_fingerprint
-
     settings = (settings or SurveySettings()).validate()
     name, fingerprint = "", ""
     if isinstance(source, np.ndarray):
@@ -690,8 +684,6 @@ def survey_file(frames, out, settings=None, threads=1):
     -------
     CameraSurvey
     """
-    from sevi_lib.core.io import check_input, check_outputs
-
     check_input(frames)
     check_outputs([out], [frames])
     survey = survey_frames(frames, settings, threads=threads)
@@ -732,6 +724,7 @@ def detected_gain_check(electrons, survey, used=None):
         ``n``, ``mean`` (observed), ``law_mean`` (the law's, truncated), ``tv`` and ``warning`` (a
         line, or None); None with fewer than 200 such electrons.
     """
+    # local: scipy.stats takes about a second to import and detection needs it only here
     from scipy.stats import gamma as gamma_law
     from scipy.stats import norm
 

@@ -25,6 +25,7 @@ def match_electrons(tx, tz, dx, dz, tol_px=3.0):
         Indices (true, detected) of the matched pairs; the assignment minimises the summed
         distance (``scipy.optimize.linear_sum_assignment``).
     """
+    # local: scipy.optimize takes about a second to import and detection needs it only here
     from scipy.optimize import linear_sum_assignment
 
     T = np.c_[tx, tz] * PIX_PER_UNIT

@@ -8,11 +8,13 @@ there is no packing order to keep in step with the kernels: a field that does no
 at compile time.
 """
 
+import json
 import math
 from collections import namedtuple
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from sevi_lib.core.errors import SettingsError, check_settings
+from sevi_lib.core.spots import SpotModel
 
 
 @dataclass(frozen=True)
@@ -209,10 +211,6 @@ class SurveySettings:
 
     def given_model(self):
         """The spot model fixed by ``spot_model`` (``published`` or a JSON mapping), or None (``measured``)."""
-        import json
-
-        from sevi_lib.core.spots import SpotModel
-
         if self.spot_model == "measured":
             return None
         if self.spot_model == "published":
@@ -274,8 +272,7 @@ def spot_detector_params(model, params=None):
     -------
     DetectorParams
     """
-    from dataclasses import replace
-
+    # local: scipy.stats takes about a second to import; the settings are loaded by every `--help`
     from scipy.stats import gamma as gamma_law
 
     params = params or DetectorParams()

@@ -18,7 +18,11 @@ import numpy as np
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX
-from sevi_lib.core.io import check_outputs, file_fingerprint
+from sevi_lib.core.io import FrameReader, check_outputs, file_fingerprint, open_h5, save_npy, write_h5, write_text
+from sevi_lib.core.progress import ProgressLog
+from sevi_lib.detect.blobs import ELECTRON_DTYPE, MAX_BLOB_HIST, FrameDetector
+from sevi_lib.detect.camera import CameraSurvey, detected_gain_check, read_survey
+from sevi_lib.detect.settings import DetectorParams
 
 #: Datasets of a detection shard file (``sevi detect --out``).
 SHARD_DATASETS = ("DetectedElectrons", "CountMap", "IntensitySum", "BlobMultiplicity")
@@ -132,9 +136,6 @@ def detect_file(path, start, stop, *, params=None, threads=1, chunk=64, progress
         Missing or corrupt file, wrong layout, a frame that cannot be read (named), a range
         outside the file.
     """
-    from sevi_lib.core.io import FrameReader
-    from sevi_lib.detect.blobs import ELECTRON_DTYPE, FrameDetector
-
     parts = []
     with FrameReader(path, threads=threads) as reader, FrameDetector(params, threads=threads, camera=camera) as det:
         for ids, frames in reader.iter_chunks(start, stop, chunk=chunk):
@@ -169,8 +170,6 @@ def write_shard(path, result, source, start, stop, params, *, identity=None, cam
     camera : sevi_lib.detect.camera.CameraSurvey, optional
         The survey detection used (attribute ``camera``, JSON; absent without one).
     """
-    from sevi_lib.core.io import write_h5
-
     identity = frames_identity(source) if identity is None else identity
     attrs = {"source": str(source), "start": int(start), "stop": int(stop), "n_frames": int(result["n_frames"]),
              "n_file_frames": int(result["n_file_frames"]), "params": json.dumps(params.to_dict()), **identity}
@@ -195,8 +194,6 @@ def read_shard(path):
     ------
     sevi_lib.core.errors.InputError
     """
-    from sevi_lib.core.io import open_h5
-
     out = {}
     with open_h5(path) as f:
         missing = [n for n in SHARD_DATASETS if n not in f]
@@ -260,17 +257,12 @@ def detect_shard(frames, out, *, start=None, stop=None, shard=None, shards=None,
     dict
         The :func:`detect_file` result plus ``start``, ``stop`` and ``camera``.
     """
-    from sevi_lib.core.io import FrameReader
-    from sevi_lib.detect.settings import DetectorParams
-
     if threads < 1 or chunk < 1:
         raise InputError("--threads and --chunk must be >= 1")
     camera_path = camera if isinstance(camera, (str, Path)) else None
     check_outputs([out], [frames] + ([camera_path] if camera_path else []))
     params = params or DetectorParams()
     if camera_path:
-        from sevi_lib.detect.camera import read_survey
-
         camera = read_survey(camera_path)
     if camera is not None:
         try:
@@ -282,8 +274,6 @@ def detect_shard(frames, out, *, start=None, stop=None, shard=None, shards=None,
         n_frames = reader.n_frames
     start, stop = frame_range(frames, n_frames, start=start, stop=stop, shard=shard, shards=shards)
     if progress is not None and not callable(progress):  # seconds between progress lines
-        from sevi_lib.core.progress import ProgressLog
-
         progress = ProgressLog(stop - start, f"detect {frames} [{start}, {stop})", every=float(progress))
     result = detect_file(frames, start=start, stop=stop, params=params, threads=threads, chunk=chunk, progress=progress,
                          camera=camera)
@@ -336,8 +326,6 @@ def accumulate(shard_paths, partial=False):
         A file that is not a shard, shards of different frames files, detector parameters or camera surveys,
         overlapping ranges, a gap, frames in no shard (one line naming the shard).
     """
-    from sevi_lib.detect.blobs import ELECTRON_DTYPE, MAX_BLOB_HIST
-
     shards = [(p, read_shard(p)) for p in shard_paths]
     p0, s0 = shards[0]
     for p, s in shards[1:]:
@@ -400,11 +388,6 @@ def summary_text(acc):
     isolated = int(hist[1]) if hist.size > 1 else 0
     lines.append(f"electrons in isolated spots: {isolated} ({isolated / n:.1%})" if n else "electrons in isolated spots: 0")
     if acc.get("camera") is not None:
-        from sevi_lib.detect.camera import CameraSurvey
-
-        from sevi_lib.detect.camera import detected_gain_check
-        from sevi_lib.detect.settings import DetectorParams
-
         survey = CameraSurvey.from_dict(acc["camera"])
         lines += survey.summary_lines()
         used = DetectorParams.from_config(acc["params"]) if acc.get("params") else None
@@ -445,8 +428,6 @@ def accumulate_files(shard_paths, electrons, count_map, intensity_sum, *, summar
     text : str
         The summary.
     """
-    from sevi_lib.core.io import save_npy, write_h5, write_text
-
     check_outputs([electrons, count_map, intensity_sum, summary, *also_writes], shard_paths)
     acc = accumulate(shard_paths, partial=partial)
     text = summary_text(acc)

@@ -47,7 +47,7 @@ of lit pixels there.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 from numba import njit
@@ -110,6 +110,7 @@ def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=2000
     rough_width : float
         ``s0`` (px; NaN when no blob is bright enough).
     """
+    # local: scipy.ndimage takes about a second to import and detection needs it only here
     from scipy import ndimage
 
     frames = np.asarray(frames)
@@ -368,6 +369,7 @@ def fit_spots(patches, pedestal=0.0, saturation=255.0, subgrid_offset=0.4, width
 
 # ------------------------------------------------------------------------------------ gain law
 def _gamma_logpdf(x, k, theta):
+    # local: scipy.special takes about a second to import and detection needs it only here
     from scipy.special import gammaln
 
     return (k - 1.0) * np.log(x) - x / theta - k * math.log(theta) - gammaln(k)
@@ -375,6 +377,7 @@ def _gamma_logpdf(x, k, theta):
 
 def _gamma_nll(params, A, floor):
     """Negative log-likelihood of (log mean, log cv) for gains A of a gamma law truncated below at floor."""
+    # local: scipy.special takes about a second to import and detection needs it only here
     from scipy.special import gammaincc
 
     mean, cv = math.exp(params[0]), math.exp(params[1])
@@ -429,6 +432,7 @@ def fit_gain(A, floor):
     ValueError
         Fewer than 20 gains above the floor.
     """
+    # local: scipy.optimize/special/stats take seconds to import and detection needs them only here
     from scipy.optimize import minimize
     from scipy.special import gammaincc
     from scipy.stats import chi2 as chi2_law
@@ -531,8 +535,6 @@ class SpotMeasurement:
     @classmethod
     def from_dict(cls, d):
         """Inverse of :meth:`to_dict`; ``ValueError`` on a missing or unknown key."""
-        from dataclasses import fields
-
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

@@ -11,11 +11,13 @@ import numpy as np
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT, pixel_centres
+from sevi_lib.fit import _kernels
 from sevi_lib.fit.centre import parse_centre, start_centre
 from sevi_lib.fit.dispersion import MEANING, variance_fit
 from sevi_lib.fit.layout import ParamLayout
 from sevi_lib.fit.optimise import fit_poisson
 from sevi_lib.fit.points import PointSet, pixel_nodes
+from sevi_lib.fit.result import make_result
 from sevi_lib.fit.settings import FitSettings, min_electrons
 from sevi_lib.fit.start import fit_with_search, start_theta, table_step
 
@@ -190,9 +192,6 @@ def sandwich_result(result, phi, read_variance, n_frames=None, chunk=1 << 15):
         A new result (``diagnostics["standard_errors"]`` says how they were made; ``dispersion``
         kept).
     """
-    from sevi_lib.fit import _kernels
-    from sevi_lib.fit.result import make_result
-
     S = len(result.R)
     free = not result.centre_fixed
     A = B = None

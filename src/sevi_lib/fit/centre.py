@@ -31,6 +31,7 @@ from typing import NamedTuple
 import numpy as np
 
 from sevi_lib.core.geometry import PIX_PER_UNIT
+from sevi_lib.fit.search import find_shells
 
 #: The alternation stops when the centre moves less than this (pixels), or a twentieth of its SE.
 TOL_PX = 1e-3
@@ -90,8 +91,6 @@ def start_centre(x, z, w=None, rounds=2):
     -------
     ndarray, shape (2,)
     """
-    from sevi_lib.fit.search import find_shells
-
     w = np.ones(len(x)) if w is None else np.asarray(w, dtype=np.float64)
     c = _centroid(x, z, w, np.zeros(2))
     for _ in range(rounds):

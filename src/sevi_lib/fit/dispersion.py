@@ -37,6 +37,8 @@ few effective electrons, where the shells' parameters have little information.
 import numpy as np
 
 from sevi_lib.core.errors import InputError
+from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT, pixel_centres
+from sevi_lib.fit.result import SCREEN_AREA
 
 #: Pixels with fewer expected effective electrons do not enter the dispersion estimate.
 MU_MIN = 0.25
@@ -196,8 +198,6 @@ def pilot_dispersion(image, n_groups=24):
 def flat_level(image):
     """A start value of an image's flat level: the median of its corners (farther than 1 from the
     screen centre, where no shell of radius below about 0.95 reaches), 0 if that is negative."""
-    from sevi_lib.core.geometry import pixel_centres
-
     c = pixel_centres()
     far = np.hypot(c[:, None], c[None, :]) > 1.0
     return max(float(np.median(np.asarray(image)[far])), 0.0)
@@ -247,9 +247,8 @@ def fit_intensity_map(image, dispersion=None, max_fits=3, what="intensity image"
     InputError
         Not a finite 1024 x 1024 map, no signal, a bad `dispersion`, or what the fit raises.
     """
-    from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT
+    # local: fit.binned imports this module
     from sevi_lib.fit.binned import fit_count_map, sandwich_result
-    from sevi_lib.fit.result import SCREEN_AREA
 
     img = np.asarray(image, dtype=np.float64)
     if img.shape != (N_PIX, N_PIX) or not np.all(np.isfinite(img)):

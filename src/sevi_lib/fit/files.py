@@ -26,7 +26,12 @@ from sevi_lib.core.io import (
     write_text,
 )
 from sevi_lib.core.maps import count_map
+from sevi_lib.fit.binned import fit_count_map
+from sevi_lib.fit.dispersion import fit_intensity_map, is_intensity
+from sevi_lib.fit.framesum import fit_frame_sum, mean_spot
 from sevi_lib.fit.settings import FitSettings
+from sevi_lib.fit.spectrum import spectrum
+from sevi_lib.fit.unbinned import fit_electrons
 
 
 def output_paths(out, sidecar=None, plot=None):
@@ -78,11 +83,6 @@ def fit_input(path, settings=None, log=None, intensity=None):
     method : str
         The method used.
     """
-    from sevi_lib.fit.binned import fit_count_map
-    from sevi_lib.fit.dispersion import fit_intensity_map, is_intensity
-    from sevi_lib.fit.framesum import fit_frame_sum, mean_spot
-    from sevi_lib.fit.unbinned import fit_electrons
-
     settings = settings or FitSettings()
     path = Path(path)
     kw = {"n_beta": settings.n_beta, "n_shells": settings.shells, "max_iter": settings.max_iter, "log": log,
@@ -224,8 +224,6 @@ def spectrum_file(path, tsv, sidecar=None, *, order=4, n_boot=40, seed=0, also_w
     shells : dict or None
         The sidecar's shells (:func:`read_sidecar`).
     """
-    from sevi_lib.fit.spectrum import spectrum
-
     path = Path(path)
     check_input(path)
     check_outputs([tsv, *also_writes], [path] + ([sidecar] if sidecar else []))

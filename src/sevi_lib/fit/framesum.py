@@ -13,6 +13,7 @@ pixels.
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import fft
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT, pixel_centres
@@ -31,6 +32,7 @@ from sevi_lib.fit.start import (
     start_theta,
     table_step,
 )
+from sevi_lib.simulate.render import draw_spot_params, render_frame
 
 _D = FitSettings()
 
@@ -80,8 +82,6 @@ def mean_spot(n_spots=_D.kernel_spots, seed=12345, half_width=32):
     -------
     SpotKernel
     """
-    from sevi_lib.simulate.render import draw_spot_params, render_frame
-
     rng = np.random.default_rng(seed)
     w = int(half_width)
     step = 2 * w + 6
@@ -117,8 +117,6 @@ class Convolver:
     """Convolution of full frames with a fixed centred kernel via real FFTs (zero padding)."""
 
     def __init__(self, kernel):
-        from scipy import fft
-
         self.fft = fft
         w = kernel.shape[0] // 2
         self.w = w

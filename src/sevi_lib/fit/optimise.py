@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy import optimize
+from scipy.linalg import solve_triangular
 
 from sevi_lib.core.angular import legendre_even, min_density
 from sevi_lib.core.errors import InputError
@@ -57,7 +58,6 @@ def qp_step(g, H, theta, A):
     if np.all(A @ (theta + d) >= -1e-12 * scale):
         return d, False
     L = np.linalg.cholesky(Hs)
-    from scipy.linalg import solve_triangular
 
     gt = solve_triangular(L, g, lower=True)
     Ay = solve_triangular(L, A.T, lower=True).T / scale[:, None]

@@ -102,6 +102,7 @@ def centred_map(x, z, centre, weights=None, half=512):
 
 def _rbasex(img, order, rmax):
     """(r in pixels, I per pixel, b_2, b_4, ...) of rBasex, the usual normalisation."""
+    # local: PyAbel is slow to import and only the spectrum uses it
     import abel
 
     c = img.shape[0] // 2

@@ -13,6 +13,7 @@ from scipy import signal
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import PIX_PER_UNIT
 from sevi_lib.fit.layout import ParamLayout
+from sevi_lib.fit.search import find_shells
 
 #: Start width of every shell when radii are given without widths (screen units).
 DEFAULT_SIGMA = 0.008
@@ -128,8 +129,6 @@ def shell_geometry(rho, weights, n_shells, *, R0=None, sigma0=None, centre=(0.0,
     InputError
         No significant peak (automatic), or fewer peaks than `n_shells`.
     """
-    from sevi_lib.fit.search import find_shells
-
     found = find_shells(rho, weights, centre=centre)
     search = found.to_dict()
     if R0 is not None:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sevi_lib.core.angular import distance_weights
 from sevi_lib.core.errors import InputError
-from sevi_lib.core.io import read_answer, read_truth, write_text
+from sevi_lib.core.io import check_outputs, read_answer, read_truth, write_text
 from sevi_lib.report.tables import (
     answers_table,
     markdown_table,
@@ -121,9 +122,6 @@ def _calibration(cal):
     """The detector calibration: what detection did to the fit, and what was removed."""
     if cal is None:
         return []
-    import numpy as np
-
-    from sevi_lib.core.angular import distance_weights
 
     bias, bias_se, unc = cal["bias"], cal["bias_se"], cal["uncorrected"]
     beta_b, beta_e = np.atleast_2d(bias["beta"]), np.atleast_2d(bias_se["beta"])
@@ -320,7 +318,5 @@ def write_report(out, inputs=(), **sections):
     **sections
         As in :func:`build_report`.
     """
-    from sevi_lib.core.io import check_outputs
-
     check_outputs([out], [p for p in inputs if p])
     write_text(out, build_report(out, **sections))

@@ -5,8 +5,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 
 from sevi_lib.core.io import atomic_path  # noqa: E402
+from sevi_lib.core.spots import SpotModel  # noqa: E402
 from sevi_lib.fit.projection import projected_density  # noqa: E402
 
 
@@ -143,8 +145,6 @@ def count_map_figure(count_map, centre=None, radii=None, title=None, bin_px=4):
     -------
     matplotlib.figure.Figure
     """
-    from matplotlib.colors import LogNorm
-
     count_map = np.asarray(count_map)
     n = count_map.shape[0] // bin_px
     binned = count_map[: n * bin_px, : n * bin_px].reshape(n, bin_px, n, bin_px).sum(axis=(1, 3))
@@ -260,6 +260,7 @@ def spot_model_figure(spot, title=None, note=None):
         if title:
             ax.set_title(title)
         return fig
+    # local: scipy.special/stats take about a second to import and only this figure needs them
     from scipy.special import gammaincc
     from scipy.stats import gamma as gamma_law
 
@@ -319,7 +320,6 @@ def camera_figure(survey):
     or its JSON dict), titled with the frames sampled and the spot model in use."""
     d = survey if isinstance(survey, dict) else survey.to_dict()
     model = d.get("spot_model") or {}
-    from sevi_lib.core.spots import SpotModel
 
     m = SpotModel.from_dict(model)
     n = len(d.get("frames_sampled", ()))

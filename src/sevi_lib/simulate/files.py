@@ -6,6 +6,8 @@ into a ``FinalImage`` file (:class:`~sevi_lib.core.io.FrameWriter`, gzip) and th
 pixels); :func:`simulate_files` is ``sevi simulate`` (outputs checked before any work).
 """
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 
@@ -16,9 +18,11 @@ from sevi_lib.core.io import (
     GENERATED_DTYPE,
     FrameWriter,
     atomic_path,
+    check_outputs,
     close_h5,
     truth_dtype,
 )
+from sevi_lib.core.progress import ProgressLog
 from sevi_lib.simulate.electrons import check_args
 from sevi_lib.simulate.render import hot_pixel_table, iter_rendered_chunks, spot_model
 from sevi_lib.simulate.settings import check_camera, gzip_level_for
@@ -28,8 +32,6 @@ def _progress(total, enabled):
     """Progress lines every 10 s (``enabled`` True) or every ``enabled`` seconds; None when off."""
     if not enabled:
         return None
-    from sevi_lib.core.progress import ProgressLog
-
     return ProgressLog(total, "simulate", every=10.0 if enabled is True else float(enabled))
 
 
@@ -173,10 +175,6 @@ def simulate_files(frames_path, truth_path, settings, shells, *, include_images_
     dict
         As :func:`write_test_file`.
     """
-    from pathlib import Path
-
-    from sevi_lib.core.io import check_outputs
-
     if Path(frames_path).resolve() == Path(truth_path).resolve():
         raise InputError(f"--frames and --truth are the same file: {frames_path}")
     check_outputs([frames_path, truth_path])

@@ -426,6 +426,7 @@ def camera_effects(read_noise=0.0, hot=None):
         return None
     zero_cdf = np.full(256, np.inf)
     if read_noise > 0.0:
+        # local: scipy.special takes about a second to import and the simulation needs it only for read noise
         from scipy.special import ndtr
 
         zero_cdf[:255] = ndtr((np.arange(255) + 0.5) / read_noise)

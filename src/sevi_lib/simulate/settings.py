@@ -20,8 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import yaml
 
 from sevi_lib.core.errors import InputError, SettingsError, SeviError, check_settings
+from sevi_lib.core.spots import SpotModel
 
 #: Fields given once per shell.
 PER_SHELL = ("R", "sigma_R", "beta")
@@ -193,8 +195,6 @@ def check_spot(spot):
     -------
     sevi_lib.core.spots.SpotModel
     """
-    from sevi_lib.core.spots import SpotModel
-
     if spot is None:
         return SpotModel()
     if not isinstance(spot, Mapping):
@@ -233,8 +233,6 @@ def load_params(path):
     -------
     dict
     """
-    import yaml
-
     try:
         with open(path) as fh:
             doc = yaml.safe_load(fh)
