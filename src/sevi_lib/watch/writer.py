@@ -72,6 +72,15 @@ class SwmrWriter:
         self.written += len(rows)
         self.dataset.flush()
 
+    def write_compressed(self, blobs):
+        """Append frames given as their compressed HDF5 chunks (gzip of one ``FinalImage`` row each,
+        as another file of the published layout stores them), and flush them to readers."""
+        self.dataset.resize((self.written + len(blobs),))
+        for i, blob in enumerate(blobs):
+            self.dataset.id.write_direct_chunk((self.written + i,), blob)
+        self.written += len(blobs)
+        self.dataset.flush()
+
     def close(self):
         self.file.close()
 
@@ -90,7 +99,9 @@ def replay(source, target, *, fps=50.0, batch=1, die_after=None, folder_chunk=No
     target : str or Path
         The SWMR file to write, or (with `folder_chunk`) the folder of chunk files.
     fps : float
-        Frames per second (frame i is written at ``t0 + i / fps``; 0: as fast as possible).
+        Frames per second (frame i is written at ``t0 + i / fps``; 0: as fast as possible). A
+        source of the published layout is copied chunk by chunk without recompressing, so the
+        writer costs almost no CPU, as a camera's own writer would not on the analysis machine.
     batch : int
         Frames per write (and flush).
     die_after : int, optional
@@ -138,9 +149,14 @@ def replay(source, target, *, fps=50.0, batch=1, die_after=None, folder_chunk=No
                     w.dataset.resize((w.written + step,))
                     w.dataset.flush()
                     os._exit(1)
-                ids, frames = reader.read(a, b)
-                _wait(t0 + (b - 1) / fps if fps else 0, clock)
-                w.write(ids, frames)
+                if reader._direct:  # the source's compressed chunks as they are: no compression here
+                    blobs = [reader.dataset.id.read_direct_chunk((i,))[1] for i in range(a, b)]
+                    _wait(t0 + (b - 1) / fps if fps else 0, clock)
+                    w.write_compressed(blobs)
+                else:
+                    ids, frames = reader.read(a, b)
+                    _wait(t0 + (b - 1) / fps if fps else 0, clock)
+                    w.write(ids, frames)
     return t0
 
 
