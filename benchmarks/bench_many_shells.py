@@ -3,7 +3,7 @@
 Prints, on one core (set ``NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``):
 
 ``unbinned``
-    Wall time per electron of the unbinned fit with 10 shells (radii 0.3 .. 0.9) against 2 shells
+    CPU time per electron of the unbinned fit with 10 shells (radii 0.3 .. 0.9) against 2 shells
     (0.5, 0.8), the same number of electrons in both, the number of shells and start radii given
     (no search), the centre fixed at the screen centre (the alternation with the centre adds
     rounds that do not depend on the shells); also the time of one likelihood evaluation with
@@ -12,7 +12,7 @@ Prints, on one core (set ``NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``):
 ``binned``
     The same for the count map of those electrons, per non-empty pixel.
 ``memory``
-    Peak memory of the pieces of one Fisher-scoring step (point set, spline tables with second
+    Peak memory of the pieces of one step (point set, spline tables with second
     derivatives, the value, the gradient and Fisher matrix, the curvature of the standard errors)
     of the binned fit of a dense 1024 x 1024 map with 14 shells: ``tracemalloc`` (numpy arrays)
     and the process's maximum resident set (``resource.getrusage``, everything).
@@ -23,30 +23,48 @@ cores). Per-electron figures include the spline tables, a fixed cost per evaluat
 electrons weigh more, and the binned fit's expectation of all 1024 x 1024 pixels (its
 dispersion), a fixed cost per map.
 
-Figures (2-core machine shared with other jobs, 2026-12-06, one core: ``NUMBA_NUM_THREADS=1
-OPENBLAS_NUM_THREADS=1``, defaults; the previous code run from a worktree of it just before, under
-a similar load; loads varied, an earlier pair of runs gave 16.1 / 10.6 for the unbinned ratio).
-Per electron (pixel), 2 shells / 10 shells, ratio:
+``fullmap`` (not in ``all``)
+    The whole binned fit of a 1024 x 1024 map of 14 shells (3 million electrons; radii 0.3 .. 0.9,
+    given; free centre; the dispersion's all-pixel expectations included; ``--search``: the number
+    of shells and the start radii searched): wall and CPU time and the maximum resident set.
 
-=====================  ===========================  ===========================  ===========================
-                       before (tables over the      after, run 1                 after, run 2 (derivatives
-                       whole radius range, all                                   and value at a new
-                       shells' tables per point)                                 geometry, tables included)
-=====================  ===========================  ===========================  ===========================
-unbinned fit           57.0 / 316 us, 5.55          10.9 / 92.3 us, 8.51         17.5 / 108 us, 6.17
-unbinned derivatives   2.63 / 12.0 us, 4.55         (tables reused)              1.23 / 5.38 us, 4.38
-unbinned value         2.11 / 9.47 us, 4.49         (tables reused)              0.61 / 2.24 us, 3.67
-binned fit             74.9 / 457 us, 6.10          35.5 / 190 us, 5.37          36.9 / 213 us, 5.77
-binned derivatives     4.09 / 20.5 us, 5.01         (tables reused)              2.52 / 10.2 us, 4.04
-binned value           2.58 / 9.36 us, 3.64         (tables reused)              0.78 / 2.28 us, 2.91
-=====================  ===========================  ===========================  ===========================
+Times are CPU seconds of the process (``time.process_time``; wall times on the shared machine
+varied by 2x with its load).
 
-9 iterations with 2 shells, 16 with 10 (both): with the work per point following the shells that
-reach it (on average 1.5 of 2, 5.5 of 10 here), about 1.8 x 3.7 = 6.5 is what a fit whose cost
-is all per point gives; the tables and the per-map cost (all 1024 x 1024 pixels' expectations)
-weigh more in the two-shell fit. ``memory`` (14 shells, 610007 non-empty pixels of 3 million
-electrons): one step's pieces 42.4 s, tracemalloc peak 1053 MiB, maximum RSS 1248 MiB (294 MiB
-before the step); before, the whole 14-shell map fit took 6.7 GB.
+Figures (2-core machine shared with other jobs at a load of about 15, 2026-12-06, one thread:
+``NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``; before = the code of commit d5e0144 with the
+optimiser's Fisher scoring, run at the same time from a copy). Per electron (pixel), 2 shells /
+10 shells, ratio:
+
+=====================  ============================  ============================
+                       before (Fisher scoring,       after (Newton block on R and
+                       fine tables over the whole    sigma, coarse table rows
+                       radius)                       inside the rim)
+=====================  ============================  ============================
+unbinned fit           10.8 / 99.8 us, 9.20          9.00 / 48.2 us, 5.36
+unbinned derivatives   0.91 / 4.80 us, 5.25          0.66 / 4.83 us, 7.31
+unbinned value         0.44 / 1.98 us, 4.48          0.28 / 1.41 us, 5.12
+binned fit             35.4 / 202 us, 5.70           31.2 / 115 us, 3.70
+binned derivatives     1.60 / 8.79 us, 5.51          1.33 / 7.58 us, 5.72
+binned value           0.55 / 2.47 us, 4.46          0.40 / 1.89 us, 4.73
+iterations             9 / 16 (both)                 8 / 7 unbinned, 7 / 7 binned
+=====================  ============================  ============================
+
+(The previous session's wall-time figures of the code before, at a lower load: 6.2-8.5 unbinned,
+5.4-5.8 binned.) The ten-shell fit's iterations fell from 16 to 7: its Fisher matrix overstated
+the information on R and sigma while electrons sat in a too narrow shell's tails and the ascent
+crawled; the Newton block (the observed information of each shell's R and sigma) takes the
+step. A derivative evaluation from scratch now tabulates second derivatives too (the Newton
+block), so its cost did not fall at ten shells, and its ratio rose.
+
+Where the rest lies: per iteration, a point's work follows the shells that reach it (a projected
+shell covers the whole disc inside its radius: 5.5 of 10 shells per electron here against 1.5 of
+2, 3.7x), the Fisher rows' BLAS product grows with the square of those shells, and the tables
+(moment splines, now rows of up to 8 cells inside the rim) with the number of shells (5x); the
+per-iteration cost ratio is about 6-7, so with equal iterations the whole fit's ratio is near 5
+(unbinned) and, with the map's fixed cost (the dispersion's expectations of all 1024 x 1024
+pixels), near 3.7 (binned). Below 3 would need a per-point cost that does not grow with the
+shells reaching the point, which the projected basis does not give.
 """
 
 import argparse
@@ -91,11 +109,13 @@ def theta_of(K, n_total):
 
 
 def timed(f, *args, repeat=1, **kw):
+    """CPU seconds of the process per call (on one thread; less sensitive to a shared machine's load than
+    wall time) and the last result."""
     f(*args, **kw)  # compile / warm up
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for _ in range(repeat):
         out = f(*args, **kw)
-    return (time.perf_counter() - t0) / repeat, out
+    return (time.process_time() - t0) / repeat, out
 
 
 def one_case(K, n_total, binned):
@@ -162,17 +182,21 @@ def bench_memory(n_total, K=14):
           f"(before the step {base:.0f} MiB)")
 
 
-def bench_fullmap(n_total, K=14):
-    """The whole binned fit of a 1024 x 1024 map of `K` shells with the defaults (shell search, free centre)."""
+def bench_fullmap(n_total, K=14, search=False):
+    """The whole binned fit of a 1024 x 1024 map of `K` shells, free centre: the shells given, or searched."""
     x, z = electrons(K, n_total, seed=7)
     img = count_map(x, z)
     t0 = time.perf_counter()
-    res = fit.fit_count_map(img, log=lambda line: print(f"{time.perf_counter() - t0:7.0f} s  {line[:150]}", flush=True))
+    shells = {} if search else {"n_shells": K, "R0": radii(K)}
+    res = fit.fit_count_map(img, **shells,
+                            log=lambda line: print(f"{time.perf_counter() - t0:7.0f} s  {line[:150]}", flush=True))
     dt = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"fullmap: {K} shells drawn, {len(res.R)} fitted, {np.count_nonzero(img)} non-empty pixels of "
-          f"{img.sum():.0f} electrons: whole fit (defaults: search, free centre) {dt:.0f} s, {res.n_iter} iterations, "
-          f"{res.diagnostics.get('centre_rounds')} centre rounds, converged {res.converged}; max RSS {rss:.0f} MiB")
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    print(f"fullmap: {K} shells drawn, {len(res.R)} fitted ({'searched' if search else 'given'}), "
+          f"{np.count_nonzero(img)} non-empty pixels of {img.sum():.0f} electrons: whole fit (free centre, "
+          f"dispersion) {dt:.0f} s wall, {cpu.ru_utime + cpu.ru_stime:.0f} s CPU (whole process), {res.n_iter} "
+          f"iterations, {res.diagnostics.get('centre_rounds')} centre rounds, converged {res.converged}; "
+          f"max RSS {cpu.ru_maxrss / 1024:.0f} MiB")
 
 
 def main():
@@ -181,6 +205,7 @@ def main():
     p.add_argument("--electrons", type=int, default=60_000, help="electrons of the timing runs (all shells)")
     p.add_argument("--map-electrons", type=int, default=3_000_000, help="electrons of the 14-shell memory map")
     p.add_argument("--quick", action="store_true", help="small smoke run")
+    p.add_argument("--search", action="store_true", help="fullmap: the number of shells and start radii searched")
     args = p.parse_args()
     if args.quick:
         args.electrons, args.map_electrons = 10_000, 100_000
@@ -189,7 +214,7 @@ def main():
     if args.part in ("memory", "all"):
         bench_memory(args.map_electrons)
     if args.part == "fullmap":  # not in "all": tens of minutes
-        bench_fullmap(args.map_electrons)
+        bench_fullmap(args.map_electrons, search=args.search)
 
 
 if __name__ == "__main__":

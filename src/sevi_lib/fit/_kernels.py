@@ -474,45 +474,62 @@ def _dspl(tab, col, t):
 
 
 @njit(cache=True, parallel=True)
-def shift_gradient_kernel(ws, dpm, x, z, out):
+def shift_gradient_kernel(ws, c, x, z, out):
     """d mu_g / d(x0, z0) of every group into out, shape (n_groups, 2) (groups in parallel).
 
     The shells sit at the centre (x0, z0), the nodes at (x, z) about it, so d / d x0 = -d / d x.
     Per node, d lambda / d rho comes from the derivative of the contracted value tables
-    (``ws.cont``, columns 0 .. n) and d lambda / d c from `dpm` (P'_2m(c), shape like ``ws.pm``);
-    the uniform background does not move with the centre.
+    (``ws.cont``, columns 0 .. n) and d lambda / d c from P'_2m(c) of the node's screen angle `c`
+    (made per node by the recurrence of :func:`legendre_rows`, the same values, instead of an
+    array as large as ``ws.pm``); the uniform background does not move with the centre.
     """
     S = ws.cont.shape[0]
     n1 = ws.pm.shape[1]
-    for g in prange(out.shape[0]):
-        gx = 0.0
-        gz = 0.0
-        for q in range(ws.K):
-            e = g * ws.K + q
-            i = ws.idx[e]
-            if i < 0:
+    n = n1 - 1
+    L = 2 * n
+    G = out.shape[0]
+    nb = (G + 255) // 256
+    for b in prange(nb):
+        pl = np.empty(L + 1)
+        dl = np.empty(L + 1)
+        pmr = np.empty((1, n1))
+        dpm = np.empty((1, n1))
+        for g in range(b * 256, min((b + 1) * 256, G)):
+            _shift_gradient_group(ws, c, x, z, out, g, S, n1, n, L, pl, dl, pmr, dpm)
+
+
+@njit(cache=True, inline="always")
+def _shift_gradient_group(ws, c, x, z, out, g, S, n1, n, L, pl, dl, pmr, dpm):
+    """Group g of :func:`shift_gradient_kernel` (pl, dl, pmr, dpm: scratch)."""
+    gx = 0.0
+    gz = 0.0
+    for q in range(ws.K):
+        e = g * ws.K + q
+        i = ws.idx[e]
+        if i < 0:
+            continue
+        _legendre_row(c[e], n, L, True, pl, dl, pmr, dpm, 0)
+        te = ws.t[e]
+        drho = 0.0
+        dc = 0.0
+        for j in range(S):
+            if i > ws.imax[j]:
                 continue
-            te = ws.t[e]
-            drho = 0.0
-            dc = 0.0
-            for j in range(S):
-                if i > ws.imax[j]:
-                    continue
-                r, tt = _row(ws, j, i, te)
-                ctab = ws.cont[j, r]
-                for m in range(n1):
-                    drho += _dspl(ctab, m, tt) * ws.pm[e, m]
-                    dc += _spl(ctab, m, tt) * dpm[e, m]
-            xe = x[e]
-            ze = z[e]
-            rho = math.sqrt(xe * xe + ze * ze)
-            if rho == 0.0:
-                continue
-            r3 = rho * rho * rho
-            gx += drho * xe / rho - dc * xe * ze / r3
-            gz += drho * ze / rho + dc * xe * xe / r3
-        out[g, 0] = -ws.scale[g] * gx
-        out[g, 1] = -ws.scale[g] * gz
+            r, tt = _row(ws, j, i, te)
+            ctab = ws.cont[j, r]
+            for m in range(n1):
+                drho += _dspl(ctab, m, tt) * ws.pm[e, m]
+                dc += _spl(ctab, m, tt) * dpm[0, m]
+        xe = x[e]
+        ze = z[e]
+        rho = math.sqrt(xe * xe + ze * ze)
+        if rho == 0.0:
+            continue
+        r3 = rho * rho * rho
+        gx += drho * xe / rho - dc * xe * ze / r3
+        gz += drho * ze / rho + dc * xe * xe / r3
+    out[g, 0] = -ws.scale[g] * gx
+    out[g, 1] = -ws.scale[g] * gz
 
 
 @njit(cache=True, parallel=True)

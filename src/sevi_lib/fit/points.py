@@ -67,7 +67,6 @@ class PointSet:
             c = np.clip(np.where(rho > 0, z / np.where(rho > 0, rho, 1.0), 0.0), -1.0, 1.0)
         self.x, self.z = x, z
         self.c = c
-        self._dpm = None  # P'_2m(c), made by shift_gradient when first needed
         self._splines = {}  # the moment splines of the last workspace's shells (see workspace)
         self.K = int(K)
         self.n = int(n)
@@ -221,11 +220,8 @@ class PointSet:
         """
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         out = np.empty((self.n_groups, 2))
-        if self._dpm is None:  # the recurrence rewrites pm with the same values
-            self._dpm = np.empty_like(self.pm)
-            _kernels.legendre_rows(self.c, self.n, self.pm, self._dpm)
         ws = self.workspace(theta, S, like=like, value_only=True)
-        _kernels.shift_gradient_kernel(ws, self._dpm, self.x, self.z, out)
+        _kernels.shift_gradient_kernel(ws, self.c, self.x, self.z, out)
         return out
 
     def jacobian(self, theta, S):
