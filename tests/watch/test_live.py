@@ -119,7 +119,7 @@ def test_live_swmr_run_equals_the_batch_commands(tmp_path, run_file):
     assert out["acc"]["n_frames"] == N_FRAMES and not w.warnings
     assert len(list((tmp_path / "st" / "segments").iterdir())) >= 2
     assert statuses and statuses[0]["frames"] < N_FRAMES  # refitted while the camera wrote
-    assert all(s["camera_fps"] > 0 for s in statuses)
+    assert not any(s["camera_fps"] <= 0 for s in statuses)  # positive, or nan before two growths
     fitted = [s for s in statuses if "R" in s]
     history = WatchState(tmp_path / "st").history()
     assert fitted, [s.get("note") for s in statuses]

@@ -248,6 +248,7 @@ class Watcher:
         self.clock = clock
         self._stop = False
         self.result = None
+        self._growth = None
         self._pool = None
         self._job = None
         self.fit_note = None
@@ -368,7 +369,6 @@ class Watcher:
             self._survey()
         if self.camera is not None:
             self._record(identity)
-        self.rate_n0, self.rate_t0 = n, self.clock()
         det, pending, seg_start, seg_t0 = None, [], self.cursor, None
         last_growth, stop_at, prev_n = self.clock(), None, n
         while True:
@@ -382,6 +382,7 @@ class Watcher:
             n = src.poll()
             now = self.clock()
             if n > prev_n:
+                self._grew(now, n)
                 last_growth, prev_n = now, n
             if stop_at is None and self._stopping():
                 stop_at = n
@@ -455,7 +456,6 @@ class Watcher:
         if self.state.manifest is not None or self.camera is not None:
             self._record(None)
         skipped = self.state.skipped()
-        self.rate_n0, self.rate_t0 = self.cursor, self.clock()
         self.watch_id = "folder:" + str(src.path.resolve())
         counted = {}  # name -> (size, mtime) of the chunks counted in this run
         highest = max((int(m.group(2)) for m in map(CHUNK_NAME.match, self.done_chunks) if m), default=-1)
@@ -512,6 +512,7 @@ class Watcher:
                     self.n_electrons += table.size
                     count_map_add(self.count_map, table)
                 self.done_chunks.add(name)
+                self._grew(self.clock(), self.cursor)
                 counted[name] = (size, mt)
                 skipped.pop(name, None)
                 if self.on_chunk is not None:
@@ -525,11 +526,21 @@ class Watcher:
                 self.refit()
 
     # ------------------------------------------------------------------------------ fits
+    def _grew(self, now, n):
+        """The source grew to `n` frames at `now` (first and last growth give the camera's rate)."""
+        if self._growth is None:
+            self._growth = [now, n, now, n]
+        else:
+            self._growth[2:] = [now, n]
+
     def rates(self):
-        """``(camera frames/s, detection frames/s while busy)``; nan where not measured yet."""
-        dt = self.clock() - self.rate_t0
-        n = self.source.n_frames if self.source.kind == "swmr" else self.cursor
-        camera = (n - self.rate_n0) / dt if dt > 0 and n > self.rate_n0 else float("nan")
+        """``(camera frames/s, detection frames/s while busy)``; nan where not measured yet.
+
+        The camera's rate is the frames that landed between the first and the last growth the
+        watch saw, over that time (a chunk folder: the frames of the chunks counted).
+        """
+        g = self._growth
+        camera = (g[3] - g[1]) / (g[2] - g[0]) if g is not None and g[2] > g[0] else float("nan")
         detect = self.detected / self.busy if self.busy > 0 else float("nan")
         return camera, detect
 
