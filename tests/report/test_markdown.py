@@ -94,3 +94,24 @@ def test_old_sidecar_without_centre_has_no_geometry_section(run_files):
     (run_files / "fit.json").write_text('{"method": "unbinned", "R": [0.5, 0.8]}')
     text = build_report(run_files / "r.md", answers={"fit": run_files / "fit.h5"}, now=NOW)
     assert "## Image centre" not in text
+
+
+def test_network_ensemble_section_lists_members_answer_errors_and_final(tmp_path):
+    import json
+
+    members = np.array([[[0.98, 0.83] + [0.0] * 10, [0.70, 0.60] + [0.0] * 10],
+                        [[0.99, 0.84] + [0.0] * 10, [0.71, 0.61] + [0.0] * 10]])
+    se = np.full((2, 12), 0.004)
+    doc = {"R": [0.5, 0.8], "beta": members.mean(0).tolist(), "se": se.tolist(),
+           "beta_network": members.mean(0).tolist(), "se_network": (2 * se).tolist(), "members": members.tolist(),
+           "M": 2, "combined": True, "weight_network": np.full((2, 12), 0.2).tolist()}
+    (tmp_path / "nn.json").write_text(json.dumps(doc))
+    write_answer(tmp_path / "nn.h5", np.array([0.5, 0.8]), members.mean(0))
+    text = build_report(tmp_path / "report.md", answers={"nn": str(tmp_path / "nn.h5")}, final="fit",
+                        nn_sidecar=str(tmp_path / "nn.json"), now=datetime.datetime(2026, 12, 6))
+    section = text.split("## Network ensemble")[1]
+    assert "| 0 | member 0 | 0.9800 | 0.8300 |" in section and "| 1 | member 1 | 0.7100 | 0.6100 |" in section
+    assert "| 0 | ensemble of 2 (network alone) | 0.9850 ± 0.0080 | 0.8350 ± 0.0080 |" in section
+    assert "combined with the fit (answer `nn`) | 0.9850 ± 0.0040" in section
+    assert "`results/final.h5` is **fit**'s answer" in section and "beta_2 0.20" in section
+    assert "0.9850 ± 0.0040" in text.split("## Answers side by side")[1]  # the nn column carries its errors

@@ -202,8 +202,9 @@ def _fit(side, fit_png, out):
     return parts
 
 
-def _ensemble(nn, final, truth_path):
-    """The network ensemble: every member, the ensemble alone, the combined answer, beta_2 and beta_4."""
+def _ensemble(nn, final, truth_path, side=None):
+    """The network ensemble: every member, the ensemble alone, the combined answer and the fit's
+    (its prior centre, when the sidecar is given), beta_2 and beta_4."""
     if nn is None:
         return []
     tb = read_truth(truth_path).beta if truth_path else None
@@ -219,16 +220,20 @@ def _ensemble(nn, final, truth_path):
         rows.append([j, f"ensemble of {nn['M']} (network alone)", *pair(nn["beta_network"], nn["se_network"], j)])
         if nn.get("combined"):
             rows.append([j, "combined with the fit (answer `nn`)", *pair(nn["beta"], nn["se"], j)])
+        if side is not None and len(side["beta"]) == len(nn["R"]):
+            order = np.argsort(side["R"])
+            rows.append([j, "fit (`fit.json`, the prior centre)",
+                         *pair(np.asarray(side["beta"])[order], np.asarray(side["se_beta"])[order], j)])
         if tb is not None:
             rows.append([j, "truth", f"{tb[j][0]:.4f}", f"{tb[j][1]:.4f}"])
-    what = ("the answer `nn` is the ensemble combined by inverse variance with the fit's answer it was "
+    what = ("the answer `nn` is the ensemble combined by inverse-variance weights with the fit's answer it was "
             "fine-tuned around (the network's share of the weight: "
             + ", ".join(f"shell {j} beta_2 {w[0]:.2f}, beta_4 {w[1]:.2f}" for j, w in enumerate(nn["weight_network"]))
             + ")") if nn.get("combined") else "the answer `nn` is the ensemble's mean"
     note = f" `results/final.h5` is **{final}**'s answer." if final else ""
     return ["## Network ensemble\n\nEach member's prediction of the real map, the ensemble's mean with its "
-            "standard error (systematic, from maps of the fine-tuning prior no member trained on, and the "
-            f"members' spread), and {what}.{note}\n\n"
+            "standard error (its root mean square error on maps of the fine-tuning prior that no member trained "
+            f"on, more where the members disagree more on the real map), and {what}.{note}\n\n"
             + markdown_table(["shell", "", "beta_2", "beta_4"], rows)]
 
 
@@ -301,7 +306,7 @@ def build_report(out, *, frames=None, detect_summary=None, count_map_png=None, a
     parts += _calibration(cal)
     parts += _score(score)
     parts += _fit(side, fit_png, out)
-    parts += _ensemble(nn, final, truth)
+    parts += _ensemble(nn, final, truth, side)
     parts += _training(runs or {}, out)
     parts += _timing(benchmarks)
     return "\n\n".join(parts) + "\n"
