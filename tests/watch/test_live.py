@@ -167,10 +167,10 @@ def test_truncated_and_misshapen_chunks_are_reported_and_not_counted(tmp_path, r
     folder = tmp_path / "chunks"
     folder.mkdir()
     with FrameReader(run_file) as r:
-        ids, frames = r.read(0, 12)
+        ids, frames = r.read(0, 24)
     for i in range(3):
-        with FrameWriter(folder / f"chunk_{i:03d}.h5", 4) as fw:
-            fw.write(ids[4 * i: 4 * i + 4], frames[4 * i: 4 * i + 4])
+        with FrameWriter(folder / f"chunk_{i:03d}.h5", 8) as fw:
+            fw.write(ids[8 * i: 8 * i + 8], frames[8 * i: 8 * i + 8])
     good = folder / "chunk_002.h5"
     shutil.copy(good, tmp_path / "keep.h5")
     with open(good, "r+b") as f:  # truncated chunk file
@@ -185,8 +185,8 @@ def test_truncated_and_misshapen_chunks_are_reported_and_not_counted(tmp_path, r
     assert len(lines) == 2
     assert "chunk_002.h5" in lines[0] and "not counted" in lines[0]
     assert "chunk_003.h5" in lines[1] and "(1024, 1024)" in lines[1]
-    assert out["acc"]["n_frames"] == 8
-    ref = batch(run_file, tmp_path / "st" / "camera.json", tmp_path, 0, 8)
+    assert out["acc"]["n_frames"] == 16
+    ref = batch(run_file, tmp_path / "st" / "camera.json", tmp_path, 0, 16)
     assert_same(tmp_path / "st", ref)
 
 
