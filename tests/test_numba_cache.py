@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import sevi_lib._numba_cache as numba_cache
@@ -89,8 +90,23 @@ def test_source_hash_follows_the_compiled_code_only_and_user_setting_wins(tmp_pa
 def test_old_cache_folders_are_pruned(tmp_path, monkeypatch):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setenv("SEVI_NUMBA_CACHE", str(tmp_path / "root"))
+    stale = time.time() - numba_cache.PRUNE_AFTER_S - 60
     for k in range(numba_cache.KEEP + 3):
         (tmp_path / "root" / f"old{k}").mkdir(parents=True)
+        os.utime(tmp_path / "root" / f"old{k}", (stale - k, stale - k))
+    (tmp_path / "root" / "in_use").mkdir()  # another process's version, used a minute ago
+    os.utime(tmp_path / "root" / "in_use", (time.time() - 60, time.time() - 60))
     folder = numba_cache.configure(tmp_path)
     kept = sorted(p.name for p in (tmp_path / "root").iterdir())
-    assert folder.name in kept and len(kept) == numba_cache.KEEP + 1
+    # the KEEP most recent others stay (the folder in use among them) and the stale rest go
+    assert kept == sorted([folder.name, "in_use"] + [f"old{k}" for k in range(numba_cache.KEEP - 1)])
+
+
+def test_recently_used_folders_are_not_pruned(tmp_path, monkeypatch):
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("SEVI_NUMBA_CACHE", str(tmp_path / "root"))
+    for k in range(numba_cache.KEEP + 3):
+        (tmp_path / "root" / f"recent{k}").mkdir(parents=True)
+    folder = numba_cache.configure(tmp_path)
+    assert len(list((tmp_path / "root").iterdir())) == numba_cache.KEEP + 4
+    assert folder.is_dir()

@@ -23,10 +23,15 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 #: cache folders of other source versions kept besides the current one
 KEEP = 3
+#: A folder used (configured or written to) this recently is never pruned, even beyond KEEP:
+#: another process of an older or newer sevi (a workflow still running while the package is
+#: edited or upgraded) may be loading or saving kernels there.
+PRUNE_AFTER_S = 86400.0
 
 #: file in the cache root remembering each source file's digest and imports by its stamp
 INDEX = "sources.json"
@@ -148,12 +153,16 @@ def cache_root(environ=None):
     return Path(base) / "sevi" / "numba"
 
 
-def _prune(root, current):
+def _prune(root, current, now=None):
+    """Remove the cache folders of other source versions beyond the KEEP most recent, except
+    those used in the last PRUNE_AFTER_S seconds."""
+    now = time.time() if now is None else now
     try:
-        others = [p for p in root.iterdir() if p.is_dir() and p.name != current]
-        others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in others[KEEP:]:
-            shutil.rmtree(old, ignore_errors=True)
+        others = [(p.stat().st_mtime, p) for p in root.iterdir() if p.is_dir() and p.name != current]
+        others.sort(key=lambda t: t[0], reverse=True)
+        for mtime, old in others[KEEP:]:
+            if now - mtime > PRUNE_AFTER_S:
+                shutil.rmtree(old, ignore_errors=True)
     except OSError:
         pass
 
