@@ -164,6 +164,9 @@ def test_detector_params_follow_the_noise(survey):
     assert survey.peak_radius() == 4  # a spot falls by 6 sd = 9 counts within 4 px, not 3
     p = survey.detector_params(DetectorParams(threshold=12, peak_radius=5))
     assert (p.threshold, p.peak_min, p.peak_radius) == (12, 30, 5)
+    # made once: the detector remakes a shard's parameters with the same camera
+    for p in (DetectorParams(), DetectorParams(threshold=12, peak_radius=5)):
+        assert survey.detector_params(survey.detector_params(p)) == survey.detector_params(p)
 
 
 def test_survey_json_round_trip(survey, tmp_path):

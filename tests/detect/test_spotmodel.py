@@ -148,6 +148,20 @@ def test_detector_params_scale_with_the_model():
     assert DetectorParams().threshold <= broad.peak_min < 20 and broad.min_amplitude <= broad.peak_min + 1
 
 
+@pytest.mark.parametrize("model", [LAB, SpotModel(4.0, 0.4, 0.05, "gamma", 80.0, 0.7),
+                                   SpotModel(9.5, 0.5, 0.05, "gamma", 180.0, 0.3),
+                                   SpotModel(8.0, 0.4, 0.05, "gamma", 60.0, 0.3)])
+def test_detector_params_are_made_once(model):
+    # a detection shard makes the parameters for its camera and hands them, with the camera, to
+    # the detector, which makes them again: the second time must change nothing (it used to scale
+    # merge_px, removal_cost and single_max_peak twice: 0.65^2 instead of 0.65 for a 5 px camera)
+    once = spot_detector_params(model)
+    assert spot_detector_params(model, once) == once
+    assert spot_detector_params(model, spot_detector_params(model, once)) == once
+    tuned = DetectorParams(merge_px=2.5, removal_cost=1500.0)  # a user's own values for the published spot
+    assert spot_detector_params(model, spot_detector_params(model, tuned)) == spot_detector_params(model, tuned)
+
+
 def test_spot_model_pulls():
     # 12 frames of 576 isolated spots on a grid (a gamma camera): the survey's standard errors are
     # honest. Over 30 seeds the pulls had means -0.13..0.34 and spreads 0.87..1.07; with 12, a

@@ -252,8 +252,9 @@ class SurveySettings:
 def spot_detector_params(model, params=None):
     """`params` for a camera of spot model `model`: the spot fields and the thresholds that scale with it.
 
-    The published model returns `params` unchanged. Otherwise, with ``w = sigma_px / 7.68`` and
-    ``g = gain_mean / 100`` (the published camera's values, for which the defaults were tuned):
+    The published model returns `params` unchanged. Otherwise, with ``w = sigma_px /
+    params.sigma_px`` and ``g = gain_mean / params.amplitude`` (7.68 px and 100 counts for the
+    default parameters, the published camera's values, for which the defaults were tuned):
     ``sigma_px``, ``sigma_sd_px`` (at least 2 % of the width), ``rho_sd`` (at least 0.02),
     ``amplitude`` (= gain_mean) and ``gain_cv`` are the model's; ``merge_px`` scales with w;
     ``removal_cost`` (a squared residual over a spot's area) with ``g^2 w^2``; ``add_threshold``
@@ -261,7 +262,8 @@ def spot_detector_params(model, params=None):
     ``peak_min`` and ``min_amplitude`` go down to the gain law's 5th percentile (not below
     ``threshold``), so that a broad law does not lose its faint electrons to the published floors;
     ``single_max_peak`` (at most 254) and ``single_max_flux`` admit a single spot up to the gain
-    law's 99th percentile.
+    law's 99th percentile. Applying it to its own result changes nothing (w = g = 1 then), so
+    parameters already made for the camera (a detection shard's, the watcher's) are not scaled twice.
 
     Parameters
     ----------
@@ -278,8 +280,8 @@ def spot_detector_params(model, params=None):
     params = params or DetectorParams()
     if model.is_published():
         return params
-    w = model.sigma_px / 7.68
-    g = model.gain_mean / 100.0
+    w = model.sigma_px / params.sigma_px
+    g = model.gain_mean / params.amplitude
     k = 1.0 / max(model.gain_cv, 0.01) ** 2
     q05, q99 = (float(gamma_law.ppf(q, k, scale=model.gain_mean / k)) for q in (0.05, 0.99))
     # the faint end: a broad gain law puts many electrons below the published floors
