@@ -14,7 +14,7 @@ process) follows it in this process. Printed:
 
 The machine's load changes all of these; the ratios are the result. Run:
 
-    python benchmarks/bench_watch.py [--frames 400] [--fps 50] [--threads 2] [--refit 15]
+    python benchmarks/bench_watch.py [--frames 400] [--fps 50] [--threads 2] [--refit 15] [--fit-nice 10]
 """
 
 import argparse
@@ -45,6 +45,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--refit", type=float, default=15.0, help="seconds between refits")
     ap.add_argument("--electrons", type=float, default=80.0, help="detected electrons per frame")
+    ap.add_argument("--fit-nice", type=int, default=WatchSettings.fit_nice,
+                    help="niceness of the fitting process (0: the watcher's own priority)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -79,7 +81,7 @@ def main():
             w = Watcher(src, WatchState(tmp / "st"), camera=camera, on_chunk=on_chunk,
                         on_refit=lambda st, r, w: refits.append(st),
                         settings=WatchSettings(threads=args.threads, refit_seconds=args.refit, poll_seconds=0.02,
-                                               chunk=16))
+                                               chunk=16, fit_nice=args.fit_nice))
             out = w.run()
             t_end = time.monotonic()
         writer.wait()

@@ -20,6 +20,7 @@ file is complete when the watch starts; otherwise of its first
 """
 
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -56,6 +57,10 @@ class WatchSettings:
         Target standard error of beta_2 of every shell.
     target_distance : float or None
         Target expected distance (the fit's ``expected_distance``) of every shell.
+    fit_nice : int
+        Niceness added to the fitting process (0 to 19): the refits take the CPU that detection
+        leaves, so on a machine with few cores a refit comes later rather than the counting
+        falling behind the camera.
     """
 
     refit_seconds: float = 30.0
@@ -67,6 +72,7 @@ class WatchSettings:
     idle_seconds: float = 120.0
     target_se: float | None = 0.01
     target_distance: float | None = None
+    fit_nice: int = 10
 
     def validate(self):
         for name in ("refit_seconds", "poll_seconds", "segment_seconds", "idle_seconds"):
@@ -75,6 +81,8 @@ class WatchSettings:
         for name in ("segment_frames", "chunk", "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.fit_nice <= 19:
+            raise ValueError(f"fit_nice must be in 0 .. 19, got {self.fit_nice}")
         for name in ("target_se", "target_distance"):
             v = getattr(self, name)
             if v is not None and not v > 0:
@@ -575,7 +583,8 @@ class Watcher:
         if self._pool is None:
             import multiprocessing
 
-            self._pool = multiprocessing.get_context("spawn").Pool(1, initializer=_ignore_interrupts)
+            self._pool = multiprocessing.get_context("spawn").Pool(1, initializer=_fitting_process,
+                                                                   initargs=(self.settings.fit_nice,))
         self._job = (self._pool.apply_async(fit_job, (method, data, kw)), self.cursor, self.n_electrons)
 
     def collect(self, lag_frames=0, wait=False):
@@ -682,11 +691,17 @@ class Watcher:
                 f"{self.state.folder / 'camera.json'}'; for the workflow's, run it on the complete file")
 
 
-def _ignore_interrupts():
-    """The fitting process leaves Ctrl-C (sent to the whole terminal group) to the watcher, which
-    ends it with SIGTERM (:meth:`Watcher.close`)."""
+def _fitting_process(nice):
+    """Set up the fitting process: lower priority by `nice` (detection comes first), and Ctrl-C
+    (sent to the whole terminal group) left to the watcher, which ends it with SIGTERM
+    (:meth:`Watcher.close`)."""
     import signal
 
+    if nice:
+        try:
+            os.nice(int(nice))
+        except OSError:  # not permitted: the refits run at the watcher's priority
+            pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
