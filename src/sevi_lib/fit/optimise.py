@@ -127,6 +127,16 @@ def _derivs(obj, theta):
     return (*out, out[2]) if len(out) == 3 else tuple(out)
 
 
+#: A Newton step (:func:`newton_matrix`) more than this many times the step limits (3 widths for
+#: R, half a width for sigma) is replaced by the Fisher-scoring step of :func:`maximise`. 0: every
+#: step is Fisher scoring (Newton steps off). Off because on offset intensity images
+#: (tests/fit/test_dispersion.py, seeds 2 and 4, a start with a shell at R 0.99 and width 0.05)
+#: Newton steps let that shell's width and weight collapse at a wrong radius, reported as
+#: converged, at a limit of 4 as without one; Fisher scoring walks it back. With Newton steps
+#: the ten-shell fit of benchmarks/bench_many_shells.py took 7 iterations instead of 16.
+NEWTON_LIMIT = 0.0
+
+
 def newton_matrix(H, geo, layout):
     """The step's matrix of the Poisson fits: H less the geometry curvature, if positive definite, else H.
 
@@ -207,8 +217,15 @@ def maximise(obj, theta, S, max_iter=60, *, tol=1e-4, log=None):
     if not np.isfinite(f):
         raise InputError("the start values give a zero model density at some data point")
     for n_iter in range(1, max_iter + 1):
-        d, active = qp_step(g, M, theta, constraint_matrix(theta, S, extra))
+        C = constraint_matrix(theta, S, extra)
+        d, active = qp_step(g, M, theta, C)
         lim = _limit(d, theta, layout)  # keep geometry steps within a few widths
+        if lim > NEWTON_LIMIT and M is not H:
+            # the Newton matrix's quadratic model is trusted only near the step limits: far from the
+            # optimum (a start a whole shell off) Fisher scoring is the safer ascent (Newton steps
+            # from such a start let a shell's width and weight collapse at a wrong radius)
+            d, active = qp_step(g, H, theta, C)
+            lim = _limit(d, theta, layout)
         d = d / lim
         dec = float(g @ d)
         cand, _, alpha = _backtrack(obj, theta, d, f, dec)
