@@ -47,6 +47,24 @@ def copy_workflow(dest):
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
 
 
+def run_workflow(wd, args):
+    """Run ``snakemake ARGS`` in the run folder `wd` (log in ``snakemake.log``).
+
+    Returns the wall time in seconds (also written to ``wall_seconds.txt``), or None when
+    Snakemake failed (the reason printed on stderr).
+    """
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "snakemake", *args]
+    with open(wd / "snakemake.log", "w") as log:
+        rc = subprocess.run(cmd, cwd=wd, stdout=log, stderr=subprocess.STDOUT).returncode
+    wall = time.perf_counter() - t0
+    if rc != 0:
+        print(f"snakemake failed (exit {rc}); see {wd / 'snakemake.log'}", file=sys.stderr)
+        return None
+    (wd / "wall_seconds.txt").write_text(f"{wall:.1f}\n")
+    return wall
+
+
 def _rule_of(rel):
     rule = rel.parts[0] if len(rel.parts) > 1 else rel.stem
     if rule == "nn":
@@ -161,15 +179,9 @@ def main(argv=None):
     if not args.collect:
         copy_workflow(wd)
         (wd / "full.yaml").write_text(yaml.safe_dump({"simulation": {"n_frames": args.frames}}))
-        t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile", "full.yaml"]
-        with open(wd / "snakemake.log", "w") as log:
-            rc = subprocess.run(cmd, cwd=wd, stdout=log, stderr=subprocess.STDOUT).returncode
-        wall = time.perf_counter() - t0
-        if rc != 0:
-            print(f"snakemake failed (exit {rc}); see {wd / 'snakemake.log'}", file=sys.stderr)
-            return rc
-        (wd / "wall_seconds.txt").write_text(f"{wall:.1f}\n")
+        wall = run_workflow(wd, ["--cores", str(args.cores), "--configfile", "full.yaml"])
+        if wall is None:
+            return 1
     elif (wd / "wall_seconds.txt").exists():
         wall = float((wd / "wall_seconds.txt").read_text())
     res = wd / "results"

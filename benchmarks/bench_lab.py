@@ -20,12 +20,11 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import yaml
-from bench_full_job import copy_workflow, read_score  # the same run-folder helpers
+from bench_full_job import copy_workflow, read_score, run_workflow  # the same run-folder helpers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,16 +68,9 @@ def main(argv=None):
     wall = None
     if not args.collect:
         copy_workflow(wd)
-        t0 = time.perf_counter()
-        cmd = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--config",
-               f"test_images={frames}", f"truth={truth}"]
-        with open(wd / "snakemake.log", "w") as log:
-            rc = subprocess.run(cmd, cwd=wd, stdout=log, stderr=subprocess.STDOUT).returncode
-        wall = time.perf_counter() - t0
-        if rc != 0:
-            print(f"snakemake failed (exit {rc}); see {wd / 'snakemake.log'}", file=sys.stderr)
-            return rc
-        (wd / "wall_seconds.txt").write_text(f"{wall:.1f}\n")
+        wall = run_workflow(wd, ["--cores", str(args.cores), "--config", f"test_images={frames}", f"truth={truth}"])
+        if wall is None:
+            return 1
     elif (wd / "wall_seconds.txt").exists():
         wall = float((wd / "wall_seconds.txt").read_text())
     from sevi_lib.core.io import read_camera_truth, read_truth
