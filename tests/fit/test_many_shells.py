@@ -45,7 +45,8 @@ def test_value_and_fisher_paths_agree_with_the_jacobian(progression):
 def test_tables_end_at_the_shell_edge_and_match_the_exact_basis():
     """The workspace's tables (moments splined up to R + 9 sigma, the fine step only near the rim,
     rows of several cells inside; combined) at random radii against the exact basis and its
-    derivatives (quadrature, :func:`projection.radial_functions`): within 1e-6 of each column's
+    derivatives (quadrature, :func:`projection.radial_functions`; second derivatives where asked
+    for): within 1e-6 of each column's
     largest value, every column, value and derivative slots (the fine step's own error near the rim is
     about 3e-7); cells beyond ``imax`` are never read."""
     from sevi_lib.fit import projection
@@ -62,15 +63,15 @@ def test_tables_end_at_the_shell_edge_and_match_the_exact_basis():
     pts = PointSet(x, np.zeros_like(x), 1, np.ones(len(x)), n, h, None)
     rho = np.random.default_rng(3).uniform(0.0, 0.98, 4000)
     li, mi = projection.pair_index(n)
-    for second in (False, True):
-        ws = pts.workspace(theta, S, second=second)
+    for second, curvature in ((False, False), (False, True), (True, False)):
+        ws = pts.workspace(theta, S, second=second, curvature=curvature)
         for j in range(S):
             assert (R[j] + projection.WINDOW * s[j]) / h <= ws.imax[j]
             assert ws.shift[j] >= 1 and ws.fine[j] * h < R[j] - 9 * s[j]  # rows of several cells inside
             nd = 3 if second else 1
             G = projection.radial_functions(rho, R[j], s[j], n, derivatives=2)  # (6, i, l, m)
             exact_full = G[:nd, :, li, mi]  # (slot, i, pair)
-            exact_cont = np.einsum("dilm,l->dim", G, a[j])  # (slot, i, m)
+            exact_cont = np.einsum("dilm,l->dim", G, a[j])[:6 if second or curvature else 3]  # (slot, i, m)
             i = (rho / h).astype(np.int64)
             inside = i <= ws.imax[j]
             f, p = ws.fine[j], ws.shift[j]

@@ -81,12 +81,14 @@ def qp_step(g, H, theta, A):
 class Objective:
     """Objective f(theta) to maximise with gradient and (approximate) Hessian.
 
-    ``derivs`` may return a fourth item, the matrix the step is taken with (e.g. a Newton
-    matrix, :func:`newton_matrix`); without it the step uses ``hess``.
+    ``newton``, if given, is ``derivs`` with a fourth item, the matrix a Newton step is taken with
+    (:func:`newton_matrix`; ``hess`` itself where that is not positive definite): called only
+    where :func:`maximise` may take a Newton step, so that ``derivs`` need not compute it.
     """
 
     value: callable  # theta -> float
-    derivs: callable  # theta -> (f, grad, hess) or (f, grad, hess, step matrix)
+    derivs: callable  # theta -> (f, grad, hess)
+    newton: callable = None  # theta -> (f, grad, hess, step matrix)
 
 
 def _add_cutting_planes(theta, layout, extra):
@@ -122,9 +124,11 @@ def _backtrack(obj, theta, d, f, dec):
 
 
 def _derivs(obj, theta):
-    """``obj.derivs(theta)`` as (f, g, H, M): M, the step's matrix, is H unless derivs gives a fourth."""
-    out = obj.derivs(theta)
-    return (*out, out[2]) if len(out) == 3 else tuple(out)
+    """(f, g, H, M): M, the step's matrix, is H unless Newton steps are on and ``obj.newton`` gives one."""
+    if NEWTON_LIMIT > 0 and obj.newton is not None:
+        return tuple(obj.newton(theta))
+    f, g, H = obj.derivs(theta)
+    return f, g, H, H
 
 
 #: A Newton step (:func:`newton_matrix`) more than this many times the step limits (3 widths for
@@ -304,11 +308,15 @@ def fit_poisson(method, make_points, counts, theta, S, *, max_iter, log, n_data,
         return pts.loglike(th, counts, S, want=0)[0] - total(th)
 
     def derivs(th):
+        ll, g, H = pts.loglike(th, counts, S, want=2)
+        return ll - total(th), g - dtotal(len(th)), H
+
+    def newton(th):
         geo = np.empty((S, 3))
         ll, g, H = pts.loglike(th, counts, S, want=2, geometry_curvature=geo)
         return ll - total(th), g - dtotal(len(th)), H, newton_matrix(H, geo, layout)
 
-    obj = Objective(value, derivs)
+    obj = Objective(value, derivs, newton)
     # a free centre: a rough theta first (the start centre may be a few px off), then the
     # alternation of Newton steps of the centre at fixed theta and the fit of theta about it
     theta, f, _, H, n_iter, conv, active = maximise(obj, theta, S, min(max_iter, 5) if free_centre else max_iter,

@@ -68,6 +68,7 @@ class PointSet:
         self.x, self.z = x, z
         self.c = c
         self._splines = {}  # the moment splines of the last workspace's shells (see workspace)
+        self._deriv_last = 1  # derivatives of the moment splines of the last workspace with derivatives
         self.K = int(K)
         self.n = int(n)
         self.h = float(h)
@@ -82,7 +83,7 @@ class PointSet:
         if len(x) != self.n_groups * self.K:
             raise ValueError("PointSet: len(x) must be n_groups * K")
 
-    def workspace(self, theta, S, second=False, like=None, value_only=False):
+    def workspace(self, theta, S, second=False, like=None, value_only=False, curvature=False):
         """The kernels' :data:`~sevi_lib.fit._kernels.Workspace` at the geometry of `theta`.
 
         Per shell, the radial moments M_k (and their derivatives) are computed on the table grid
@@ -91,11 +92,14 @@ class PointSet:
         (``full``) and of the amplitude-contracted basis (``cont``) are those splines' linear
         combinations (a spline is linear in its data: the tables of
         :func:`sevi_lib.fit.projection.radial_spline` up to rounding). The moment splines (with
-        first and second derivatives) are made for a value-only workspace too and kept until the
-        next call, so that the derivatives at the geometry whose value was just taken (the
-        optimiser's accepted step) reuse them. A workspace with derivatives has the contracted
-        tables' second derivatives too (``cont``: value, d/dR, d/dsigma, d2/dR2, d2/dR dsigma,
-        d2/dsigma2), the geometry curvature of :meth:`loglike`.
+        first derivatives) are made for a value-only workspace too and kept until the next call,
+        so that the derivatives at the geometry whose value was just taken (the optimiser's
+        accepted step) reuse them. Second derivatives (``cont``: value, d/dR, d/dsigma, d2/dR2,
+        d2/dR dsigma, d2/dsigma2) are tabulated only where used: with `curvature` (the geometry
+        curvature of :meth:`loglike`) and `second`; a value-only workspace makes its moment
+        splines with them when the last workspace with derivatives had them (an optimiser taking
+        Newton steps), so that they are kept for the next. The moment splines' columns do not
+        depend on how many derivatives are made (the same values, bit for bit).
 
         Parameters
         ----------
@@ -112,6 +116,9 @@ class PointSet:
             Only the contracted value tables (``cont`` columns 0 .. n; ``full`` empty): enough for
             the value and the centre's gradient (:meth:`loglike` with ``want=0``,
             :meth:`shift_gradient`), not for the Jacobian.
+        curvature : bool
+            The contracted tables' second derivatives too (for the geometry curvature of
+            :meth:`loglike`; implied by `second`).
         """
         if like is not None:
             return like._replace(K=self.K, idx=self.idx, t=self.t, pm=self.pm, scale=self.scale)
@@ -121,13 +128,16 @@ class PointSet:
         d = projection.separation_coefficients(self.n)
         dp = np.ascontiguousarray(d[self.li, self.mi, :])  # (pairs, k)
         npairs = dp.shape[0]
-        # the moment splines always with second derivatives: kept for a workspace with derivatives
-        # at the same geometry, whose contracted tables hold them (the step's geometry curvature)
-        deriv = 2
+        # second derivatives only where used (a value-only workspace: as the last one with derivatives)
         if value_only:
+            deriv = self._deriv_last
             nd_full, nd_cont = 0, 1
         else:
-            nd_full, nd_cont = projection.N_DERIV[1 if second else 0], projection.N_DERIV[2]
+            deriv = 2 if (curvature or second) else 1
+            nd_full, nd_cont = projection.N_DERIV[1 if second else 0], projection.N_DERIV[deriv]
+            if not second:
+                self._deriv_last = deriv
+        nd_spline = projection.N_DERIV[deriv]
         n_cells = int(np.ceil(self.rho_max / self.h)) + 1  # the cells of radial_spline's grid
         imax = np.empty(S, dtype=np.int64)
         fine = np.empty(S, dtype=np.int64)
@@ -143,9 +153,9 @@ class PointSet:
         cont = np.empty((S, width, 4, nd_cont * n1))
         kept, self._splines = self._splines, {}
         for j in range(S):
-            key = (float(R_all[j]), float(s_all[j]), self.h, int(cells[j]), deriv, int(fine[j]), int(shift[j]))
+            key = (float(R_all[j]), float(s_all[j]), self.h, int(cells[j]), int(fine[j]), int(shift[j]))
             coef = kept.get(key)
-            if coef is None:  # (4, rows, nd, k)
+            if coef is None or coef.shape[2] < nd_spline:  # (4, rows, nd, k); more slots than needed serve
                 coef = _moment_splines(R_all[j], s_all[j], n1, self.h, cells[j], deriv, fine[j], shift[j])
             self._splines[key] = coef
             dc = np.einsum("lmk,l->mk", d, a[j])
@@ -174,7 +184,7 @@ class PointSet:
         """
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         counts = np.ascontiguousarray(counts, dtype=np.float64)
-        ws = self.workspace(theta, S, like=like, value_only=want == 0)
+        ws = self.workspace(theta, S, like=like, value_only=want == 0, curvature=geometry_curvature is not None)
         P = len(theta)
         grad = np.zeros(P)
         hess = np.zeros((P, P))
