@@ -19,8 +19,12 @@ from sevi_lib.fit.search import find_shells
 DEFAULT_SIGMA = 0.008
 
 
-def initial_geometry(rho, weights=None, n_shells=2):
+def initial_geometry(rho, weights=None, n_shells=2, *, rho_limit=1.0):
     """Start radii and widths from the most prominent peaks of the radial profile.
+
+    A peak whose half maximum reaches `rho_limit` is the screen's edge, no shell: a uniform level
+    (a background, an intensity image's offset) grows linearly in rho up to the edge, where the
+    edge cuts the rings, a peak of large prominence and a width of 0.1 or more.
 
     Parameters
     ----------
@@ -29,6 +33,9 @@ def initial_geometry(rho, weights=None, n_shells=2):
     weights : ndarray, optional
         Weight of each radius (pixel counts).
     n_shells : int
+    rho_limit : float
+        Distance from the centre to the nearest screen edge (the screen's half width about the
+        screen centre).
 
     Returns
     -------
@@ -46,11 +53,14 @@ def initial_geometry(rho, weights=None, n_shells=2):
     k = np.exp(-0.5 * (np.arange(-6, 7) / 2.0) ** 2)
     smooth = np.convolve(hist, k / k.sum(), mode="same")
     peaks, props = signal.find_peaks(smooth, prominence=0.0)
+    centres = 0.5 * (edges[:-1] + edges[1:])
+    if len(peaks):
+        edge = centres[peaks] + 0.5 * bw * signal.peak_widths(smooth, peaks, rel_height=0.5)[0] > rho_limit
+        peaks, props = peaks[~edge], {"prominences": props["prominences"][~edge]}
     if len(peaks) < n_shells:
-        raise InputError(f"radial profile shows {len(peaks)} peak(s), {n_shells} shells expected")
+        raise InputError(f"radial profile shows {len(peaks)} peak(s) inside the screen, {n_shells} shells expected")
     best = np.sort(peaks[np.argsort(props["prominences"])[::-1][:n_shells]])
     width = signal.peak_widths(smooth, best, rel_height=0.5)[0] * bw
-    centres = 0.5 * (edges[:-1] + edges[1:])
     R = centres[best] + 0.5 * bw
     sigma = np.clip(width / 2.5, 2 * bw, 0.05)
     return R, sigma
