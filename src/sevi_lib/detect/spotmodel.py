@@ -75,6 +75,11 @@ CHI2_CUT = 3.0
 #: Levenberg-Marquardt iterations per spot.
 MAX_ITER = 40
 
+#: Under read noise, lit pixels this close (gaps up to twice this, pixels) are one blob when
+#: isolated spots are chosen (:func:`isolated_spots`' ``join_px``): the fragments that noise lifts
+#: above the threshold at a spot's edge lie within a pixel or two of it.
+JOIN_PX = 2
+
 
 # ------------------------------------------------------------------------------ isolated spots
 def _rough_width(area, peak, threshold):
@@ -86,7 +91,22 @@ def _rough_width(area, peak, threshold):
     return float(np.sqrt(np.median(s2)))
 
 
-def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=20000):
+def _blob_labels(lit, structure, join_px):
+    """Labels of the lit pixels' blobs (0 elsewhere) and their number; with `join_px` > 0 lit
+    pixels within ``2 join_px + 1`` pixels of one another (the lit mask dilated `join_px` times)
+    share a label."""
+    # local: scipy.ndimage takes about a second to import and detection needs it only here
+    from scipy import ndimage
+
+    if join_px <= 0:
+        return ndimage.label(lit, structure=structure)
+    joined, n = ndimage.label(ndimage.binary_dilation(lit, structure=structure, iterations=int(join_px)),
+                              structure=structure)
+    joined[~lit] = 0  # every component of the dilated mask holds lit pixels: labels 1..n stay in use
+    return joined, n
+
+
+def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=20000, *, join_px=0):
     """Patches around the isolated single spots of `frames` (see the module docstring).
 
     Parameters
@@ -100,6 +120,14 @@ def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=2000
         Patch half-width; default ``ceil(3 s0)`` from the blobs' rough width ``s0``.
     max_spots : int
         At most this many patches (the first ones in frame order).
+    join_px : int
+        Lit pixels closer than ``join_px + 1`` pixels to one another (gaps of up to ``2 join_px``
+        pixels, 8-connected) belong to one blob. 0 (noise-free frames): blobs are the 8-connected
+        lit pixels. Under read noise the edge of a spot is ragged: noise lifts single pixels just
+        outside its lit area above the threshold, and such fragments, counted as another blob
+        near the spot, would reject it; faint spots have shallow edges and many fragments, so the
+        sample (and the gain law fitted to it) would lean to bright spots
+        (:func:`measure_spot_model` joins them).
 
     Returns
     -------
@@ -151,12 +179,15 @@ def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=2000
         if mask is not None:
             fv[mask] = 0.0
         lit = fv >= threshold
-        lab, n = ndimage.label(lit, structure=eight)
+        lab, n = _blob_labels(lit, eight, join_px)
         if n == 0:
             continue
         idx = np.arange(1, n + 1)
         sm = ndimage.correlate(fv.astype(np.int32), np.ones((3, 3), dtype=np.int32), mode="constant")  # exact 3 x 3 sums
-        locmax = (sm == ndimage.maximum_filter(sm, size=3, mode="constant")) & lit
+        # under noise (join_px > 0) a maximum of the 3 x 3 sums must hold over 5 x 5: the flat top of a
+        # faint spot has spurious 3 x 3 maxima, which would reject faint spots more than bright ones
+        size = 5 if join_px > 0 else 3
+        locmax = (sm == ndimage.maximum_filter(sm, size=size, mode="constant")) & lit
         # maxima as connected plateaus (a saturated top is one plateau), counted per blob
         mlab, _ = ndimage.label(locmax, structure=eight)
         at = np.flatnonzero(locmax)  # few pixels: one blob label per plateau from any of its pixels
@@ -604,7 +635,8 @@ def measure_spot_model(frames, *, threshold, pedestal=0.0, read_noise=0.0, mask=
         Too few isolated spots to measure the model.
     """
     level, sat_frac = _saturation(frames, threshold)
-    patches, _, s0 = isolated_spots(frames, threshold, mask=mask, max_spots=max_spots)
+    patches, _, s0 = isolated_spots(frames, threshold, mask=mask, max_spots=max_spots,
+                                    join_px=JOIN_PX if read_noise > 0 else 0)
     if len(patches) < 20:
         raise ValueError(f"only {len(patches)} isolated spots in {len(frames)} sampled frames: too few to measure the "
                          "spot model")
