@@ -123,22 +123,32 @@ def _backtrack(obj, theta, d, f, dec):
             return None, None, alpha
 
 
-def _derivs(obj, theta):
-    """(f, g, H, M): M, the step's matrix, is H unless Newton steps are on and ``obj.newton`` gives one."""
-    if NEWTON_LIMIT > 0 and obj.newton is not None:
+def _derivs(obj, theta, newton):
+    """(f, g, H, M) at theta: M, the Newton step's matrix, from ``obj.newton`` if `newton` (and Newton
+    steps are on and the objective has one), else H (no Newton step there)."""
+    if newton and NEWTON_LIMIT > 0 and obj.newton is not None:
         return tuple(obj.newton(theta))
     f, g, H = obj.derivs(theta)
     return f, g, H, H
 
 
-#: A Newton step (:func:`newton_matrix`) more than this many times the step limits (3 widths for
-#: R, half a width for sigma) is replaced by the Fisher-scoring step of :func:`maximise`. 0: every
-#: step is Fisher scoring (Newton steps off). Off because on offset intensity images
-#: (tests/fit/test_dispersion.py, seeds 2 and 4, a start with a shell at R 0.99 and width 0.05)
-#: Newton steps let that shell's width and weight collapse at a wrong radius, reported as
-#: converged, at a limit of 4 as without one; Fisher scoring walks it back. With Newton steps
-#: the ten-shell fit of benchmarks/bench_many_shells.py took 7 iterations instead of 16.
-NEWTON_LIMIT = 0.0
+#: A Newton step (:func:`newton_matrix`) is taken only within this many times the step limits (3
+#: widths for R, half a width for sigma; a trust region); 0 turns Newton steps off (Fisher scoring
+#: only). See :func:`maximise` for when it is tried at all.
+NEWTON_LIMIT = 1.0
+
+#: A Newton step may not take a shell's weight (a_0) below this fraction of its value.
+NEWTON_KEEP_WEIGHT = 0.5
+
+
+def _newton_safe(d, theta, layout):
+    """Whether the Newton step `d` keeps every shell's weight above :data:`NEWTON_KEEP_WEIGHT` of its
+    value and within the step limits scaled by :data:`NEWTON_LIMIT` (so a width stays above half)."""
+    a, _, _ = layout.unpack(theta)
+    da, _, _ = layout.unpack(d)
+    if np.any(a[:, 0] + da[:, 0] < NEWTON_KEEP_WEIGHT * a[:, 0]):
+        return False
+    return _limit(d, theta, layout) <= NEWTON_LIMIT
 
 
 def newton_matrix(H, geo, layout):
@@ -193,6 +203,26 @@ class Ascent(NamedTuple):
 def maximise(obj, theta, S, max_iter=60, *, tol=1e-4, log=None):
     """Fisher-scoring / Gauss-Newton ascent with physicality constraints and backtracking.
 
+    Every iteration takes the Fisher-scoring step (a QP, :func:`qp_step`), limited to a few widths
+    in R and sigma and backtracked on the objective. Newton steps on each shell's R and sigma
+    (``obj.newton``, :func:`newton_matrix`: the observed information there) replace it only in
+    the quadratic basin and only where they are safe:
+
+    - the previous step was taken in full (no backtracking) and within the step limits, so the
+      derivatives with the Newton matrix are asked for at all only there;
+    - the Newton matrix is positive definite (else :func:`newton_matrix` returns H: Fisher);
+    - the Newton step lies within :data:`NEWTON_LIMIT` times the step limits (a trust region; a
+      width then stays above half its value) and keeps every shell's weight above
+      :data:`NEWTON_KEEP_WEIGHT` of its value;
+    - the objective rises enough at the full Newton step; if it does not (the quadratic model
+      failed), the Fisher step is taken from the same point instead, and Newton steps wait for the
+      next full Fisher step within the limits.
+
+    From a start far off (a shell a whole width or more away, too wide or too narrow) this is
+    Fisher scoring, which walks such a shell back; near the optimum the Newton steps cut the
+    iterations where the Fisher matrix overstates the information on R and sigma (electrons in a
+    too narrow shell's tails).
+
     Parameters
     ----------
     obj : Objective
@@ -217,36 +247,52 @@ def maximise(obj, theta, S, max_iter=60, *, tol=1e-4, log=None):
     n_iter = 0
     converged = False
     active = False
-    f, g, H, M = _derivs(obj, theta)
+    f, g, H, M = _derivs(obj, theta, False)
     if not np.isfinite(f):
         raise InputError("the start values give a zero model density at some data point")
     for n_iter in range(1, max_iter + 1):
         C = constraint_matrix(theta, S, extra)
-        d, active = qp_step(g, M, theta, C)
-        lim = _limit(d, theta, layout)  # keep geometry steps within a few widths
-        if lim > NEWTON_LIMIT and M is not H:
-            # the Newton matrix's quadratic model is trusted only near the step limits: far from the
-            # optimum (a start a whole shell off) Fisher scoring is the safer ascent (Newton steps
-            # from such a start let a shell's width and weight collapse at a wrong radius)
+        how = "fisher"
+        if M is not H:
+            d, active = qp_step(g, M, theta, C)
+            if _newton_safe(d, theta, layout):
+                lim, dec = _limit(d, theta, layout), float(g @ d)
+                cand, alpha = _trusted(obj, theta, d, f, dec - 0.5 * float(d @ M @ d)), 1.0
+                how = "newton" if cand is not None else "fisher (newton failed)"
+        if how != "newton":
             d, active = qp_step(g, H, theta, C)
-            lim = _limit(d, theta, layout)
-        d = d / lim
-        dec = float(g @ d)
-        cand, _, alpha = _backtrack(obj, theta, d, f, dec)
+            lim = _limit(d, theta, layout)  # keep geometry steps within a few widths
+            d = d / lim
+            dec = float(g @ d)
+            cand, _, alpha = _backtrack(obj, theta, d, f, dec)
         if log is not None:
             _, R0, s0 = layout.unpack(theta)
             log(f"iter {n_iter}: f = {f:.6f}, decrement = {dec:.3g}, step = {alpha:g}, limit = {lim:.3g}, "
-                f"constrained = {active}, R = {R0}, s = {s0}, b = {theta[-1]:.3g}")
+                f"{how}, constrained = {active}, R = {R0}, s = {s0}, b = {theta[-1]:.3g}")
         if cand is None:
             converged = dec < 10 * tol
             break
         theta = cand
-        f, g, H, M = _derivs(obj, theta)
+        # the basin: a full step within the limits (Newton steps are asked for only then)
+        f, g, H, M = _derivs(obj, theta, alpha == 1.0 and lim <= 1.0 and how != "fisher (newton failed)")
         # at a full small step, cutting planes for shells that dip below zero between grid points
         if dec < tol and alpha == 1.0 and not _add_cutting_planes(theta, layout, extra):
             converged = True
             break
     return Ascent(theta, f, g, H, n_iter, converged, active)
+
+
+#: A Newton step is taken when the objective rises by at least this fraction of what its quadratic model predicts.
+NEWTON_RATIO = 0.25
+
+
+def _trusted(obj, theta, d, f, predicted):
+    """theta + d if the objective rises there by :data:`NEWTON_RATIO` of `predicted` (up to rounding), else None."""
+    cand = theta + d
+    fc = obj.value(cand)
+    if np.isfinite(fc) and fc - f >= NEWTON_RATIO * predicted - 1e-9 * abs(f):
+        return cand
+    return None
 
 
 def fit_poisson(method, make_points, counts, theta, S, *, max_iter, log, n_data, diagnostics, centre=(0.0, 0.0),
@@ -344,6 +390,11 @@ def fit_poisson(method, make_points, counts, theta, S, *, max_iter, log, n_data,
     Q = pts.curvature(theta, w, S)
     info = H - Q
     diagnostics = dict(diagnostics, centre_rounds=rounds)
-    return make_result(method, theta, f, info, S, n_iter=n_iter, converged=conv, active=active, n_data=n_data,
-                       diagnostics=diagnostics,
-                       centre=c, centre_info=info_c, n_frames=n_frames, shell_search=shell_search)
+    result = make_result(method, theta, f, info, S, n_iter=n_iter, converged=conv, active=active, n_data=n_data,
+                         diagnostics=diagnostics,
+                         centre=c, centre_info=info_c, n_frames=n_frames, shell_search=shell_search)
+    if log is not None:
+        for line in result.summary_lines():
+            if line.startswith("warning:"):
+                log(line)
+    return result

@@ -18,6 +18,9 @@ from sevi_lib.fit.layout import ParamLayout
 #: Area of the screen [-1, 1]^2 (the background's expected count is area * b).
 SCREEN_AREA = 4.0
 
+#: A shell whose weight is at most this fraction of the data fitted has collapsed (:func:`collapsed_shells`).
+COLLAPSED_WEIGHT = 1e-6
+
 
 @dataclass
 class FitResult:
@@ -58,6 +61,7 @@ class FitResult:
         Log-likelihood (or -chi^2 / 2 for ``sum``) at the optimum.
     n_iter : int
     converged : bool
+        Whether the optimiser converged, and no shell collapsed (``diagnostics``).
     constraint_active : ndarray of bool, shape (S,)
         Whether I_j >= 0 binds (the density touches zero somewhere).
     min_density : ndarray, shape (S,)
@@ -69,6 +73,8 @@ class FitResult:
     expected_distance : ndarray, shape (S,)
         sqrt(sum_i 2/(4i+1) Var(beta_2i)): the per-shell distance this fit expects.
     diagnostics : dict
+        ``collapsed_shells`` lists the shells that collapsed (:func:`collapsed_shells`; then
+        ``converged`` is false and :meth:`summary_lines` warns).
     dispersion : dict
         Binned fits only (else empty): the pixels' variance over their mean, ``phi`` with
         ``phi_se`` (1 for Poisson counts; counts per electron times 1 + cv^2 for an accumulated
@@ -156,6 +162,10 @@ class FitResult:
             else:
                 lines.append(f"dispersion: phi = {disp['phi']:.4g} +- {disp['phi_se']:.2g} (pixel variance over mean; "
                              "1 for Poisson counts)")
+        for j in (self.diagnostics or {}).get("collapsed_shells", []):
+            lines.append(f"warning: shell {j} collapsed (weight {self.weights[j]:.3g}, SE of R {self.se_R[j]:.2g}, "
+                         f"of sigma_R {self.se_sigma_R[j]:.2g}): not a clean convergence; the start or the number "
+                         "of shells is likely wrong")
         search = self.shell_search or {}
         if "peaks" in search:
             zs = ", ".join(f"R {p['R']:.4f} Z {p['z']:.1f}" for p in search["peaks"])
@@ -190,6 +200,25 @@ def known_c_floor(beta, n_electrons, n_nodes=400):
     except np.linalg.LinAlgError:
         return float("nan")
     return float(np.sqrt(max(np.sum(distance_weights(n) * np.diag(cov)), 0.0)))
+
+
+def collapsed_shells(weights, se_R, se_sigma, n_data):
+    """The shells (indices) that collapsed: a weight at most :data:`COLLAPSED_WEIGHT` of the data
+    fitted, or a standard error of R or sigma_R that is zero or not finite (the likelihood flat in
+    them: no electrons left in the shell).
+
+    Parameters
+    ----------
+    weights, se_R, se_sigma : ndarray, shape (S,)
+    n_data : float
+
+    Returns
+    -------
+    list of int
+    """
+    bad = (weights <= COLLAPSED_WEIGHT * max(float(n_data), 1.0)) | ~(se_R > 0) | ~(se_sigma > 0)
+    bad |= ~np.isfinite(se_R) | ~np.isfinite(se_sigma)
+    return [int(j) for j in np.flatnonzero(bad)]
 
 
 def user_jacobian(theta, S):
@@ -273,6 +302,12 @@ def make_result(method, theta, f, info, S, *, n_iter, converged, active, n_data,
             centre_se = np.sqrt(np.maximum(np.diag(np.linalg.inv(centre_info)), 0.0))
         except np.linalg.LinAlgError:
             centre_se = np.full(2, np.inf)
+    diagnostics = dict(diagnostics or {})
+    collapsed = collapsed_shells(weights, blk[:, n1], blk[:, n1 + 1], n_data)
+    diagnostics.pop("collapsed_shells", None)
+    if collapsed:  # not a clean convergence
+        diagnostics["collapsed_shells"] = collapsed
+    converged = bool(converged) and not collapsed
     bg, bg_se = SCREEN_AREA * float(theta[-1]), SCREEN_AREA * float(se[-1])
     per_frame = (bg / n_frames, bg_se / n_frames) if n_frames else (None, None)
     return FitResult(
@@ -282,7 +317,7 @@ def make_result(method, theta, f, info, S, *, n_iter, converged, active, n_data,
         n_iter=int(n_iter), converged=bool(converged),
         constraint_active=np.array([bool(active) and m < 1e-6 for m in mins]) | (mins < 1e-9),
         min_density=mins, n_data=float(n_data), floor=floor, expected_distance=exp_d,
-        diagnostics=dict(diagnostics or {}),
+        diagnostics=diagnostics,
         background_se=bg_se, background_density=float(theta[-1]), background_per_frame=per_frame[0],
         background_per_frame_se=per_frame[1], centre=np.asarray(centre, dtype=np.float64).copy(),
         centre_se=centre_se, centre_fixed=centre_info is None and centre_cov is None, shell_search=dict(shell_search or {}),
