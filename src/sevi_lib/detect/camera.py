@@ -135,15 +135,52 @@ class CameraSurvey:
         Detection cannot find them: it finds about ``1 - faint_fraction`` of the electrons
         wherever they land, which thins the image without biasing its shape.
         """
-        # local: scipy.stats takes about a second to import and detection needs it only here
-        from scipy.stats import gamma as gamma_law
-        from scipy.stats import norm
+        return _below(self.spots(), self.detector_params(params).peak_min)
 
+    def detection_efficiency(self, params=None):
+        """Fraction of the electrons detection can see, ``1 - faint_fraction``, and its standard error.
+
+        The standard error comes from those of the measured gain law (mean and cv, taken as
+        independent; central differences): zero for a published or given model, whose law is
+        fixed.
+
+        Returns
+        -------
+        efficiency, efficiency_se : float
+        """
         m = self.spots()
         floor = self.detector_params(params).peak_min
-        if m.gain == "normal":
-            return float(norm.cdf(floor, m.gain_mean, max(m.gain_sd, 1e-9)))
-        return float(gamma_law.cdf(floor, m.gamma_shape, scale=m.gain_mean / m.gamma_shape))
+        eff = 1.0 - _below(m, floor)
+        if self.spot_model_source != "measured" or self.spot is None:
+            return eff, 0.0
+        meas = SpotMeasurement.from_dict(self.spot)
+        var = 0.0
+        for name, se in (("gain_mean", meas.gain_mean_se), ("gain_cv", meas.gain_cv_se)):
+            if not se > 0 or not math.isfinite(se):
+                continue
+            h = 0.1 * se
+            lo, hi = (_below(replace(m, **{name: getattr(m, name) + d}), floor) for d in (-h, h))
+            var += ((hi - lo) / (2.0 * h) * se) ** 2
+        return eff, math.sqrt(var)
+
+    def corrected_count(self, n_detected, params=None):
+        """Efficiency-corrected electron count: an *estimate* of the electrons that reached the detector.
+
+        ``n_detected / efficiency`` (:meth:`detection_efficiency`): detection misses the
+        electrons whose spot peaks below its floor, wherever they land, so the count scales
+        and the shape of the image does not. Its variance adds the binomial thinning of the
+        arrivals, ``N f / (1 - f)`` for the estimate N and the faint fraction f, and the
+        uncertainty of the gain law, ``(N se_eff / eff)^2``. It assumes the gain law below the
+        floor, where no spot is seen; a camera whose faint electrons do not follow the law
+        fitted above ``gain_floor`` makes it wrong.
+
+        Returns
+        -------
+        estimate, estimate_se : float
+        """
+        eff, eff_se = self.detection_efficiency(params)
+        est = float(n_detected) / eff
+        return est, math.sqrt(est * (1.0 - eff) / eff + (est * eff_se / eff) ** 2)
 
     @property
     def noise_sigmas(self):
@@ -269,12 +306,26 @@ class CameraSurvey:
                      f"counts, cv {m.gain_cv:.3f}")
         try:
             p = self.detector_params()
+            eff, eff_se = self.detection_efficiency()
             lines.append(f"electrons fainter than the detection floor (peak {p.peak_min} counts): "
                          f"{100 * self.faint_fraction():.2f} % by the gain law (lost everywhere alike)")
+            lines.append(f"detection efficiency (estimate, by the gain law): {eff:.4f} +- {eff_se:.4f}; detected "
+                         f"counts x {1 / eff:.4f} estimate the electrons that arrived")
         except ValueError:
             pass
         lines += [f"WARNING: {w}" for w in self.warnings]
         return lines
+
+
+def _below(model, floor):
+    """Fraction of the electrons of spot model `model` whose gain is below `floor` counts."""
+    # local: scipy.stats takes about a second to import and detection needs it only here
+    from scipy.stats import gamma as gamma_law
+    from scipy.stats import norm
+
+    if model.gain == "normal":
+        return float(norm.cdf(floor, model.gain_mean, max(model.gain_sd, 1e-9)))
+    return float(gamma_law.cdf(floor, model.gamma_shape, scale=model.gain_mean / model.gamma_shape))
 
 
 def write_survey(path, survey):

@@ -369,8 +369,10 @@ def accumulate(shard_paths, partial=False):
 
 def summary_text(acc):
     """Short plain-text detection summary: frames, electrons, per frame, blobs by multiplicity, and
-    the camera survey (read noise, pedestal, threshold, hot pixels, spot model, warnings) with the
-    check of the detected gains against the gain law (:func:`~sevi_lib.detect.camera.detected_gain_check`)
+    the camera survey (read noise, pedestal, threshold, hot pixels, spot model, detection
+    efficiency, warnings) with the efficiency-corrected electron count
+    (:meth:`~sevi_lib.detect.camera.CameraSurvey.corrected_count`, an estimate) and the check of
+    the detected gains against the gain law (:func:`~sevi_lib.detect.camera.detected_gain_check`)
     when detection used one."""
     n = acc["electrons"].size
     f = acc["n_frames"]
@@ -391,6 +393,12 @@ def summary_text(acc):
         survey = CameraSurvey.from_dict(acc["camera"])
         lines += survey.summary_lines()
         used = DetectorParams.from_config(acc["params"]) if acc.get("params") else None
+        try:
+            est, est_se = survey.corrected_count(n, used)
+            lines.append(f"electrons, efficiency-corrected (an estimate; the electron list and the fit keep the "
+                         f"detected ones): {est:.0f} +- {est_se:.0f}")
+        except ValueError:
+            pass
         check = detected_gain_check(acc["electrons"], survey, used)
         if check is not None:
             lines.append(f"gains of the electrons detected alone: {check['n']}, mean peak {check['mean']:.1f} counts "
