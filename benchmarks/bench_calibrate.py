@@ -123,12 +123,14 @@ def main():
 
     from sevi_lib.fit import fit_electrons
     from sevi_lib.simulate.electrons import iter_frame_electrons
+    from sevi_lib.simulate.settings import SimulationSettings
 
     shell = Shells([0.5], [0.007], [PEAKED])
     n_beta = shell.n_beta
     t0 = time.perf_counter()
     chunks = []
-    for ch in iter_frame_electrons(shell, args.frames, [args.per_frame], detection_loss=0.0, seed=args.seed, chunk=16):
+    for ch in iter_frame_electrons(shell, SimulationSettings(n_frames=args.frames, electrons_per_shell=[args.per_frame],
+                                                          detection_loss=0.0, seed=args.seed, chunk=16)):
         ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
         chunks.append((ids, ch.frame_offsets, np.ascontiguousarray(ch.detected["x"]),
                        np.ascontiguousarray(ch.detected["z"]), ch.detected["ImageId"].astype(np.int64)))

@@ -41,6 +41,7 @@ from sevi_lib.detect.blobs import FrameDetector  # noqa: E402
 from sevi_lib.detect.camera import survey_frames  # noqa: E402
 from sevi_lib.detect.settings import DetectorParams  # noqa: E402
 from sevi_lib.simulate.render import iter_rendered_chunks  # noqa: E402
+from sevi_lib.simulate.settings import SimulationSettings  # noqa: E402
 
 CAMERAS = {
     "published": (SpotModel(), 0.0),
@@ -62,9 +63,9 @@ def main():
     for name in args.cameras.split(","):
         model, noise = CAMERAS[name]
         frames, truth = [], []
-        for _, out, ch in iter_rendered_chunks(SHELLS, args.frames, [args.electrons / 2] * 2, detection_loss=0.0,
-                                               seed=args.seed, chunk=32,
-                                               read_noise=noise, spots=model):
+        settings = SimulationSettings(n_frames=args.frames, electrons_per_shell=[args.electrons / 2] * 2,
+                                      detection_loss=0.0, seed=args.seed, chunk=32, read_noise=noise, spot=model)
+        for _, out, ch in iter_rendered_chunks(SHELLS, settings):
             frames.append(out.copy())
             truth.append(ch.detected)
         frames = np.concatenate(frames)
@@ -83,7 +84,11 @@ def main():
                 found = det.process(ids, frames)
             dt = time.perf_counter() - t0
             rec, prec = accuracy(truth, found, dm)
-            print(f"   {label:19s}: detected/true {len(found) / len(truth):.4f}, recall {rec[0]:.4f} (dense "
+            corrected = ""
+            if camera is not None:
+                est, est_se = camera.corrected_count(len(found), det.params)
+                corrected = f" (efficiency-corrected estimate {est / len(truth):.4f} +- {est_se / len(truth):.4f})"
+            print(f"   {label:19s}: detected/true {len(found) / len(truth):.4f}{corrected}, recall {rec[0]:.4f} (dense "
                   f"{rec[1]:.4f}), precision {prec[0]:.4f} (dense {prec[1]:.4f}), {len(frames) / dt:.1f} frames/s")
 
 

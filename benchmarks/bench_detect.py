@@ -41,6 +41,7 @@ from sevi_lib.detect.blobs import DetectorParams, FrameDetector
 from sevi_lib.detect.match import match_electrons
 from sevi_lib.simulate.electrons import sample_shell
 from sevi_lib.simulate.files import write_test_file
+from sevi_lib.simulate.settings import SimulationSettings
 
 PEAKED = [1, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0, 0, 0.0]
 SHELLS = Shells([0.5, 0.8], [0.0075, 0.0075], [PEAKED, PEAKED])
@@ -113,8 +114,9 @@ def main():
         args.frames, args.repeat = 40, 1
     with tempfile.TemporaryDirectory() as tmp:
         frames_path, truth_path = Path(tmp) / "frames.h5", Path(tmp) / "truth.h5"
-        write_test_file(frames_path, truth_path, SHELLS, args.frames, [args.electrons / 2] * 2, detection_loss=0.0,
-                        seed=args.seed, progress=False)
+        write_test_file(frames_path, truth_path, SHELLS, SimulationSettings(
+            n_frames=args.frames, electrons_per_shell=[args.electrons / 2] * 2, detection_loss=0.0, seed=args.seed,
+            threads=1), progress=False)
         with h5py.File(truth_path) as f:
             truth = f["DetectedElectrons"][()]
         size_mb = frames_path.stat().st_size / 1e6

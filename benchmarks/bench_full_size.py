@@ -109,11 +109,12 @@ def camera_survey(args):
     from sevi_lib.calibrate.response import LabCamera
     from sevi_lib.detect.camera import survey_frames
     from sevi_lib.simulate.render import iter_rendered_chunks
+    from sevi_lib.simulate.settings import SimulationSettings
 
     model, noise = CAMERAS[args.camera]
-    frames = np.concatenate([out.copy() for _, out, _ in iter_rendered_chunks(
-        SETS["peaked"], 64, [ELECTRONS * (1 - LOSS)] * 2, detection_loss=0.0, seed=args.seed + 7, chunk=32,
-        read_noise=noise, spots=model)])
+    frames = np.concatenate([out.copy() for _, out, _ in iter_rendered_chunks(SETS["peaked"], SimulationSettings(
+        n_frames=64, electrons_per_shell=[ELECTRONS * (1 - LOSS)] * 2, detection_loss=0.0, seed=args.seed + 7,
+        chunk=32, read_noise=noise, spot=model))])
     survey = survey_frames(frames)
     print("\n".join(f"  {args.camera}: {line}" for line in survey.summary_lines()), flush=True)
     # the data are rendered with the true camera (its noise, its spot model) and detected with the survey

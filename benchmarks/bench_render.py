@@ -23,6 +23,7 @@ from sevi_lib.core.shells import Shells
 from sevi_lib.simulate.electrons import simulate_electrons
 from sevi_lib.simulate.files import write_test_file
 from sevi_lib.simulate.render import render_chunk
+from sevi_lib.simulate.settings import SimulationSettings
 
 PEAKED = [1, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0, 0, 0.0]
 SHELLS = Shells([0.5, 0.8], [0.007, 0.008], [PEAKED, PEAKED])
@@ -40,7 +41,8 @@ def main():
     loss = 0.1
     per_shell = args.electrons / 2 / (1 - loss)  # generated per shell so that `electrons` are detected
     threads = get_num_threads()
-    sim = simulate_electrons(SHELLS, args.frames, [per_shell, per_shell], detection_loss=loss, seed=1)
+    sim = simulate_electrons(SHELLS, SimulationSettings(n_frames=args.frames, electrons_per_shell=[per_shell, per_shell],
+                                                    detection_loss=loss, seed=1))
     x = np.ascontiguousarray(sim.detected["x"])
     z = np.ascontiguousarray(sim.detected["z"])
     out = np.empty((args.chunk, N_PIX, N_PIX), dtype=np.uint8)
@@ -62,8 +64,9 @@ def main():
     print(f"render only:          {fps:8.1f} frames/s  ({fps / threads:.1f} per thread)")
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        write_test_file(Path(tmp) / "f.h5", Path(tmp) / "t.h5", SHELLS, args.frames, [per_shell, per_shell],
-                        detection_loss=loss, seed=1, chunk=args.chunk, progress=False)
+        write_test_file(Path(tmp) / "f.h5", Path(tmp) / "t.h5", SHELLS, SimulationSettings(
+            n_frames=args.frames, electrons_per_shell=[per_shell, per_shell], detection_loss=loss, seed=1,
+            chunk=args.chunk, threads=1), progress=False)
         t_all = time.perf_counter() - t0
         size = (Path(tmp) / "f.h5").stat().st_size / args.frames / 1e3
     print(f"simulate+render+gzip9: {args.frames / t_all:7.1f} frames/s  ({size:.0f} kB per compressed frame)")

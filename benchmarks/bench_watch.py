@@ -30,6 +30,7 @@ from sevi_lib.core.shells import Shells
 from sevi_lib.detect.shards import detect_file
 from sevi_lib.detect.camera import survey_frames
 from sevi_lib.simulate.files import write_test_file
+from sevi_lib.simulate.settings import SimulationSettings
 from sevi_lib.watch.live import Watcher, WatchSettings, status_lines
 from sevi_lib.watch.sources import SwmrSource, writer_flags
 from sevi_lib.watch.state import WatchState
@@ -52,8 +53,9 @@ def main():
         tmp = Path(tmp)
         per_shell = args.electrons / 2 / 0.9  # 10 % detection loss
         t = time.perf_counter()
-        write_test_file(tmp / "run.h5", tmp / "truth.h5", SHELLS, args.frames, [per_shell, per_shell], seed=1,
-                        progress=False, read_noise=1.0, threads=2)
+        write_test_file(tmp / "run.h5", tmp / "truth.h5", SHELLS, SimulationSettings(
+            n_frames=args.frames, electrons_per_shell=[per_shell, per_shell], seed=1, read_noise=1.0, threads=2),
+            progress=False)
         print(f"simulated {args.frames} frames in {time.perf_counter() - t:.1f} s")
         camera = survey_frames(tmp / "run.h5")
         detect_file(tmp / "run.h5", 0, min(8, args.frames), camera=camera, threads=args.threads)  # compile

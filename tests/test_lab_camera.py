@@ -26,6 +26,7 @@ from sevi_lib.detect.camera import survey_frames
 from sevi_lib.fit import fit_electrons
 from sevi_lib.simulate.electrons import STRAY_SHELL
 from sevi_lib.simulate.render import hot_pixel_table, iter_rendered_chunks
+from sevi_lib.simulate.settings import SimulationSettings
 
 SHELLS = Shells([0.3, 0.55, 0.8], [0.006, 0.007, 0.008],
                 [[1.2, 0.5, 0.1, 0.02], [-0.6, 0.1, 0.02, 0.0], [0.7, 0.6, 0.35, 0.15]])
@@ -39,10 +40,10 @@ def lab():
     survey = None
     det_parts, true_parts, strays = [], [], 0
     detector = None
-    for ids, frames, ch in iter_rendered_chunks(SHELLS, N_FRAMES, [40.0, 40.0, 40.0], detection_loss=0.1, seed=SEED,
-                                                chunk=64,
-                                                centre_offset=OFFSET_PX, stray_electrons=3.0, read_noise=1.5,
-                                                hot_pixels=12):
+    settings = SimulationSettings(n_frames=N_FRAMES, electrons_per_shell=[40.0, 40.0, 40.0], detection_loss=0.1,
+                                  seed=SEED, chunk=64, centre_offset=OFFSET_PX, stray_electrons=3.0, read_noise=1.5,
+                                  hot_pixels=12)
+    for ids, frames, ch in iter_rendered_chunks(SHELLS, settings):
         if survey is None:  # the first chunk is the survey's sample (64 frames)
             survey = survey_frames(frames.copy())
             detector = FrameDetector(None, threads=1, camera=survey)

@@ -16,6 +16,7 @@ from sevi_lib.calibrate.response import PARAMETERS, block_shifts, fit_parameters
 from sevi_lib.core.shells import Shells
 from sevi_lib.fit import fit_electrons
 from sevi_lib.simulate.electrons import simulate_electrons
+from sevi_lib.simulate.settings import SimulationSettings
 
 BLOCKS = 4
 SHELL = Shells([0.5], [0.007], [[1.0, 0.6, 0.25, 0.05]])
@@ -24,7 +25,8 @@ SHELL = Shells([0.5], [0.007], [[1.0, 0.6, 0.25, 0.05]])
 @pytest.mark.parametrize("stray", [0.0, 4.0])
 def test_one_step_block_shifts_match_block_fits(stray):
     n_frames = 800
-    e = simulate_electrons(SHELL, n_frames, [30.0], detection_loss=0.0, seed=11, stray_electrons=stray).detected
+    e = simulate_electrons(SHELL, SimulationSettings(n_frames=n_frames, electrons_per_shell=[30.0], detection_loss=0.0,
+                                                    seed=11, stray_electrons=stray)).detected
     block = (e["ImageId"].astype(np.int64) * BLOCKS // n_frames).astype(np.int16)
     kw = {"n_beta": SHELL.n_beta, "n_shells": 1, "centre": (0.0, 0.0)}
     fit = fit_electrons(e["x"], e["z"], **kw)

@@ -10,6 +10,7 @@ from sevi_lib.core.io import read_answer, write_answer, write_h5
 from sevi_lib.core.shells import Shells
 from sevi_lib.fit import fit_electrons
 from sevi_lib.simulate.electrons import simulate_electrons
+from sevi_lib.simulate.settings import SimulationSettings
 
 N_FRAMES = 400
 
@@ -19,7 +20,8 @@ def fit_files(tmp_path_factory):
     """A fit (Answer + sidecar) of 400 frames of one peaked shell, and its electron file."""
     d = tmp_path_factory.mktemp("fit")
     sh = Shells([0.5], [0.007], [[1.0, 0.6, 0.25, 0.05]])
-    e = simulate_electrons(sh, N_FRAMES, [30.0], detection_loss=0.0, seed=5).detected
+    e = simulate_electrons(sh, SimulationSettings(n_frames=N_FRAMES, electrons_per_shell=[30.0], detection_loss=0.0,
+                                                 seed=5)).detected
     fit = fit_electrons(e["x"], e["z"], n_beta=4, n_shells=1)
     write_answer(d / "fit.h5", fit.R, fit.beta)
     (d / "fit.json").write_text(json.dumps(fit.to_dict()))

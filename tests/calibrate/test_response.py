@@ -21,6 +21,7 @@ from sevi_lib.core.score import shell_distance
 from sevi_lib.core.shells import Shells
 from sevi_lib.fit import fit_electrons
 from sevi_lib.simulate.electrons import iter_frame_electrons
+from sevi_lib.simulate.settings import SimulationSettings
 
 BETA = [1.0, 0.6, 0.25, 0.05]
 SHELL = Shells([0.5], [0.007], [BETA])
@@ -73,7 +74,8 @@ def _injected(shells, n_frames, per_frame, detector, seed, threads, chunk, block
     """simulate_response with the known response of :func:`_distort` instead of rendering + detection."""
     rng = np.random.default_rng(seed)
     tx, tz, tb, dx, dz, db = [], [], [], [], [], []
-    for ch in iter_frame_electrons(shells, n_frames, per_frame, detection_loss=0.0, seed=seed, chunk=256):
+    for ch in iter_frame_electrons(shells, SimulationSettings(n_frames=n_frames, electrons_per_shell=per_frame,
+                                                             detection_loss=0.0, seed=seed, chunk=256)):
         frame = ch.detected["ImageId"].astype(np.int64)
         x, z = ch.detected["x"], ch.detected["z"]
         block = (frame * blocks // n_frames).astype(np.int16)

@@ -14,6 +14,7 @@ from sevi_lib.core.shells import Shells
 from sevi_lib.detect.blobs import ELECTRON_DTYPE
 from sevi_lib.detect.shards import read_shard
 from sevi_lib.simulate.files import write_test_file
+from sevi_lib.simulate.settings import SimulationSettings
 
 PEAKED = [1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0]
 
@@ -22,7 +23,9 @@ PEAKED = [1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0]
 def test_file(tmp_path_factory):
     d = tmp_path_factory.mktemp("frames")
     sh = Shells([0.5, 0.8], [0.0075, 0.0075], [PEAKED, PEAKED])
-    write_test_file(d / "t.h5", d / "truth.h5", sh, 3, [40, 40], detection_loss=0.1, seed=5, progress=False)
+    write_test_file(d / "t.h5", d / "truth.h5", sh,
+                    SimulationSettings(n_frames=3, electrons_per_shell=[40, 40], detection_loss=0.1, seed=5),
+                    progress=False)
     return d / "t.h5"
 
 
@@ -207,7 +210,9 @@ def shard_set(test_file, tmp_path_factory):
         paths.append(d / f"s{i}.h5")
         assert main(["detect", str(test_file), "--shard", str(i), "--shards", "3", "--out", str(paths[i])]) == 0
     sh = Shells([0.5, 0.8], [0.0075, 0.0075], [PEAKED, PEAKED])
-    write_test_file(d / "other.h5", d / "other_truth.h5", sh, 3, [40, 40], detection_loss=0.1, seed=6, progress=False)
+    write_test_file(d / "other.h5", d / "other_truth.h5", sh,
+                    SimulationSettings(n_frames=3, electrons_per_shell=[40, 40], detection_loss=0.1, seed=6),
+                    progress=False)
     foreign = d / "foreign1.h5"
     assert main(["detect", str(d / "other.h5"), "--shard", "1", "--shards", "3", "--out", str(foreign)]) == 0
     return paths, foreign

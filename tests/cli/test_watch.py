@@ -15,6 +15,7 @@ import pytest
 from sevi_lib.cli import main
 from sevi_lib.core.shells import Shells
 from sevi_lib.simulate.files import write_test_file
+from sevi_lib.simulate.settings import SimulationSettings
 
 #: the sevi command in a process of its own
 SEVI = [sys.executable, "-c", "import sys; from sevi_lib.cli import main; sys.exit(main())"]
@@ -27,8 +28,8 @@ def watched(tmp_path_factory):
     """A complete 16-frame file (read noise, hot pixels) watched, and the workflow's commands on it."""
     d = tmp_path_factory.mktemp("watch")
     sh = Shells([0.45, 0.75], [0.0075, 0.0075], [PEAKED, PEAKED])
-    write_test_file(d / "run.h5", d / "truth.h5", sh, 16, [40, 40], seed=3, progress=False, read_noise=1.5,
-                    hot_pixels=2)
+    write_test_file(d / "run.h5", d / "truth.h5", sh, SimulationSettings(
+        n_frames=16, electrons_per_shell=[40, 40], seed=3, read_noise=1.5, hot_pixels=2), progress=False)
     frames = str(d / "run.h5")
     assert main(["survey", frames, "--out", str(d / "camera.json")]) == 0
     assert main(["detect", frames, "--shard", "0", "--shards", "1", "--camera", str(d / "camera.json"),

@@ -23,6 +23,7 @@ from sevi_lib.detect.blobs import (
 from sevi_lib.detect.match import match_electrons
 from sevi_lib.simulate.electrons import sample_shell, simulate_electrons
 from sevi_lib.simulate.render import draw_spot_params, render_frame
+from sevi_lib.simulate.settings import SimulationSettings
 
 #: Mean betas of the original data (reference; the default config's simulated distributions).
 PEAKED = [1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0]
@@ -45,7 +46,8 @@ def render_frames(x, z, frame_ids, n_frames, seed):
 @pytest.fixture(scope="module")
 def peaked_run():
     """200 rendered frames, their true electrons and the detector's output."""
-    sim = simulate_electrons(SHELLS, N_FRAMES, [40, 40], detection_loss=0.0, seed=11)
+    sim = simulate_electrons(SHELLS, SimulationSettings(n_frames=N_FRAMES, electrons_per_shell=[40, 40],
+                                                    detection_loss=0.0, seed=11))
     truth = sim.detected
     frames = render_frames(truth["x"], truth["z"], truth["ImageId"], N_FRAMES, seed=12)
     det = FrameDetector(threads=1)

@@ -40,6 +40,7 @@ from sevi_lib.detect.settings import SurveySettings
 from sevi_lib.detect.shards import summary_text
 from sevi_lib.simulate.electrons import simulate_electrons
 from sevi_lib.simulate.render import draw_spot_params, render_frame_float
+from sevi_lib.simulate.settings import SimulationSettings
 
 PEAKED = [1.0, 0.85, 0.55, 0.25, 0.1, 0.04, 0.015, 0.002, 0.004, 0.0, 0.0, 0.0]
 SHELLS = Shells([0.5, 0.8], [0.0075, 0.0075], [PEAKED, PEAKED])
@@ -51,7 +52,8 @@ STRAYS = 3.0
 
 def make_lab_frames(n_frames, seed):
     """Noise-free and lab-like frames of the same electrons (see the module docstring)."""
-    sim = simulate_electrons(SHELLS, n_frames, [40, 40], detection_loss=0.0, seed=seed)
+    sim = simulate_electrons(SHELLS, SimulationSettings(n_frames=n_frames, electrons_per_shell=[40, 40],
+                                                    detection_loss=0.0, seed=seed))
     t = sim.detected
     rng = np.random.default_rng(seed + 1)
     ns = rng.poisson(STRAYS, n_frames)

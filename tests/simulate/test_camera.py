@@ -27,6 +27,7 @@ from sevi_lib.simulate.render import (
     quantize_noisy_into,
 )
 from sevi_lib.simulate.files import write_test_file
+from sevi_lib.simulate.settings import SimulationSettings
 
 ALPHA = 1e-6
 Z = stats.norm.isf(ALPHA / 2)  # two-sided bound of a standard normal statistic (~4.9)
@@ -56,8 +57,9 @@ def _digest(frames_path, truth_path):
 
 
 def _frames(shells, n, means, seed, chunk=8, **camera):
-    out = [(fr.copy(), ch) for _, fr, ch in iter_rendered_chunks(shells, n, means, detection_loss=0.1, seed=seed,
-                                                                 chunk=chunk, **camera)]
+    settings = SimulationSettings(n_frames=n, electrons_per_shell=means, detection_loss=0.1, seed=seed, chunk=chunk,
+                                  **camera)
+    out = [(fr.copy(), ch) for _, fr, ch in iter_rendered_chunks(shells, settings)]
     return np.concatenate([f for f, _ in out]), electrons.concatenate_chunks([c for _, c in out])
 
 
@@ -65,8 +67,8 @@ def _frames(shells, n, means, seed, chunk=8, **camera):
 @pytest.mark.parametrize("case", sorted(PUBLISHED))
 def test_published_camera_gives_the_files_of_before(tmp_path, case):
     shells, means, loss, seed, digest = PUBLISHED[case]
-    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", shells, 5, means, detection_loss=loss, seed=seed, chunk=2,
-                    progress=False)
+    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", shells, SimulationSettings(
+        n_frames=5, electrons_per_shell=means, detection_loss=loss, seed=seed, chunk=2), progress=False)
     assert _digest(tmp_path / "f.h5", tmp_path / "t.h5") == digest
 
 
@@ -78,8 +80,9 @@ def test_published_camera_runs_none_of_the_new_machinery(tmp_path, monkeypatch):
                          (electrons, "stray_electrons_table")):
         monkeypatch.setattr(module, name, forbidden)
     assert camera_effects(0.0, None) is None
-    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS, 3, 5, seed=2, chunk=2, progress=False,
-                    centre_offset=(0, 0), stray_electrons=0.0, read_noise=0.0, hot_pixels=0)
+    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS, SimulationSettings(
+        n_frames=3, electrons_per_shell=5, seed=2, chunk=2, centre_offset=(0, 0), stray_electrons=0.0, read_noise=0.0,
+        hot_pixels=0), progress=False)
     with h5py.File(tmp_path / "t.h5") as t:
         assert "HotPixels" not in t and (t["DetectedElectrons"]["ElectronId"] >= 0).all()
     with h5py.File(tmp_path / "f.h5") as f:
@@ -113,9 +116,9 @@ def test_camera_truth_defaults_for_files_without_it(tmp_path):
 
 # --------------------------------------------------------------------------------- centre offset
 def test_centre_offset_moves_every_electron_and_nothing_else():
-    kw = dict(shells=SHELLS, n_frames=300, electrons_per_shell=[30, 30], detection_loss=0.1, seed=4)
-    a = simulate_electrons(**kw)
-    b = simulate_electrons(**kw, centre_offset=(3.4, -2.7))
+    kw = dict(n_frames=300, electrons_per_shell=[30, 30], detection_loss=0.1, seed=4)
+    a = simulate_electrons(SHELLS, SimulationSettings(**kw))
+    b = simulate_electrons(SHELLS, SimulationSettings(**kw, centre_offset=(3.4, -2.7)))
     np.testing.assert_array_equal(a.generated, b.generated)
     np.testing.assert_array_equal(a.detected[["ImageId", "ElectronId"]], b.detected[["ImageId", "ElectronId"]])
     np.testing.assert_allclose(b.detected["x"] - a.detected["x"], 3.4 / 512, rtol=0, atol=1e-15)
@@ -131,17 +134,17 @@ def test_centre_offset_moves_the_rendered_image(tmp_path):
     ix = np.floor((ch.detected["x"] + 1) * 512).astype(int)
     iz = np.floor((ch.detected["z"] + 1) * 512).astype(int)
     assert np.all(frames[ch.detected["ImageId"], ix, iz] > 30)  # each spot where the truth says
-    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS, 2, 5, seed=3, progress=False,
-                    centre_offset=[5, -3])
+    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS, SimulationSettings(n_frames=2, electrons_per_shell=5, seed=3,
+                                                                         centre_offset=[5, -3]), progress=False)
     assert read_camera_truth(tmp_path / "t.h5")["centre"] == (5 / 512, -3 / 512)
 
 
 # ----------------------------------------------------------------------------------------- strays
 def test_stray_electrons_poisson_uniform_and_marked():
     n_frames, mean = 2000, 3.0
-    kw = dict(shells=SHELLS, n_frames=n_frames, electrons_per_shell=[10, 10], detection_loss=0.1, seed=8)
-    plain = simulate_electrons(**kw)
-    out = simulate_electrons(**kw, stray_electrons=mean)
+    kw = dict(n_frames=n_frames, electrons_per_shell=[10, 10], detection_loss=0.1, seed=8)
+    plain = simulate_electrons(SHELLS, SimulationSettings(**kw))
+    out = simulate_electrons(SHELLS, SimulationSettings(**kw, stray_electrons=mean))
     det = out.detected
     stray = det["ElectronId"] == -1
     # the shell electrons are untouched, the strays are not generated electrons
@@ -167,8 +170,9 @@ def test_stray_electrons_poisson_uniform_and_marked():
 
 
 def test_strays_are_rendered_and_written(tmp_path):
-    info = write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS, 6, 2, seed=5, progress=False,
-                           stray_electrons=4.0, include_images_in_truth=True)
+    info = write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS,
+                           SimulationSettings(n_frames=6, electrons_per_shell=2, seed=5, stray_electrons=4.0),
+                           include_images_in_truth=True, progress=False)
     with h5py.File(tmp_path / "t.h5") as t:
         det = t["DetectedElectrons"][()]
         frames = t["FinalImage"]["Image"]
@@ -235,11 +239,13 @@ def test_read_noise_far_from_spots_and_stream_properties():
 
 
 def test_noisy_frames_are_written_at_a_fast_gzip_level(tmp_path):
-    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS, 2, 3, seed=1, progress=False, read_noise=1.0)
+    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS,
+                    SimulationSettings(n_frames=2, electrons_per_shell=3, seed=1, read_noise=1.0), progress=False)
     with h5py.File(tmp_path / "f.h5") as f, h5py.File(tmp_path / "t.h5") as t:
         assert f["FinalImage"].compression_opts == 1 and t.attrs["read_noise"] == 1.0
-    write_test_file(tmp_path / "g.h5", tmp_path / "u.h5", SHELLS, 2, 3, seed=1, progress=False, read_noise=1.0,
-                    gzip_level=4)
+    write_test_file(tmp_path / "g.h5", tmp_path / "u.h5", SHELLS,
+                    SimulationSettings(n_frames=2, electrons_per_shell=3, seed=1, read_noise=1.0, gzip_level=4),
+                    progress=False)
     with h5py.File(tmp_path / "f.h5") as f, h5py.File(tmp_path / "g.h5") as g:
         assert g["FinalImage"].compression_opts == 4
         np.testing.assert_array_equal(f["FinalImage"][()], g["FinalImage"][()])
@@ -260,8 +266,9 @@ def test_hot_pixel_table():
 
 def test_hot_pixels_lit_in_every_frame(tmp_path):
     n_hot = 30
-    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS, 5, 4, seed=6, progress=False,
-                    hot_pixels=n_hot, include_images_in_truth=True)
+    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS,
+                    SimulationSettings(n_frames=5, electrons_per_shell=4, seed=6, hot_pixels=n_hot),
+                    include_images_in_truth=True, progress=False)
     hot = hot_pixel_table(6, n_hot)
     cam = read_camera_truth(tmp_path / "t.h5")
     np.testing.assert_array_equal(cam["hot_pixels"], np.stack([hot["ix"], hot["iz"], hot["level"]], axis=1))
@@ -287,8 +294,9 @@ def test_hot_pixels_lit_in_every_frame(tmp_path):
      [25, 30, 35]),
 ])
 def test_k_shells_with_every_effect(tmp_path, shells, means):
-    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", shells, 3, means, seed=9, progress=False,
-                    centre_offset=(3.4, -2.7), stray_electrons=3.0, read_noise=1.5, hot_pixels=12)
+    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", shells, SimulationSettings(
+        n_frames=3, electrons_per_shell=means, seed=9, centre_offset=(3.4, -2.7), stray_electrons=3.0, read_noise=1.5,
+        hot_pixels=12), progress=False)
     truth = read_truth(tmp_path / "t.h5")
     assert truth.n_shells == shells.n_shells and np.all(np.diff(truth.R) > 0)
     with h5py.File(tmp_path / "t.h5") as t:
@@ -317,5 +325,6 @@ def test_k_shells_with_every_effect(tmp_path, shells, means):
 ])
 def test_library_refuses_bad_camera_values(tmp_path, kw, message):
     with pytest.raises(InputError, match=message):
-        write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS, 2, 3, progress=False, **kw)
+        write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS,
+                        SimulationSettings(n_frames=2, electrons_per_shell=3, **kw), progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -22,6 +22,7 @@ from sevi_lib.simulate.electrons import (
     sample_shell,
     simulate_electrons,
 )
+from sevi_lib.simulate.settings import SimulationSettings
 
 ALPHA = 1e-6  # false-alarm probability of each statistical test
 
@@ -160,8 +161,12 @@ def test_count_map_equals_histogram2d():
 SHELLS = Shells([0.5, 0.8], [0.007, 0.008], [PEAKED, [-0.3, 0.05] + [0.0] * 10])
 
 
+def _settings(n_frames, electrons_per_shell, **kw):
+    return SimulationSettings(n_frames=n_frames, electrons_per_shell=electrons_per_shell, **kw)
+
+
 def test_simulate_electrons_tables():
-    out = simulate_electrons(SHELLS, 400, [30, 20], detection_loss=0.1, seed=3)
+    out = simulate_electrons(SHELLS, _settings(400, [30, 20], detection_loss=0.1, seed=3))
     g, d = out.generated, out.detected
     assert g.dtype == GENERATED_DTYPE and d.dtype == DETECTED_DTYPE
     assert np.array_equal(g["ElectronId"], np.arange(len(g)))
@@ -184,29 +189,29 @@ def test_simulate_electrons_tables():
 
 
 def test_frame_chunks_do_not_change_result():
-    full = simulate_electrons(SHELLS, 50, [10, 10], seed=9)
+    full = simulate_electrons(SHELLS, _settings(50, [10, 10], seed=9))
     for chunk in (1, 7, 50):
-        joined = concatenate_chunks(list(iter_frame_electrons(SHELLS, 50, [10, 10], seed=9, chunk=chunk)))
+        joined = concatenate_chunks(list(iter_frame_electrons(SHELLS, _settings(50, [10, 10], seed=9, chunk=chunk))))
         for field in full._fields:
             a, b = getattr(full, field), getattr(joined, field)
             assert np.array_equal(a, b), (chunk, field)
-    other = simulate_electrons(SHELLS, 50, [10, 10], seed=10)
+    other = simulate_electrons(SHELLS, _settings(50, [10, 10], seed=10))
     assert not np.array_equal(full.generated, other.generated)
 
 
 def test_simulate_bad_arguments():
     with pytest.raises(InputError):
-        simulate_electrons(SHELLS, 10, [10, 10, 10])
+        simulate_electrons(SHELLS, _settings(10, [10, 10, 10]))
     with pytest.raises(InputError):
-        simulate_electrons(SHELLS, 10, [10, -1])
+        simulate_electrons(SHELLS, _settings(10, [10, -1]))
     with pytest.raises(InputError):
-        simulate_electrons(SHELLS, 10, 10, detection_loss=1.5)
+        simulate_electrons(SHELLS, _settings(10, 10, detection_loss=1.5))
     with pytest.raises(InputError):
-        simulate_electrons(SHELLS, 10, 10, seed=-1)
+        simulate_electrons(SHELLS, _settings(10, 10, seed=-1))
 
 
 def test_zero_frames_and_no_detection():
-    empty = simulate_electrons(SHELLS, 0, 10)
+    empty = simulate_electrons(SHELLS, _settings(0, 10))
     assert len(empty.generated) == 0 and len(empty.frame_offsets) == 1
-    none = simulate_electrons(SHELLS, 5, 10, detection_loss=1.0)
+    none = simulate_electrons(SHELLS, _settings(5, 10, detection_loss=1.0))
     assert len(none.detected) == 0 and np.all(none.frame_offsets == 0)

@@ -22,6 +22,7 @@ from sevi_lib.simulate.render import (
     spot_support,
 )
 from sevi_lib.simulate.files import write_test_file
+from sevi_lib.simulate.settings import SimulationSettings
 
 
 def direct_spot(x0, z0, A, sigma, rho):
@@ -155,9 +156,10 @@ def _read_all(path):
 
 
 def test_write_test_file_layout_and_chunk_independence(tmp_path):
-    kw = dict(shells=SHELLS, n_frames=6, electrons_per_shell=[6, 4], detection_loss=0.1, seed=12, progress=False)
-    info = write_test_file(tmp_path / "a.h5", tmp_path / "ta.h5", chunk=4, include_images_in_truth=True, **kw)
-    write_test_file(tmp_path / "b.h5", tmp_path / "tb.h5", chunk=1, **kw)
+    kw = dict(n_frames=6, electrons_per_shell=[6, 4], detection_loss=0.1, seed=12)
+    info = write_test_file(tmp_path / "a.h5", tmp_path / "ta.h5", SHELLS, SimulationSettings(chunk=4, **kw),
+                           include_images_in_truth=True, progress=False)
+    write_test_file(tmp_path / "b.h5", tmp_path / "tb.h5", SHELLS, SimulationSettings(chunk=1, **kw), progress=False)
     a, b = _read_all(tmp_path / "a.h5"), _read_all(tmp_path / "b.h5")
     ta, tb = _read_all(tmp_path / "ta.h5"), _read_all(tmp_path / "tb.h5")
     assert set(a) == {"FinalImage"} and a["FinalImage"].dtype == FINAL_IMAGE_DTYPE
@@ -198,18 +200,20 @@ def test_write_test_file_leaves_nothing_on_failure(tmp_path, monkeypatch):
 
     monkeypatch.setattr(render, "render_chunk", failing)
     with pytest.raises(RuntimeError):
-        write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS, 4, 3, chunk=2, progress=False)
+        write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS,
+                        SimulationSettings(n_frames=4, electrons_per_shell=3, chunk=2), progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_iter_rendered_chunks_is_the_file_content_and_chunk_independent(tmp_path):
     shells = Shells([0.4, 0.7], [0.01, 0.01], [[1.0, 0.3], [-0.2, 0.0]])
-    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", shells, 5, [6, 4], seed=9, chunk=2, progress=False)
+    kw = dict(n_frames=5, electrons_per_shell=[6, 4], detection_loss=0.1, seed=9)
+    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", shells, SimulationSettings(chunk=2, **kw), progress=False)
     with h5py.File(tmp_path / "f.h5") as f:
         stored = f["FinalImage"][()]
     for chunk in (1, 3, 5):
         ids, frames, n_det = [], [], 0
-        for i, fr, ch in render.iter_rendered_chunks(shells, 5, [6, 4], detection_loss=0.1, seed=9, chunk=chunk):
+        for i, fr, ch in render.iter_rendered_chunks(shells, SimulationSettings(chunk=chunk, **kw)):
             assert i.dtype == np.int32 and fr.shape == (len(i), 1024, 1024) and ch.n_frames == len(i)
             ids.append(i.copy())
             frames.append(fr.copy())

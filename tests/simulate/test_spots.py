@@ -50,7 +50,8 @@ DIGEST_DRAW = "92ef1dccd8b610579ba0ececd750a4a32c7b91d92aacbeaac270b9edb11def2b"
 
 def _frames_digest(**kw):
     h = hashlib.sha256()
-    for _, frames, _ in iter_rendered_chunks(SHELLS, 4, [30, 20], detection_loss=0.1, seed=7, chunk=3, **kw):
+    settings = SimulationSettings(n_frames=4, electrons_per_shell=[30, 20], detection_loss=0.1, seed=7, chunk=3, **kw)
+    for _, frames, _ in iter_rendered_chunks(SHELLS, settings):
         h.update(frames.tobytes())
     return h.hexdigest()
 
@@ -64,8 +65,8 @@ def test_published_kernel_is_the_published_constants():
 
 @pytest.mark.parametrize("spots", [None, SpotModel(), {}])
 def test_published_model_renders_the_frames_of_before(spots):
-    assert _frames_digest(spots=spots) == DIGEST_FRAMES
-    assert _frames_digest(spots=spots, read_noise=1.5, hot_pixels=5) == DIGEST_CAMERA
+    assert _frames_digest(spot=spots) == DIGEST_FRAMES
+    assert _frames_digest(spot=spots, read_noise=1.5, hot_pixels=5) == DIGEST_CAMERA
 
 
 def test_published_numpy_draw_is_the_draw_of_before():
@@ -76,8 +77,8 @@ def test_published_numpy_draw_is_the_draw_of_before():
 
 
 def test_another_model_changes_the_frames():
-    assert _frames_digest(spots=GAMMA_CAM) != DIGEST_FRAMES
-    assert _frames_digest(spots={"gain_mean": 101.0}) != DIGEST_FRAMES
+    assert _frames_digest(spot=GAMMA_CAM) != DIGEST_FRAMES
+    assert _frames_digest(spot={"gain_mean": 101.0}) != DIGEST_FRAMES
 
 
 # ------------------------------------------------------------------------ the draws
@@ -203,13 +204,15 @@ def test_rendered_isolated_spots_of_a_gamma_camera_follow_the_model():
 
 # ------------------------------------------------------------------------ truth file
 def test_truth_file_round_trip_of_the_spot_model(tmp_path):
-    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS, 2, [5, 5], seed=1, chunk=2, progress=False,
-                    spots=GAMMA_CAM)
+    write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS,
+                    SimulationSettings(n_frames=2, electrons_per_shell=[5, 5], seed=1, chunk=2, spot=GAMMA_CAM),
+                    progress=False)
     with h5py.File(tmp_path / "t.h5") as t:
         assert t.attrs["spot_gain"] == "gamma" and t.attrs["spot_sigma_px"] == 4.5
         assert t.attrs["spot_gain_cv"] == 0.5 and t.attrs["spot_sigma_sd_px"] == 0.3
     assert read_camera_truth(tmp_path / "t.h5")["spot"] == GAMMA_CAM
-    write_test_file(tmp_path / "f2.h5", tmp_path / "t2.h5", SHELLS, 1, [5, 5], seed=1, progress=False)
+    write_test_file(tmp_path / "f2.h5", tmp_path / "t2.h5", SHELLS,
+                    SimulationSettings(n_frames=1, electrons_per_shell=[5, 5], seed=1), progress=False)
     assert read_camera_truth(tmp_path / "t2.h5")["spot"] == SpotModel()
     with h5py.File(tmp_path / "t2.h5") as t:
         assert t.attrs["spot_gain"] == "normal" and t.attrs["spot_gain_mean"] == 100.0
@@ -240,7 +243,8 @@ def test_library_refuses_a_bad_spot_model(tmp_path):
     for spots, message in (({"sigma_px": 0.1}, "sigma_px"), ({"gain": "poisson"}, "gain"), ({"sigma": 3}, "sigma"),
                            (SpotModel(gain_cv=-0.5), "gain_cv"), ([1, 2], "mapping")):
         with pytest.raises(InputError, match=message):
-            write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS, 1, 3, progress=False, spots=spots)
+            write_test_file(tmp_path / "f.h5", tmp_path / "t.h5", SHELLS,
+                            SimulationSettings(n_frames=1, electrons_per_shell=3, spot=spots), progress=False)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -256,6 +260,7 @@ def test_settings_spot_section_and_flags():
     s, _ = resolve_settings(section, {"spot": {"gain_cv": 0.3, "rho_sd": 0.2}}, where="c.yaml")  # key by key
     assert s.spot_model() == SpotModel(sigma_px=5.0, rho_sd=0.2, gain="gamma", gain_mean=120.0, gain_cv=0.3)
     assert check_spot(None) == SpotModel()
+    assert check_spot(GAMMA_CAM) == GAMMA_CAM and SimulationSettings(spot=GAMMA_CAM).spot_model() == GAMMA_CAM
 
 
 @pytest.mark.parametrize("spot, message", [

@@ -15,6 +15,7 @@ from sevi_lib.core.io import FrameReader, FrameWriter
 from sevi_lib.core.shells import Shells
 from sevi_lib.detect.settings import SurveySettings
 from sevi_lib.simulate.files import write_test_file
+from sevi_lib.simulate.settings import SimulationSettings
 from sevi_lib.watch.live import Watcher, WatchSettings, projection, status, status_lines
 from sevi_lib.watch.sources import ChunkFolder, SwmrSource, writer_flags
 from sevi_lib.watch.state import WatchState
@@ -31,8 +32,8 @@ def run_file(tmp_path_factory):
     """24 frames of two shells (~72 electrons a frame) with read noise and hot pixels."""
     d = tmp_path_factory.mktemp("run")
     sh = Shells([0.5, 0.8], [0.0075, 0.0075], [PEAKED, PEAKED])
-    write_test_file(d / "run.h5", d / "truth.h5", sh, N_FRAMES, [40, 40], seed=11, progress=False,
-                    read_noise=1.5, hot_pixels=3)
+    write_test_file(d / "run.h5", d / "truth.h5", sh, SimulationSettings(
+        n_frames=N_FRAMES, electrons_per_shell=[40, 40], seed=11, read_noise=1.5, hot_pixels=3), progress=False)
     return d / "run.h5"
 
 

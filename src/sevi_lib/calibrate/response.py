@@ -251,6 +251,7 @@ def simulate_response(shells, n_frames, electrons_per_frame, *, detector=None, s
     from sevi_lib.detect.blobs import FrameDetector
     from sevi_lib.simulate.electrons import iter_frame_electrons
     from sevi_lib.simulate.render import render_camera_chunk, render_chunk, spot_kernel
+    from sevi_lib.simulate.settings import SimulationSettings
 
     camera = camera or LabCamera()
     effects = camera.effects()
@@ -273,9 +274,9 @@ def simulate_response(shells, n_frames, electrons_per_frame, *, detector=None, s
     with FrameDetector(detector, threads=threads, camera=camera.survey) as det:
         # electrons are simulated _SIMULATE_CHUNK frames at a time from frame 0 (cheap: those before
         # `start` are only skipped), then rendered and detected `chunk` frames at a time
-        for big in iter_frame_electrons(shells, stop, electrons_per_frame, detection_loss=0.0, seed=seed,
-                                        chunk=_SIMULATE_CHUNK,
-                                        centre_offset=offset_px, stray_electrons=float(camera.stray_electrons)):
+        for big in iter_frame_electrons(shells, SimulationSettings(
+                n_frames=stop, electrons_per_shell=electrons_per_frame, detection_loss=0.0, seed=seed,
+                chunk=_SIMULATE_CHUNK, centre_offset=offset_px, stray_electrons=float(camera.stray_electrons))):
             lo = max(start, big.frame_start)
             hi = big.frame_start + big.n_frames
             for f0 in range(lo, hi, chunk):

@@ -192,16 +192,18 @@ def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, 
     from sevi_lib.core.shells import Shells
     from sevi_lib.detect.blobs import DetectorParams, FrameDetector
     from sevi_lib.simulate.render import iter_rendered_chunks
+    from sevi_lib.simulate.settings import SimulationSettings
 
     n_el = np.asarray(n_electrons, dtype=np.float64)
     seen = (1.0 - detection_loss) * float(electrons_per_frame)
     n_frames = max(1, int(np.ceil(n_el.sum() / seen)))
     means = n_el / ((1.0 - detection_loss) * n_frames)
     shells = Shells(R, sigma_R, beta)
-    render = {} if camera is None else {"read_noise": float(camera.read_noise), "spots": camera.spots()}
+    render = {} if camera is None else {"read_noise": float(camera.read_noise), "spot": camera.spots().to_dict()}
+    settings = SimulationSettings(n_frames=n_frames, electrons_per_shell=means, detection_loss=detection_loss,
+                                  seed=seed, chunk=chunk, **render)
     with FrameDetector(DetectorParams(**(detector_params or {})), camera=camera) as det:
-        for ids, frames, _ in iter_rendered_chunks(shells, n_frames, means, detection_loss=detection_loss, seed=seed,
-                                                   chunk=chunk, **render):
+        for ids, frames, _ in iter_rendered_chunks(shells, settings):
             det.process(ids, frames)
         return det.count_map.copy()
 

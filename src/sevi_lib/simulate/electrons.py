@@ -22,6 +22,7 @@ per-frame stream (:data:`STREAM_STRAYS`), and join the detected electrons with E
 The published streams (electrons, spots) are untouched by either.
 """
 
+import dataclasses
 from collections import namedtuple
 
 import numpy as np
@@ -31,7 +32,6 @@ from sevi_lib.core.angular import check_physical
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import PIX_PER_UNIT
 from sevi_lib.core.io import DETECTED_DTYPE, GENERATED_DTYPE
-from sevi_lib.simulate.settings import check_camera
 
 #: Size of the quantile table that gives Newton its starting point and bracket.
 TABLE_SIZE = 1024
@@ -561,27 +561,21 @@ def check_args(shells, n_frames, electrons_per_shell, detection_loss, seed):
     return means, float(detection_loss), int(n_frames), _check_seed(seed)
 
 
-def iter_frame_electrons(shells, n_frames, electrons_per_shell, *, detection_loss=0.1, seed=0, chunk=64,
-                         centre_offset=(0.0, 0.0), stray_electrons=0.0):
-    """Simulate frames chunk by chunk; the result does not depend on `chunk`.
+def iter_frame_electrons(shells, settings):
+    """Simulate frames chunk by chunk; the result does not depend on ``settings.chunk``.
 
     Parameters
     ----------
     shells : sevi_lib.core.shells.Shells
-    n_frames : int
-    electrons_per_shell : float or sequence of float
-        Mean of the Poisson number of electrons per frame, one per shell (or one for all).
-    detection_loss : float
-        Probability that an electron is not detected.
-    seed : int
-        0 <= seed < 2**32.
-    chunk : int
-        Frames per yielded chunk.
-    centre_offset : (float, float)
-        Image centre minus screen centre, pixels (dx, dz): every shell electron's x, z is
-        shifted by (dx, dz) / 512 screen units.
-    stray_electrons : float
-        Poisson mean per frame of stray electrons, uniform on the screen (no detection loss).
+        The shells simulated (the shell fields ``R``, ``sigma_R``, ``beta`` of `settings` are not
+        read: :meth:`~sevi_lib.simulate.settings.SimulationSettings.shells` builds these from them).
+    settings : sevi_lib.simulate.settings.SimulationSettings
+        What is read: ``n_frames``; ``electrons_per_shell`` (Poisson mean of electrons per frame,
+        one per shell, or one for all); ``detection_loss`` (probability that an electron is not
+        detected); ``seed`` (0 <= seed < 2**32); ``chunk`` (frames per yielded chunk);
+        ``centre_offset`` (image centre minus screen centre, pixels (dx, dz): every shell
+        electron's x, z is shifted by (dx, dz) / 512 screen units); ``stray_electrons`` (Poisson
+        mean per frame of stray electrons, uniform on the screen, no detection loss).
 
     Yields
     ------
@@ -591,9 +585,10 @@ def iter_frame_electrons(shells, n_frames, electrons_per_shell, *, detection_los
         (centre offset included). A frame's stray electrons follow its shell electrons in
         ``detected`` with ElectronId -1 and ``detected_shell`` :data:`STRAY_SHELL`.
     """
-    means, loss, n_frames, seed = check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
-    (dx, dz), strays, _, _ = check_camera(centre_offset, stray_electrons)
-    chunk = max(1, int(chunk))
+    means, loss, n_frames, seed = check_args(shells, settings.n_frames, settings.electron_means(shells.n_shells),
+                                             settings.detection_loss, settings.seed)
+    (dx, dz), strays, _, _ = settings.camera()
+    chunk = int(settings.chunk)
     smp = _Samplers(shells)
     model = FrameModel(means, loss, np.ascontiguousarray(shells.R), np.ascontiguousarray(shells.sigma_R),
                        smp.a, smp.alpha, smp.gamma, smp.table)
@@ -642,21 +637,14 @@ def iter_frame_electrons(shells, n_frames, electrons_per_shell, *, detection_los
         yield FrameElectrons(f0, nf, gen, dtab, det_shell, frame_offsets)
 
 
-def simulate_electrons(shells, n_frames, electrons_per_shell, *, detection_loss=0.1, seed=0,
-                       centre_offset=(0.0, 0.0), stray_electrons=0.0):
-    """Simulate all electrons of `n_frames` frames at once (see :func:`iter_frame_electrons`).
+def simulate_electrons(shells, settings):
+    """Simulate all electrons of ``settings.n_frames`` frames at once (see :func:`iter_frame_electrons`).
 
     Parameters
     ----------
     shells : sevi_lib.core.shells.Shells
-    n_frames : int
-    electrons_per_shell : float or sequence of float
-        Poisson mean per frame and shell.
-    detection_loss : float
-        Probability that an electron is not detected (default 10 %).
-    seed : int
-    centre_offset, stray_electrons
-        As in :func:`iter_frame_electrons`.
+    settings : sevi_lib.simulate.settings.SimulationSettings
+        As in :func:`iter_frame_electrons` (``chunk`` is not read).
 
     Returns
     -------
@@ -666,17 +654,14 @@ def simulate_electrons(shells, n_frames, electrons_per_shell, *, detection_loss=
     Examples
     --------
     >>> from sevi_lib.core.shells import Shells
+    >>> from sevi_lib.simulate.settings import SimulationSettings
     >>> sh = Shells([0.5, 0.8], [0.007, 0.008], [[1.0, 0.5], [-0.3, 0.0]])
-    >>> out = simulate_electrons(sh, 10, [40, 40], seed=1)
+    >>> out = simulate_electrons(sh, SimulationSettings(n_frames=10, electrons_per_shell=[40, 40], seed=1))
     >>> out.generated.dtype.names
     ('SphereId', 'ElectronId', 'r', 'cos_theta')
     """
-    return concatenate_chunks(list(iter_frame_electrons(shells, n_frames, electrons_per_shell,
-                                                       detection_loss=detection_loss, seed=seed,
-                                                       chunk=max(1, int(n_frames)),
-                                                       centre_offset=centre_offset,
-                                                       stray_electrons=stray_electrons)),
-                              n_frames)
+    whole = dataclasses.replace(settings, chunk=max(1, int(settings.n_frames)))
+    return concatenate_chunks(list(iter_frame_electrons(shells, whole)), settings.n_frames)
 
 
 def concatenate_chunks(chunks, n_frames=None):

@@ -24,8 +24,8 @@ from sevi_lib.core.io import (
 )
 from sevi_lib.core.progress import ProgressLog
 from sevi_lib.simulate.electrons import check_args
-from sevi_lib.simulate.render import hot_pixel_table, iter_rendered_chunks, spot_model
-from sevi_lib.simulate.settings import check_camera, gzip_level_for
+from sevi_lib.simulate.render import hot_pixel_table, iter_rendered_chunks
+from sevi_lib.simulate.settings import gzip_level_for
 
 
 def _progress(total, enabled):
@@ -41,10 +41,7 @@ def _append(ds, rows):
     ds[n0:] = rows
 
 
-def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_shell, *, detection_loss=0.1,
-                    seed=0, chunk=64, include_images_in_truth=False, progress=True, threads=1,
-                    centre_offset=(0.0, 0.0), stray_electrons=0.0, read_noise=0.0, hot_pixels=0,
-                    gzip_level=None, spots=None):
+def write_test_file(frames_path, truth_path, shells, settings, *, include_images_in_truth=False, progress=True):
     """Simulate and render a test file and its truth, streaming frames in chunks.
 
     Writes `frames_path` with the published ``FinalImage`` layout (gzip 9) and `truth_path`
@@ -57,49 +54,38 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
     (:data:`~sevi_lib.core.io.HOT_PIXEL_DTYPE`; absent when none).
     DetectedElectrons holds screen positions (centre offset included) and the stray electrons
     (ElectronId -1). Both files appear
-    atomically (only when complete). Memory does not grow with `n_frames`: frames and electron
-    tables are produced and written `chunk` frames at a time. The output does not depend on
-    `chunk` or on the number of threads.
+    atomically (only when complete). Memory does not grow with the number of frames: frames and
+    electron tables are produced and written ``settings.chunk`` frames at a time. The output
+    does not depend on ``settings.chunk`` or on the number of threads.
 
     Parameters
     ----------
     frames_path, truth_path : str or Path
     shells : sevi_lib.core.shells.Shells
-    n_frames : int
-    electrons_per_shell : float or sequence of float
-        Poisson mean per frame and shell.
-    detection_loss : float
-        Probability that an electron is not detected.
-    seed : int
-        0 <= seed < 2**32.
-    chunk : int
-        Frames per chunk (about `chunk` MiB of frames in memory, plus 8 MiB per render thread).
+        The shells simulated (the shell fields of `settings` are not read).
+    settings : sevi_lib.simulate.settings.SimulationSettings
+        Everything else: ``n_frames``, ``electrons_per_shell``, ``detection_loss``, ``seed``,
+        ``chunk`` (about ``chunk`` MiB of frames in memory, plus 8 MiB per render thread),
+        ``threads`` (gzip compression threads), the camera (``centre_offset``,
+        ``stray_electrons``, ``read_noise``, ``hot_pixels``, ``spot``: see
+        :func:`~sevi_lib.simulate.render.iter_rendered_chunks`) and ``gzip_level`` (None: 9,
+        published, without read noise, 1 with it).
     include_images_in_truth : bool
         Also store the frames in the truth file.
     progress : bool or float
         Progress lines (frames, frames/s, ETA) on stderr every 10 s, or every `progress` seconds.
-    threads : int
-        gzip compression threads.
-    centre_offset, stray_electrons, read_noise, hot_pixels
-        The camera, as in :func:`iter_rendered_chunks` (defaults: the published camera).
-    gzip_level : int or None
-        gzip level of the frames; None: 9 (published) without read noise, 1 with it (see
-        :class:`~sevi_lib.simulate.settings.SimulationSettings`).
-    spots : SpotModel, mapping or None
-        The camera's spot model (:func:`spot_model`); None: the published one.
 
     Returns
     -------
     dict
         ``n_frames``, ``n_generated``, ``n_detected`` (stray electrons included).
     """
-    check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
-    camera = dict(zip(("centre_offset", "stray_electrons", "read_noise", "hot_pixels"),
-                      check_camera(centre_offset, stray_electrons, read_noise, hot_pixels)))
-    level = gzip_level_for(gzip_level, camera["read_noise"])
-    model = spot_model(spots)
-    n_frames = int(n_frames)
-    chunk = max(1, int(chunk))
+    means = settings.electron_means(shells.n_shells)
+    check_args(shells, settings.n_frames, means, settings.detection_loss, settings.seed)
+    camera = dict(zip(("centre_offset", "stray_electrons", "read_noise", "hot_pixels"), settings.camera()))
+    level = gzip_level_for(settings.gzip_level, camera["read_noise"])
+    model = settings.spot_model()
+    n_frames, seed, threads = int(settings.n_frames), settings.seed, settings.threads
     truth = np.zeros(shells.n_shells, dtype=truth_dtype(shells.n_beta))
     truth["SphereId"] = np.arange(shells.n_shells)
     truth["R"] = shells.R
@@ -123,9 +109,8 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
                                                dtype=GENERATED_DTYPE, chunks=(65536,), compression="gzip")
                     det_ds = tf.create_dataset("DetectedElectrons", shape=(0,), maxshape=(None,),
                                                dtype=DETECTED_DTYPE, chunks=(65536,), compression="gzip")
-                    for attr, value in (("seed", seed), ("detection_loss", float(detection_loss)),
-                                        ("electrons_per_shell", np.broadcast_to(
-                                            np.asarray(electrons_per_shell, dtype=np.float64), (shells.n_shells,)))):
+                    for attr, value in (("seed", seed), ("detection_loss", float(settings.detection_loss)),
+                                        ("electrons_per_shell", means)):
                         tf.attrs[attr] = value
                     dx, dz = camera["centre_offset"]
                     for attr, value in (("centre_x", dx / PIX_PER_UNIT), ("centre_z", dz / PIX_PER_UNIT),
@@ -136,9 +121,7 @@ def write_test_file(frames_path, truth_path, shells, n_frames, electrons_per_she
                         tf.attrs[f"spot_{name}"] = value if name == "gain" else float(value)
                     if camera["hot_pixels"]:
                         tf.create_dataset("HotPixels", data=hot_pixel_table(seed, camera["hot_pixels"]))
-                    for ids, out, ch in iter_rendered_chunks(shells, n_frames, electrons_per_shell,
-                                                             detection_loss=detection_loss, seed=seed, chunk=chunk,
-                                                             spots=model, **camera):
+                    for ids, out, ch in iter_rendered_chunks(shells, settings):
                         fw.write(ids, out)
                         if truth_writer is not None:
                             truth_writer.write(ids, out)
@@ -178,16 +161,9 @@ def simulate_files(frames_path, truth_path, settings, shells, *, include_images_
     if Path(frames_path).resolve() == Path(truth_path).resolve():
         raise InputError(f"--frames and --truth are the same file: {frames_path}")
     check_outputs([frames_path, truth_path])
-    means = settings.electron_means(shells.n_shells)
-    offset, strays, noise, hot = settings.camera()
-    spots = settings.spot_model()
     try:
-        return write_test_file(frames_path, truth_path, shells, settings.n_frames, means,
-                               detection_loss=float(settings.detection_loss), seed=settings.seed,
-                               chunk=settings.chunk, include_images_in_truth=include_images_in_truth,
-                               progress=progress, threads=settings.threads, centre_offset=offset,
-                               stray_electrons=strays, read_noise=noise, hot_pixels=hot,
-                               gzip_level=settings.gzip_level, spots=spots)
+        return write_test_file(frames_path, truth_path, shells, settings,
+                               include_images_in_truth=include_images_in_truth, progress=progress)
     except OutputError:
         raise
     except OSError as exc:

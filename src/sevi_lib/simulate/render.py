@@ -582,35 +582,25 @@ def render_chunk(frames, frame_offsets, x, z, seed, out, *, n_workers, spots=Non
     _render_chunk_nb(frames, frame_offsets, x, z, seed, out, n_workers, spot_kernel(spots))
 
 
-def iter_rendered_chunks(shells, n_frames, electrons_per_shell, *, detection_loss=0.1, seed=0, chunk=64,
-                         centre_offset=(0.0, 0.0), stray_electrons=0.0, read_noise=0.0, hot_pixels=0,
-                         spots=None):
+def iter_rendered_chunks(shells, settings):
     """Simulate and render frames chunk by chunk: the one render loop of the project.
 
     Electrons come from :func:`sevi_lib.simulate.electrons.iter_frame_electrons`, frames from
     :func:`render_chunk` (no read noise, no hot pixels) or :func:`render_camera_chunk` (read
-    noise or hot pixels) with numba's current thread count and the spot model `spots`; the
-    frames do not depend on `chunk` or the thread count.
+    noise or hot pixels) with numba's current thread count and the spot model of `settings`;
+    the frames do not depend on ``settings.chunk`` or the thread count.
 
     Parameters
     ----------
     shells : sevi_lib.core.shells.Shells
-    n_frames : int
-    electrons_per_shell : float or sequence of float
-        Poisson mean per frame and shell.
-    detection_loss : float
-        Probability that an electron is not detected.
-    seed : int
-        0 <= seed < 2**32.
-    chunk : int
-        Frames per chunk.
-    centre_offset, stray_electrons : see :func:`sevi_lib.simulate.electrons.iter_frame_electrons`
-    read_noise : float
-        Read-noise sd (counts) added to every pixel before rounding and clipping.
-    hot_pixels : int
-        Number of hot pixels (:func:`hot_pixel_table` of `seed`).
-    spots : SpotModel, mapping or None
-        The camera's spot model (:func:`spot_model`); None: the published one.
+        The shells rendered (the shell fields of `settings` are not read).
+    settings : sevi_lib.simulate.settings.SimulationSettings
+        What is read: ``n_frames``, ``electrons_per_shell``, ``detection_loss``, ``seed``,
+        ``chunk`` (frames per chunk), ``centre_offset``, ``stray_electrons`` (see
+        :func:`sevi_lib.simulate.electrons.iter_frame_electrons`), ``read_noise`` (sd, counts,
+        added to every pixel before rounding and clipping), ``hot_pixels`` (their number,
+        :func:`hot_pixel_table` of the seed) and ``spot`` (the camera's spot model; empty: the
+        published one).
 
     Yields
     ------
@@ -621,15 +611,14 @@ def iter_rendered_chunks(shells, n_frames, electrons_per_shell, *, detection_los
     electrons : sevi_lib.simulate.electrons.FrameElectrons
         The chunk's generated and detected electrons.
     """
-    check_args(shells, n_frames, electrons_per_shell, detection_loss, seed)
-    offset, strays, read_noise, hot_pixels = check_camera(centre_offset, stray_electrons, read_noise, hot_pixels)
-    camera = camera_effects(read_noise, hot_pixel_table(seed, hot_pixels) if hot_pixels else None)
-    kernel = spot_kernel(spots)
-    chunk = max(1, int(chunk))
-    frames = np.empty((min(chunk, max(int(n_frames), 1)), N_PIX, N_PIX), dtype=np.uint8)
-    for ch in iter_frame_electrons(shells, n_frames, electrons_per_shell, detection_loss=detection_loss, seed=seed,
-                                   chunk=chunk,
-                                   centre_offset=offset, stray_electrons=strays):
+    check_args(shells, settings.n_frames, settings.electron_means(shells.n_shells), settings.detection_loss,
+               settings.seed)
+    _, _, read_noise, hot_pixels = settings.camera()
+    camera = camera_effects(read_noise, hot_pixel_table(settings.seed, hot_pixels) if hot_pixels else None)
+    kernel = spot_kernel(settings.spot_model())
+    frames = np.empty((min(settings.chunk, max(int(settings.n_frames), 1)), N_PIX, N_PIX), dtype=np.uint8)
+    seed = settings.seed
+    for ch in iter_frame_electrons(shells, settings):
         ids = np.arange(ch.frame_start, ch.frame_start + ch.n_frames, dtype=np.int64)
         out = frames[: ch.n_frames]
         x, z = np.ascontiguousarray(ch.detected["x"]), np.ascontiguousarray(ch.detected["z"])

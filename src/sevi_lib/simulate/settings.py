@@ -188,8 +188,8 @@ def check_spot(spot):
 
     Parameters
     ----------
-    spot : mapping or None
-        Some of the fields of :class:`~sevi_lib.core.spots.SpotModel`.
+    spot : mapping, SpotModel or None
+        Some of the fields of :class:`~sevi_lib.core.spots.SpotModel`, or one.
 
     Returns
     -------
@@ -197,10 +197,10 @@ def check_spot(spot):
     """
     if spot is None:
         return SpotModel()
-    if not isinstance(spot, Mapping):
+    if not isinstance(spot, (Mapping, SpotModel)):
         raise SettingsError(f"spot must be a mapping of spot-model values (sigma_px, gain, ...), got {spot!r}")
     try:
-        return SpotModel.from_dict(spot)
+        return spot.validate() if isinstance(spot, SpotModel) else SpotModel.from_dict(spot)
     except (TypeError, ValueError) as exc:
         raise SettingsError(str(exc) if str(exc).startswith("spot") else f"spot: {exc}") from None
 
