@@ -9,7 +9,11 @@ API
 ``TrainConfig``
     Frozen dataclass of every training hyper-parameter, with its one default (see its
     docstring). ``TrainConfig.from_dict(mapping)`` coerces values read from YAML / JSON
-    (:func:`coerce`) and rejects unknown keys; ``.to_dict()``; ``.validate()``.
+    (:func:`coerce`) and rejects unknown keys; ``.to_dict()``. It validates itself on construction
+    (``__post_init__``, :func:`~sevi_lib.core.errors.check_settings`): a bad value raises
+    :class:`~sevi_lib.core.errors.SettingsError` whose message starts with the field's name.
+``SynthSettings``
+    Frozen dataclass of the synthesis settings of one shard (validated the same way).
 ``coerce(settings)`` -> dict: values cast to the field types (``"1e-3"`` -> 0.001, ``2.0`` -> 2,
     ``"false"`` -> False); unknown keys are left for :meth:`TrainConfig.from_dict` to refuse.
 ``lr_factor(cfg, step, steps_per_epoch)``: the learning-rate multiplier at optimiser step
@@ -20,10 +24,11 @@ API
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
-from sevi_lib.core.errors import InputError
+from sevi_lib.core.errors import InputError, SettingsError, check_settings
 from sevi_lib.core.shells import N_BETA
 
 #: Network architectures accepted by ``arch`` (built by :func:`sevi_lib.nn.network.build_model`).
@@ -124,7 +129,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict | None) -> "TrainConfig":
         """Build from a mapping (e.g. a YAML config section); values are coerced with
-        :func:`coerce`; unknown keys and bad values raise InputError."""
+        :func:`coerce`; unknown keys raise InputError, bad values SettingsError."""
         d = coerce(d)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
@@ -132,35 +137,55 @@ class TrainConfig:
             raise InputError(f"unknown training setting(s): {', '.join(unknown)}")
         if d.get("init_from") is None:
             d.pop("init_from", None)
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
+        return cls(**d)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def validate(self) -> None:
-        """Raise InputError naming the first bad setting."""
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`~sevi_lib.core.errors.SettingsError` naming the first bad setting; returns self.
+
+        Construction runs it (``__post_init__``), so an existing object is valid (``init_from``,
+        when given, names an existing file).
+        """
+        check_settings((_type_ok(f.type, getattr(self, f.name)),
+                        f"{f.name} must be {_TYPE_WORDS[f.type]}, got {getattr(self, f.name)!r}")
+                       for f in dataclasses.fields(self))
         choices = {"arch": ARCHS, "optimizer": ("adam", "nadam", "sgd"),
                    "schedule": ("constant", "step", "cosine"), "amp": ("off", "bf16", "fp16"),
                    "freeze": FREEZE_PARTS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise InputError(f"training setting {name}={getattr(self, name)!r}: choose one of {', '.join(allowed)}")
+        check_settings((getattr(self, name) in allowed,
+                        f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                       for name, allowed in choices.items())
         positive = ("lr", "epochs", "batch_size", "step_size", "log_every", "prefetch_factor")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise InputError(f"training setting {name} must be > 0, got {getattr(self, name)}")
+        check_settings((getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}") for name in positive)
         nonneg = ("momentum", "weight_decay", "warmup_epochs", "gamma", "min_lr_ratio", "val_batch_size",
                   "patience", "min_delta", "num_workers", "threads", "grad_clip", "freeze_epochs",
                   "save_every_epochs", "save_every_steps")
-        for name in nonneg:
-            if getattr(self, name) < 0:
-                raise InputError(f"training setting {name} must be >= 0, got {getattr(self, name)}")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
-            raise InputError(f"training setting device={self.device!r}: choose auto, cpu, cuda or cuda:N")
-        if self.init_from and not Path(self.init_from).exists():
-            raise InputError(f"training setting init_from: {self.init_from}: no such file")
+        check_settings((getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}") for name in nonneg)
+        check_settings([
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+             f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
+            (not self.init_from or Path(self.init_from).exists(), f"init_from: {self.init_from}: no such file"),
+        ])
+        return self
+
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}
+
+
+def _type_ok(kind, value):
+    """Whether `value` is of the field type `kind` (bool, int, float or str; ints pass as floats)."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, kind)
 
 
 _TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
@@ -186,8 +211,8 @@ def coerce(settings: dict | None) -> dict:
 
     Raises
     ------
-    InputError
-        A value that cannot be cast (names the setting).
+    SettingsError
+        A value that cannot be cast (the message starts with the setting's name).
     """
     out = dict(settings or {})
     for key, value in list(out.items()):
@@ -207,7 +232,7 @@ def coerce(settings: dict | None) -> dict:
             elif kind is str:
                 out[key] = str(value)
         except (KeyError, ValueError):
-            raise InputError(f"training setting {key}={value!r} is not a {kind.__name__}") from None
+            raise SettingsError(f"{key} must be {_TYPE_WORDS[kind]}, got {value!r}") from None
     return out
 
 
@@ -273,19 +298,28 @@ class SynthSettings:
     detector_params: dict = dataclasses.field(default_factory=dict)
     threads: int = 1
 
-    def validate(self) -> None:
-        """Raise InputError naming the first bad setting."""
-        for name in ("prior", "view", "detector_params"):
-            if not isinstance(getattr(self, name), dict):
-                raise InputError(f"synthesis setting {name} must be a JSON object, got {getattr(self, name)!r}")
-        if self.n_beta < 1:
-            raise InputError(f"synthesis setting n_beta must be >= 1, got {self.n_beta}")
-        if not 0.0 <= self.detector_fraction <= 1.0:
-            raise InputError(f"synthesis: detector_fraction {self.detector_fraction} must be in [0, 1]")
-        if not self.electrons_per_frame > 0:
-            raise InputError(f"synthesis setting electrons_per_frame must be > 0, got {self.electrons_per_frame}")
-        if self.threads < 1:
-            raise InputError(f"synthesis setting threads must be >= 1, got {self.threads}")
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "SynthSettings":
+        """Raise :class:`~sevi_lib.core.errors.SettingsError` naming the first bad setting; returns self.
+
+        Construction runs it (``__post_init__``), so an existing object is valid.
+        """
+        check_settings((isinstance(getattr(self, name), dict),
+                        f"{name} must be a JSON object, got {getattr(self, name)!r}")
+                       for name in ("prior", "view", "detector_params"))
+        check_settings((_type_ok(kind, getattr(self, name)),
+                        f"{name} must be {_TYPE_WORDS[kind]}, got {getattr(self, name)!r}")
+                       for name, kind in (("n_beta", int), ("threads", int), ("detector_fraction", float),
+                                          ("electrons_per_frame", float)))
+        check_settings([
+            (self.n_beta >= 1, f"n_beta must be >= 1, got {self.n_beta}"),
+            (0.0 <= self.detector_fraction <= 1.0, f"detector_fraction must be in [0, 1], got {self.detector_fraction}"),
+            (self.electrons_per_frame > 0, f"electrons_per_frame must be > 0, got {self.electrons_per_frame}"),
+            (self.threads >= 1, f"threads must be >= 1, got {self.threads}"),
+        ])
+        return self
 
 
 #: Fields of :class:`SynthSettings` that ``sevi nn prior`` uses.
