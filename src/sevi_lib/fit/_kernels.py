@@ -27,7 +27,7 @@ from sevi_lib.fit.layout import amplitudes_per_shell, shell_offset
 
 #: Everything the kernels read, one record (see the module docstring).
 Workspace = namedtuple("Workspace", ["K", "idx", "t", "pm", "scale", "li", "mi", "full", "cont", "imax", "fine",
-                                     "shift", "h"])
+                                     "shift", "h", "total"])
 Workspace.__doc__ = """Evaluation points and spline tables of one geometry.
 
 K : int
@@ -56,6 +56,10 @@ fine, shift : ndarray of int64, shape (n_shells,)
     (:func:`_row`; :meth:`sevi_lib.fit.points.PointSet.workspace`).
 h : float
     The cell width (table step of the fine rows).
+total : ndarray, shape (cells, 4, n + 1)
+    In a value-only workspace, the contracted value tables of all shells summed, one row per
+    cell of width h (:func:`sum_tables`): the value kernel's one spline per node and column
+    instead of one per shell; empty (no rows) otherwise.
 """
 
 
@@ -253,7 +257,8 @@ def value_kernel(ws, counts, theta, mu_out, chunk):
     The same mu_g as :func:`loglike_kernel` (up to rounding: the contracted spline is the
     amplitude-weighted sum of the basis splines) at ``n + 1`` spline evaluations per shell and
     node instead of ``(n + 1)(n + 2) / 2 + 2 (n + 1)``, and only over the shells that reach the
-    chunk (:func:`_chunk_shells`). Chunks of `chunk` groups run in parallel; their partial sums
+    chunk (:func:`_chunk_shells`); with the summed table (``ws.total``, a value-only workspace)
+    ``n + 1`` per node whatever the number of shells. Chunks of `chunk` groups run in parallel; their partial sums
     are added in chunk order (the same value on any number of threads).
 
     Parameters
@@ -273,11 +278,12 @@ def value_kernel(ws, counts, theta, mu_out, chunk):
     G = counts.shape[0]
     nch = (G + chunk - 1) // chunk
     parts = np.zeros(nch)
+    summed = ws.total.shape[0] > 0
     for ch in prange(nch):
         g0 = ch * chunk
         g1 = min(g0 + chunk, G)
         act = np.empty(S, dtype=np.int64)
-        na = _chunk_shells(ws, g0, g1, act)
+        na = 0 if summed else _chunk_shells(ws, g0, g1, act)
         ll = 0.0
         for g in range(g0, g1):
             lam = 0.0
@@ -287,6 +293,12 @@ def value_kernel(ws, counts, theta, mu_out, chunk):
                 if i < 0:
                     continue
                 te = ws.t[e]
+                if summed:  # all shells in one table
+                    if i < ws.total.shape[0]:
+                        ttab = ws.total[i]
+                        for m in range(n1):
+                            lam += _spl(ttab, m, te) * ws.pm[e, m]
+                    continue
                 for a in range(na):
                     j = act[a]
                     if i > ws.imax[j]:
@@ -647,3 +659,39 @@ def _moments_row(p, R, s, nk, nd, xg, wg, norm, lo_shell, hi, fac, x, pl, out):
                 v = pl[2 * k, j]
                 for d in range(nd):
                     out[d, k] += fac[d, j] * v
+
+
+@njit(cache=True)
+def sum_tables(cont, imax, fine, shift, h, n1, out):
+    """The contracted value tables of all shells summed per fine cell into out, shape (cells, 4, n1).
+
+    A row of ``2 ** shift[j]`` cells inside a shell's fine start is one cubic in the offset
+    from the row's start; cell i of it is that cubic re-expanded about the cell's start (offset u:
+    a' = a, b' = 3 a u + b, c' = (3 a u + 2 b) u + c, d' = ((a u + b) u + c) u + d), so the sum is a
+    cubic per cell, the same values as the shells' own tables up to rounding. Cells beyond a
+    shell's ``imax`` get nothing from it (zero there).
+    """
+    cells = out.shape[0]
+    for i in range(cells):
+        for k in range(4):
+            for m in range(n1):
+                out[i, k, m] = 0.0
+    for j in range(cont.shape[0]):
+        f = fine[j]
+        p = shift[j]
+        for i in range(min(imax[j] + 1, cells)):
+            if i >= f:
+                r = (f >> p) + i - f
+                u = 0.0
+            else:
+                r = i >> p
+                u = (i & ((1 << p) - 1)) * h
+            for m in range(n1):
+                a = cont[j, r, 0, m]
+                b = cont[j, r, 1, m]
+                c = cont[j, r, 2, m]
+                d = cont[j, r, 3, m]
+                out[i, 0, m] += a
+                out[i, 1, m] += 3.0 * a * u + b
+                out[i, 2, m] += (3.0 * a * u + 2.0 * b) * u + c
+                out[i, 3, m] += ((a * u + b) * u + c) * u + d

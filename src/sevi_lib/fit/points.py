@@ -162,8 +162,13 @@ class PointSet:
             _combine(coef, nd_cont, dc, cont[j, :rows[j]])
             if nd_full:
                 _combine(coef, nd_full, dp, full[j, :rows[j]])
+        if value_only:  # all shells' value tables summed per cell (the value kernel's one table)
+            total = np.empty((int(imax.max()) + 1 if S else 0, 4, n1))
+            _kernels.sum_tables(cont, imax, fine, shift, self.h, n1, total)
+        else:
+            total = np.empty((0, 4, n1))
         return _kernels.Workspace(self.K, self.idx, self.t, self.pm, self.scale, self.li, self.mi, full, cont, imax,
-                                  fine, shift, self.h)
+                                  fine, shift, self.h, total)
 
     def loglike(self, theta, counts, S, want=0, mu_out=None, like=None, geometry_curvature=None):
         """sum_g counts_g log mu_g with gradient and Fisher matrix (want = 0, 1, 2).
