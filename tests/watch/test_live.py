@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from sevi_lib.cli import main
+from sevi_lib.core.errors import SettingsError
 from sevi_lib.core.io import FrameReader, FrameWriter
 from sevi_lib.core.shells import Shells
 from sevi_lib.detect.settings import SurveySettings
@@ -90,6 +91,34 @@ def test_status_says_when_the_target_is_reached():
     assert "TARGET REACHED" not in "\n".join(status_lines(st))
     assert st["targets"]["se_beta2"]["frames_needed"] == 4000
 
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"refit_seconds": 0.0}, "refit_seconds must be > 0, got 0.0"),
+    ({"poll_seconds": float("inf")}, "poll_seconds must be a finite number"),
+    ({"segment_frames": 0}, "segment_frames must be >= 1"),
+    ({"chunk": 2.5}, "chunk must be an integer, got 2.5"),
+    ({"fit_nice": 20}, "fit_nice must be in 0 .. 19, got 20"),
+    ({"target_se": -0.01}, "target_se must be > 0"),
+    ({"target_distance": "small"}, "target_distance must be a finite number or None"),
+])
+def test_settings_refuse_a_bad_value_on_construction(bad, message):
+    assert WatchSettings(target_se=None, target_distance=0.02).validate().target_distance == 0.02
+    with pytest.raises(SettingsError) as exc:
+        WatchSettings(**bad)
+    assert str(exc.value).startswith(next(iter(bad))) and message in str(exc.value)
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--refit-seconds", "0", "refit_seconds must be > 0"),
+    ("--fit-nice", "25", "fit_nice must be in 0 .. 19, got 25"),
+])
+def test_the_command_turns_a_bad_setting_into_one_line(tmp_path, run_file, capsys, flag, value, message):
+    assert main(["watch", str(run_file), "--state", str(tmp_path / "st"), "--quiet", flag, value]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sevi: error: ") and message in lines[0], err
+    assert not (tmp_path / "st").exists()
 
 def test_writer_flags_while_open_and_after_close(tmp_path, run_file):
     with FrameReader(run_file) as r:

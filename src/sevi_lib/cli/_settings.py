@@ -92,8 +92,6 @@ def settings_from_args(cls, args, prefix="set_", **extra):
     """Instance of `cls` from the given flags (and `extra` fields); a bad value is an InputError."""
     values = {**given_settings(cls, args, prefix), **extra}
     try:
-        obj = cls(**values)  # the stages' settings validate on construction (SettingsError, a ValueError)
-        validate = getattr(obj, "validate", None)  # the network's and the watcher's settings on request
-        return validate() or obj if callable(validate) else obj
+        return cls(**values)  # every settings dataclass validates on construction (SettingsError, a ValueError)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{cls.__name__}: {exc}") from None

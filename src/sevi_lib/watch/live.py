@@ -20,13 +20,14 @@ file is complete when the watch starts; otherwise of its first
 """
 
 import math
+import numbers
 import os
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from sevi_lib.core.errors import InputError
+from sevi_lib.core.errors import InputError, check_settings
 from sevi_lib.core.geometry import N_PIX
 from sevi_lib.watch.sources import CHUNK_NAME
 from sevi_lib.watch.state import concat_electrons
@@ -74,20 +75,35 @@ class WatchSettings:
     target_distance: float | None = None
     fit_nice: int = 10
 
+    def __post_init__(self):
+        self.validate()
+
     def validate(self):
-        for name in ("refit_seconds", "poll_seconds", "segment_seconds", "idle_seconds"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("segment_frames", "chunk", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.fit_nice <= 19:
-            raise ValueError(f"fit_nice must be in 0 .. 19, got {self.fit_nice}")
-        for name in ("target_se", "target_distance"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ValueError(f"{name} must be > 0, got {v}")
+        """Raise :class:`~sevi_lib.core.errors.SettingsError` naming the first bad setting; returns self.
+
+        Construction runs it (``__post_init__``), so an existing object is valid.
+        """
+        floats = ("refit_seconds", "poll_seconds", "segment_seconds", "idle_seconds")
+        ints = ("segment_frames", "chunk", "threads", "fit_nice")
+        targets = ("target_se", "target_distance")
+        check_settings((_is_number(getattr(self, name)), f"{name} must be a finite number, got {getattr(self, name)!r}")
+                       for name in floats)
+        check_settings((_is_number(getattr(self, name)) or getattr(self, name) is None,
+                        f"{name} must be a finite number or None, got {getattr(self, name)!r}") for name in targets)
+        check_settings((isinstance(getattr(self, name), numbers.Integral) and not isinstance(getattr(self, name), bool),
+                        f"{name} must be an integer, got {getattr(self, name)!r}") for name in ints)
+        check_settings((getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}") for name in floats)
+        check_settings((getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
+                       for name in ("segment_frames", "chunk", "threads"))
+        check_settings([(0 <= self.fit_nice <= 19, f"fit_nice must be in 0 .. 19, got {self.fit_nice}")])
+        check_settings((getattr(self, name) is None or getattr(self, name) > 0,
+                        f"{name} must be > 0, got {getattr(self, name)}") for name in targets)
         return self
+
+
+def _is_number(value):
+    """A finite real number that is not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def projection(se_now, frames, target, frame_rate):
@@ -243,7 +259,7 @@ class Watcher:
         from sevi_lib.fit.settings import FitSettings
 
         self.source, self.state = source, state
-        self.settings = (settings or WatchSettings()).validate()
+        self.settings = settings or WatchSettings()
         self.params = params or DetectorParams()
         self.fit_settings = fit_settings or FitSettings()
         if self.fit_settings.method == "sum":
@@ -334,7 +350,8 @@ class Watcher:
         """Write the segment of frames [start, stop) from detector `det` and its tables."""
         result = {"electrons": concat_electrons(pending), "count_map": det.count_map,
                   "intensity_sum": det.intensity_sum(), "blob_hist": det.blob_hist, "n_frames": det.n_frames}
-        self.state.write_segment(result, source, start, stop, det.params, self.camera, self.watch_id)
+        self.state.write_segment(result, source=source, start=start, stop=stop, params=det.params,
+                                 camera=self.camera, watch_id=self.watch_id)
         det.close()
 
     # ------------------------------------------------------------------------------ the loop

@@ -113,7 +113,7 @@ class WatchState:
         segs = self.segment_paths()
         return segs[-1][1] if segs else 0
 
-    def write_segment(self, result, source, start, stop, params, camera, watch_id):
+    def write_segment(self, result, *, source, start, stop, params, camera, watch_id):
         """Write the segment of frames [start, stop) atomically (a detection shard).
 
         Parameters
