@@ -16,8 +16,9 @@ with the standard errors from the observed information). "Far from light" means 
 ``B = max(ceil(pedestal + k sd), bright_floor)`` (``k = noise_sigmas``), so that the tails of
 the spots (below 0.5 counts only 25-27 px from a spot's centre) do not widen the noise. The
 bright level needs the noise, so the estimate is iterated to a fixed point (at most 4 fits):
-from the lowest level ``bright_floor`` or, when no pixel lies far from such values (a noisy
-camera), from a first fit to the low values of all pixels (at most the 75 % quantile + 2).
+from the lowest level ``bright_floor`` or, when (almost) no pixel lies far from such values (a
+noisy camera: fewer than :data:`MIN_QUIET_FRACTION` of them), from a first fit to the low values
+of all pixels (at most the 75 % quantile + 2).
 With two distinct values only the data determine one parameter: the pedestal is then fixed
 (at 0 when 0 is one of them, else at their mean) and the width fitted; with one distinct value
 the noise is 0 (the published frames: every pixel far from a spot is exactly 0).
@@ -518,8 +519,19 @@ def quiet_histogram(frame, bright, radius, near, last, hist):
     return added
 
 
+#: The fewest pixels far from light, as a fraction of the sampled pixels, that the noise is fitted
+#: to. Below it the bright level is taken for noise, not light: at the floor of 4 counts a noise
+#: of 1.5 counts lights 1 % of the pixels, so only a few pixels in a corner lie 24 px from all of
+#: them, and their values (mostly 0) made a noise of 0.6 a false fixed point (a 3000-frame file
+#: of config/lab.yaml: 4 pixels, noise 0.62 for 1.5).
+MIN_QUIET_FRACTION = 1e-3
+
+
 def _quiet_fit(frames, bright, radius):
-    """(mu, sd, mu_se, sd_se, n) from the pixels of `frames` far from pixels >= bright."""
+    """(mu, sd, mu_se, sd_se, n) from the pixels of `frames` far from pixels >= bright.
+
+    None when fewer than :data:`MIN_QUIET_FRACTION` of the pixels are that far from light.
+    """
     n, m = frames.shape[1:]
     near = np.empty((n, m), dtype=np.uint8)
     last = np.empty(m, dtype=np.int64)
@@ -527,7 +539,7 @@ def _quiet_fit(frames, bright, radius):
     total = 0
     for f in frames:
         total += quiet_histogram(f, int(bright), int(radius), near, last, hist)
-    if total == 0:
+    if total == 0 or total < MIN_QUIET_FRACTION * frames.size:
         return None
     return (*fit_clipped_normal(hist[:bright]), total)
 
@@ -634,8 +646,9 @@ def survey_frames(source, settings=None, threads=1):
         if got is None:
             got = _quiet_fit(frames, bright, settings.exclude_px)
         if got is None:
-            raise InputError(f"{name or 'frames'}: no pixel of the {frames.shape[0]} sampled frames lies "
-                             f"{settings.exclude_px} px from light (>= {bright} counts); cannot estimate the noise")
+            raise InputError(f"{name or 'frames'}: fewer than {MIN_QUIET_FRACTION:.1%} of the pixels of the "
+                             f"{frames.shape[0]} sampled frames lie {settings.exclude_px} px from light "
+                             f"(>= {bright} counts); cannot estimate the noise")
         mu, sd, mu_se, sd_se, n_px = got
         got = None
         new = _bright_level(mu, sd, settings)
