@@ -74,7 +74,8 @@ def main(argv=None):
         path = a.out / base / f"{split}_{k}.h5"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_shard(path, "finetune", 64, 0, f"exp/{split}/{k}", settings, first_pass=R / "answer/fit.h5",
+            write_shard(path, "finetune", 64, seed=0, key=f"exp/{split}/{k}", settings=settings,
+                        first_pass=R / "answer/fit.h5",
                         count_map=R / "detect/count_map.npy")
         return path
 

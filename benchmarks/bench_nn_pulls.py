@@ -52,7 +52,7 @@ def main(argv=None):
     if not test.exists():
         settings = SynthSettings(prior=nn["finetune"]["prior"], view=nn["view"], n_beta=nn["n_beta"])
         first_se = wd / "results/answer/fit.json" if nn["finetune"]["prior"].get("beta_width_se") else None
-        write_shard(test, "finetune", a.n, nn["seed"], "bench/pulls/0", settings,
+        write_shard(test, "finetune", a.n, seed=nn["seed"], key="bench/pulls/0", settings=settings,
                     first_pass=wd / "results/answer/fit.h5", count_map=wd / "results/detect/count_map.npy",
                     first_pass_se=first_se)
     labels = ShardDataset(calib).labels()

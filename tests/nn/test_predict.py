@@ -65,11 +65,11 @@ def tiny_checkpoint(tmp_path_factory):
 def test_predict_answer_and_cli(tiny_checkpoint, tmp_path):
     ckpt, view = tiny_checkpoint
     m = _map([0.5, 0.8], [0.007, 0.008], [[1.0, 0.5], [0.3, 0.1]], n=20000)
-    R, beta = predict_answer(ckpt, m, view, device="cpu")
+    R, beta = predict_answer(ckpt, m, view=view, device="cpu")
     assert beta.shape == (2, 12) and R.shape == (2,) and R[0] < R[1]
     np.testing.assert_array_equal(predict_answer(ckpt, m, device="cpu")[1], beta)  # view from the checkpoint
     with pytest.raises(InputError, match="trained on view"):
-        predict_answer(ckpt, m, View("full", 16), device="cpu")
+        predict_answer(ckpt, m, view=View("full", 16), device="cpu")
     np.save(tmp_path / "map.npy", m)
     rc = main(["nn", "predict", str(ckpt), str(tmp_path / "map.npy"), "--out", str(tmp_path / "nn.h5"),
                "--view", '{"name": "fold", "downsample": 8}', "--device", "cpu"])

@@ -189,10 +189,10 @@ def test_finetune_prior_as_wide_as_the_first_pass_is_uncertain(tmp_path):
             "se_beta": se[::-1].tolist(), "centre": [0.0, 0.0]}
     (tmp_path / "fit.json").write_text(json.dumps(side))
     settings = SynthSettings(prior={"beta_width_se": 2.0, "electrons": [1000, 2000]}, n_beta=4)
-    prior = stage_prior("finetune", settings, tmp_path / "fit.h5", first_pass_se=tmp_path / "fit.json")
+    prior = stage_prior("finetune", settings, first_pass=tmp_path / "fit.h5", first_pass_se=tmp_path / "fit.json")
     np.testing.assert_allclose(prior.beta_sigma, np.pad(2 * se, ((0, 0), (0, 1))))
     np.testing.assert_allclose(prior.beta_high - prior.beta_mu, 3.0 * prior.beta_sigma)
     draw = sample(prior, 400, np.random.default_rng(0))
     np.testing.assert_allclose(draw.beta[:, :, :3].std(axis=0), 2 * se, rtol=0.2)
     with pytest.raises(InputError, match="standard errors"):
-        stage_prior("finetune", settings, tmp_path / "fit.h5")
+        stage_prior("finetune", settings, first_pass=tmp_path / "fit.h5")

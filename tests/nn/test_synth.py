@@ -85,9 +85,9 @@ def test_maps_are_the_histogram_of_the_simulator():
 
 def test_bad_arguments(tmp_path):
     with pytest.raises(InputError, match="samples"):
-        synthesize(tmp_path / "x.h5", PRIOR, VIEW, 0, 1, "k")
+        synthesize(tmp_path / "x.h5", PRIOR, VIEW, 0, seed=1, key="k")
     with pytest.raises(InputError, match="detector_fraction"):
-        synthesize(tmp_path / "x.h5", PRIOR, VIEW, 2, 1, "k", detector_fraction=1.5)
+        synthesize(tmp_path / "x.h5", PRIOR, VIEW, 2, seed=1, key="k", detector_fraction=1.5)
     assert not list(tmp_path.iterdir())
 
 
@@ -145,10 +145,10 @@ def test_detector_map_through_a_lab_camera():
 
 def test_shard_through_a_camera_records_it(tmp_path):
     prior = pretrain_prior({"electrons": [300, 400]})
-    args = (prior, VIEW, 2, 2, "d")
-    plain = synthesize(tmp_path / "p.h5", *args, detector_fraction=1.0)
-    same = synthesize(tmp_path / "n.h5", *args, detector_fraction=1.0, camera=None)
-    lab = synthesize(tmp_path / "l.h5", *args, detector_fraction=1.0, camera=_lab_camera())
+    args, kw = (prior, VIEW, 2), {"seed": 2, "key": "d", "detector_fraction": 1.0}
+    plain = synthesize(tmp_path / "p.h5", *args, **kw)
+    same = synthesize(tmp_path / "n.h5", *args, **kw, camera=None)
+    lab = synthesize(tmp_path / "l.h5", *args, **kw, camera=_lab_camera())
     dp, dn, dl = (_read(tmp_path / f"{n}.h5") for n in "pnl")
     for k in dp:
         np.testing.assert_array_equal(dp[k], dn[k])

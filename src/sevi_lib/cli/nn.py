@@ -151,7 +151,7 @@ def run_synth(args):
     from sevi_lib.nn.synth import write_shard
 
     settings = settings_from_args(SynthSettings, args)
-    attrs, prior, view = write_shard(args.out, args.stage, args.n, args.seed, args.key, settings,
+    attrs, prior, view = write_shard(args.out, args.stage, args.n, seed=args.seed, key=args.key, settings=settings,
                                      first_pass=args.first_pass, count_map=args.count_map, camera=args.camera,
                                      first_pass_se=args.first_pass_se,
                                      progress=args.progress or False)
@@ -166,7 +166,8 @@ def run_prior(args):
     from sevi_lib.nn.priors import summarize
 
     settings = settings_from_args(SynthSettings, args)
-    out = summarize(stage_prior(args.stage, settings, args.first_pass, args.count_map, args.first_pass_se),
+    out = summarize(stage_prior(args.stage, settings, first_pass=args.first_pass, count_map=args.count_map,
+                                first_pass_se=args.first_pass_se),
                     args.n, args.seed)
     if args.json:
         print(json.dumps(out, indent=1))
@@ -208,7 +209,7 @@ def run_predict(args):
     from sevi_lib.nn.views import View
 
     view = None if args.view is None else View.from_config(args.view)
-    R, beta = predict_file(args.checkpoint, args.count_map, args.out, view, radii_from=args.radii_from,
+    R, beta = predict_file(args.checkpoint, args.count_map, args.out, view=view, radii_from=args.radii_from,
                            device=args.device)
     for j in range(len(R)):
         print(f"shell {j}: R = {R[j]:.4f}, beta = " + " ".join(f"{b:.4f}" for b in beta[j]))

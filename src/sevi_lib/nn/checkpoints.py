@@ -4,14 +4,14 @@ API
 ---
 ``list_checkpoints(run_dir, extra=False)`` -> sorted paths of ``run_dir/checkpoints/epoch_*.pt``
     (plus ``best.pt`` and ``last.pt`` when ``extra``).
-``checkpoint_table(run_dir, data, ...)`` -> pandas DataFrame, one row per checkpoint:
+``checkpoint_table(run_dir, data, *, ...)`` -> pandas DataFrame, one row per checkpoint:
     ``checkpoint``, ``epoch``, ``step``, ``n``, ``mean``, ``std``, ``median``, ``p90`` (of the
     per-sample distance summed over shells), ``shell0``, ``shell1`` (mean per-shell distance;
     ``shell2`` ... for networks with more shells),
     ``val_at_training`` (the validation distance recorded when it was saved), ``best`` (True on
     the row with the lowest ``mean``).
 ``best_checkpoint(table)`` -> path of the row with the lowest mean distance.
-``compare_checkpoints(a, b, data, ...)`` -> (DataFrame, summary dict): one row per sample,
+``compare_checkpoints(a, b, data, *, ...)`` -> (DataFrame, summary dict): one row per sample,
     sorted by how much the two networks disagree (``disagreement`` = distance between the two
     predictions, summed over shells), with ``index``, ``shard``, ``row``, per-shell
     disagreements, each checkpoint's distance to the label (``dist_a``, ``dist_b``) and the
@@ -85,7 +85,7 @@ def _source(ds) -> ShardDataset:
     return getattr(ds, "source", ds)
 
 
-def checkpoint_table(run_dir, data, batch_size: int = 64, device="auto", num_workers: int = 0,
+def checkpoint_table(run_dir, data, *, batch_size: int = 64, device="auto", num_workers: int = 0,
                      extra: bool = False, cache_bytes: int = 1 << 30) -> pd.DataFrame:
     """Evaluate every checkpoint of a run folder on the same labelled samples.
 
@@ -151,7 +151,7 @@ def _radii(ds: ShardDataset) -> np.ndarray | None:
     return np.concatenate(out)
 
 
-def compare_checkpoints(a, b, data, batch_size: int = 64, device="auto", num_workers: int = 0,
+def compare_checkpoints(a, b, data, *, batch_size: int = 64, device="auto", num_workers: int = 0,
                         cache_bytes: int = 1 << 30):
     """Predictions of two checkpoints on the same samples, largest disagreements first.
 

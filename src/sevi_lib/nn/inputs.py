@@ -18,7 +18,7 @@ API
 ``read_centre(path)`` -> ``(x0, z0)``: the fitted image centre of a fit's JSON sidecar (its
     ``"centre"``, screen units), finite and on the screen.
 ``check_prediction(R, beta, what)``: the numbers an Answer is written from are finite and in range.
-``stage_prior(stage, settings, first_pass=None, count_map=None)`` -> :class:`~sevi_lib.nn.priors.Prior`:
+``stage_prior(stage, settings, *, first_pass=None, count_map=None, first_pass_se=None)`` -> :class:`~sevi_lib.nn.priors.Prior`:
     the prior of ``sevi nn synth`` / ``sevi nn prior`` from their settings and files.
 
 Outputs are checked with :func:`sevi_lib.core.io.check_outputs` before any work.
@@ -177,7 +177,7 @@ def check_prediction(R, beta, what="prediction"):
         raise InputError(f"{what}: the network predicted non-finite beta")
 
 
-def stage_prior(stage, settings, first_pass=None, count_map=None, first_pass_se=None):
+def stage_prior(stage, settings, *, first_pass=None, count_map=None, first_pass_se=None):
     """The prior of a synthesis stage, from its settings and input files.
 
     Parameters

@@ -99,7 +99,7 @@ def radii_from_map(count_map, n_shells=2, min_separation=0.03, smooth=2.0, min_p
     return np.sort(np.array(out))
 
 
-def predict_answer(checkpoint, count_map, view=None, R=None, device="auto"):
+def predict_answer(checkpoint, count_map, *, view=None, R=None, device="auto"):
     """Beta's of the network's K shells, and radii, for one count map.
 
     Parameters
@@ -156,7 +156,7 @@ def predict_answer(checkpoint, count_map, view=None, R=None, device="auto"):
     return R, beta
 
 
-def predict_file(checkpoint, count_map, out, view=None, radii_from=None, device="auto"):
+def predict_file(checkpoint, count_map, out, *, view=None, radii_from=None, device="auto"):
     """``sevi nn predict``: the network's Answer for a count map file, written to `out`.
 
     The output path is checked before any work (not an input, writable); the radii of
@@ -186,7 +186,7 @@ def predict_file(checkpoint, count_map, out, view=None, radii_from=None, device=
     check_outputs([out], [checkpoint, count_map, radii_from])
     m = read_map(count_map)
     R = read_radii(radii_from) if radii_from else None
-    R, beta = predict_answer(checkpoint, m, view, R=R, device=device)
+    R, beta = predict_answer(checkpoint, m, view=view, R=R, device=device)
     check_prediction(R, beta, what=str(out))
     write_answer(out, R, beta)
     return R, beta
@@ -247,7 +247,7 @@ def ensemble_file(checkpoints, count_map, calib, out, sidecar, *, prior_sidecar=
     labels = ShardDataset(calib).labels()
     members, calib_preds = [], []
     for ck in checkpoints:
-        R_m, beta = predict_answer(ck, m, view, R=R, device=device)
+        R_m, beta = predict_answer(ck, m, view=view, R=R, device=device)
         if members and beta.shape != members[0].shape:
             raise InputError(f"{ck}: predicts {beta.shape} betas, {checkpoints[0]} {members[0].shape}")
         members.append(beta)

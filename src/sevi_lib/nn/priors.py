@@ -374,7 +374,7 @@ def pretrain_prior(cfg=None, n_beta=N_BETA, map_total=None):
     )
 
 
-def finetune_prior(R, beta, cfg=None, sigma_R=None, map_total=None, beta_se=None):
+def finetune_prior(R, beta, cfg=None, *, sigma_R=None, map_total=None, beta_se=None):
     """The fine-tuning prior, centred on a first-pass estimate.
 
     Each beta coefficient of shell j is a normal centred on ``beta[j]`` with standard deviation

@@ -154,7 +154,7 @@ def camera_attrs(camera=None):
             "hot_pixels": len(camera.hot_pixels)}
 
 
-def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, detection_loss=0.1,
+def detector_map(R, sigma_R, beta, n_electrons, seed, *, electrons_per_frame=80.0, detection_loss=0.1,
                  detector_params=None, chunk=32, camera=None):
     """Count map of one sample built frame by frame through the renderer and the detector.
 
@@ -208,7 +208,7 @@ def detector_map(R, sigma_R, beta, n_electrons, seed, electrons_per_frame=80.0, 
         return det.count_map.copy()
 
 
-def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons_per_frame=80.0,
+def synthesize(path, prior, view, n, *, seed, key, detector_fraction=0.0, electrons_per_frame=80.0,
                detector_params=None, threads=None, progress=False, camera=None):
     """Write one synthesis shard (atomically; see the module docstring for the layout).
 
@@ -296,8 +296,8 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
                     bar.update(len(idx))
             for i in np.flatnonzero(use_detector):
                 m = detector_map(draw.R[i], draw.sigma_R[i], draw.beta[i], draw.n_electrons[i],
-                                 int(sim_seeds[i, 0]), electrons_per_frame, detector_params=detector_params,
-                                 camera=camera)
+                                 int(sim_seeds[i, 0]), electrons_per_frame=electrons_per_frame,
+                                 detector_params=detector_params, camera=camera)
                 inputs[i] = apply_view(m, view)
                 if bar is not None:
                     bar.update(1)
@@ -308,7 +308,7 @@ def synthesize(path, prior, view, n, seed, key, detector_fraction=0.0, electrons
     return attrs
 
 
-def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_map=None, progress=False,
+def write_shard(out, stage, n, *, seed, key, settings=None, first_pass=None, count_map=None, progress=False,
                 camera=None, first_pass_se=None):
     """One synthesis shard from the command's settings and input files (``sevi nn synth``).
 
@@ -356,7 +356,7 @@ def write_shard(out, stage, n, seed, key, settings=None, first_pass=None, count_
         camera = read_survey(camera_file)
     prior = stage_prior(stage, settings, first_pass=first_pass, count_map=count_map, first_pass_se=first_pass_se)
     view = View.from_config(settings.view)
-    attrs = synthesize(out, prior, view, n, seed, key, detector_fraction=settings.detector_fraction,
+    attrs = synthesize(out, prior, view, n, seed=seed, key=key, detector_fraction=settings.detector_fraction,
                        electrons_per_frame=settings.electrons_per_frame, detector_params=settings.detector_params,
                        threads=settings.threads, progress=progress, camera=camera)
     return attrs, prior, view

@@ -10,7 +10,7 @@ API
 ---
 ``TrainConfig``, ``lr_factor``, ``RESUME_FREE``
     Re-exported from the torch-free :mod:`sevi_lib.nn.settings` (the settings and the schedule).
-``train(cfg, train_paths, val_paths, run_dir, callback=None) -> dict``
+``train(cfg, train_paths, val_paths, run_dir, *, callback=None) -> dict``
     Train (or resume) into ``run_dir``; returns ``best_checkpoint``, ``best_val``,
     ``best_epoch``, ``last_checkpoint``, ``epochs_run``, ``steps``, ``stopped_early``,
     ``run_dir``, ``device``. The run is a :class:`_Run` object whose methods are its phases
@@ -230,7 +230,7 @@ class _Run:
     :meth:`interrupt` is the one way out on SIGTERM / SIGINT.
     """
 
-    def __init__(self, cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None):
+    def __init__(self, cfg: TrainConfig, train_paths, val_paths, run_dir, *, callback=None):
         cfg.validate()
         self.cfg, self.callback = cfg, callback
         self.run_dir = Path(run_dir)
@@ -596,7 +596,7 @@ class _Run:
         return out
 
 
-def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> dict:
+def train(cfg: TrainConfig, train_paths, val_paths, run_dir, *, callback=None) -> dict:
     """Train a network on synthesis shards, or resume the run in ``run_dir``.
 
     Parameters
@@ -623,7 +623,7 @@ def train(cfg: TrainConfig, train_paths, val_paths, run_dir, callback=None) -> d
     InputError
         Bad shards, bad settings, or a ``last.pt`` written with other settings.
     """
-    run = _Run(cfg, train_paths, val_paths, run_dir, callback)
+    run = _Run(cfg, train_paths, val_paths, run_dir, callback=callback)
     try:
         run.resume()
         run.open()
