@@ -170,8 +170,9 @@ def newton_matrix(H, geo, layout):
         log-likelihood there (the observed information), H elsewhere. Where some electrons sit in
         a shell's tail under the current widths (a too narrow start), the Fisher matrix's
         ``c / mu^2`` weighting overstates the information on R and sigma and the ascent crawls;
-        the observed information takes the Newton step (the ten-shell fit of
-        ``benchmarks/bench_many_shells.py`` took 16 Fisher-scoring iterations, 7 so).
+        the observed information takes the Newton step (ten shells of
+        ``benchmarks/bench_many_shells.py``, ``n_beta`` 4, 12000 electrons: 21 Fisher-scoring
+        iterations, 8 so; :func:`maximise` says where it is used).
     """
     M = H.copy()
     for j in range(layout.n_shells):
