@@ -83,7 +83,8 @@ FAST = {
     "tests/workflow/test_checks.py": None,
     "tests/test_layers.py": None,
     "tests/watch/test_live.py": ["test_projection_scales_as_one_over_sqrt_frames",
-                                 "test_status_says_when_the_target_is_reached"],
+                                 "test_status_says_when_the_target_is_reached",
+                                 "test_settings_refuse_a_bad_value_on_construction"],
     "tests/cli/test_watch.py": ["test_live_page_reloads_itself"],
 }
 
