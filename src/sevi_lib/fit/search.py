@@ -200,12 +200,12 @@ class ShellSearch:
         Accepted peaks, smallest radius first: ``R`` (start radius), ``sigma`` (start width),
         ``fwhm``, ``counts`` (N), ``baseline`` (B), ``z``. From the side-band pass: R at the
         smoothed profile's peak, sigma = FWHM / 2.5, N and B of the side-band test. Added by the
-        close-pair step: the window fit's R and sigma_R, FWHM = 2.355 sigma_R, N = the counts
+        close-pair step or the whole-profile pass: the window fit's R and sigma_R, FWHM = 2.355 sigma_R, N = the counts
         within one FWHM of R, B = N minus the added shell's fitted counts there, Z of the deviance
         drop.
     rejected : list of dict
         The most significant candidates that were not accepted (at most five: side-band
-        candidates and close-pair shells tried but not added), same keys.
+        candidates and shells of the later stages tried but not added), same keys.
     test : str
         The test, in words.
     centre : list of float
@@ -286,8 +286,8 @@ def find_shells(rho, weights=None, threshold=Z_MIN, rho_limit=None, centre=(0.0,
     rho : ndarray
         Radii of the data points about the centre.
     weights : ndarray, optional
-        Their weights (pixel counts; electron-equivalents of a frame sum). Both stages take the
-        weighted profile as counts; the close-pair step scales its deviance drop by the window
+        Their weights (pixel counts; electron-equivalents of a frame sum). All stages take the
+        weighted profile as counts; the window fits scale their deviance drop by the
         fit's dispersion (deviance per degree of freedom, at least 1), so that over-dispersed
         weights (gain spread) or a profile the templates do not describe (an off-centre ring)
         do not pass for a shell.
