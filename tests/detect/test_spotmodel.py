@@ -223,3 +223,17 @@ def test_isolated_spots_under_noise_do_not_lean_bright():
     assert bright >= 0.97 * 144 and faint >= bright - 0.05 * 144
     faint0, bright0 = chosen(0)  # the plain 8-connected blobs: the bias this guards against
     assert faint0 < bright0 - 0.1 * 144
+
+
+def test_published_spots_under_read_noise_fit_the_gain_law():
+    # published spots (normal gain, cv 0.1) with read noise 1.5: a pair of electrons 2-4 px apart
+    # fits one round spot with a residual below CHI2_CUT times the noise's but many of its
+    # standard deviations above it; kept, such pairs (gain ~1.8) made cv 0.124 and a gain
+    # histogram of p 1e-9 (a false "no gamma law" warning). The spread-based cut drops them
+    sv = survey_frames(_frames(SpotModel(), 12, 80, 7, 1.5))
+    m = sv.spot
+    assert m is not None and m["n_spots"] > 250
+    assert abs(m["gain_cv"] - 0.1) < 4 * m["gain_cv_se"]
+    assert abs(m["gain_mean"] - 100.0) < 4 * m["gain_mean_se"] + 0.01 * 100.0
+    assert not any("gamma law" in w for w in sv.warnings)
+    assert sv.spot_model_source == "published"

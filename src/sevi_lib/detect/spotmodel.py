@@ -22,7 +22,11 @@ the pedestal fixed at the noise survey's. A pixel's value is a mean over points 
 that offset (variance 0.08 px^2 per axis on the published 5 x 5 sub-grid), which widens the spot
 by that variance and lowers its peak in proportion; the measured width is
 ``sqrt(s_fit^2 - 0.08)`` and the gain ``A_fit s_fit^2 / s^2``, so that the renderer reproduces the
-frames. Standard errors per spot from ``sigma^2 (J^T J)^-1`` with the residual variance.
+frames. Standard errors per spot from ``sigma^2 (J^T J)^-1`` with the residual variance. A spot
+whose mean squared residual lies above ``min(CHI2_CUT, 1 + PAIR_SIGMAS x robust sd)`` times the
+median over the spots is not a single spot (a neighbour's light; under read noise, a pair of
+electrons 2-4 px apart, whose shape departs from one spot by less than the noise per pixel but
+by many standard deviations of the residual over a thousand pixels) and is left out.
 
 **Width and shape**: the mean width and its standard error; the spread over electrons is the
 standard deviation of the fitted widths less the fits' own errors (method of moments); the
@@ -71,6 +75,13 @@ MODEL_FLOOR = 1.5
 #: Spots whose mean squared residual exceeds this many times the median are not single spots
 #: (a neighbour's light, a pair a few pixels apart) and are left out.
 CHI2_CUT = 3.0
+
+#: ... and so are those whose mean squared residual over the median lies more than this many
+#: robust standard deviations (1.4826 x the median absolute deviation over the spots) above 1,
+#: where that is tighter than ``CHI2_CUT``: under read noise the residual of a single spot is the
+#: noise, whose mean square over ~1000 pixels is known to a few per cent, and a pair of electrons
+#: 2-4 px apart adds less than ``CHI2_CUT`` times it but many standard deviations.
+PAIR_SIGMAS = 5.0
 
 #: Levenberg-Marquardt iterations per spot.
 MAX_ITER = 40
@@ -648,7 +659,9 @@ def measure_spot_model(frames, *, threshold, pedestal=0.0, read_noise=0.0, mask=
     ok &= (np.abs(a - h - 0.5) < 2.0) & (np.abs(b - h - 0.5) < 2.0) & (np.abs(rho) < 0.9)
     red = fits[:, 10] / np.maximum(fits[:, 11] - 5, 1)
     if np.count_nonzero(ok) >= 20:
-        ok &= red <= CHI2_CUT * np.median(red[ok])
+        q = red / np.median(red[ok])
+        spread = 1.4826 * float(np.median(np.abs(q[ok] - 1.0)))
+        ok &= q <= min(CHI2_CUT, 1.0 + PAIR_SIGMAS * spread)
     if np.count_nonzero(ok) < 20:
         raise ValueError(f"only {np.count_nonzero(ok)} isolated spots could be fitted: too few to measure the spot model")
     s_fit, A_fit = s[ok], A[ok]
