@@ -48,9 +48,12 @@ passed in) detected / true, recall / precision
 | dim8 | 0.984, 0.935 / 0.951 | 1.005, 0.940 / 0.935 | 1.050, 0.949 / 0.904 |
 
 so the count of a broad or dim law moves by several per cent over a plausible range of the
-prior (the expected number of further electrons within the distance at which two spots merge:
-about 0.1 for the mean density of 80 electrons per frame on a disc of radius 0.8, several times
-that on the thin rings of these shells), while precision falls as recall rises.
+prior, while precision falls as recall rises. What the prior stands for, the expected number of
+further electrons within the distance at which two spots merge, measured on dim8's 30 frames
+from the true positions: 0.10, 0.20, 0.36 other electrons within 1, 1.5, 2 widths of an electron
+(the thin rings of these shells hold about 3 times the density of 80 electrons spread over a disc
+of radius 0.8); the 153 true electrons left unmatched had their nearest neighbour at a median 1.12
+widths (quartiles 0.77, 1.67). The detector uses one prior for every component, wherever it is.
 """
 
 import argparse
