@@ -13,7 +13,8 @@ from sevi_lib.nn.checkpoints import (
     compare_checkpoints,
     list_checkpoints,
 )
-from sevi_lib.nn.trainer import TrainConfig, train
+from sevi_lib.nn.settings import TrainConfig
+from sevi_lib.nn.trainer import train
 
 torch.set_num_threads(1)
 

@@ -50,7 +50,8 @@ def test_radii_from_map_needs_two_shells():
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    from sevi_lib.nn.trainer import TrainConfig, train
+    from sevi_lib.nn.settings import TrainConfig
+    from sevi_lib.nn.trainer import train
 
     d = tmp_path_factory.mktemp("net")
     view = View("fold", 8)

@@ -8,8 +8,6 @@ synthesis and view modules). The loss is :mod:`sevi_lib.nn.loss`, the checkpoint
 
 API
 ---
-``TrainConfig``, ``lr_factor``, ``RESUME_FREE``
-    Re-exported from the torch-free :mod:`sevi_lib.nn.settings` (the settings and the schedule).
 ``train(cfg, train_paths, val_paths, run_dir, *, callback=None) -> dict``
     Train (or resume) into ``run_dir``; returns ``best_checkpoint``, ``best_val``,
     ``best_epoch``, ``last_checkpoint``, ``epochs_run``, ``steps``, ``stopped_early``,
@@ -43,7 +41,7 @@ If ``run_dir/last.pt`` exists, :func:`train` continues from it. The order of sam
 step, so a run resumed from any saved point (end of an epoch, the step at which SIGTERM /
 SIGINT arrived, or every ``save_every_steps`` steps, which also covers SIGKILL) gives the
 same weights as an uninterrupted run on CPU with the same config. Changing a hyper-parameter
-that affects the result (anything but ``RESUME_FREE``) while a ``last.pt`` exists is refused.
+that affects the result (anything but :data:`sevi_lib.nn.settings.RESUME_FREE`) while a ``last.pt`` exists is refused.
 """
 
 from __future__ import annotations
@@ -72,7 +70,7 @@ from sevi_lib.nn.device import autocast, resolve_device, sync
 from sevi_lib.nn.inference import run_model
 from sevi_lib.nn.loss import score_loss, shell_distances
 from sevi_lib.nn.network import build_model, freeze_parameters
-from sevi_lib.nn.settings import RESUME_FREE, TrainConfig, config_conflicts, lr_factor  # noqa: F401 (re-exported)
+from sevi_lib.nn.settings import TrainConfig, config_conflicts, lr_factor
 
 log = logging.getLogger(__name__)
 
