@@ -47,22 +47,26 @@ def test_qp_step_is_the_newton_step_when_feasible_and_stays_feasible_otherwise()
 
 
 def test_newton_step_keeps_weights_and_stays_within_the_step_limits():
-    """A Newton step is refused when it would take a shell's weight below half its value or step
-    beyond the step limits (3 widths in R, half a width in sigma): Fisher scoring then."""
-    from sevi_lib.fit.optimise import NEWTON_KEEP_WEIGHT, _newton_safe
+    """A Newton step is refused when it lies beyond NEWTON_LIMIT times the step limits (3 widths in
+    R, half a width in sigma) or, scaled into them, would take a shell's weight below
+    NEWTON_KEEP_WEIGHT of its value: Fisher scoring then. Else it is scaled into the limits."""
+    from sevi_lib.fit.optimise import NEWTON_KEEP_WEIGHT, NEWTON_LIMIT, _limit, _newton_safe
 
     theta = _theta(np.zeros((2, 2)), n=1000.0)
     layout = ParamLayout(2, 2)
+    s = 0.006
     d = np.zeros_like(theta)
-    d[layout.R(1)] = 2.9 * 0.006
-    d[layout.sigma(0)] = -0.49 * 0.006
+    d[layout.R(1)] = 0.9 * NEWTON_LIMIT * 3 * s
+    d[layout.sigma(0)] = -0.3 * s
     d[layout.offset(1)] = -0.99 * (1 - NEWTON_KEEP_WEIGHT) * 1000.0
-    assert _newton_safe(d, theta, layout)
-    for k, v in ((layout.offset(1), -1.01 * (1 - NEWTON_KEEP_WEIGHT) * 1000.0), (layout.R(1), 3.1 * 0.006),
-                 (layout.sigma(0), -0.51 * 0.006)):
+    step = _newton_safe(d, theta, layout)
+    lim = _limit(d, theta, layout)
+    assert lim > 1 and np.allclose(step, d / lim) and _limit(step, theta, layout) == pytest.approx(1.0)
+    for k, v in ((layout.offset(1), -1.01 * (1 - NEWTON_KEEP_WEIGHT) * 1000.0 * lim),
+                 (layout.R(1), 1.01 * NEWTON_LIMIT * 3 * s), (layout.sigma(0), -1.01 * NEWTON_LIMIT * 0.5 * s)):
         bad = d.copy()
         bad[k] = v
-        assert not _newton_safe(bad, theta, layout), k
+        assert _newton_safe(bad, theta, layout) is None, k
 
 
 def test_a_collapsed_shell_is_not_a_clean_convergence():
@@ -93,9 +97,10 @@ def test_a_collapsed_shell_is_not_a_clean_convergence():
 def test_bad_start_on_an_offset_intensity_image_walks_the_shell_back(seed, R0, sigma0):
     """The case that turned the Newton block off (tests/fit/test_dispersion.py's Poisson fit of an
     offset intensity image, seeds 2 and 4, with the start its shell search gave then): the outer
-    shell starts at R 0.99, width 0.05 (true 0.8, 0.008). Newton steps from the start (the code
+    shell starts at R 0.99, width 0.05 (true 0.8, 0.008). Newton steps of any size (the code
     before, seed 4) let that shell collapse at R 0.98 with weight 1e-5 and SE 0 in 4 iterations.
-    With Newton steps only in the quadratic basin the fit walks the shell back and converges at the
+    With Newton steps only where safe (within twice the step limits, no weight halved, the
+    likelihood checked) the fit walks the shell back and converges at the
     truth (R within 0.003, as the dispersion tests ask; weight within 10 % of the simulated 40000
     electrons times the mean gain, 50), its last steps Newton steps."""
     from sevi_lib.fit.binned import fit_count_map

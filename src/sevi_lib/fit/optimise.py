@@ -133,22 +133,26 @@ def _derivs(obj, theta, newton):
 
 
 #: A Newton step (:func:`newton_matrix`) is taken only within this many times the step limits (3
-#: widths for R, half a width for sigma; a trust region); 0 turns Newton steps off (Fisher scoring
-#: only). See :func:`maximise` for when it is tried at all.
-NEWTON_LIMIT = 1.0
+#: widths for R, half a width for sigma; a trust region), scaled into them; 0 turns Newton steps
+#: off (Fisher scoring only). See :func:`maximise` for when it is tried at all.
+NEWTON_LIMIT = 2.0
 
 #: A Newton step may not take a shell's weight (a_0) below this fraction of its value.
 NEWTON_KEEP_WEIGHT = 0.5
 
 
 def _newton_safe(d, theta, layout):
-    """Whether the Newton step `d` keeps every shell's weight above :data:`NEWTON_KEEP_WEIGHT` of its
-    value and within the step limits scaled by :data:`NEWTON_LIMIT` (so a width stays above half)."""
+    """The Newton step `d` scaled into the step limits if it lies within :data:`NEWTON_LIMIT` times
+    them and keeps every shell's weight above :data:`NEWTON_KEEP_WEIGHT` of its value, else None."""
+    lim = _limit(d, theta, layout)
+    if lim > NEWTON_LIMIT:
+        return None
+    d = d / lim
     a, _, _ = layout.unpack(theta)
     da, _, _ = layout.unpack(d)
     if np.any(a[:, 0] + da[:, 0] < NEWTON_KEEP_WEIGHT * a[:, 0]):
-        return False
-    return _limit(d, theta, layout) <= NEWTON_LIMIT
+        return None
+    return d
 
 
 def newton_matrix(H, geo, layout):
@@ -170,9 +174,9 @@ def newton_matrix(H, geo, layout):
         log-likelihood there (the observed information), H elsewhere. Where some electrons sit in
         a shell's tail under the current widths (a too narrow start), the Fisher matrix's
         ``c / mu^2`` weighting overstates the information on R and sigma and the ascent crawls;
-        the observed information takes the Newton step (ten shells of
-        ``benchmarks/bench_many_shells.py``, ``n_beta`` 4, 12000 electrons: 21 Fisher-scoring
-        iterations, 8 so; :func:`maximise` says where it is used).
+        the observed information takes the Newton step (the ten-shell fit of
+        ``benchmarks/bench_many_shells.py``: 16 Fisher-scoring iterations, 7 so; :func:`maximise`
+        says where it is used).
     """
     M = H.copy()
     for j in range(layout.n_shells):
@@ -209,12 +213,13 @@ def maximise(obj, theta, S, max_iter=60, *, tol=1e-4, log=None):
     (``obj.newton``, :func:`newton_matrix`: the observed information there) replace it only in
     the quadratic basin and only where they are safe:
 
-    - the previous step was taken in full (no backtracking) and within the step limits, so the
-      derivatives with the Newton matrix are asked for at all only there;
+    - at the start, and after a step taken in full (no backtracking) that needed no more than
+      :data:`NEWTON_LIMIT` times the step limits: the derivatives with the Newton matrix are asked
+      for only there;
     - the Newton matrix is positive definite (else :func:`newton_matrix` returns H: Fisher);
-    - the Newton step lies within :data:`NEWTON_LIMIT` times the step limits (a trust region; a
-      width then stays above half its value) and keeps every shell's weight above
-      :data:`NEWTON_KEEP_WEIGHT` of its value;
+    - the Newton step lies within :data:`NEWTON_LIMIT` times the step limits (a trust region; it
+      is scaled into them, so a width stays above half its value) and keeps every shell's weight
+      above :data:`NEWTON_KEEP_WEIGHT` of its value;
     - the objective rises enough at the full Newton step; if it does not (the quadratic model
       failed), the Fisher step is taken from the same point instead, and Newton steps wait for the
       next full Fisher step within the limits.
@@ -248,7 +253,7 @@ def maximise(obj, theta, S, max_iter=60, *, tol=1e-4, log=None):
     n_iter = 0
     converged = False
     active = False
-    f, g, H, M = _derivs(obj, theta, False)
+    f, g, H, M = _derivs(obj, theta, True)
     if not np.isfinite(f):
         raise InputError("the start values give a zero model density at some data point")
     for n_iter in range(1, max_iter + 1):
@@ -256,8 +261,10 @@ def maximise(obj, theta, S, max_iter=60, *, tol=1e-4, log=None):
         how = "fisher"
         if M is not H:
             d, active = qp_step(g, M, theta, C)
-            if _newton_safe(d, theta, layout):
-                lim, dec = _limit(d, theta, layout), float(g @ d)
+            lim = _limit(d, theta, layout)
+            d = _newton_safe(d, theta, layout)
+            if d is not None:
+                dec = float(g @ d)
                 cand, alpha = _trusted(obj, theta, d, f, dec - 0.5 * float(d @ M @ d)), 1.0
                 how = "newton" if cand is not None else "fisher (newton failed)"
         if how != "newton":
@@ -274,8 +281,8 @@ def maximise(obj, theta, S, max_iter=60, *, tol=1e-4, log=None):
             converged = dec < 10 * tol
             break
         theta = cand
-        # the basin: a full step within the limits (Newton steps are asked for only then)
-        f, g, H, M = _derivs(obj, theta, alpha == 1.0 and lim <= 1.0 and how != "fisher (newton failed)")
+        # the basin: a full step within NEWTON_LIMIT times the limits (Newton steps are asked for only then)
+        f, g, H, M = _derivs(obj, theta, alpha == 1.0 and lim <= NEWTON_LIMIT and how != "fisher (newton failed)")
         # at a full small step, cutting planes for shells that dip below zero between grid points
         if dec < tol and alpha == 1.0 and not _add_cutting_planes(theta, layout, extra):
             converged = True
