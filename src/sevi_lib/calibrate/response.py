@@ -27,12 +27,23 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from numba import get_num_threads
 
 from sevi_lib.calibrate.settings import CalibrationSettings  # noqa: F401  (re-exported)
 from sevi_lib.core.angular import distance_weights, legendre_even, min_density
 from sevi_lib.core.errors import InputError
+from sevi_lib.core.io import HOT_PIXEL_DTYPE
 from sevi_lib.core.progress import ProgressLog
 from sevi_lib.core.shells import Shells
+from sevi_lib.detect.blobs import FrameDetector
+from sevi_lib.fit import fit_electrons
+from sevi_lib.fit.binned import result_theta
+from sevi_lib.fit.layout import ParamLayout
+from sevi_lib.fit.points import PointSet
+from sevi_lib.fit.result import user_jacobian
+from sevi_lib.simulate.electrons import iter_frame_electrons
+from sevi_lib.simulate.render import camera_effects, render_camera_chunk, render_chunk, spot_kernel
+from sevi_lib.simulate.settings import SimulationSettings
 
 #: Per-shell parameters the bias is measured for; ``ln_weights`` is the log of the fitted electron
 #: number, so its bias is the log of the detection efficiency (it does not scale with the number
@@ -179,9 +190,6 @@ class LabCamera:
         """The renderer's camera record (:func:`sevi_lib.simulate.render.camera_effects`), or None."""
         if self.survey is None:
             return None
-        from sevi_lib.core.io import HOT_PIXEL_DTYPE
-        from sevi_lib.simulate.render import camera_effects
-
         hot = np.zeros(len(self.survey.hot_pixels), dtype=HOT_PIXEL_DTYPE)
         if len(hot):
             hot["ix"], hot["iz"] = np.asarray(self.survey.hot_pixels, dtype=np.int64).T
@@ -246,13 +254,6 @@ def simulate_response(shells, n_frames, electrons_per_frame, *, detector=None, s
     InputError
         A frame with more electrons than the detector's ``max_per_frame``.
     """
-    from numba import get_num_threads
-
-    from sevi_lib.detect.blobs import FrameDetector
-    from sevi_lib.simulate.electrons import iter_frame_electrons
-    from sevi_lib.simulate.render import render_camera_chunk, render_chunk, spot_kernel
-    from sevi_lib.simulate.settings import SimulationSettings
-
     camera = camera or LabCamera()
     effects = camera.effects()
     spots = spot_kernel(camera.spots)
@@ -321,8 +322,6 @@ def _fit(x, z, n_beta, n_shells, what, centre="free"):
     the free centre does not bias the shells (see :func:`calibrate`), it only costs time. The
     result's ``diagnostics["centre_fallback"]`` says when that happened.
     """
-    from sevi_lib.fit import fit_electrons
-
     try:
         res = fit_electrons(x, z, n_beta=n_beta, n_shells=n_shells, centre=centre)
         if not res.converged and not isinstance(centre, str):
@@ -367,11 +366,6 @@ def block_shifts(fit, x, z, block, blocks):
         :data:`PARAMETERS` -> ndarray with a leading axis of `blocks` (``ln_weights``: the
         first-order shift d n / n).
     """
-    from sevi_lib.fit.binned import result_theta
-    from sevi_lib.fit.layout import ParamLayout
-    from sevi_lib.fit.points import PointSet
-    from sevi_lib.fit.result import user_jacobian
-
     S, N = fit.beta.shape
     theta = result_theta(fit)
     layout = ParamLayout(S, N)
