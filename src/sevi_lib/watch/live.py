@@ -20,15 +20,24 @@ file is complete when the watch starts; otherwise of its first
 """
 
 import math
+import multiprocessing
 import numbers
 import os
+import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from sevi_lib.core.errors import InputError, check_settings
 from sevi_lib.core.geometry import N_PIX
+from sevi_lib.core.maps import count_map
+from sevi_lib.detect.blobs import FrameDetector
+from sevi_lib.detect.camera import CameraSurvey, survey_frames, write_survey
+from sevi_lib.detect.settings import DetectorParams, SurveySettings
+from sevi_lib.detect.shards import accumulate_files
+from sevi_lib.fit.settings import FitSettings, min_electrons
 from sevi_lib.watch.sources import CHUNK_NAME
 from sevi_lib.watch.state import concat_electrons
 
@@ -255,9 +264,6 @@ class Watcher:
     def __init__(self, source, state, *, settings=None, params=None, fit_settings=None, camera=None,
                  survey_settings=None, on_refit=None, on_chunk=None, warn=None, stop_file=None,
                  clock=time.monotonic):
-        from sevi_lib.detect.settings import DetectorParams, SurveySettings
-        from sevi_lib.fit.settings import FitSettings
-
         self.source, self.state = source, state
         self.settings = settings or WatchSettings()
         self.params = params or DetectorParams()
@@ -302,16 +308,12 @@ class Watcher:
         self.n_electrons = int(sum(t.size for t in self.tables))
 
     def _manifest(self, identity):
-        from pathlib import Path
-
         return {"source": str(Path(self.source.path).resolve()), "kind": self.source.kind, "identity": identity,
                 "camera": None if self.camera is None else self.camera.to_dict(),
                 "params": self.params.to_dict()}
 
     # ------------------------------------------------------------------------------ camera
     def _camera_from_state(self):
-        from sevi_lib.detect.camera import CameraSurvey
-
         cam = (self.state.manifest or {}).get("camera")
         if cam is not None and self.camera is None:
             self.camera = CameraSurvey.from_dict(cam)
@@ -321,15 +323,11 @@ class Watcher:
 
     def _survey(self, frames=None):
         """Make the camera survey (of `frames`, or of the whole complete file) and record it."""
-        from sevi_lib.detect.camera import survey_frames, write_survey
-
         self.camera = survey_frames(self.source._reader if frames is None else frames, self.survey_settings)
         self.survey_whole_file = frames is None
         write_survey(self.state.folder / "camera.json", self.camera)
 
     def _detector(self):
-        from sevi_lib.detect.blobs import FrameDetector
-
         # as sevi detect (detect_shard): the camera's thresholds applied to the parameters, and the
         # detector given the camera as well
         params = self.params if self.camera is None else self.camera.detector_params(self.params).validate()
@@ -375,8 +373,6 @@ class Watcher:
 
     def _record(self, identity):
         """Write the manifest (first run) or check it against the state's (restart), and the survey in use."""
-        from sevi_lib.detect.camera import write_survey
-
         self.state.start(self._manifest(identity))
         if self.camera is not None and not (self.state.folder / "camera.json").exists():
             write_survey(self.state.folder / "camera.json", self.camera)
@@ -577,8 +573,6 @@ class Watcher:
         """
         if self._job is not None:
             return
-        from sevi_lib.fit.settings import min_electrons
-
         self.last_refit = self.clock()
         fs = self.fit_settings
         shells = fs.shells or (len(self.result.R) if self.result is not None else 2)
@@ -598,8 +592,6 @@ class Watcher:
         else:
             data = self.count_map.copy()
         if self._pool is None:
-            import multiprocessing
-
             self._pool = multiprocessing.get_context("spawn").Pool(1, initializer=_fitting_process,
                                                                    initargs=(self.settings.fit_nice,))
         self._job = (self._pool.apply_async(fit_job, (method, data, kw)), self.cursor, self.n_electrons)
@@ -660,8 +652,7 @@ class Watcher:
             ``points``, ``method``, ``paths`` (name -> Path), ``status`` (the last status), ``note``
             (a line on the survey vs the whole file's, or None).
         """
-        from sevi_lib.detect.shards import accumulate_files
-        from sevi_lib.fit.files import fit_file
+        from sevi_lib.fit.files import fit_file  # local: scipy's optimizers (~1.5 s) only when the watch ends
 
         out = self.state.folder
         paths = {k: out / v for k, v in {"electrons": "electrons.h5", "count_map": "count_map.npy",
@@ -692,8 +683,6 @@ class Watcher:
         """Does the whole file's survey (the workflow's) give the detector the watch used?"""
         if self.source.kind != "swmr" or getattr(self, "survey_whole_file", True) or self.camera is None:
             return None
-        from sevi_lib.detect.camera import survey_frames
-
         try:
             whole = survey_frames(self.source._reader, self.survey_settings)
         except InputError:
@@ -712,8 +701,6 @@ def _fitting_process(nice):
     """Set up the fitting process: lower priority by `nice` (detection comes first), and Ctrl-C
     (sent to the whole terminal group) left to the watcher, which ends it with SIGTERM
     (:meth:`Watcher.close`)."""
-    import signal
-
     if nice:
         try:
             os.nice(int(nice))
@@ -724,6 +711,7 @@ def _fitting_process(nice):
 
 def fit_job(method, data, kw):
     """One refit (run in the fitting process): the electrons ``(x, z)`` unbinned, or a count map binned."""
+    # local: scipy's optimizers (~1.5 s) in the fitting process only, not in the watcher
     from sevi_lib.fit.binned import fit_count_map
     from sevi_lib.fit.unbinned import fit_electrons
 
@@ -734,6 +722,4 @@ def fit_job(method, data, kw):
 
 def count_map_add(image, table):
     """Add the electrons of `table` to a count map in place (the detector's binning)."""
-    from sevi_lib.core.maps import count_map
-
     count_map(table["x"], table["z"], out=image)

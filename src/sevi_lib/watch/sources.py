@@ -18,6 +18,7 @@ file (a writer writes ``.name.tmp`` and renames it into place, as
 :class:`sevi_lib.core.io.FrameWriter` does); a file named ``END`` marks the end of the run.
 """
 
+import hashlib
 import os
 import re
 from pathlib import Path
@@ -152,8 +153,6 @@ class SwmrSource:
 
     def identity(self):
         """What identifies the file: its first frame's compressed bytes (sha256), or None before it."""
-        import hashlib
-
         if self.n_frames == 0:
             return None
         try:

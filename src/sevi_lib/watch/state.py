@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from sevi_lib.core.errors import InputError
-from sevi_lib.core.io import write_text
+from sevi_lib.core.io import open_h5, write_text
+from sevi_lib.detect.blobs import ELECTRON_DTYPE
 from sevi_lib.detect.shards import read_shard, write_shard
 
 #: ``n_file_frames`` of a segment: the frames file was still open when it was written.
@@ -144,8 +145,6 @@ class WatchState:
         list of dict
             :func:`~sevi_lib.detect.shards.read_shard` of each segment, in frame order, with ``source``.
         """
-        from sevi_lib.core.io import open_h5
-
         out = []
         for _, _, p in self.segment_paths():
             s = read_shard(p)
@@ -185,8 +184,6 @@ class WatchState:
 
 def concat_electrons(tables):
     """Concatenate electron tables in order, numbering ``ElectronId`` from 0."""
-    from sevi_lib.detect.blobs import ELECTRON_DTYPE
-
     e = np.concatenate(tables) if tables else np.empty(0, dtype=ELECTRON_DTYPE)
     e["ElectronId"] = np.arange(e.size, dtype=np.int32)
     return e

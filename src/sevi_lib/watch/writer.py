@@ -19,14 +19,18 @@ A folder of chunk files needs nothing special: write each chunk with
 named ``chunk_<number>.h5``, and put a file ``END`` into the folder at the end.
 """
 
+import argparse
+import os
+import time
 import zlib
+from pathlib import Path
 
 import h5py
 import numpy as np
 
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX
-from sevi_lib.core.io import FINAL_IMAGE_DTYPE
+from sevi_lib.core.io import FINAL_IMAGE_DTYPE, FrameReader, FrameWriter
 
 
 class SwmrWriter:
@@ -120,12 +124,6 @@ def replay(source, target, *, fps=50.0, batch=1, die_after=None, folder_chunk=No
     float
         The start time ``t0`` on `clock`.
     """
-    import os
-    import time
-    from pathlib import Path
-
-    from sevi_lib.core.io import FrameReader, FrameWriter
-
     clock = clock or time.monotonic
     target = Path(target)
     with FrameReader(source) as reader:
@@ -161,8 +159,6 @@ def replay(source, target, *, fps=50.0, batch=1, die_after=None, folder_chunk=No
 
 
 def _wait(until, clock):
-    import time
-
     delay = until - clock()
     if delay > 0:
         time.sleep(delay)
@@ -170,8 +166,6 @@ def _wait(until, clock):
 
 def main(argv=None):
     """``python -m sevi_lib.watch.writer SOURCE TARGET [--fps F] [--batch K] [--folder-chunk K] [--die-after N] [--start-at T]``."""
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m sevi_lib.watch.writer",
                                 description="Replay a FinalImage file as a live run (SWMR file or chunk folder).")
     p.add_argument("source")
