@@ -30,7 +30,7 @@ import numpy as np
 
 from sevi_lib.core.angular import min_density
 from sevi_lib.core.errors import InputError
-from sevi_lib.core.io import read_answer, read_map
+from sevi_lib.core.io import check_input, read_answer, read_map
 
 #: Largest negative excursion of the first pass's angular density I(c) (isotropic: I = 0.5) that
 #: is still accepted (10 % of the isotropic density): the pretrained network's first pass is not
@@ -138,8 +138,6 @@ def read_centre(path):
         Unreadable or non-JSON file, no ``"centre"`` (a sidecar of a fit without the centre),
         not two numbers, not finite, or off the screen (``|x0|, |z0| >= 1``).
     """
-    from sevi_lib.core.io import check_input
-
     check_input(path)
     try:
         with open(path) as f:
@@ -198,7 +196,7 @@ def stage_prior(stage, settings, *, first_pass=None, count_map=None, first_pass_
     -------
     sevi_lib.nn.priors.Prior
     """
-    from sevi_lib.nn.priors import finetune_prior, pretrain_prior
+    from sevi_lib.nn.priors import finetune_prior, pretrain_prior  # local: scipy.stats (~1 s); nn.predict, nn.centre need none
 
     total = read_map(count_map).sum() if count_map else None
     if stage == "pretrain":
@@ -214,7 +212,7 @@ def stage_prior(stage, settings, *, first_pass=None, count_map=None, first_pass_
 
 def _first_pass_se(sidecar, R, n_beta):
     """``se_beta`` of a fit sidecar in the row order of the first pass's R (matched by sorting)."""
-    from sevi_lib.fit.files import read_sidecar
+    from sevi_lib.fit.files import read_sidecar  # local: the fit's optimizers (scipy, ~1.5 s)
 
     shells, _ = read_sidecar(sidecar)
     se = np.asarray(shells["se_beta"], dtype=np.float64)

@@ -13,14 +13,17 @@ shell piles up at rho = R; when close shells merge there, the fit's shell search
 Answer out. torch is imported only when a network is applied.
 """
 
+import json
+
 import numpy as np
 from scipy.signal import find_peaks
 
 from sevi_lib.core.errors import InputError
-from sevi_lib.core.io import check_outputs, read_map, write_answer
+from sevi_lib.core.io import check_outputs, read_map, write_answer, write_text
 from sevi_lib.core.geometry import pixel_centres
 from sevi_lib.core.maps import radial_profile
 from sevi_lib.fit.search import find_shells
+from sevi_lib.nn.ensemble import ensemble_answer
 from sevi_lib.nn.inputs import check_prediction, read_radii
 from sevi_lib.nn.views import View, apply_view
 
@@ -130,6 +133,7 @@ def predict_answer(checkpoint, count_map, *, view=None, R=None, device="auto"):
         Empty map, no view known, a view that differs from the training shards', or radii
         whose count differs from the network's shells.
     """
+    # local: torch, only where a network is applied (sevi nn --help and the ensemble of answers go without)
     from sevi_lib.nn.checkpoint_io import load_checkpoint
     from sevi_lib.nn.device import resolve_device
     from sevi_lib.nn.inference import predict
@@ -230,13 +234,9 @@ def ensemble_file(checkpoints, count_map, calib, out, sidecar, *, prior_sidecar=
     InputError
         A member or prior whose shells or betas differ from the others', unreadable inputs.
     """
-    import json
-
-    from sevi_lib.core.io import write_text
-    from sevi_lib.fit.files import read_sidecar
-    from sevi_lib.nn.data import ShardDataset
-    from sevi_lib.nn.ensemble import ensemble_answer
-    from sevi_lib.nn.inference import predict
+    from sevi_lib.fit.files import read_sidecar  # local: the fit's optimizers (~0.2 s more)
+    from sevi_lib.nn.data import ShardDataset  # local: torch
+    from sevi_lib.nn.inference import predict  # local: torch
 
     checkpoints = [str(c) for c in checkpoints]
     if not checkpoints:

@@ -61,6 +61,7 @@ import numpy as np
 import torch
 import yaml
 from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
 
 from sevi_lib.core.errors import InputError, SeviError
 from sevi_lib.core.io import atomic_path, write_text
@@ -180,14 +181,14 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _write_metrics(run_dir: Path, history: list) -> None:
-    import pandas as pd
+    import pandas as pd  # local: ~1 s, only when the metrics are written
     extra = [k for k in (history[0] if history else {}) if k not in METRIC_COLUMNS]
     with atomic_path(run_dir / "metrics.csv") as tmp:
         pd.DataFrame(history, columns=METRIC_COLUMNS + extra).to_csv(tmp, index=False, float_format="%.8g")
 
 
 def _plot(run_dir: Path, history: list) -> None:
-    import matplotlib
+    import matplotlib  # local: ~0.5 s, only for the run's figure
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     ep = np.array([h["epoch"] for h in history])
@@ -308,7 +309,7 @@ class _Run:
     def _residual_around_prior(self) -> None:
         """``residual``: offset and scale from the training shards' prior (centre, width), the final
         linear layer zeroed so that the run starts at the prior centre."""
-        from sevi_lib.nn.synth import read_shard_attrs
+        from sevi_lib.nn.synth import read_shard_attrs  # local: its prior needs scipy.stats (~1 s), residual runs only
 
         paths = getattr(self.train_ds, "paths", None)
         prior = read_shard_attrs(paths[0]).get("prior_json") if paths else None
@@ -377,7 +378,7 @@ class _Run:
         if cfg.compile and not self.cuda:
             log.warning("compile ignored on %s", self.device)
         self.autocast = autocast(self.device, self.amp)
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # local: ~0.4 s, only when a run starts
         self.writer = SummaryWriter(str(self.run_dir / "tb"),
                                     purge_step=self.state.step if self.train_state is not None else None)
         self.last_plot = time.monotonic()
@@ -480,8 +481,6 @@ class _Run:
 
     def run_epoch(self) -> None:
         """The training batches of the current epoch (from the current batch on, when resumed)."""
-        from tqdm.auto import tqdm
-
         cfg, state = self.cfg, self.state
         epoch = state.epoch
         self._prepare_epoch()
