@@ -299,7 +299,7 @@ class _NoDetector:
 
 
 def test_calibration_renders_with_the_lab_cameras_spot_model(monkeypatch):
-    import sevi_lib.detect.blobs as blobs
+    import sevi_lib.calibrate.response as response
     from sevi_lib.calibrate.response import LabCamera, simulate_response
 
     seen = []
@@ -309,8 +309,9 @@ def test_calibration_renders_with_the_lab_cameras_spot_model(monkeypatch):
         seen.append(kwargs["spots"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(render, "render_chunk", spy)
-    monkeypatch.setattr(blobs, "FrameDetector", _NoDetector)
+    # the names as the calibration module bound them at its import
+    monkeypatch.setattr(response, "render_chunk", spy)
+    monkeypatch.setattr(response, "FrameDetector", _NoDetector)
     shells = Shells([0.5], [0.007], [[0.5]])
     simulate_response(shells, 2, [3.0], seed=1, chunk=2)
     simulate_response(shells, 2, [3.0], seed=1, chunk=2, camera=LabCamera(spots=GAMMA_CAM))
