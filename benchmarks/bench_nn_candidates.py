@@ -1,4 +1,4 @@
-"""Fine-tuning candidates on a finished workflow folder: network alone, and combined with the fit.
+"""Fine-tuning candidates on a finished workflow folder: network alone, and shrunk towards the fit.
 
 Fine-tunes ``--members`` networks (one round, ``--shards`` x 64 maps, ``--epochs`` epochs, Adam
 5e-4 cosine, as the default's fine-tuning) from the folder's pretrained network
@@ -10,7 +10,7 @@ Fine-tunes ``--members`` networks (one round, ``--shards`` x 64 maps, ``--epochs
   (``TrainConfig.residual``).
 
 It prints the per-shell distances to the folder's truth (``results/simulate/truth.h5``) of the
-fit's answer (the prior centre), of the ensemble alone, of its combination with the fit
+fit's answer (the prior centre), of the ensemble alone, of its shrinkage towards the fit
 (:func:`sevi_lib.nn.ensemble.ensemble_answer`) and of every member, with the network's weight,
 standard errors and pulls for beta_2 and beta_4.
 
@@ -90,8 +90,7 @@ def main(argv=None):
                     a.out / a.candidate / f"run{m}")
         real.append(predict_answer(res["best_checkpoint"], count_map, device="cpu")[1])
         cal.append(predict(res["best_checkpoint"], calib, device="cpu"))
-    ans = ensemble_answer(np.array(real), np.array(cal), ShardDataset(calib).labels(), prior_beta=b_fit,
-                          prior_se=se_fit)
+    ans = ensemble_answer(np.array(real), np.array(cal), ShardDataset(calib).labels(), centre=b_fit)
 
     def d(b):
         return shell_distance(np.asarray(b)[None], tb[None])[0].round(4).tolist()
@@ -99,7 +98,7 @@ def main(argv=None):
     se = np.array(ans["se_network"])[:, :2]
     print(f"{a.candidate}: {a.members} members x {a.epochs} epochs x {a.shards * 64} maps, "
           f"{time.perf_counter() - t0:.0f} s")
-    print(f"  fit (prior centre) {d(b_fit)}  network alone {d(ans['beta_network'])}  combined {d(ans['beta'])}")
+    print(f"  fit (prior centre) {d(b_fit)}  network alone {d(ans['beta_network'])}  shrunk {d(ans['beta'])}")
     print(f"  members {[d(b) for b in real]}")
     print(f"  network weight (beta_2, beta_4) {np.round(np.array(ans['weight_network'])[:, :2], 3).tolist()}  "
           f"se {np.round(se, 4).tolist()}  pulls "

@@ -74,6 +74,7 @@ FAST = {
     "tests/nn/test_centre.py": None,
     "tests/nn/test_loss.py": None,
     "tests/nn/test_checkpoint_io.py": None,
+    "tests/nn/test_ensemble.py": None,
     "tests/report/test_tables.py": None,
     "tests/report/test_markdown.py": None,
     "tests/report/test_plots.py": None,

@@ -135,30 +135,38 @@ def test_radii_of_a_close_pair_come_from_the_shell_search():
     assert np.all(np.abs(got - R) < 1.5 * s), got
 
 
-def test_ensemble_cli_combines_members_with_the_fit(tiny_checkpoint, tmp_path):
+def test_ensemble_cli_shrinks_members_towards_the_fit(tiny_checkpoint, tmp_path):
     """``sevi nn ensemble``: two members (here the same network twice: no spread), calibration on
-    the validation shard; the Answer is the inverse-variance combination with the fit's sidecar."""
+    the validation shard; the Answer is the ensemble mean shrunk towards the fit's answer, which
+    must be the centre the calibration shard was drawn around."""
     import json
+
+    from sevi_lib.nn.synth import read_shard_attrs
 
     ckpt, _ = tiny_checkpoint
     calib = str(Path(ckpt).parent.parent / "val.h5")
     m = _map([0.5, 0.8], [0.007, 0.008], [[1.0, 0.5], [0.3, 0.1]], n=20000)
     np.save(tmp_path / "map.npy", m)
+    prior = np.array(read_shard_attrs(calib)["prior_json"]["beta_mu"])  # rows by R
     side = {"R": [0.8, 0.5], "se_R": [1e-4, 1e-4], "sigma_R": [0.008, 0.007], "centre": [0.0, 0.0],
-            "beta": [[0.3, 0.1] + [0.0] * 10, [1.0, 0.5] + [0.0] * 10], "se_beta": [[0.01] * 12, [0.02] * 12]}
+            "beta": prior[::-1].tolist(), "se_beta": [[0.01] * 12, [0.02] * 12]}
     (tmp_path / "fit.json").write_text(json.dumps(side))
-    rc = main(["nn", "ensemble", str(ckpt), str(ckpt), "--count-map", str(tmp_path / "map.npy"), "--calib", calib,
-               "--out", str(tmp_path / "nn.h5"), "--sidecar", str(tmp_path / "nn.json"),
-               "--prior-sidecar", str(tmp_path / "fit.json"), "--device", "cpu"])
-    assert rc == 0
+    args = ["nn", "ensemble", str(ckpt), str(ckpt), "--count-map", str(tmp_path / "map.npy"), "--calib", calib,
+            "--out", str(tmp_path / "nn.h5"), "--sidecar", str(tmp_path / "nn.json"),
+            "--prior-sidecar", str(tmp_path / "fit.json"), "--device", "cpu"]
+    assert main(args) == 0
     doc = json.loads((tmp_path / "nn.json").read_text())
     assert doc["M"] == 2 and doc["combined"] and np.all(np.array(doc["spread"]) == 0)
     _, alone = predict_answer(ckpt, m, device="cpu")
     np.testing.assert_allclose(doc["beta_network"], alone, rtol=1e-6, atol=1e-7)
-    w = np.array(doc["weight_network"])
-    prior = np.array(side["beta"])[::-1]  # rows by R
-    np.testing.assert_allclose(doc["beta"], w * alone + (1 - w) * prior, rtol=1e-6, atol=1e-9)
+    s = np.array(doc["weight_network"])
+    assert np.all((s >= 0) & (s <= 1))
+    np.testing.assert_allclose(doc["beta"], s * alone + (1 - s) * prior, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(read_answer(tmp_path / "nn.h5")["beta"], doc["beta"], rtol=1e-12)
+    side["beta"][0][0] += 0.01  # not the centre the calibration shard was drawn around: refused
+    (tmp_path / "fit.json").write_text(json.dumps(side))
+    (tmp_path / "nn.h5").unlink()
+    assert main(args) == 2 and not (tmp_path / "nn.h5").exists()
     rc = main(["nn", "ensemble", str(ckpt), "--count-map", str(tmp_path / "map.npy"), "--calib", calib,
                "--out", str(tmp_path / "map.npy"), "--sidecar", str(tmp_path / "x.json")])
     assert rc == 2 and not (tmp_path / "x.json").exists()  # an output that is an input: refused before any work

@@ -112,6 +112,6 @@ def test_network_ensemble_section_lists_members_answer_errors_and_final(tmp_path
     section = text.split("## Network ensemble")[1]
     assert "| 0 | member 0 | 0.9800 | 0.8300 |" in section and "| 1 | member 1 | 0.7100 | 0.6100 |" in section
     assert "| 0 | ensemble of 2 (network alone) | 0.9850 ± 0.0080 | 0.8350 ± 0.0080 |" in section
-    assert "combined with the fit (answer `nn`) | 0.9850 ± 0.0040" in section
+    assert "shrunk towards the fit (answer `nn`) | 0.9850 ± 0.0040" in section
     assert "`results/final.h5` is **fit**'s answer" in section and "beta_2 0.20" in section
     assert "0.9850 ± 0.0040" in text.split("## Answers side by side")[1]  # the nn column carries its errors

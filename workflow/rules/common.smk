@@ -177,7 +177,7 @@ def nn_member_checkpoints():
 
 
 def nn_combines():
-    """Whether the ensemble is combined with the prior centre (nn.combine, with the fit's answer as centre)."""
+    """Whether the ensemble is shrunk towards the prior centre (nn.combine, with the fit's answer as centre)."""
     return bool(NN["combine"]) and NN["finetune"]["centre"] == "fit"
 
 

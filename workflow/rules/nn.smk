@@ -15,8 +15,8 @@
 #                   shards of the round drawn around the first-pass estimate (the fit's answer or
 #                   the pretrained network's, nn.finetune.centre) -> results/nn/finetune/m{m}/round{r}/best.pt
 #   predict         the ensemble on the real count map and the calib shards (sevi nn ensemble):
-#                   mean, standard errors and, with nn.combine, the inverse-variance combination
-#                   with the fit it was centred on -> results/answer/nn.h5, nn.json
+#                   mean, standard errors and, with nn.combine, the mean shrunk towards the fit
+#                   it was centred on -> results/answer/nn.h5, nn.json
 #
 # Training rules take `resources: gpu=1`; `sevi nn gpu-run` gives each a device of its own via
 # per-device lock files (sevi_lib.nn.gpu_slot), so `--resources gpu=4` trains four members at

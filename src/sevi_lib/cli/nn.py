@@ -21,8 +21,8 @@
 [--prior-sidecar FIT_JSON] [--radii-from ANSWER]``
     The ensemble's Answer: every member predicts the map and the calibration shards; the mean,
     its standard errors (systematic from the calibration shards, spread of the members) and, with
-    ``--prior-sidecar``, its inverse-variance combination with the prior centre
-    (:func:`sevi_lib.nn.predict.ensemble_file`, :mod:`sevi_lib.nn.ensemble`).
+    ``--prior-sidecar``, the mean shrunk towards the prior centre by the weight the calibration
+    shards give it (:func:`sevi_lib.nn.predict.ensemble_file`, :mod:`sevi_lib.nn.ensemble`).
 ``sevi nn gpu-run --lock-dir DIR -- COMMAND ...``
     Run COMMAND on one GPU of its own (:mod:`sevi_lib.nn.gpu_slot`).
 ``sevi nn run-dir DIR --key TEXT [--inputs FILE ...]``
@@ -118,14 +118,16 @@ def register(sub):
 
     e = nsub.add_parser("ensemble", help="combine the ensemble's members into one Answer with standard errors",
                         description="Every member predicts the count map and the calibration shards; write the mean "
-                        "(combined by inverse variance with the prior centre of --prior-sidecar, if given) as an Answer "
-                        "and every number with its standard error as JSON.")
+                        "(shrunk towards the prior centre of --prior-sidecar, if given, by the least-squares weight "
+                        "measured on the calibration shards) as an Answer and every number with its standard error "
+                        "as JSON.")
     e.add_argument("checkpoints", nargs="+", help="the members' trained networks (.pt)")
     e.add_argument("--count-map", required=True, help="the network's input map (.npy, 1024 x 1024)")
     e.add_argument("--calib", nargs="+", required=True, help="labelled shards no member trained on")
     e.add_argument("--out", required=True, help="Answer file to write (HDF5)")
     e.add_argument("--sidecar", required=True, help="JSON to write: answer, standard errors, every member")
-    e.add_argument("--prior-sidecar", help="fit sidecar (JSON) whose beta and se_beta the answer is combined with")
+    e.add_argument("--prior-sidecar", help="fit sidecar (JSON) whose beta, the centre the calibration shards were "
+                   "drawn around, the answer is shrunk towards")
     e.add_argument("--radii-from", help="Answer file whose R to report (default: from the map)")
     e.add_argument("--view", type=_json, default=None, help="JSON of the input view (default: the checkpoints')")
     e.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
@@ -200,7 +202,8 @@ def run_ensemble(args):
         print(f"shell {j}: R = {R:.4f}, beta_2 = {doc['beta'][j][0]:.4f} +- {doc['se'][j][0]:.4f}, "
               f"beta_4 = {doc['beta'][j][1]:.4f} +- {doc['se'][j][1]:.4f} (network alone "
               f"{doc['beta_network'][j][0]:.4f} +- {doc['se_network'][j][0]:.4f}, "
-              f"{doc['beta_network'][j][1]:.4f} +- {doc['se_network'][j][1]:.4f}; {doc['M']} members)")
+              f"{doc['beta_network'][j][1]:.4f} +- {doc['se_network'][j][1]:.4f}, its weight "
+              f"{doc['weight_network'][j][0]:.2f}, {doc['weight_network'][j][1]:.2f}; {doc['M']} members)")
     return 0
 
 

@@ -1,8 +1,8 @@
-"""The ensemble's answer: members combined, standard errors, and the prior centre as a floor.
+"""The ensemble's answer: members combined, standard errors, and shrinkage towards the prior centre.
 
 M networks fine-tuned independently (other seeds, other synthesis shards) each predict the betas
-of the real count map. Their mean is the network's answer; its standard error is, coefficient by
-coefficient (:func:`network_errors`):
+of the real count map. Their mean is the network's own answer (``beta_network`` in ``nn.json``);
+its standard error is, coefficient by coefficient (:func:`network_errors`):
 
 - ``rms_calib``: how far the ensemble mean lands from the truth, root mean square over maps drawn
   from the fine-tuning prior (the ``calib`` shards, which no member trained on or chose its
@@ -16,22 +16,36 @@ plus the spread) would give far too small errors now and then; the calibration R
 On maps from the prior the pulls have mean 0 and spread 1 (``tests/nn/test_ensemble.py``: a model
 of members with common and own errors, and a small trained ensemble on synthesised maps).
 
-The network is fine-tuned on maps drawn around a first-pass estimate (the fit's answer with
-``centre: fit``), which is itself an estimate with standard errors. :func:`combine_with_prior`
-combines the two by inverse-variance weights, coefficient by coefficient: where the network knows
-less than the fit (a large ``se``), the answer stays at the prior centre; where it knows more, it
-moves to the network's. The answer is therefore never much worse than the prior centre, whatever
-the network learnt in its budget; the network's own answer is kept beside it
-(``nn.json``: ``beta_network``, ``se_network``). The two are not independent (the network is
-trained around the fit's answer and sees the same electrons), so the combined standard error is
-the one of fully correlated errors, ``w se + (1 - w) prior_se`` with ``w`` the network's weight:
-never below the smaller of the two weighted, never the too-small ``1/sqrt(1/se^2 + 1/prior_se^2)``.
+The answer (``beta``, ``se`` of ``nn.json``; ``nn.h5``). The network is fine-tuned on maps drawn
+around a centre c (the fit's answer with ``centre: fit``) and predicts the residual around it;
+its answer p and the centre are two estimates of the same betas whose errors are correlated (the
+network starts at c and sees the same electrons as the fit). :func:`shrink_to_centre` does not
+assume anything about that correlation: it measures, on the calibration maps, how much of the
+network's departure from the centre, ``d = p - c``, is a departure of the truth,
+``t = y - c``, by least squares per shell and coefficient,
+``s = clip(sum(d t) / sum(d^2), 0, 1)``, and answers ``c + s (p - c)`` with the standard error
+the root mean square of ``c + s d - y`` over those maps (inflated for the members' disagreement
+as above, times s). This is the least-squares linear combination of the two estimates: a network
+with no skill (its departures uncorrelated with the truth's) gets s = 0, the answer is the
+centre and its standard error the prior's width; one with full skill keeps its own answer.
+``weight_network`` of ``nn.json`` is s. It replaces the inverse-variance combination used before
+(``w p + (1 - w) c``, w from the two standard errors), which treated the errors as independent.
+
+What the calibration maps can and cannot tell. On them the centre c is the same for every map
+and independent of the map's noise, the truth drawn around it; on the real map c is the fit's
+answer *of that map*, from the same electrons. In a linear model (the fit efficient, the
+network a Bayes estimator under the prior) the calibration maps give s near 1 (the network's
+departures from c follow the truth's), while on the real map its departure from the fit's answer
+is the part of its error the fit does not share, and the best s would be near 0. The
+calibration maps' s is therefore an upper bound on the weight the real map deserves when the
+network's errors are positively correlated with the fit's and larger; the shrinkage removes what
+the calibration maps can show to be noise (``docs/network.md``, ``docs/benchmarks.md``).
 
 API
 ---
 ``network_errors(member_preds, calib_preds, calib_labels)`` -> ``Errors``
-``combine_with_prior(beta, se, prior_beta, prior_se)`` -> ``(beta, se)``
-``ensemble_answer(member_preds, calib_preds, calib_labels, prior_beta=None, prior_se=None, ...)``
+``shrink_to_centre(errors, centre, calib_mean, calib_labels, calib_centre)`` -> ``Shrinkage``
+``ensemble_answer(member_preds, calib_preds, calib_labels, *, centre=None, calib_centre=None, combine=True)``
     -> dict (the sidecar ``nn.json``)
 """
 
@@ -119,76 +133,137 @@ def network_errors(member_preds, calib_preds, calib_labels) -> Errors:
     return Errors(real.mean(axis=0), se, systematic, spread, rms, np.sqrt(calib_spread2))
 
 
-def combine_with_prior(beta, se, prior_beta, prior_se):
-    """Inverse-variance weighted combination of two correlated estimates, coefficient by coefficient.
+
+class Shrinkage(NamedTuple):
+    """The network's answer shrunk towards the prior centre (all ``(K, N)``).
+
+    Attributes
+    ----------
+    beta : ndarray
+        ``c + s (p - c)``: the centre c plus s times the network's departure from it.
+    se : ndarray
+        Standard error of `beta`: ``sqrt(rms_calib^2 + s^2 excess)`` with ``excess`` the members'
+        disagreement on the real map beyond their average one on the calibration maps.
+    s : ndarray
+        The network's weight, the least-squares ``sum(d t) / sum(d^2)`` over the calibration
+        maps reduced by its own statistical variance and clipped to [0, 1] (0 where the network
+        never departed from the centre there).
+    rms_calib : ndarray
+        Root mean square over the calibration maps of ``c + s d - y``.
+    rms_centre : ndarray
+        Root mean square over the calibration maps of ``c - y`` (the centre's own error there).
+    """
+
+    beta: np.ndarray
+    se: np.ndarray
+    s: np.ndarray
+    rms_calib: np.ndarray
+    rms_centre: np.ndarray
+
+
+def _weight(d, t):
+    """``clip(s_ls (1 - var(s_ls) / s_ls^2), 0, 1)`` over axis 0: the least-squares weight of `t` on
+    `d` reduced by its own statistical variance (positive part); 0 where `d` is all zero."""
+    n = d.shape[0]
+    sdd = (d * d).sum(axis=0)
+    ok = sdd > 0
+    s_ls = np.divide((d * t).sum(axis=0), sdd, out=np.zeros_like(sdd), where=ok)
+    var = np.divide(((t - s_ls * d) ** 2).sum(axis=0), (n - 1) * sdd, out=np.zeros_like(sdd), where=ok)
+    excess = np.maximum(s_ls ** 2 - var, 0.0)
+    return np.clip(np.divide(excess, s_ls, out=np.zeros_like(sdd), where=s_ls > 0), 0.0, 1.0)
+
+
+def shrink_to_centre(errors: Errors, centre, calib_mean, calib_labels, calib_centre) -> Shrinkage:
+    """Regression calibration of the network's departure from the prior centre.
+
+    Per shell and coefficient, over the calibration maps i: ``d_i = p_i - c_i`` (ensemble mean
+    minus the map's prior centre) and ``t_i = y_i - c_i`` (truth minus centre);
+    ``s_ls = sum(d t) / sum(d^2)``, the least-squares coefficient of the truth's departure on the
+    network's, with statistical variance ``v = sum((t - s_ls d)^2) / ((n - 1) sum(d^2))``;
+    ``s = clip(s_ls (1 - v / s_ls^2), 0, 1)`` (0 for ``s_ls <= 0``). The factor ``1 - v /
+    s_ls^2`` (positive part) is the estimate of ``s^2 / (s^2 + v)``, the weight that minimises the
+    expected squared error of ``s_ls`` times it: a network whose departures from the centre are
+    small and only by chance correlated with the truth's (``s_ls`` within about one standard
+    error of 0) gets weight 0 rather than a random one. The answer is
+    ``centre + s (errors.beta - centre)``.
 
     Parameters
     ----------
-    beta, se : array_like, shape (K, N)
-        The network's answer and standard errors.
-    prior_beta, prior_se : array_like, shape (K, N)
-        The prior centre (the first-pass answer) and its standard errors.
+    errors : Errors
+        :func:`network_errors` of the real map (its ``beta`` is the ensemble mean p; ``se^2 -
+        rms_calib^2`` is the members' excess disagreement there).
+    centre : array_like, shape (K, N)
+        The prior centre of the real map (the fit's answer the members were fine-tuned around).
+    calib_mean : array_like, shape (n, K, N)
+        The ensemble mean of each calibration map.
+    calib_labels : array_like, shape (n, K, N)
+        Their true betas.
+    calib_centre : array_like, shape (K, N) or (n, K, N)
+        The centre of the prior each calibration map was drawn from (the same as `centre` when
+        the shards were drawn around the real map's first pass).
 
     Returns
     -------
-    beta : ndarray, shape (K, N)
-    se : ndarray, shape (K, N)
-        ``w se + (1 - w) prior_se`` with ``w = (1/se^2) / (1/se^2 + 1/prior_se^2)``: the standard
-        error for fully correlated errors (the network is trained around the prior centre and
-        sees the same data), an upper bound for any correlation.
+    Shrinkage
 
     Raises
     ------
     InputError
-        Shapes that disagree, or a standard error that is not positive and finite.
+        Shapes that disagree or non-finite numbers.
     """
-    b, s = np.asarray(beta, dtype=np.float64), np.asarray(se, dtype=np.float64)
-    pb, ps = np.asarray(prior_beta, dtype=np.float64), np.asarray(prior_se, dtype=np.float64)
-    if not b.shape == s.shape == pb.shape == ps.shape:
-        raise InputError(f"ensemble: network {b.shape} / {s.shape} and prior {pb.shape} / {ps.shape} differ in shape")
-    if not (np.all(np.isfinite(s)) and np.all(s > 0) and np.all(np.isfinite(ps)) and np.all(ps > 0)):
-        raise InputError("ensemble: standard errors must be positive and finite")
-    w = (1.0 / s ** 2) / (1.0 / s ** 2 + 1.0 / ps ** 2)
-    return w * b + (1 - w) * pb, w * s + (1 - w) * ps
+    c = np.asarray(centre, dtype=np.float64)
+    cm = np.asarray(calib_mean, dtype=np.float64)
+    y = np.asarray(calib_labels, dtype=np.float64)
+    cc = np.asarray(calib_centre, dtype=np.float64)
+    if c.shape != errors.beta.shape or cm.shape != y.shape or cm.shape[1:] != c.shape \
+            or cc.shape not in (c.shape, cm.shape):
+        raise InputError(f"ensemble: centre {c.shape}, calibration means {cm.shape}, labels {y.shape} and "
+                         f"centres {cc.shape} do not agree with the answer {errors.beta.shape}")
+    if not (np.isfinite(c).all() and np.isfinite(cc).all()):
+        raise InputError("ensemble: non-finite prior centre")
+    d, t = cm - cc, y - cc
+    s = _weight(d, t)
+    rms = np.sqrt(((s * d - t) ** 2).mean(axis=0))
+    excess = np.maximum(errors.se ** 2 - errors.rms_calib ** 2, 0.0)
+    return Shrinkage(c + s * (errors.beta - c), np.sqrt(rms ** 2 + s ** 2 * excess), s, rms,
+                     np.sqrt((t ** 2).mean(axis=0)))
 
 
-def ensemble_answer(member_preds, calib_preds, calib_labels, *, prior_beta=None, prior_se=None,
-                    combine: bool = True, floor: float = 1e-6) -> dict:
+def ensemble_answer(member_preds, calib_preds, calib_labels, *, centre=None, calib_centre=None,
+                    combine: bool = True) -> dict:
     """The network's answer with standard errors, as written to ``nn.json``.
 
     Parameters
     ----------
     member_preds, calib_preds, calib_labels : as in :func:`network_errors`
-    prior_beta, prior_se : array_like, shape (K, N), optional
-        The prior centre and its standard errors (the fit's ``beta`` and ``se_beta``).
+    centre : array_like, shape (K, N), optional
+        The prior centre of the real map (the fit's ``beta`` with ``centre: fit``).
+    calib_centre : array_like, shape (K, N) or (n, K, N), optional
+        The prior centre of the calibration maps (default: `centre`).
     combine : bool
-        Combine with the prior centre (:func:`combine_with_prior`); needs `prior_beta` and
-        `prior_se`. Otherwise the answer is the network's own.
-    floor : float
-        Smallest standard error used in the combination (a coefficient the calibration maps
-        never varied can have a zero error).
+        Shrink the network's answer towards the centre (:func:`shrink_to_centre`); needs
+        `centre`. Otherwise the answer is the ensemble mean.
 
     Returns
     -------
     dict
-        ``beta``, ``se`` (the answer), ``beta_network``, ``se_network``, ``systematic``,
-        ``spread``, ``rms_calib``, ``members`` (each member's prediction), ``M``, ``n_calib``,
-        ``combined`` (bool), ``weight_network`` (the network's share of the inverse-variance
-        weight, per coefficient; 1 without combination); arrays as nested lists.
+        ``beta``, ``se`` (the answer), ``beta_network``, ``se_network`` (the ensemble mean and its
+        standard error), ``systematic``, ``spread``, ``rms_calib`` (of the ensemble mean),
+        ``members`` (each member's prediction), ``M``, ``n_calib``, ``combined`` (bool),
+        ``weight_network`` (s per coefficient; 1 without shrinkage), ``rms_centre`` (the centre's
+        error on the calibration maps; None without shrinkage); arrays as nested lists.
     """
     err = network_errors(member_preds, calib_preds, calib_labels)
-    beta, se = err.beta, err.se
-    weight = np.ones_like(beta)
+    beta, se, weight, rms_centre = err.beta, err.se, np.ones_like(err.beta), None
     if combine:
-        if prior_beta is None or prior_se is None:
-            raise InputError("ensemble: combining with the prior needs its centre and standard errors")
-        s = np.maximum(err.se, floor)
-        ps = np.maximum(np.asarray(prior_se, dtype=np.float64), floor)
-        beta, se = combine_with_prior(err.beta, s, prior_beta, ps)
-        weight = (1 / s ** 2) / (1 / s ** 2 + 1 / ps ** 2)
+        if centre is None:
+            raise InputError("ensemble: shrinking towards the prior centre needs the centre")
+        shrunk = shrink_to_centre(err, centre, np.asarray(calib_preds, dtype=np.float64).mean(axis=0), calib_labels,
+                                  centre if calib_centre is None else calib_centre)
+        beta, se, weight, rms_centre = shrunk.beta, shrunk.se, shrunk.s, shrunk.rms_centre.tolist()
     preds = np.asarray(member_preds, dtype=np.float64)
     return {"beta": beta.tolist(), "se": se.tolist(), "beta_network": err.beta.tolist(),
             "se_network": err.se.tolist(), "systematic": err.systematic.tolist(), "spread": err.spread.tolist(),
             "rms_calib": err.rms_calib.tolist(), "members": preds.tolist(), "M": int(preds.shape[0]),
             "n_calib": int(np.asarray(calib_labels).shape[0]), "combined": bool(combine),
-            "weight_network": weight.tolist()}
+            "weight_network": weight.tolist(), "rms_centre": rms_centre}

@@ -25,6 +25,7 @@ from sevi_lib.core.maps import radial_profile
 from sevi_lib.fit.search import find_shells
 from sevi_lib.nn.ensemble import ensemble_answer
 from sevi_lib.nn.inputs import check_prediction, read_radii
+from sevi_lib.nn.synth import read_shard_attrs
 from sevi_lib.nn.views import View, apply_view
 
 #: Position of R between the radial profile's peak (0) and its steepest descent (1).
@@ -196,13 +197,25 @@ def predict_file(checkpoint, count_map, out, *, view=None, radii_from=None, devi
     return R, beta
 
 
+def _calib_centre(calib, centre, prior_sidecar):
+    """The prior centre the calibration shards were drawn around (``beta_mu`` of their prior),
+    refused unless it is `centre`, the prior sidecar's answer: the shrinkage measured on them
+    holds for the real map only if the members were fine-tuned around that answer."""
+    for path in calib:
+        mu = np.asarray(read_shard_attrs(path)["prior_json"].get("beta_mu", []), dtype=np.float64)
+        if mu.shape != centre.shape or not np.allclose(mu, centre, rtol=0, atol=1e-9):
+            raise InputError(f"{path}: drawn around another centre than the beta of {prior_sidecar} "
+                             "(the calibration shards must come from the prior the members were fine-tuned on)")
+    return centre
+
+
 def ensemble_file(checkpoints, count_map, calib, out, sidecar, *, prior_sidecar=None, radii_from=None, view=None,
                   device="auto"):
     """``sevi nn ensemble``: the members' combined Answer and its standard errors.
 
     Every member (checkpoint) predicts the real count map and the calibration shards; the
-    answer and its standard errors are :func:`sevi_lib.nn.ensemble.ensemble_answer`'s, combined
-    with the prior centre when `prior_sidecar` is given. Outputs are checked before any work.
+    answer and its standard errors are :func:`sevi_lib.nn.ensemble.ensemble_answer`'s, shrunk
+    towards the prior centre when `prior_sidecar` is given. Outputs are checked before any work.
 
     Parameters
     ----------
@@ -217,8 +230,9 @@ def ensemble_file(checkpoints, count_map, calib, out, sidecar, *, prior_sidecar=
     sidecar : str or Path
         JSON to write: the returned dict.
     prior_sidecar : str or Path, optional
-        The fit's sidecar (``fit.json``) whose ``beta`` (the prior centre) and ``se_beta`` the
-        network's answer is combined with; None: the network's own answer.
+        The fit's sidecar (``fit.json``) whose ``beta`` is the prior centre the network's answer
+        is shrunk towards (:func:`sevi_lib.nn.ensemble.shrink_to_centre`); the calibration shards
+        must have been drawn around it. None: the ensemble mean.
     radii_from : str or Path, optional
         Answer file whose R to report (default: :func:`radii_from_map`).
     view : sevi_lib.nn.views.View, optional
@@ -232,7 +246,8 @@ def ensemble_file(checkpoints, count_map, calib, out, sidecar, *, prior_sidecar=
     Raises
     ------
     InputError
-        A member or prior whose shells or betas differ from the others', unreadable inputs.
+        A member or prior whose shells or betas differ from the others', calibration shards
+        drawn around another centre, unreadable inputs.
     """
     from sevi_lib.fit.files import read_sidecar  # local: the fit's optimizers (~0.2 s more)
     from sevi_lib.nn.data import ShardDataset  # local: torch
@@ -253,15 +268,15 @@ def ensemble_file(checkpoints, count_map, calib, out, sidecar, *, prior_sidecar=
         members.append(beta)
         calib_preds.append(predict(ck, calib, device=device))
         R = R_m if R is None else R
-    prior_beta = prior_se = None
+    centre = calib_centre = None
     if prior_sidecar:
         shells, _ = read_sidecar(prior_sidecar)
-        order = np.argsort(shells["R"])
-        prior_beta, prior_se = shells["beta"][order], shells["se_beta"][order]
-        if prior_beta.shape != members[0].shape:
-            raise InputError(f"{prior_sidecar}: {prior_beta.shape} betas, the network predicts {members[0].shape}")
-    doc = ensemble_answer(np.array(members), np.array(calib_preds), labels, prior_beta=prior_beta,
-                          prior_se=prior_se, combine=prior_sidecar is not None)
+        centre = shells["beta"][np.argsort(shells["R"])]
+        if centre.shape != members[0].shape:
+            raise InputError(f"{prior_sidecar}: {centre.shape} betas, the network predicts {members[0].shape}")
+        calib_centre = _calib_centre(calib, centre, prior_sidecar)
+    doc = ensemble_answer(np.array(members), np.array(calib_preds), labels, centre=centre, calib_centre=calib_centre,
+                          combine=prior_sidecar is not None)
     beta = np.asarray(doc["beta"])
     check_prediction(R, beta, what=str(out))
     write_answer(out, R, beta)

@@ -219,15 +219,15 @@ def _ensemble(nn, final, truth_path, side=None):
             rows.append([j, f"member {m}", *pair(members[m], None, j)])
         rows.append([j, f"ensemble of {nn['M']} (network alone)", *pair(nn["beta_network"], nn["se_network"], j)])
         if nn.get("combined"):
-            rows.append([j, "combined with the fit (answer `nn`)", *pair(nn["beta"], nn["se"], j)])
+            rows.append([j, "shrunk towards the fit (answer `nn`)", *pair(nn["beta"], nn["se"], j)])
         if side is not None and len(side["beta"]) == len(nn["R"]):
             order = np.argsort(side["R"])
             rows.append([j, "fit (`fit.json`, the prior centre)",
                          *pair(np.asarray(side["beta"])[order], np.asarray(side["se_beta"])[order], j)])
         if tb is not None:
             rows.append([j, "truth", f"{tb[j][0]:.4f}", f"{tb[j][1]:.4f}"])
-    what = ("the answer `nn` is the ensemble combined by inverse-variance weights with the fit's answer it was "
-            "fine-tuned around (the network's share of the weight: "
+    what = ("the answer `nn` is the ensemble shrunk towards the fit's answer it was fine-tuned around, by the "
+            "weight its departures from that centre earn on the calibration maps (the network's weight: "
             + ", ".join(f"shell {j} beta_2 {w[0]:.2f}, beta_4 {w[1]:.2f}" for j, w in enumerate(nn["weight_network"]))
             + ")") if nn.get("combined") else "the answer `nn` is the ensemble's mean"
     note = f" `results/final.h5` is **{final}**'s answer." if final else ""
