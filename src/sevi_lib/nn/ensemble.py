@@ -22,8 +22,9 @@ its answer p and the centre are two estimates of the same betas whose errors are
 network starts at c and sees the same electrons as the fit). :func:`shrink_to_centre` does not
 assume anything about that correlation: it measures, on the calibration maps, how much of the
 network's departure from the centre, ``d = p - c``, is a departure of the truth,
-``t = y - c``, by least squares per shell and coefficient,
-``s = clip(sum(d t) / sum(d^2), 0, 1)``, and answers ``c + s (p - c)`` with the standard error
+``t = y - c``, by least squares per shell and coefficient, ``s_ls = sum(d t) / sum(d^2)``,
+reduced by its own statistical variance (a weight within about one standard error of 0 is a
+chance correlation) and clipped to [0, 1], and answers ``c + s (p - c)`` with the standard error
 the root mean square of ``c + s d - y`` over those maps (inflated for the members' disagreement
 as above, times s). This is the least-squares linear combination of the two estimates: a network
 with no skill (its departures uncorrelated with the truth's) gets s = 0, the answer is the
