@@ -6,8 +6,8 @@ centre from the fit's sidecar (``results/answer/fit.json``: R, sigma_R and beta 
 shells), simulates a new test file there with a new seed (same frame count and electrons per
 shell as the folder's config), and runs the same command-line steps as the workflow on it:
 ``sevi detect`` (all frames, one process), ``sevi accumulate``, ``sevi fit`` and
-``sevi nn ensemble`` with the workflow's ensemble members and calibration shards (combined, as in
-the workflow with ``nn.combine``, with the fit the network was fine-tuned around). It prints the
+``sevi nn ensemble`` with the workflow's ensemble members and calibration shards (shrunk, as in
+the workflow with ``nn.combine``, towards the fit the network was fine-tuned around). It prints the
 per-shell distances to the new truth of the fit, the network's answer and the ensemble alone, and
 the ratio network / fit. (Here the truth is the prior's centre itself, so the centre is a perfect
 answer and no estimator matches it: this measures how well each method does on data like those it
