@@ -24,6 +24,16 @@ distributions spots pile up and saturate. The detector works blob by blob:
    component with the light of n spots ends as n components fitted together. Each final
    component is one electron (``multiplicity`` > 1 only where a component still holds the light
    of several spots).
+4. **Faint spots** (only under the survey's read noise: :meth:`~sevi_lib.detect.camera.CameraSurvey.faint_params`).
+   A spot of a broad or dim gain law can peak below ``peak_min`` (about ``k`` noise standard
+   deviations, 16 counts at sd 1.5), yet its light summed over a box of about 3 widths stands
+   far out of that box's noise. After the scan, the frame less the light of the electrons found
+   (Gaussian spots of the model's width; ``model``), less the expected noise, is summed over that
+   box (an integral image) on a lattice of half a width; each maximum above ``k`` standard
+   deviations of the summed noise, plus the uncertain light of the bright neighbours (their
+   spread of widths, ``unc``), that lies in no blob the scan turned into electrons is one
+   electron (:func:`_faint_spots`). Without read noise (the published frames) there is no such
+   pass and the output is the scan's.
 
 All work is done in numba (``nogil``) kernels over preallocated per-thread workspaces (one
 :data:`FrameWorkspace` namedtuple per thread, built by :func:`frame_workspace`; the settings
@@ -41,7 +51,7 @@ from numba import njit
 from sevi_lib.core.geometry import N_PIX, PIX_PER_UNIT
 from sevi_lib.core.io import DETECTED_DTYPE
 from sevi_lib.core.maps import count_map
-from sevi_lib.detect.settings import DetectorParams, kernel_params
+from sevi_lib.detect.settings import NO_FAINT_PASS, DetectorParams, kernel_params
 from sevi_lib.detect._lm import fit_workspace
 from sevi_lib.detect._peaks import is_peak
 from sevi_lib.detect.spotfit import blob_electrons, decompose_blob
@@ -61,14 +71,20 @@ MAX_BLOB_HIST = 64
 #: Buffers of one detection thread, built by :func:`frame_workspace`: ``label`` (pixels already
 #: in a blob), ``pi``/``pj`` (the blobs' pixels), ``runs`` (flood-fill queue), ``isum`` (the
 #: thread's raw-frame sum, uint32), ``pos``/``amp``/``mult``/``bsize`` (the frame's electrons),
-#: ``blob_hist`` and ``fit`` (the mixture fit's :data:`~sevi_lib.detect._lm.FitWorkspace`).
-FrameWorkspace = namedtuple("FrameWorkspace", "label pi pj runs isum pos amp mult bsize blob_hist fit")
+#: ``blob_hist``, ``fit`` (the mixture fit's :data:`~sevi_lib.detect._lm.FitWorkspace`) and, for
+#: the faint-spot pass, ``model`` and ``unc`` (the light of the electrons the scan found and its
+#: uncertainty from their spread of widths, float64, (1024, 1024), zero between frames), ``integ`` (the integral image of the frame less that light, float64,
+#: (1025, 1025)) and ``resp`` (the filter's value on its lattice, float64, (1024, 1024)); 1 x 1
+#: without the pass.
+FrameWorkspace = namedtuple("FrameWorkspace", "label pi pj runs isum pos amp mult bsize blob_hist fit integ resp model unc")
 
 
-def frame_workspace(params):
-    """The :data:`FrameWorkspace` of one detection thread for `params` (DetectorParams)."""
+def frame_workspace(params, faint=False):
+    """The :data:`FrameWorkspace` of one detection thread for `params` (DetectorParams); `faint`:
+    with the buffers of the faint-spot pass."""
     npx = N_PIX * N_PIX
     cap = int(params.max_per_frame)
+    nf = N_PIX if faint else 0
     return FrameWorkspace(
         label=np.zeros((N_PIX, N_PIX), dtype=np.uint8),
         pi=np.empty(npx, dtype=np.int32),
@@ -81,6 +97,10 @@ def frame_workspace(params):
         bsize=np.empty(cap, dtype=np.int64),
         blob_hist=np.zeros(MAX_BLOB_HIST + 1, dtype=np.int64),
         fit=fit_workspace(N_PIX, int(params.max_per_blob), sigma_max=params.sigma_px),
+        integ=np.zeros((nf + 1, nf + 1), dtype=np.float64),
+        resp=np.zeros((max(nf, 1), max(nf, 1)), dtype=np.float64),
+        model=np.zeros((max(nf, 1), max(nf, 1)), dtype=np.float64),
+        unc=np.zeros((max(nf, 1), max(nf, 1)), dtype=np.float64),
     )
 
 
@@ -195,13 +215,183 @@ def _blob_stats(frame, bpi, bpj, off, peak_min, peak_radius):
 
 
 @njit(cache=True, nogil=True)
-def _detect_frame(frame, frame64, par, ws):
+def _integral(frame, model, integ):
+    """Integral image of ``frame - model`` into `integ` ((n + 1, m + 1): ``integ[i, j]`` = the sum over ``[:i, :j]``)."""
+    n = frame.shape[0]
+    m = frame.shape[1]
+    for j in range(m + 1):
+        integ[0, j] = 0.0
+    for i in range(n):
+        integ[i + 1, 0] = 0.0
+        row = 0.0
+        for j in range(m):
+            row += frame[i, j] - model[i, j]
+            integ[i + 1, j + 1] = integ[i, j + 1] + row
+
+
+@njit(cache=True, nogil=True)
+def _add_spots(model, unc, pos, amp, ne, sigma, rel_sd, off, sign):
+    """Add `sign` x the light of the electrons ``pos[:ne]`` (Gaussian spots of width `sigma` and peak
+    `amp`, out to 3 widths) to `model`, and to `unc` its change when the width is `rel_sd` x
+    `sigma` larger (to first order); ``sign = 0`` sets those windows to 0."""
+    n = model.shape[0]
+    m = model.shape[1]
+    r = int(np.ceil(3.0 * sigma))
+    c = -0.5 / (sigma * sigma)
+    gb = np.empty(2 * r + 2)  # the spot's profile along a row (separable)
+    for e in range(ne):
+        x = pos[e, 0] - off
+        z = pos[e, 1] - off
+        i0 = max(int(x) - r, 0)
+        i1 = min(int(x) + r + 1, n)
+        j0 = max(int(z) - r, 0)
+        j1 = min(int(z) + r + 1, m)
+        if sign == 0.0:
+            model[i0:i1, j0:j1] = 0.0
+            unc[i0:i1, j0:j1] = 0.0
+            continue
+        for b in range(j0, j1):
+            gb[b - j0] = np.exp(c * (b - z) * (b - z))
+        for a in range(i0, i1):
+            ga = sign * amp[e] * np.exp(c * (a - x) * (a - x))
+            da = (a - x) * (a - x)
+            for b in range(j0, j1):
+                g = ga * gb[b - j0]
+                model[a, b] += g
+                unc[a, b] += g * rel_sd * (da + (b - z) * (b - z)) / (sigma * sigma)
+
+
+@njit(cache=True, nogil=True)
+def _faint_value(integ, i, j, h, background):
+    """The faint-spot filter at pixel (i, j): the sum over the box of half-width h about it less
+    `background` (the box's expected read-noise sum)."""
+    si = (integ[i + h + 1, j + h + 1] - integ[i - h, j + h + 1]
+          - integ[i + h + 1, j - h] + integ[i - h, j - h])
+    return si - background
+
+
+@njit(cache=True, nogil=True)
+def _lattice_peak(resp, i, j, r, step):
+    """Plateau-safe maximum of `resp` at lattice point (i, j) among the lattice points (every `step`
+    pixels) within `r` pixels (Chebyshev; at least one step): the rule of
+    :func:`~sevi_lib.detect._peaks.is_peak`."""
+    v = resp[i, j]
+    k = max(r // step, 1) * step
+    for da in range(-k, k + 1, step):
+        for db in range(-k, k + 1, step):
+            if da == 0 and db == 0:
+                continue
+            w = resp[i + da, j + db]
+            if da < 0 or (da == 0 and db < 0):
+                if w >= v:
+                    return False
+            elif w > v:
+                return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
+    """The faint-spot pass: one electron at each maximum of the filter (:func:`_faint_value`) above
+    ``fp.level`` that lies in no blob the scan counted (``label`` 2); returns the new electron
+    count (-1 if the buffer is full).
+
+    The filter sees the frame less the light of the electrons found so far (``ws.pos[:nout]``,
+    spots of width `sigma`: :func:`_add_spots`), so that a faint spot beside a bright one is
+    not lost on its tail. It is evaluated on a lattice of every ``fp.step`` pixels (the spots are several
+    steps wide); a lattice maximum within ``fp.radius`` above ``0.8 fp.level`` climbs to the
+    filter's maximum over its 3 x 3 neighbours at full resolution, which must reach the level,
+    lie outside the counted blobs and not be one found already; the electron sits there,
+    refined by a parabola through its neighbours.
+    """
+    label, resp, integ = ws.label, ws.resp, ws.integ
+    nscan = nout
+    _add_spots(ws.model, ws.unc, ws.pos, ws.amp, nscan, sigma, rel_sd, off, 1.0)
+    _integral(frame, ws.model, integ)
+    n = frame.shape[0]
+    m = frame.shape[1]
+    h = fp.inner
+    bg = fp.background
+    st = fp.step
+    k = max(fp.radius // st, 1) * st
+    lo = h + k + 8
+    for i in range(lo - k, n - lo + k, st):
+        for j in range(lo - k, m - lo + k, st):
+            resp[i, j] = _faint_value(integ, i, j, h, bg)
+    cap = ws.pos.shape[0]
+    first = nout
+    for i in range(lo, n - lo, st):
+        for j in range(lo, m - lo, st):
+            if resp[i, j] <= 0.8 * fp.level or label[i, j] == 2 or not _lattice_peak(resp, i, j, fp.radius, st):
+                continue
+            a = i
+            b = j
+            v = resp[i, j]
+            for _ in range(16):  # climb to the full-resolution maximum
+                ba = a
+                bb = b
+                for da in range(-1, 2):
+                    for db in range(-1, 2):
+                        w = _faint_value(integ, a + da, b + db, h, bg)
+                        if w > v:
+                            v = w
+                            ba = a + da
+                            bb = b + db
+                if ba == a and bb == b:
+                    break
+                a = ba
+                b = bb
+            if v <= fp.level or label[a, b] == 2 or abs(a - i) > 7 or abs(b - j) > 7:
+                continue
+            u = 0.0  # the uncertain light of the bright neighbours in the box
+            for aa in range(a - h, a + h + 1):
+                for bb in range(b - h, b + h + 1):
+                    u += ws.unc[aa, bb]
+            if v <= fp.level + u:
+                continue
+            seen = False
+            for e in range(first, nout):
+                if abs(ws.pos[e, 0] - off - a) < 1.0 and abs(ws.pos[e, 1] - off - b) < 1.0:
+                    seen = True
+            if seen:
+                continue
+            if nout >= cap:
+                nout = -1
+                break
+            ws.pos[nout, 0] = a + off + _vertex(_faint_value(integ, a - 1, b, h, bg), v,
+                                                _faint_value(integ, a + 1, b, h, bg))
+            ws.pos[nout, 1] = b + off + _vertex(_faint_value(integ, a, b - 1, h, bg), v,
+                                                _faint_value(integ, a, b + 1, h, bg))
+            ws.amp[nout] = v / fp.scale
+            ws.mult[nout] = 1
+            ws.bsize[nout] = 1
+            ws.blob_hist[1] += 1
+            nout += 1
+        if nout < 0:
+            break
+    _add_spots(ws.model, ws.unc, ws.pos, ws.amp, nscan, sigma, rel_sd, off, 0.0)
+    return nout
+
+
+@njit(cache=True, nogil=True)
+def _vertex(a, b, c):
+    """Offset (in [-0.5, 0.5]) of the vertex of the parabola through (-1, a), (0, b), (1, c) from 0."""
+    curv = float(a) - 2.0 * float(b) + float(c)
+    if curv >= 0.0:
+        return 0.0
+    return min(max(0.5 * (float(a) - float(c)) / curv, -0.5), 0.5)
+
+
+@njit(cache=True, nogil=True)
+def _detect_frame(frame, frame64, par, fp, ws):
     """Detect the electrons of one frame into ws (pos, amp, mult, bsize, blob_hist; frame added
     to isum); returns their number (or -1 if the buffer is full).
 
     `frame64` is `frame` viewed as uint64 (8 pixels a word), so empty stretches are skipped a
     word at a time, by the blob scan and by the raw-frame sum alike (one pass over the frame);
-    `par` is the :data:`~sevi_lib.detect.settings.KernelParams`.
+    `par` is the :data:`~sevi_lib.detect.settings.KernelParams`, `fp` the
+    :data:`~sevi_lib.detect.settings.FaintParams` (with ``fp.on``, the faint-spot pass follows
+    the scan: :func:`_faint_spots`; the blobs the scan counted are labelled 2 for it).
     """
     label, pi, pj, runs, out_pos, out_amp, out_mult, out_bsize, blob_hist = (
         ws.label, ws.pi, ws.pj, ws.runs, ws.pos, ws.amp, ws.mult, ws.bsize, ws.blob_hist)
@@ -244,6 +434,8 @@ def _detect_frame(frame, frame64, par, ws):
                     if nout >= cap:
                         full = True
                         break
+                    for p in range(start, end):
+                        label[pi[p], pj[p]] = 2
                     out_pos[nout, 0] = mx
                     out_pos[nout, 1] = mz
                     out_amp[nout] = vmax
@@ -265,6 +457,9 @@ def _detect_frame(frame, frame64, par, ws):
                 if ne < 0 or nout + ne > cap:
                     full = True
                     break
+                if ne > 0:  # a blob the fit found empty is left to the faint-spot pass
+                    for p in range(start, end):
+                        label[pi[p], pj[p]] = 2
                 for e in range(ne):
                     out_pos[nout, 0] = cand[e, 0] + bi
                     out_pos[nout, 1] = cand[e, 1] + bj
@@ -275,6 +470,9 @@ def _detect_frame(frame, frame64, par, ws):
                 for r in range(first, nout):
                     out_bsize[r] = min(nb, 65535)
                 blob_hist[min(nb, blob_hist.shape[0] - 1)] += 1
+    if fp.on and not full:
+        nout = _faint_spots(frame, fp, off, sigma, 2.0 * par.sigma_sd_px / sigma, ws, nout)
+        full = nout < 0
     # reset the labels we set
     for p in range(end):
         label[pi[p], pj[p]] = 0
@@ -285,20 +483,20 @@ class _Thread:
     """One detection thread: its :data:`FrameWorkspace`, how many frames its uint32 sum holds and,
     with a hot-pixel mask, the buffer of the masked frame."""
 
-    def __init__(self, params, masked=False):
-        self.ws = frame_workspace(params)
+    def __init__(self, params, masked=False, faint=False):
+        self.ws = frame_workspace(params, faint=faint)
         self.frames_in_isum = 0
         self.clean = np.empty((N_PIX, N_PIX), dtype=np.uint8) if masked else None
 
-    def detect(self, frame, par, mask=None):
-        """Detect one frame; `mask` (index arrays of the hot pixels) reads 0 for the detector."""
+    def detect(self, frame, par, fp, mask=None):
+        """Detect one frame; `fp` the faint-spot pass; `mask` (index arrays of the hot pixels) reads 0 for the detector."""
         if mask is None:
-            n = _detect_frame(frame, frame.view(np.uint64), par, self.ws)
+            n = _detect_frame(frame, frame.view(np.uint64), par, fp, self.ws)
         else:
             clean = self.clean
             clean[:] = frame
             clean[mask] = 0
-            n = _detect_frame(clean, clean.view(np.uint64), par, self.ws)
+            n = _detect_frame(clean, clean.view(np.uint64), par, fp, self.ws)
             self.ws.isum[mask] += frame[mask]  # the raw-frame sum keeps the masked pixels
         self.frames_in_isum += 1
         return n
@@ -333,7 +531,11 @@ class FrameDetector:
         (:meth:`~sevi_lib.detect.camera.CameraSurvey.detector_params`) and the hot pixels read 0
         for the detector (no blob starts at or passes through one; inside a blob they are
         outside it for the spot fit, so they have zero weight in its residual). The raw-frame sum
-        keeps them. A survey without noise or hot pixels changes nothing.
+        keeps them. Under the survey's read noise the blob scan is followed by the faint-spot pass
+        (:meth:`~sevi_lib.detect.camera.CameraSurvey.faint_params`: the electrons whose spot
+        peaks below ``peak_min``). A survey without noise or hot pixels changes nothing.
+    faint_pass : bool
+        False: no faint-spot pass even under read noise (for comparisons).
 
     Attributes
     ----------
@@ -355,14 +557,16 @@ class FrameDetector:
 
     _SUM_FLUSH = (2**32 - 1) // 255
 
-    def __init__(self, params=None, threads=1, camera=None):
+    def __init__(self, params=None, threads=1, camera=None, *, faint_pass=True):
         params = params or DetectorParams()
         self.camera = camera
         self.params = (camera.detector_params(params) if camera is not None else params).validate()
         self._par = kernel_params(self.params)
+        self._faint = camera.faint_params(self.params) if camera is not None and faint_pass else NO_FAINT_PASS
         self._mask = np.nonzero(camera.mask()) if camera is not None and camera.hot_pixels else None
         self.threads = max(1, int(threads))
-        self._threads = [_Thread(self.params, masked=self._mask is not None) for _ in range(self.threads)]
+        self._threads = [_Thread(self.params, masked=self._mask is not None, faint=bool(self._faint.on))
+                         for _ in range(self.threads)]
         self._pool = None
         if self.threads > 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -390,7 +594,7 @@ class FrameDetector:
         for f in range(lo, hi):
             if th.frames_in_isum >= self._SUM_FLUSH:
                 th.flush_sum(self._sum)
-            n = th.detect(frames[f], self._par, self._mask)
+            n = th.detect(frames[f], self._par, self._faint, self._mask)
             if n < 0:
                 raise OverflowError(f"frame {ids[f]}: more than max_per_frame={self.params.max_per_frame} electrons")
             t = np.empty(n, dtype=ELECTRON_DTYPE)

@@ -56,7 +56,7 @@ from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX
 from sevi_lib.core.io import FrameReader, check_input, check_outputs, file_fingerprint, write_text
 from sevi_lib.core.spots import SpotModel
-from sevi_lib.detect.settings import DetectorParams, SurveySettings, spot_detector_params
+from sevi_lib.detect.settings import NO_FAINT_PASS, DetectorParams, FaintParams, SurveySettings, spot_detector_params
 from sevi_lib.detect.spotmodel import SpotMeasurement, measure_spot_model
 
 __all__ = ["CameraSurvey", "detected_gain_check", "fit_clipped_normal", "quiet_histogram", "read_survey",
@@ -131,12 +131,64 @@ class CameraSurvey:
         return SpotModel.from_dict(self.spot_model)
 
     def faint_fraction(self, params=None):
-        """Fraction of the electrons whose spot peaks below the detector's ``peak_min`` (the gain law in use).
+        """Fraction of the electrons whose spot peaks below the detection floor (the gain law in use).
 
-        Detection cannot find them: it finds about ``1 - faint_fraction`` of the electrons
-        wherever they land, which thins the image without biasing its shape.
+        The floor is :meth:`detection_floor`. Detection cannot find them: it finds about
+        ``1 - faint_fraction`` of the electrons wherever they land, which thins the image without
+        biasing its shape.
         """
-        return _below(self.spots(), self.detector_params(params).peak_min)
+        return _below(self.spots(), self.detection_floor(params))
+
+    def detection_floor(self, params=None):
+        """Faintest spot peak (counts) detection finds: ``peak_min``, or under read noise the faint-spot pass's.
+
+        Under read noise the faint-spot pass (:meth:`faint_params`) finds an isolated spot whose
+        filtered value reaches its level; its floor is the peak at which the expected filtered
+        value of a spot centred on a pixel (the model's width, the pixels' clipped and rounded
+        noise) equals the level, where half of such spots are found.
+        """
+        p = self.detector_params(params)
+        fp = self.faint_params(p)
+        if not fp.on:
+            return float(p.peak_min)
+        return min(float(p.peak_min), _faint_floor(fp, p.sigma_px, self.pedestal, self.read_noise))
+
+    def faint_params(self, params=None):
+        """The faint-spot pass of the blob scan for this camera (:data:`~sevi_lib.detect.settings.FaintParams`).
+
+        Without read noise there is none (:data:`~sevi_lib.detect.settings.NO_FAINT_PASS`): every
+        spot above ``threshold`` is a blob then. Under read noise a spot of a broad or dim gain
+        law can peak below ``peak_min`` (about ``k`` noise standard deviations) and be lost; its
+        light summed over a box of ``+-h`` pixels, ``h = round(1.41 width - 0.5)`` (the box that
+        best separates a Gaussian spot from white noise), stands out of the noise of that sum,
+        which grows only as the square root of the box's ``ni = (2h + 1)^2`` pixels. The filter is
+        that sum less its expected read noise (``ni`` times the mean of a clipped, rounded pixel
+        of the survey's pedestal and noise); its noise has the standard deviation
+        ``sqrt(ni (sd^2 + 1/12))`` (``sd^2 + 1/12`` bounds the variance of a rounded, clipped
+        pixel, also on a faint spot). A maximum of the filter within a width (at least 2 px) above
+        ``k`` of them (``k`` = the survey's ``noise_sigmas``, 6: about 1e-9 of the maxima of pure
+        noise) outside every blob the scan counted is one electron. It is evaluated every half
+        width (``step``), then refined at full resolution.
+
+        Parameters
+        ----------
+        params : DetectorParams, optional
+            Made for this camera by :meth:`detector_params` (again: it is idempotent).
+
+        Returns
+        -------
+        FaintParams
+        """
+        if not self.read_noise > 0:
+            return NO_FAINT_PASS
+        s = self.detector_params(params).sigma_px
+        h = max(1, int(round(1.41 * s - 0.5)))
+        ni = (2 * h + 1) ** 2
+        d = np.arange(-h, h + 1, dtype=np.float64)
+        scale = np.exp(-(d[:, None] ** 2 + d[None, :] ** 2) / (2.0 * s * s)).sum()
+        level = self.noise_sigmas * math.sqrt(ni * (self.read_noise**2 + 1.0 / 12.0))
+        return FaintParams(1, h, float(ni * _clipped_mean(self.pedestal, self.read_noise, 0.0)), max(1, int(s // 2)),
+                           max(2, int(round(s))), float(level), float(scale))
 
     def detection_efficiency(self, params=None):
         """Fraction of the electrons detection can see, ``1 - faint_fraction``, and its standard error.
@@ -150,7 +202,7 @@ class CameraSurvey:
         efficiency, efficiency_se : float
         """
         m = self.spots()
-        floor = self.detector_params(params).peak_min
+        floor = self.detection_floor(params)
         eff = 1.0 - _below(m, floor)
         if self.spot_model_source != "measured" or self.spot is None:
             return eff, 0.0
@@ -306,9 +358,10 @@ class CameraSurvey:
                      f"{m.sigma_sd_px:.3f}), correlation spread {m.rho_sd:.3f}, {m.gain} gain mean {m.gain_mean:.1f} "
                      f"counts, cv {m.gain_cv:.3f}")
         try:
-            p = self.detector_params()
+            floor = self.detection_floor()
             eff, eff_se = self.detection_efficiency()
-            lines.append(f"electrons fainter than the detection floor (peak {p.peak_min} counts): "
+            how = " (the faint-spot pass's, under read noise)" if self.faint_params().on else ""
+            lines.append(f"electrons fainter than the detection floor (peak {floor:.3g} counts{how}): "
                          f"{100 * self.faint_fraction():.2f} % by the gain law (lost everywhere alike)")
             lines.append(f"detection efficiency (estimate, by the gain law): {eff:.4f} +- {eff_se:.4f}; detected "
                          f"counts x {1 / eff:.4f} estimate the electrons that arrived")
@@ -316,6 +369,30 @@ class CameraSurvey:
             pass
         lines += [f"WARNING: {w}" for w in self.warnings]
         return lines
+
+
+def _clipped_mean(pedestal, sd, light):
+    """Mean of ``clip(round(pedestal + light + sd e), 0, 255)``, e ~ N(0, 1), for an array (or a number) `light`."""
+    # local: scipy.special takes about a second to import and detection needs it only here
+    from scipy.special import ndtr
+
+    light = np.asarray(light, dtype=np.float64)
+    k = np.arange(1, 256, dtype=np.float64) - 0.5
+    return ndtr((pedestal + light[..., None] - k) / sd).sum(axis=-1)
+
+
+def _faint_floor(fp, sigma_px, pedestal, read_noise):
+    """Spot peak (counts) whose expected faint-spot filter value, centred on a pixel, equals ``fp.level``."""
+    d = np.arange(-fp.inner, fp.inner + 1, dtype=np.float64)
+    g = np.exp(-(d[:, None] ** 2 + d[None, :] ** 2) / (2.0 * sigma_px**2))
+    lo, hi = 0.0, 255.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        if _clipped_mean(pedestal, read_noise, mid * g).sum() - fp.background < fp.level:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
 
 
 def _below(model, floor):

@@ -155,6 +155,18 @@ KernelParams = namedtuple("KernelParams", [f.name for f in fields(DetectorParams
 
 _TYPES = {"int": int, "float": float, int: int, float: float}
 
+#: The faint-spot pass of the blob scan as its kernel reads it (:meth:`~sevi_lib.detect.camera.
+#: CameraSurvey.faint_params` builds it from the survey's read noise): ``on`` (0: no pass),
+#: ``inner`` (half-width of the filter's box, pixels), ``background`` (the box's expected sum of
+#: read noise alone, counts), ``step`` (the filter's lattice, pixels), ``radius`` (a seed is the
+#: filter's lattice maximum within this Chebyshev distance), ``level`` (the filter's value from
+#: which a maximum is a spot: ``k`` standard deviations of its read noise) and ``scale`` (the
+#: filter's value per count of a spot's peak, for the electron's amplitude).
+FaintParams = namedtuple("FaintParams", "on inner background step radius level scale")
+
+#: No faint-spot pass (frames without read noise: the published ones).
+NO_FAINT_PASS = FaintParams(0, 1, 0.0, 1, 1, 0.0, 1.0)
+
 
 def kernel_params(params):
     """The :data:`KernelParams` of `params`, each value cast to its field's declared type.
