@@ -69,13 +69,16 @@ def _nstride(i0, i1):
 
 
 @njit(cache=True, nogil=True)
-def _blob_spans(D, nbi, nbj, bsp):
-    """Per STRIDE-grid row u of the patch, the grid columns [bsp[u, 0], bsp[u, 1]) spanning the blob."""
+def _blob_spans(D, nbi, nbj, bsp, Dc):
+    """Per STRIDE-grid row u of the patch, the grid columns [bsp[u, 0], bsp[u, 1]) spanning the
+    blob; Dc[u, v] = D[STRIDE u, STRIDE v] (the patch on the grid, compact) on those spans."""
     for u in range(_nstride(0, nbi)):
         lo = -1
         hi = 0
         for v in range(_nstride(0, nbj)):
-            if D[STRIDE * u, STRIDE * v] >= 0.0:
+            d = D[STRIDE * u, STRIDE * v]
+            Dc[u, v] = d
+            if d >= 0.0:
                 if lo < 0:
                     lo = v
                 hi = v + 1
@@ -182,38 +185,42 @@ def _eval(comp, ak, na, nbi, nbj, off, win, E, tz, bsp, csp):
 
 @njit(cache=True, nogil=True)
 def _model(comp, K, win, E, M, nbi, nbj, csp, bsp):
-    """The model on the blob's row spans of the STRIDE grid (the only pixels ever read)."""
+    """The model on the blob's row spans of the STRIDE grid (the only pixels ever read), compact
+    like Rc: M[u, v] is pixel (STRIDE u, STRIDE v)."""
     for u in range(_nstride(0, nbi)):
-        i = STRIDE * u
         for v in range(bsp[u, 0], bsp[u, 1]):
-            M[i, STRIDE * v] = 0.0
+            M[u, v] = 0.0
     for k in range(K):
         A = comp[k, 2]
-        i0 = win[k, 0]
-        j0 = win[k, 2]
-        for u in range(_nstride(i0, win[k, 1])):
-            i = i0 + STRIDE * u
-            for v in range(csp[k, u, 0], csp[k, u, 1]):
-                M[i, j0 + STRIDE * v] += A * E[k, u, v]
+        uo = win[k, 0] // STRIDE
+        vo = win[k, 2] // STRIDE
+        for u in range(_nstride(win[k, 0], win[k, 1])):
+            lo = csp[k, u, 0]
+            hi = csp[k, u, 1]
+            if hi <= lo:
+                continue
+            Mr = M[uo + u, vo + lo:vo + hi]
+            Er = E[k, u, lo:hi]
+            for v in range(hi - lo):
+                Mr[v] += A * Er[v]
 
 
 @njit(cache=True, nogil=True)
 def _sse(D, M, nbi, nbj, comp, K, par, bsp):
-    """Censored squared residual plus the shape penalties (width and correlation priors of `par`)."""
+    """Censored squared residual plus the shape penalties (width and correlation priors of `par`);
+    D and M compact on the STRIDE grid (``ws.Dc``, ``ws.M``)."""
     s = 0.0
     for u in range(_nstride(0, nbi)):
-        i = STRIDE * u
         for v in range(bsp[u, 0], bsp[u, 1]):
-            j = STRIDE * v
-            d = D[i, j]
+            d = D[u, v]
             if d < 0.0:
                 continue
             if d >= 255.0:
-                r = 255.0 - M[i, j]
+                r = 255.0 - M[u, v]
                 if r < 0.0:
                     r = 0.0
             else:
-                r = d - M[i, j]
+                r = d - M[u, v]
             s += r * r
     ws = PRIOR_WEIGHT / par.sigma_sd_px
     wr = PRIOR_WEIGHT / par.rho_sd
@@ -225,14 +232,12 @@ def _sse(D, M, nbi, nbj, comp, K, par, bsp):
 @njit(cache=True, nogil=True)
 def _residual(D, M, nbi, nbj, Rc, Wc, bsp):
     """Censored residual Rc and weight Wc (0: pixel outside the blob, or saturated and
-    the model above 255; else 1) on the STRIDE grid, compact: Rc[u, v] is pixel (STRIDE u, STRIDE v)
+    the model above 255; else 1) on the STRIDE grid, compact like D and M: Rc[u, v] is pixel (STRIDE u, STRIDE v)
     (on the blob's row spans only: the components' windows are cut to them)."""
     for u in range(_nstride(0, nbi)):
-        i = STRIDE * u
         for v in range(bsp[u, 0], bsp[u, 1]):
-            j = STRIDE * v
-            d = D[i, j]
-            m = M[i, j]
+            d = D[u, v]
+            m = M[u, v]
             w = 1.0
             if d < 0.0:
                 w = 0.0
@@ -251,7 +256,8 @@ def _residual(D, M, nbi, nbj, Rc, Wc, bsp):
 
 @njit(cache=True, nogil=True)
 def _jacobian(comp, ak, na, win, E, off, Wc, J, csp):
-    """Weighted derivatives of the model of each component ak[:na] over its window: J[k, u, v, p] (grid as E)."""
+    """Weighted derivatives of the model of each component ak[:na] over its window: J[k, p, u, v]
+    (parameter p; grid as E, so a window row of one parameter is contiguous)."""
     for c in range(na):
         k = ak[c]
         a = comp[k, 0]
@@ -267,21 +273,34 @@ def _jacobian(comp, ak, na, win, E, off, Wc, J, csp):
         vo = j0 // STRIDE
         for u in range(_nstride(i0, win[k, 1])):
             dx = i0 + STRIDE * u + off - a
-            for v in range(csp[k, u, 0], csp[k, u, 1]):
-                dz = j0 + STRIDE * v + off - b
-                e = E[k, u, v] * Wc[uo + u, vo + v]
+            lo = csp[k, u, 0]
+            hi = csp[k, u, 1]
+            if hi <= lo:
+                continue
+            Er = E[k, u, lo:hi]
+            Wr = Wc[uo + u, vo + lo:vo + hi]
+            J0 = J[k, 0, u, lo:hi]
+            J1 = J[k, 1, u, lo:hi]
+            J2 = J[k, 2, u, lo:hi]
+            J3 = J[k, 3, u, lo:hi]
+            J4 = J[k, 4, u, lo:hi]
+            for v in range(hi - lo):
+                dz = j0 + STRIDE * (lo + v) + off - b
+                e = Er[v] * Wr[v]
                 Ae = A * e
-                J[k, u, v, 0] = Ae * (dx + rho * dz) * is2
-                J[k, u, v, 1] = Ae * (dz + rho * dx) * is2
-                J[k, u, v, 2] = e
-                J[k, u, v, 3] = Ae * (dx * dx + dz * dz + 2.0 * rho * dx * dz) * is3
-                J[k, u, v, 4] = -Ae * dx * dz * is2
+                J0[v] = Ae * (dx + rho * dz) * is2
+                J1[v] = Ae * (dz + rho * dx) * is2
+                J2[v] = e
+                J3[v] = Ae * (dx * dx + dz * dz + 2.0 * rho * dx * dz) * is3
+                J4[v] = -Ae * dx * dz * is2
 
 
 @njit(cache=True, nogil=True, fastmath=True)
 def _pair_block(J, csp, k, uk, vk, l, ul, vl, nu, H, ok, ol):
     """H[ok:ok+5, ol:ol+5] (and its transpose) += J[k]^T J[l] over the rows u < nu of their overlap
-    (window rows uk + u of k, ul + u of l; columns v of the overlap are vk + v of k, vl + v of l), k != l."""
+    (window rows uk + u of k, ul + u of l; columns v of the overlap are vk + v of k, vl + v of l), k != l.
+
+    The 25 sums run over contiguous rows of J (one per parameter), so the loop vectorizes."""
     a00, a01, a02, a03, a04 = 0.0, 0.0, 0.0, 0.0, 0.0
     a10, a11, a12, a13, a14 = 0.0, 0.0, 0.0, 0.0, 0.0
     a20, a21, a22, a23, a24 = 0.0, 0.0, 0.0, 0.0, 0.0
@@ -290,17 +309,29 @@ def _pair_block(J, csp, k, uk, vk, l, ul, vl, nu, H, ok, ol):
     for u in range(nu):
         lo = max(csp[k, uk + u, 0] - vk, csp[l, ul + u, 0] - vl)
         hi = min(csp[k, uk + u, 1] - vk, csp[l, ul + u, 1] - vl)
-        for v in range(lo, hi):
-            x0 = J[k, uk + u, vk + v, 0]
-            x1 = J[k, uk + u, vk + v, 1]
-            x2 = J[k, uk + u, vk + v, 2]
-            x3 = J[k, uk + u, vk + v, 3]
-            x4 = J[k, uk + u, vk + v, 4]
-            y0 = J[l, ul + u, vl + v, 0]
-            y1 = J[l, ul + u, vl + v, 1]
-            y2 = J[l, ul + u, vl + v, 2]
-            y3 = J[l, ul + u, vl + v, 3]
-            y4 = J[l, ul + u, vl + v, 4]
+        if hi <= lo:
+            continue
+        X0 = J[k, 0, uk + u, vk + lo:vk + hi]
+        X1 = J[k, 1, uk + u, vk + lo:vk + hi]
+        X2 = J[k, 2, uk + u, vk + lo:vk + hi]
+        X3 = J[k, 3, uk + u, vk + lo:vk + hi]
+        X4 = J[k, 4, uk + u, vk + lo:vk + hi]
+        Y0 = J[l, 0, ul + u, vl + lo:vl + hi]
+        Y1 = J[l, 1, ul + u, vl + lo:vl + hi]
+        Y2 = J[l, 2, ul + u, vl + lo:vl + hi]
+        Y3 = J[l, 3, ul + u, vl + lo:vl + hi]
+        Y4 = J[l, 4, ul + u, vl + lo:vl + hi]
+        for v in range(hi - lo):
+            x0 = X0[v]
+            x1 = X1[v]
+            x2 = X2[v]
+            x3 = X3[v]
+            x4 = X4[v]
+            y0 = Y0[v]
+            y1 = Y1[v]
+            y2 = Y2[v]
+            y3 = Y3[v]
+            y4 = Y4[v]
             a00 += x0 * y0
             a01 += x0 * y1
             a02 += x0 * y2
@@ -381,20 +412,30 @@ def _pair_block(J, csp, k, uk, vk, l, ul, vl, nu, H, ok, ol):
 @njit(cache=True, nogil=True, fastmath=True)
 def _diag_block(J, Rc, csp, k, uo, vo, nu, H, g, o):
     """H[o:o+5, o:o+5] += J[k]^T J[k] and g[o:o+5] += J[k]^T r over component k's window
-    (its rows u < nu; window pixel (u, v) is Rc[uo + u, vo + v])."""
+    (its rows u < nu; window pixel (u, v) is Rc[uo + u, vo + v]); contiguous rows, as :func:`_pair_block`."""
     a00, a01, a02, a03, a04, b0 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
     a11, a12, a13, a14, b1 = 0.0, 0.0, 0.0, 0.0, 0.0
     a22, a23, a24, b2 = 0.0, 0.0, 0.0, 0.0
     a33, a34, b3 = 0.0, 0.0, 0.0
     a44, b4 = 0.0, 0.0
     for u in range(nu):
-        for v in range(csp[k, u, 0], csp[k, u, 1]):
-            r = Rc[uo + u, vo + v]
-            x0 = J[k, u, v, 0]
-            x1 = J[k, u, v, 1]
-            x2 = J[k, u, v, 2]
-            x3 = J[k, u, v, 3]
-            x4 = J[k, u, v, 4]
+        lo = csp[k, u, 0]
+        hi = csp[k, u, 1]
+        if hi <= lo:
+            continue
+        X0 = J[k, 0, u, lo:hi]
+        X1 = J[k, 1, u, lo:hi]
+        X2 = J[k, 2, u, lo:hi]
+        X3 = J[k, 3, u, lo:hi]
+        X4 = J[k, 4, u, lo:hi]
+        Rr = Rc[uo + u, vo + lo:vo + hi]
+        for v in range(hi - lo):
+            r = Rr[v]
+            x0 = X0[v]
+            x1 = X1[v]
+            x2 = X2[v]
+            x3 = X3[v]
+            x4 = X4[v]
             b0 += x0 * r
             a00 += x0 * x0
             a01 += x0 * x1
@@ -512,16 +553,18 @@ def _cholesky_env(H, g, n, out, fr):
 
 
 #: Buffers of the mixture fit (one per detection thread), built by :func:`fit_workspace`; the
-#: kernels take them as one namedtuple. D: the patch (-1 outside the blob); M: the model; R: the
+#: kernels take them as one namedtuple. D: the patch (-1 outside the blob); Dc, M: the patch and
+#: the model on the STRIDE grid, compact (Dc[u, v] is D[STRIDE u, STRIDE v]); R: the
 #: residual during growth, a copy of the components during removal trials; comp, trial:
 #: components (a, b, A, s, rho); flag: their :data:`FREE` / :data:`SETTLED` / :data:`GROUP`
-#: state; win, twin: their windows; E, J: their values and weighted Jacobians on the STRIDE grid;
+#: state; win, twin: their windows; E, J: their values and weighted Jacobians on the STRIDE grid
+#: (J[k, p, u, v]: one contiguous row per parameter);
 #: tz: row factors; H, Hc, g, step: the normal equations; cand: residual peaks, then electrons;
 #: Rc, Wc: compact residual and weights; bsp, csp: the blob's and the components' row spans;
 #: perm, fb, fr, gp, sp: the normal equations ordered by x, their envelope and solution.
 FitWorkspace = namedtuple(
     "FitWorkspace",
-    "D M R comp flag trial win twin E J tz H Hc g step cand Rc Wc bsp csp perm fb fr gp sp",
+    "D Dc M R comp flag trial win twin E J tz H Hc g step cand Rc Wc bsp csp perm fb fr gp sp",
 )
 
 #: Component flags (``ws.flag[k]``). FREE: may still be split (growth) or must still earn its
@@ -556,7 +599,8 @@ def fit_workspace(n, kmax, sigma_max=8.0):
     H = np.zeros((NPAR * k1, NPAR * k1), dtype=np.float64)
     return FitWorkspace(
         D=np.empty((n, n), dtype=np.float64),
-        M=np.empty((n, n), dtype=np.float64),
+        Dc=np.empty((nc, nc), dtype=np.float64),
+        M=np.empty((nc, nc), dtype=np.float64),
         R=np.empty((n, n), dtype=np.float64),
         comp=np.zeros((k1, NPAR), dtype=np.float64),
         flag=np.zeros(k1, dtype=np.float64),
@@ -564,7 +608,7 @@ def fit_workspace(n, kmax, sigma_max=8.0):
         win=np.zeros((k1, 4), dtype=np.int64),
         twin=np.zeros((k1, 4), dtype=np.int64),
         E=np.zeros((k1, Lc, Lc), dtype=np.float64),
-        J=np.zeros((k1, Lc, Lc, NPAR), dtype=np.float64),
+        J=np.zeros((k1, NPAR, Lc, Lc), dtype=np.float64),
         tz=np.zeros(L, dtype=np.float64),
         H=H,
         Hc=np.zeros_like(H),
@@ -592,7 +636,7 @@ def _normal_equations(ws, par, nbi, nbj, ak, na):
     n = NPAR * na
     ws2 = (PRIOR_WEIGHT / par.sigma_sd_px) ** 2
     wr2 = (PRIOR_WEIGHT / par.rho_sd) ** 2
-    _residual(ws.D, ws.M, nbi, nbj, Rc, ws.Wc, ws.bsp)
+    _residual(ws.Dc, ws.M, nbi, nbj, Rc, ws.Wc, ws.bsp)
     _jacobian(comp, ak, na, win, ws.E, par.subgrid_offset, ws.Wc, J, csp)
     for u in range(n):
         g[u] = 0.0
@@ -692,7 +736,7 @@ def _damped_step(ws, par, nbi, nbj, K, ak, na, cur, lam):
                     twin[k, u] = win[k, u]
         _eval(trial, ak, na, nbi, nbj, par.subgrid_offset, twin, ws.E, ws.tz, ws.bsp, ws.csp)
         _model(trial, K, twin, ws.E, ws.M, nbi, nbj, ws.csp, ws.bsp)
-        new = _sse(ws.D, ws.M, nbi, nbj, trial, K, par, ws.bsp)
+        new = _sse(ws.Dc, ws.M, nbi, nbj, trial, K, par, ws.bsp)
         if new <= cur:
             for k in range(K):
                 dd = abs(trial[k, 0] - comp[k, 0]) + abs(trial[k, 1] - comp[k, 1])
@@ -730,7 +774,7 @@ def _lm(ws, par, nbi, nbj, K, max_iter, act=None, target=np.inf):
     allk = np.arange(K)
     _eval(comp, allk, K, nbi, nbj, off, win, E, ws.tz, ws.bsp, ws.csp)
     _model(comp, K, win, E, M, nbi, nbj, ws.csp, ws.bsp)
-    cur = _sse(ws.D, M, nbi, nbj, comp, K, par, ws.bsp)
+    cur = _sse(ws.Dc, M, nbi, nbj, comp, K, par, ws.bsp)
     lam = 1e-3
     if na == 0:
         max_iter = 0

@@ -164,7 +164,7 @@ def _split(ws, par, k, K, apply):
         for v in range(csp[k, u, 0], csp[k, u, 1]):
             b = b0 + STRIDE * v
             d = D[a, b]
-            m = M[a, b]
+            m = M[a // STRIDE, b // STRIDE]
             if d < 0.0 or m <= 0.0:
                 continue
             ek = comp[k, 2] * E[k, u, v]
@@ -336,9 +336,9 @@ def _add_at_peaks(ws, par, nbi, nbj, K):
             if d < 0.0:
                 R[a, b] = -1e9
             elif d >= 255.0:
-                R[a, b] = max(255.0 - M[a, b], 0.0)
+                R[a, b] = max(255.0 - M[a // STRIDE, b // STRIDE], 0.0)
             else:
-                R[a, b] = d - M[a, b]
+                R[a, b] = d - M[a // STRIDE, b // STRIDE]
     nc = 0
     for a in range(0, nbi, STRIDE):
         for b in range(0, nbj, STRIDE):
@@ -488,7 +488,7 @@ def _prune(ws, par, nbi, nbj, K, settled):
     max_iter = min(par.max_iter, INTERMEDIATE_ITER)
     act = np.zeros(par.max_per_blob + 1, dtype=np.int64)
     rn = NEAR_SIGMAS * sigma
-    cur = _sse(ws.D, ws.M, nbi, nbj, comp, K, par, ws.bsp)
+    cur = _sse(ws.Dc, ws.M, nbi, nbj, comp, K, par, ws.bsp)
     for k in range(K):
         flag[k] = FREE
     while K > 1:
@@ -567,7 +567,7 @@ def decompose_blob(ws, par, nbi, nbj):
     """Components of the blob in ws.D[:nbi, :nbj] (-1 outside it); returns K (ws.comp[:K],
     patch coordinates). Phases: seed, fit, grow (split, add, refit, merge), drop faint, prune
     by removal trials, expand multi-spot components into groups, final fit."""
-    _blob_spans(ws.D, nbi, nbj, ws.bsp)
+    _blob_spans(ws.D, nbi, nbj, ws.bsp, ws.Dc)
     K = _seed(ws, par, nbi, nbj)
     if K == 0:
         return 0
