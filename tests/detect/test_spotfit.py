@@ -206,3 +206,68 @@ def test_components_stay_on_a_saturated_arc(seed):
     lit = np.argwhere(patch >= 0) + 0.5  # pixel centres
     for a, b in comp[:, :2]:
         assert np.hypot(lit[:, 0] - a, lit[:, 1] - b).min() <= 2.0, (a, b, patch.shape)
+
+
+def test_compact_grid_and_normal_equations_match_a_dense_evaluation():
+    """The kernels keep the patch and the model compact on the STRIDE grid (``ws.Dc``, ``ws.M``)
+    and the Jacobian as one contiguous row per parameter (``ws.J[k, p, u, v]``). After a fit of
+    three overlapping spots with saturated pixels, the compact patch is the patch on the grid, the
+    model is the sum of the components' spots on their discs of WINDOW_SIGMAS widths, and the
+    normal equations (J^T J and J^T r with the shape priors) equal those of a dense Jacobian built
+    here from the model's analytic derivatives (rounding only: relative 1e-9)."""
+    from sevi_lib.detect._lm import NPAR, WINDOW_SIGMAS, _normal_equations, _sse
+    from sevi_lib.detect.spotfit import decompose_blob
+
+    patch, _, _ = blob_patch([300.3, 309.1, 303.0], [600.7, 603.2, 611.5], 160.0)
+    assert (patch >= 255).any()
+    nbi, nbj = patch.shape
+    params = DetectorParams()
+    par = kernel_params(params)
+    ws = fit_workspace(max(nbi, nbj), params.max_per_blob, sigma_max=params.sigma_px)
+    ws.D[:nbi, :nbj] = patch
+    K = decompose_blob(ws, par, nbi, nbj)
+    assert K >= 3
+    grid = patch[::STRIDE, ::STRIDE]
+    inside = grid >= 0
+    np.testing.assert_array_equal(ws.Dc[:grid.shape[0], :grid.shape[1]][inside], grid[inside])
+
+    off = par.subgrid_offset
+    ii, jj = np.nonzero(inside)
+    x = STRIDE * ii + off
+    z = STRIDE * jj + off
+    comp = ws.comp[:K]
+    n = NPAR * K
+    Jd = np.zeros((ii.size, n))
+    model = np.zeros(ii.size)
+    for k, (a, b, A, s, rho) in enumerate(comp):
+        dx, dz = x - a, z - b
+        on = dx * dx + dz * dz <= (WINDOW_SIGMAS * s) ** 2
+        e = np.where(on, np.exp(-(dx * dx + dz * dz + 2 * rho * dx * dz) / (2 * s * s)), 0.0)
+        model += A * e
+        Jd[:, NPAR * k:NPAR * k + NPAR] = np.c_[A * e * (dx + rho * dz) / s**2, A * e * (dz + rho * dx) / s**2, e,
+                                               A * e * (dx * dx + dz * dz + 2 * rho * dx * dz) / s**3,
+                                               -A * e * dx * dz / s**2]
+    np.testing.assert_allclose(ws.M[ii, jj], model, rtol=1e-9, atol=1e-9)
+
+    d = grid[inside]
+    sat = d >= 255
+    w = np.where(sat & (model >= 255), 0.0, 1.0)
+    r = np.where(sat, 255.0, d) - model
+    r[w == 0] = 0.0
+    Jw = Jd * w[:, None]
+    H = Jw.T @ Jw
+    g = Jw.T @ r
+    ws2 = (2.0 / par.sigma_sd_px) ** 2
+    wr2 = (2.0 / par.rho_sd) ** 2
+    H[3::NPAR, 3::NPAR] += np.diag(np.full(K, ws2))
+    H[4::NPAR, 4::NPAR] += np.diag(np.full(K, wr2))
+    g[3::NPAR] += ws2 * (par.sigma_px - comp[:, 3])
+    g[4::NPAR] -= wr2 * comp[:, 4]
+    _normal_equations(ws, par, nbi, nbj, np.arange(K), K)
+    scale = np.abs(H).max()
+    np.testing.assert_allclose(ws.H[:n, :n], H, rtol=1e-9, atol=1e-9 * scale)
+    # at the fit's optimum g is a sum of terms that cancel: compare against the terms' size
+    np.testing.assert_allclose(ws.g[:n], g, rtol=0, atol=1e-9 * (np.abs(Jw).T @ np.abs(r)).max())
+    sse = np.sum(np.where(sat, np.maximum(255.0 - model, 0.0), d - model) ** 2)
+    sse += np.sum((2.0 / par.sigma_sd_px * (comp[:, 3] - par.sigma_px)) ** 2 + (2.0 / par.rho_sd * comp[:, 4]) ** 2)
+    assert _sse(ws.Dc, ws.M, nbi, nbj, ws.comp, K, par, ws.bsp) == pytest.approx(sse, rel=1e-9)
