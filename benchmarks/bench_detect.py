@@ -20,7 +20,15 @@ recall and precision (one-to-one matching within 3 px) over all electrons and in
 electrons: chi^2 per bin between the two histograms (0 when identical; they share electrons,
 so this is not a Poisson test) and the detected / true count at the poles.
 
-Timings on a shared machine are noisy: rerun on a quiet one. Run:
+The ratio (b) / (a) is the one of issue 20 (goal: at most 2). Where the detector's time goes (the
+blob scan, the mixture fits of :mod:`sevi_lib.detect.spotfit`, the pieces of their
+Levenberg-Marquardt iterations) and how the ratio moved are dated in docs/benchmarks.md
+(Detection): on 2026-12-07 at 13b129f, 4.9-5.7 on the shared 2-core machine, the fits about 60 %
+of the CPU time. The detector's output does not depend on the timing: compare the accuracy lines
+of two commits to see whether a speed change moved any electron.
+
+Timings on a shared machine are noisy: rerun on a quiet one, or alternate runs of two commits'
+copies and compare the ratios. Run:
 
     NUMBA_NUM_THREADS=1 python benchmarks/bench_detect.py [--frames 200] [--electrons 80] [--quick]
 """
