@@ -27,11 +27,11 @@ distributions spots pile up and saturate. The detector works blob by blob:
 4. **Faint spots** (only under the survey's read noise: :meth:`~sevi_lib.detect.camera.CameraSurvey.faint_params`).
    A spot of a broad or dim gain law can peak below ``peak_min`` (about ``k`` noise standard
    deviations, 16 counts at sd 1.5), yet its light summed over a box of about 3 widths stands
-   far out of that box's noise. After the scan, the frame less the light of the electrons found
-   (Gaussian spots of the model's width; ``model``), less the expected noise, is summed over that
-   box (an integral image) on a lattice of half a width; each maximum above ``k`` standard
-   deviations of the summed noise, plus the uncertain light of the bright neighbours (their
-   spread of widths, ``unc``), that lies in no blob the scan turned into electrons is one
+   far out of that box's noise. After the scan, the frame's sum over that box (an integral
+   image), less the expected noise and less the light of the electrons found (Gaussian spots of
+   the model's width, summed over the box analytically), is evaluated on a lattice of half a
+   width; each maximum above ``k`` standard deviations of the summed noise, plus the uncertain
+   light of the bright neighbours (their spread of widths), that lies in no blob the scan turned into electrons is one
    electron (:func:`_faint_spots`). Without read noise (the published frames) there is no such
    pass and the output is the scan's.
 
@@ -72,11 +72,9 @@ MAX_BLOB_HIST = 64
 #: in a blob), ``pi``/``pj`` (the blobs' pixels), ``runs`` (flood-fill queue), ``isum`` (the
 #: thread's raw-frame sum, uint32), ``pos``/``amp``/``mult``/``bsize`` (the frame's electrons),
 #: ``blob_hist``, ``fit`` (the mixture fit's :data:`~sevi_lib.detect._lm.FitWorkspace`) and, for
-#: the faint-spot pass, ``model`` and ``unc`` (the light of the electrons the scan found and its
-#: uncertainty from their spread of widths, float64, (1024, 1024), zero between frames), ``integ`` (the integral image of the frame less that light, float64,
-#: (1025, 1025)) and ``resp`` (the filter's value on its lattice, float64, (1024, 1024)); 1 x 1
-#: without the pass.
-FrameWorkspace = namedtuple("FrameWorkspace", "label pi pj runs isum pos amp mult bsize blob_hist fit integ resp model unc")
+#: the faint-spot pass, ``integ`` (the frame's integral image, int32, (1025, 1025)) and ``resp``
+#: (the filter's value on its lattice, float64, (1024, 1024)); 1 x 1 without the pass.
+FrameWorkspace = namedtuple("FrameWorkspace", "label pi pj runs isum pos amp mult bsize blob_hist fit integ resp")
 
 
 def frame_workspace(params, faint=False):
@@ -97,10 +95,8 @@ def frame_workspace(params, faint=False):
         bsize=np.empty(cap, dtype=np.int64),
         blob_hist=np.zeros(MAX_BLOB_HIST + 1, dtype=np.int64),
         fit=fit_workspace(N_PIX, int(params.max_per_blob), sigma_max=params.sigma_px),
-        integ=np.zeros((nf + 1, nf + 1), dtype=np.float64),
+        integ=np.zeros((nf + 1, nf + 1), dtype=np.int32),
         resp=np.zeros((max(nf, 1), max(nf, 1)), dtype=np.float64),
-        model=np.zeros((max(nf, 1), max(nf, 1)), dtype=np.float64),
-        unc=np.zeros((max(nf, 1), max(nf, 1)), dtype=np.float64),
     )
 
 
@@ -215,50 +211,55 @@ def _blob_stats(frame, bpi, bpj, off, peak_min, peak_radius):
 
 
 @njit(cache=True, nogil=True)
-def _integral(frame, model, integ):
-    """Integral image of ``frame - model`` into `integ` ((n + 1, m + 1): ``integ[i, j]`` = the sum over ``[:i, :j]``)."""
+def _integral(frame, integ):
+    """Integral image of `frame` into `integ` ((n + 1, m + 1): ``integ[i, j]`` = the sum of ``frame[:i, :j]``)."""
     n = frame.shape[0]
     m = frame.shape[1]
     for j in range(m + 1):
-        integ[0, j] = 0.0
+        integ[0, j] = 0
     for i in range(n):
-        integ[i + 1, 0] = 0.0
-        row = 0.0
+        integ[i + 1, 0] = 0
+        row = 0
         for j in range(m):
-            row += frame[i, j] - model[i, j]
+            row += frame[i, j]
             integ[i + 1, j + 1] = integ[i, j + 1] + row
 
 
 @njit(cache=True, nogil=True)
-def _add_spots(model, unc, pos, amp, ne, sigma, rel_sd, off, sign):
-    """Add `sign` x the light of the electrons ``pos[:ne]`` (Gaussian spots of width `sigma` and peak
-    `amp`, out to 3 widths) to `model`, and to `unc` its change when the width is `rel_sd` x
-    `sigma` larger (to first order); ``sign = 0`` sets those windows to 0."""
-    n = model.shape[0]
-    m = model.shape[1]
+def _spot_box(x, i, h, r, c, n):
+    """Sums over the pixels a = i - h .. i + h of a spot's profile ``g = exp(c (a - x)^2)`` (the spot
+    cut at `r` pixels from ``int(x)`` and at the frame's `n` pixels) and of ``g (a - x)^2``."""
+    s0 = 0.0
+    s2 = 0.0
+    for a in range(max(i - h, int(x) - r, 0), min(i + h + 1, int(x) + r + 1, n)):
+        d2 = (a - x) * (a - x)
+        g = np.exp(c * d2)
+        s0 += g
+        s2 += g * d2
+    return s0, s2
+
+
+@njit(cache=True, nogil=True)
+def _model_box(pos, amp, ne, i, j, h, sigma, off, n, m):
+    """The light in the box of half-width h about (i, j) of the electrons ``pos[:ne]`` (Gaussian spots
+    of width `sigma` and peak `amp`, cut at 3 widths) and its change per unit relative change of
+    their width (to first order)."""
     r = int(np.ceil(3.0 * sigma))
     c = -0.5 / (sigma * sigma)
-    gb = np.empty(2 * r + 2)  # the spot's profile along a row (separable)
+    light = 0.0
+    dlight = 0.0
     for e in range(ne):
         x = pos[e, 0] - off
         z = pos[e, 1] - off
-        i0 = max(int(x) - r, 0)
-        i1 = min(int(x) + r + 1, n)
-        j0 = max(int(z) - r, 0)
-        j1 = min(int(z) + r + 1, m)
-        if sign == 0.0:
-            model[i0:i1, j0:j1] = 0.0
-            unc[i0:i1, j0:j1] = 0.0
+        if abs(x - i) > r + h + 1 or abs(z - j) > r + h + 1:
             continue
-        for b in range(j0, j1):
-            gb[b - j0] = np.exp(c * (b - z) * (b - z))
-        for a in range(i0, i1):
-            ga = sign * amp[e] * np.exp(c * (a - x) * (a - x))
-            da = (a - x) * (a - x)
-            for b in range(j0, j1):
-                g = ga * gb[b - j0]
-                model[a, b] += g
-                unc[a, b] += g * rel_sd * (da + (b - z) * (b - z)) / (sigma * sigma)
+        sx0, sx2 = _spot_box(x, i, h, r, c, n)
+        if sx0 == 0.0:
+            continue
+        sz0, sz2 = _spot_box(z, j, h, r, c, m)
+        light += amp[e] * sx0 * sz0
+        dlight += amp[e] * (sx2 * sz0 + sx0 * sz2) / (sigma * sigma)
+    return light, dlight
 
 
 @njit(cache=True, nogil=True)
@@ -297,7 +298,7 @@ def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
     count (-1 if the buffer is full).
 
     The filter sees the frame less the light of the electrons found so far (``ws.pos[:nout]``,
-    spots of width `sigma`: :func:`_add_spots`), so that a faint spot beside a bright one is
+    spots of width `sigma`, box by box: :func:`_model_box`), so that a faint spot beside a bright one is
     not lost on its tail. It is evaluated on a lattice of every ``fp.step`` pixels (the spots are several
     steps wide); a lattice maximum within ``fp.radius`` above ``0.8 fp.level`` climbs to the
     filter's maximum over its 3 x 3 neighbours at full resolution, which must reach the level,
@@ -306,8 +307,7 @@ def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
     """
     label, resp, integ = ws.label, ws.resp, ws.integ
     nscan = nout
-    _add_spots(ws.model, ws.unc, ws.pos, ws.amp, nscan, sigma, rel_sd, off, 1.0)
-    _integral(frame, ws.model, integ)
+    _integral(frame, integ)
     n = frame.shape[0]
     m = frame.shape[1]
     h = fp.inner
@@ -318,6 +318,25 @@ def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
     for i in range(lo - k, n - lo + k, st):
         for j in range(lo - k, m - lo + k, st):
             resp[i, j] = _faint_value(integ, i, j, h, bg)
+    # less the light of the electrons found, spot by spot over the lattice points it reaches
+    r = int(np.ceil(3.0 * sigma))
+    c = -0.5 / (sigma * sigma)
+    first_lat = lo - k
+    last_lat = n - lo + k - 1
+    for e in range(nscan):
+        x = ws.pos[e, 0] - off
+        z = ws.pos[e, 1] - off
+        ia = max(int(x) - r - h, first_lat)
+        ia = first_lat + ((ia - first_lat + st - 1) // st) * st
+        ja = max(int(z) - r - h, first_lat)
+        ja = first_lat + ((ja - first_lat + st - 1) // st) * st
+        for i in range(ia, min(int(x) + r + h, last_lat) + 1, st):
+            sx0, _ = _spot_box(x, i, h, r, c, n)
+            if sx0 == 0.0:
+                continue
+            for j in range(ja, min(int(z) + r + h, last_lat) + 1, st):
+                sz0, _ = _spot_box(z, j, h, r, c, m)
+                resp[i, j] -= ws.amp[e] * sx0 * sz0
     cap = ws.pos.shape[0]
     first = nout
     for i in range(lo, n - lo, st):
@@ -332,7 +351,8 @@ def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
                 bb = b
                 for da in range(-1, 2):
                     for db in range(-1, 2):
-                        w = _faint_value(integ, a + da, b + db, h, bg)
+                        w = _faint_value(integ, a + da, b + db, h, bg) - _model_box(
+                            ws.pos, ws.amp, nscan, a + da, b + db, h, sigma, off, n, m)[0]
                         if w > v:
                             v = w
                             ba = a + da
@@ -343,11 +363,8 @@ def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
                 b = bb
             if v <= fp.level or label[a, b] == 2 or abs(a - i) > 7 or abs(b - j) > 7:
                 continue
-            u = 0.0  # the uncertain light of the bright neighbours in the box
-            for aa in range(a - h, a + h + 1):
-                for bb in range(b - h, b + h + 1):
-                    u += ws.unc[aa, bb]
-            if v <= fp.level + u:
+            # the uncertain light of the bright neighbours in the box: their spread of widths
+            if v <= fp.level + rel_sd * _model_box(ws.pos, ws.amp, nscan, a, b, h, sigma, off, n, m)[1]:
                 continue
             seen = False
             for e in range(first, nout):
@@ -356,20 +373,18 @@ def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
             if seen:
                 continue
             if nout >= cap:
-                nout = -1
-                break
-            ws.pos[nout, 0] = a + off + _vertex(_faint_value(integ, a - 1, b, h, bg), v,
-                                                _faint_value(integ, a + 1, b, h, bg))
-            ws.pos[nout, 1] = b + off + _vertex(_faint_value(integ, a, b - 1, h, bg), v,
-                                                _faint_value(integ, a, b + 1, h, bg))
+                return -1
+            vx0 = _faint_value(integ, a - 1, b, h, bg) - _model_box(ws.pos, ws.amp, nscan, a - 1, b, h, sigma, off, n, m)[0]
+            vx1 = _faint_value(integ, a + 1, b, h, bg) - _model_box(ws.pos, ws.amp, nscan, a + 1, b, h, sigma, off, n, m)[0]
+            vz0 = _faint_value(integ, a, b - 1, h, bg) - _model_box(ws.pos, ws.amp, nscan, a, b - 1, h, sigma, off, n, m)[0]
+            vz1 = _faint_value(integ, a, b + 1, h, bg) - _model_box(ws.pos, ws.amp, nscan, a, b + 1, h, sigma, off, n, m)[0]
+            ws.pos[nout, 0] = a + off + _vertex(vx0, v, vx1)
+            ws.pos[nout, 1] = b + off + _vertex(vz0, v, vz1)
             ws.amp[nout] = v / fp.scale
             ws.mult[nout] = 1
             ws.bsize[nout] = 1
             ws.blob_hist[1] += 1
             nout += 1
-        if nout < 0:
-            break
-    _add_spots(ws.model, ws.unc, ws.pos, ws.amp, nscan, sigma, rel_sd, off, 0.0)
     return nout
 
 

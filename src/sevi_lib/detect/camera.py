@@ -360,7 +360,7 @@ class CameraSurvey:
         try:
             floor = self.detection_floor()
             eff, eff_se = self.detection_efficiency()
-            how = " (the faint-spot pass's, under read noise)" if self.faint_params().on else ""
+            how = ", the faint-spot pass's under read noise" if self.faint_params().on else ""
             lines.append(f"electrons fainter than the detection floor (peak {floor:.3g} counts{how}): "
                          f"{100 * self.faint_fraction():.2f} % by the gain law (lost everywhere alike)")
             lines.append(f"detection efficiency (estimate, by the gain law): {eff:.4f} +- {eff_se:.4f}; detected "
