@@ -20,7 +20,7 @@ The answer (``beta``, ``se`` of ``nn.json``; ``nn.h5``). The network is fine-tun
 around a centre c (the fit's answer with ``centre: fit``) and predicts the residual around it;
 its answer p and the centre are two estimates of the same betas whose errors are correlated (the
 network starts at c and sees the same electrons as the fit). :func:`shrink_to_centre` does not
-assume anything about that correlation: it measures, on the calibration maps, how much of the
+assume them independent: it measures, on the calibration maps, how much of the
 network's departure from the centre, ``d = p - c``, is a departure of the truth,
 ``t = y - c``, by least squares per shell and coefficient, ``s_ls = sum(d t) / sum(d^2)``,
 reduced by its own statistical variance (a weight within about one standard error of 0 is a
@@ -38,8 +38,9 @@ answer *of that map*, from the same electrons. In a linear model (the fit effici
 network a Bayes estimator under the prior) the calibration maps give s near 1 (the network's
 departures from c follow the truth's), while on the real map its departure from the fit's answer
 is the part of its error the fit does not share, and the best s would be near 0. The
-calibration maps' s is therefore an upper bound on the weight the real map deserves when the
-network's errors are positively correlated with the fit's and larger; the shrinkage removes what
+calibration maps' s is therefore, in that model, an upper bound on the weight the real map
+deserves when the network's errors are positively correlated with the fit's and larger; the
+shrinkage removes what
 the calibration maps can show to be noise (``docs/network.md``, ``docs/benchmarks.md``).
 
 API
