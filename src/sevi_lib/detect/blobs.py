@@ -323,6 +323,7 @@ def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
     c = -0.5 / (sigma * sigma)
     first_lat = lo - k
     last_lat = n - lo + k - 1
+    sz = np.empty(2 * (r + h) // st + 3)  # one spot's box sums along the lattice's columns
     for e in range(nscan):
         x = ws.pos[e, 0] - off
         z = ws.pos[e, 1] - off
@@ -330,13 +331,15 @@ def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
         ia = first_lat + ((ia - first_lat + st - 1) // st) * st
         ja = max(int(z) - r - h, first_lat)
         ja = first_lat + ((ja - first_lat + st - 1) // st) * st
+        jb = min(int(z) + r + h, last_lat) + 1
+        for j in range(ja, jb, st):
+            sz[(j - ja) // st] = _spot_box(z, j, h, r, c, m)[0]
         for i in range(ia, min(int(x) + r + h, last_lat) + 1, st):
-            sx0, _ = _spot_box(x, i, h, r, c, n)
+            sx0 = ws.amp[e] * _spot_box(x, i, h, r, c, n)[0]
             if sx0 == 0.0:
                 continue
-            for j in range(ja, min(int(z) + r + h, last_lat) + 1, st):
-                sz0, _ = _spot_box(z, j, h, r, c, m)
-                resp[i, j] -= ws.amp[e] * sx0 * sz0
+            for j in range(ja, jb, st):
+                resp[i, j] -= sx0 * sz[(j - ja) // st]
     cap = ws.pos.shape[0]
     first = nout
     for i in range(lo, n - lo, st):
