@@ -81,6 +81,8 @@ def test_shrinkage_recovers_the_networks_skill(gain, own_sd):
     d, t = calib.mean(axis=0) - centre, truth - centre
     tol = 4 * np.sqrt(((t - want * d) ** 2).sum(axis=0) / (n - 1) / (d ** 2).sum(axis=0))
     assert np.all(np.abs(got.s - want) < tol), (got.s, want, tol)
+    # one weight per shell, pooled over its coefficients (each in units of its prior width)
+    assert np.all(got.s == got.s[:, :1])
     np.testing.assert_allclose(got.beta, centre + got.s * (real.mean(axis=0) - centre))
     # the shrunk answer is at least as close to the truth on the calibration maps as either estimate
     assert np.all(got.rms_calib <= got.rms_centre + 1e-15)

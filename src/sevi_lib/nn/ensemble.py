@@ -22,7 +22,8 @@ its answer p and the centre are two estimates of the same betas whose errors are
 network starts at c and sees the same electrons as the fit). :func:`shrink_to_centre` does not
 assume them independent: it measures, on the calibration maps, how much of the
 network's departure from the centre, ``d = p - c``, is a departure of the truth,
-``t = y - c``, by least squares per shell and coefficient, ``s_ls = sum(d t) / sum(d^2)``,
+``t = y - c``, by least squares per shell (pooled over its coefficients, each in units of
+its prior width), ``s_ls = sum(d t) / sum(d^2)``,
 reduced by its own statistical variance (a weight within about one standard error of 0 is a
 chance correlation) and clipped to [0, 1], and answers ``c + s (p - c)`` with the standard error
 the root mean square of ``c + s d - y`` over those maps (inflated for the members' disagreement
@@ -147,9 +148,10 @@ class Shrinkage(NamedTuple):
         Standard error of `beta`: ``sqrt(rms_calib^2 + s^2 excess)`` with ``excess`` the members'
         disagreement on the real map beyond their average one on the calibration maps.
     s : ndarray
-        The network's weight, the least-squares ``sum(d t) / sum(d^2)`` over the calibration
-        maps reduced by its own statistical variance and clipped to [0, 1] (0 where the network
-        never departed from the centre there).
+        The network's weight, one per shell (the same for its coefficients): the least-squares
+        ``sum(d t) / sum(d^2)`` over the calibration maps and the shell's coefficients (in units
+        of their prior widths), reduced by its own statistical variance and clipped to [0, 1]
+        (0 where the network never departed from the centre there).
     rms_calib : ndarray
         Root mean square over the calibration maps of ``c + s d - y``.
     rms_centre : ndarray
@@ -164,25 +166,44 @@ class Shrinkage(NamedTuple):
 
 
 def _weight(d, t):
-    """``clip(s_ls (1 - var(s_ls) / s_ls^2), 0, 1)`` over axis 0: the least-squares weight of `t` on
-    `d` reduced by its own statistical variance (positive part); 0 where `d` is all zero."""
-    n = d.shape[0]
-    sdd = (d * d).sum(axis=0)
+    """One weight per shell, pooled over its coefficients: ``clip(s_ls (1 - v / s_ls^2), 0, 1)``.
+
+    `d`, `t` have shape ``(n, K, N)``. Each coefficient is scaled by the root mean square of its
+    `t` over the maps (the prior's width; a coefficient the prior never varied is left out), and
+    per shell ``s_ls = sum(d t) / sum(d^2)`` over maps and coefficients, with statistical variance
+    ``v = sum((t - s_ls d)^2) / ((m - 1) sum(d^2))`` (m the pooled terms); the positive part of
+    ``s_ls (1 - v / s_ls^2)``, clipped to [0, 1], broadcast over the shell's coefficients. 0 where
+    the network never departed from the centre.
+    """
+    n, K, N = d.shape
+    width = np.sqrt((t ** 2).mean(axis=0))
+    used = width > 0
+    scale = np.divide(1.0, width, out=np.zeros_like(width), where=used)
+    ds, ts = d * scale, t * scale
+    sdd = (ds * ds).sum(axis=(0, 2))
     ok = sdd > 0
-    s_ls = np.divide((d * t).sum(axis=0), sdd, out=np.zeros_like(sdd), where=ok)
-    var = np.divide(((t - s_ls * d) ** 2).sum(axis=0), (n - 1) * sdd, out=np.zeros_like(sdd), where=ok)
+    s_ls = np.divide((ds * ts).sum(axis=(0, 2)), sdd, out=np.zeros_like(sdd), where=ok)
+    m = n * used.sum(axis=1)
+    res = ((ts - s_ls[None, :, None] * ds) ** 2).sum(axis=(0, 2))
+    var = np.divide(res, np.maximum(m - 1, 1) * sdd, out=np.zeros_like(sdd), where=ok)
     excess = np.maximum(s_ls ** 2 - var, 0.0)
-    return np.clip(np.divide(excess, s_ls, out=np.zeros_like(sdd), where=s_ls > 0), 0.0, 1.0)
+    s = np.clip(np.divide(excess, s_ls, out=np.zeros_like(sdd), where=s_ls > 0), 0.0, 1.0)
+    return np.broadcast_to(s[:, None], (K, N)).copy()
 
 
 def shrink_to_centre(errors: Errors, centre, calib_mean, calib_labels, calib_centre) -> Shrinkage:
     """Regression calibration of the network's departure from the prior centre.
 
-    Per shell and coefficient, over the calibration maps i: ``d_i = p_i - c_i`` (ensemble mean
-    minus the map's prior centre) and ``t_i = y_i - c_i`` (truth minus centre);
+    Per shell, over the calibration maps i and the shell's coefficients j (each scaled by its
+    prior width, the root mean square of its ``t`` over the maps): ``d_ij = p_ij - c_ij`` (ensemble
+    mean minus the map's prior centre) and ``t_ij = y_ij - c_ij`` (truth minus centre);
     ``s_ls = sum(d t) / sum(d^2)``, the least-squares coefficient of the truth's departure on the
-    network's, with statistical variance ``v = sum((t - s_ls d)^2) / ((n - 1) sum(d^2))``;
-    ``s = clip(s_ls (1 - v / s_ls^2), 0, 1)`` (0 for ``s_ls <= 0``). The factor ``1 - v /
+    network's, with statistical variance ``v = sum((t - s_ls d)^2) / ((m - 1) sum(d^2))`` (m
+    terms); ``s = clip(s_ls (1 - v / s_ls^2), 0, 1)`` (0 for ``s_ls <= 0``), one weight for all the
+    shell's coefficients. One weight per shell rather than per coefficient: with 64 maps a
+    weight per coefficient let a chance correlation through on a few of 24 coefficients (s = 1
+    on four of the embedded default's, where the network's departures followed nothing), and
+    the shell's answer moved away from the centre by that. The factor ``1 - v /
     s_ls^2`` (positive part) is the estimate of ``s^2 / (s^2 + v)``, the weight that minimises the
     expected squared error of ``s_ls`` times it: a network whose departures from the centre are
     small and only by chance correlated with the truth's (``s_ls`` within about one standard
