@@ -53,7 +53,7 @@ from sevi_lib.core.io import DETECTED_DTYPE
 from sevi_lib.core.maps import count_map
 from sevi_lib.detect.settings import NO_FAINT_PASS, DetectorParams, kernel_params
 from sevi_lib.detect._lm import fit_workspace
-from sevi_lib.detect._peaks import is_peak
+from sevi_lib.detect._peaks import is_lattice_peak, is_peak
 from sevi_lib.detect.spotfit import blob_electrons, decompose_blob
 
 __all__ = ["ELECTRON_DTYPE", "MAX_BLOB_HIST", "DetectorParams", "FrameDetector", "detect_frame"]
@@ -272,26 +272,6 @@ def _faint_value(integ, i, j, h, background):
 
 
 @njit(cache=True, nogil=True)
-def _lattice_peak(resp, i, j, r, step):
-    """Plateau-safe maximum of `resp` at lattice point (i, j) among the lattice points (every `step`
-    pixels) within `r` pixels (Chebyshev; at least one step): the rule of
-    :func:`~sevi_lib.detect._peaks.is_peak`."""
-    v = resp[i, j]
-    k = max(r // step, 1) * step
-    for da in range(-k, k + 1, step):
-        for db in range(-k, k + 1, step):
-            if da == 0 and db == 0:
-                continue
-            w = resp[i + da, j + db]
-            if da < 0 or (da == 0 and db < 0):
-                if w >= v:
-                    return False
-            elif w > v:
-                return False
-    return True
-
-
-@njit(cache=True, nogil=True)
 def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
     """The faint-spot pass: one electron at each maximum of the filter (:func:`_faint_value`) above
     ``fp.level`` that lies in no blob the scan counted (``label`` 2); returns the new electron
@@ -344,7 +324,8 @@ def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
     first = nout
     for i in range(lo, n - lo, st):
         for j in range(lo, m - lo, st):
-            if resp[i, j] <= 0.8 * fp.level or label[i, j] == 2 or not _lattice_peak(resp, i, j, fp.radius, st):
+            if resp[i, j] <= 0.8 * fp.level or label[i, j] == 2 or not is_lattice_peak(
+                    resp, i, j, n, m, max(fp.radius // st, 1) * st, st):
                 continue
             a = i
             b = j
