@@ -17,13 +17,16 @@ stays light):
   :func:`fit_spots` (one numba kernel over all patches), :func:`fit_gain` (truncated gamma law).
 - :mod:`sevi_lib.detect.blobs` -- the frame detector: :class:`FrameDetector` (chunks of frames,
   count map, raw-frame sum, blob statistics, threads), :func:`detect_frame`, ``ELECTRON_DTYPE``;
-  the blob-scan kernel.
+  the blob-scan kernel and, under read noise, the faint-spot pass (box sums of the frame less
+  the found electrons' light; its settings :class:`~sevi_lib.detect.settings.FaintParams` from
+  :meth:`CameraSurvey.faint_params`).
 - :mod:`sevi_lib.detect.spotfit` -- the mixture fit of model spots to one blob, its phases
   (how many spots): :func:`decompose` (Python), the kernels :func:`decompose_blob` and
   :func:`blob_electrons`, the electron count :func:`n_electrons`.
 - ``detect._lm`` -- the spot model and its Levenberg-Marquardt solver (kernels, the
-  ``FitWorkspace`` of :func:`fit_workspace`); ``detect._peaks`` -- ``is_peak`` /
-  ``is_patch_max`` (plateau-safe local maxima, shared by the blob scan and the fit).
+  ``FitWorkspace`` of :func:`fit_workspace`); ``detect._peaks`` -- ``is_lattice_peak`` and its
+  cases ``is_peak`` / ``is_patch_max`` (plateau-safe local maxima, shared by the blob scan, the
+  faint-spot pass and the fit).
 - :mod:`sevi_lib.detect.shards` -- files: :func:`detect_shard` (``sevi detect``),
   :func:`accumulate_files` / :func:`accumulate` (``sevi accumulate``: refuses shards of other
   frames files, overlaps and gaps), :func:`read_shard`, :func:`write_shard`,
