@@ -185,8 +185,8 @@ def main(argv=None):
     if not args.collect:
         copy_workflow(wd)
         (wd / "full.yaml").write_text(yaml.safe_dump({"simulation": {"n_frames": args.frames}}))
-        if args.file_first and run_workflow(wd, ["--cores", str(args.cores), "--configfile", "full.yaml",
-                                                 "simulate"]) is None:
+        if args.file_first and run_workflow(wd, ["simulate", "--cores", str(args.cores),
+                                                 "--configfile", "full.yaml"]) is None:
             return 1
         wall = run_workflow(wd, ["--cores", str(args.cores), "--configfile", "full.yaml"])
         if wall is None:
