@@ -138,6 +138,27 @@ def camera_survey(args):
     return LabCamera(survey=dataclasses.replace(survey, read_noise=float(noise)), spots=model), survey
 
 
+def true_counts(shells, n_frames, seed, camera):
+    """Electrons of each shell in the data frames of :func:`run_set` (the simulator recounted, no rendering).
+
+    The frames' electrons depend only on the seed and the frame index
+    (:func:`~sevi_lib.simulate.electrons.iter_frame_electrons`), so drawing them again with the
+    settings :func:`~sevi_lib.calibrate.simulate_response` used gives the same electrons.
+    """
+    from sevi_lib.simulate.electrons import STRAY_SHELL, iter_frame_electrons
+    from sevi_lib.simulate.settings import SimulationSettings
+
+    centre = (0.0, 0.0) if camera is None else camera.centre
+    strays = 0.0 if camera is None else float(camera.stray_electrons)
+    counts = np.zeros(shells.n_shells, dtype=np.int64)
+    for chunk in iter_frame_electrons(shells, SimulationSettings(
+            n_frames=n_frames, electrons_per_shell=[ELECTRONS * (1 - LOSS)] * shells.n_shells, detection_loss=0.0,
+            seed=seed, chunk=512, centre_offset=(512.0 * centre[0], 512.0 * centre[1]), stray_electrons=strays)):
+        shell = chunk.detected_shell[chunk.detected_shell != STRAY_SHELL]
+        counts += np.bincount(shell, minlength=shells.n_shells)[: shells.n_shells]
+    return counts
+
+
 def run_set(name, shells, args):
     camera, survey = camera_survey(args) if args.camera else (None, None)
     if args.camera:
@@ -183,23 +204,29 @@ def run_set(name, shells, args):
     d_cal = shell_distance(np.array(cal["beta"]), shells.beta)
     d_true = shell_distance(true.beta, shells.beta)
     exp_cal = np.array(cal["expected_distance"])
+    n_true = true_counts(shells, args.frames, args.seed, camera)
+    if n_true.sum() != data.true_x.size:
+        raise SystemExit(f"{name}: {n_true.sum()} true shell electrons recounted, {data.true_x.size} rendered")
     print(f"\n{name}: {args.frames} frames, {data.detected_x.size} detected / {data.true_x.size} true electrons; "
           f"detect {t_detect:.0f} s ({args.frames / t_detect:.1f} frames/s), fits {t_fit:.0f} s, "
           f"calibration {t_cal:.0f} s ({cal['calibration']['frames_per_pass']} frames/pass)")
     print("| shell | uncorrected | calibrated | true positions | expected (calibrated) | fit SE expected | "
-          "calibrated / true | expected / Poisson | dR uncorr | dR cal |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "calibrated / true | expected / Poisson | dR uncorr | dR cal | electrons: fit / true | calibrated / true |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     for j in range(shells.n_shells):
         row = {"shell": j, "uncorrected": float(d_unc[j]), "calibrated": float(d_cal[j]), "true": float(d_true[j]),
                "expected": float(exp_cal[j]), "fit_expected": float(fit.expected_distance[j]),
                "ratio": float(d_cal[j] / d_true[j]),
                "expected_ratio": float(exp_cal[j] / fit.expected_distance[j]), "dR_uncorrected": float(fit.R[j] - shells.R[j]),
-               "dR_calibrated": float(cal["R"][j] - shells.R[j])}
+               "dR_calibrated": float(cal["R"][j] - shells.R[j]), "true_electrons": int(n_true[j]),
+               "electrons_fit": float(fit.weights[j]), "electrons_calibrated": float(cal["weights"][j]),
+               "electrons_calibrated_se": float(cal["se_weights"][j])}
         rows.append(row)
         print(f"| {j} | {d_unc[j]:.4f} | {d_cal[j]:.4f} | {d_true[j]:.4f} | {exp_cal[j]:.4f} | "
               f"{fit.expected_distance[j]:.4f} | {row['ratio']:.2f} | {row['expected_ratio']:.2f} | {row['dR_uncorrected']:+.1e} | "
-              f"{row['dR_calibrated']:+.1e} |", flush=True)
+              f"{row['dR_calibrated']:+.1e} | {fit.weights[j] / n_true[j]:.4f} | "
+              f"{cal['weights'][j] / n_true[j]:.4f} +- {cal['se_weights'][j] / n_true[j]:.4f} |", flush=True)
     return {"set": name, "frames": args.frames, "rows": rows, "seconds": {"detect": t_detect, "fit": t_fit,
                                                                            "calibrate": t_cal},
             "calibration": {k: cal[k] for k in ("bias", "bias_se", "fit_se", "calibration")}}

@@ -115,3 +115,20 @@ def test_network_ensemble_section_lists_members_answer_errors_and_final(tmp_path
     assert "shrunk towards the fit (answer `nn`) | 0.9850 ± 0.0040" in section
     assert "`results/final.h5` is **fit**'s answer" in section and "beta_2 0.20" in section
     assert "0.9850 ± 0.0040" in text.split("## Answers side by side")[1]  # the nn column carries its errors
+
+
+def test_calibration_section_gives_each_shells_corrected_electrons(tmp_path):
+    import json
+
+    cal = {"R": [0.5, 0.8], "weights": [105000.0, 99000.0], "se_weights": [400.0, 350.0],
+           "expected_distance": [0.004, 0.003],
+           "bias": {"R": [1e-4, 2e-5], "ln_weights": [float(np.log(0.95)), float(np.log(1.0))],
+                    "beta": [[0.02, 0.01], [0.0, 0.0]]},
+           "bias_se": {"R": [1e-5, 1e-5], "beta": [[0.002, 0.002], [0.001, 0.001]]},
+           "uncorrected": {"weights": [99750.0, 99000.0], "expected_distance": [0.0038, 0.003]},
+           "calibration": {"frames_per_pass": 2000, "seconds": 12.0}, "passes": [{}]}
+    (tmp_path / "cal.json").write_text(json.dumps(cal))
+    text = build_report(tmp_path / "r.md", calibration=tmp_path / "cal.json", now=NOW)
+    rows = [line for line in text.splitlines() if line.startswith("| 0 ") or line.startswith("| 1 ")]
+    assert "electrons (fit -> corrected)" in text
+    assert "| 0.9500 | 99750 -> 105000 ± 400 |" in rows[0] and "| 1.0000 | 99000 -> 99000 ± 350 |" in rows[1]

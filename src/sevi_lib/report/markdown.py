@@ -129,6 +129,7 @@ def _calibration(cal):
     rows = []
     for j in range(len(cal["R"])):
         rows.append([j, f"{np.exp(bias['ln_weights'][j]):.4f}",
+                     f"{unc['weights'][j]:.0f} -> {cal['weights'][j]:.0f} ± {cal['se_weights'][j]:.0f}",
                      f"{bias['R'][j]:+.2e} ± {bias_se['R'][j]:.1e}",
                      f"{beta_b[j][0]:+.4f} ± {beta_e[j][0]:.4f}",
                      f"{np.sqrt(np.sum(w * beta_b[j] ** 2)):.4f} ± {np.sqrt(np.sum(w * beta_e[j] ** 2)):.4f}",
@@ -138,8 +139,10 @@ def _calibration(cal):
             f"{info['frames_per_pass']} frames simulated at the fitted parameters per pass "
             f"({len(cal['passes'])} pass(es), {info['seconds']:.0f} s), detected like the data; the "
             "difference between the fits of the detected and the true electrons (the bias) was "
-            "subtracted from the fit, and its error added to the standard errors.\n\n"
-            + markdown_table(["shell", "detected / true electrons", "bias of R", "bias of beta_2",
+            "subtracted from the fit, and its error added to the standard errors. The corrected "
+            "electrons of a shell are its fitted electrons over its detected / true ratio: an "
+            "estimate of the electrons that reached the detector, pile-up and faint spots included.\n\n"
+            + markdown_table(["shell", "detected / true electrons", "electrons (fit -> corrected)", "bias of R", "bias of beta_2",
                               "bias distance", "expected distance (uncorrected -> corrected)"], rows)]
 
 
