@@ -66,6 +66,9 @@ calibration removes that. Detected / true: the gain law leaves 1.0 % (lab5), 0.1
 inner shell's poles (its detection efficiency 0.946, 0.962, 0.915; the outer shell's 1.000,
 1.009, 0.965).
 
+The electrons per shell (detected, fitted, calibrated, against the true count) and these ratios
+for all five cameras again on a quiet machine: docs/benchmarks.md, "Counting electrons".
+
 ``--store DIR`` keeps the detected and true electrons of every data file and calibration pass
 (``DIR/<set>_data.npz``, ``DIR/<set>_cal<p>.npz``) and reuses the data's on a later run, so
 that fit or calibration settings can be compared without detecting the 50000 frames again.
