@@ -272,6 +272,14 @@ def _faint_value(integ, i, j, h, background):
 
 
 @njit(cache=True, nogil=True)
+def _faint_residual(integ, i, j, fp, ws, nscan, sigma, off, n, m):
+    """The faint-spot filter at pixel (i, j) (:func:`_faint_value`) less the light of the electrons
+    ``ws.pos[:nscan]`` in its box (:func:`_model_box`)."""
+    return _faint_value(integ, i, j, fp.inner, fp.background) - _model_box(
+        ws.pos, ws.amp, nscan, i, j, fp.inner, sigma, off, n, m)[0]
+
+
+@njit(cache=True, nogil=True)
 def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
     """The faint-spot pass: one electron at each maximum of the filter (:func:`_faint_value`) above
     ``fp.level`` that lies in no blob the scan counted (``label`` 2); returns the new electron
@@ -324,8 +332,7 @@ def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
     first = nout
     for i in range(lo, n - lo, st):
         for j in range(lo, m - lo, st):
-            if resp[i, j] <= 0.8 * fp.level or label[i, j] == 2 or not is_lattice_peak(
-                    resp, i, j, n, m, max(fp.radius // st, 1) * st, st):
+            if resp[i, j] <= 0.8 * fp.level or label[i, j] == 2 or not is_lattice_peak(resp, i, j, n, m, k, st):
                 continue
             a = i
             b = j
@@ -335,8 +342,7 @@ def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
                 bb = b
                 for da in range(-1, 2):
                     for db in range(-1, 2):
-                        w = _faint_value(integ, a + da, b + db, h, bg) - _model_box(
-                            ws.pos, ws.amp, nscan, a + da, b + db, h, sigma, off, n, m)[0]
+                        w = _faint_residual(integ, a + da, b + db, fp, ws, nscan, sigma, off, n, m)
                         if w > v:
                             v = w
                             ba = a + da
@@ -354,16 +360,15 @@ def _faint_spots(frame, fp, off, sigma, rel_sd, ws, nout):
             for e in range(first, nout):
                 if abs(ws.pos[e, 0] - off - a) < 1.0 and abs(ws.pos[e, 1] - off - b) < 1.0:
                     seen = True
+                    break
             if seen:
                 continue
             if nout >= cap:
                 return -1
-            vx0 = _faint_value(integ, a - 1, b, h, bg) - _model_box(ws.pos, ws.amp, nscan, a - 1, b, h, sigma, off, n, m)[0]
-            vx1 = _faint_value(integ, a + 1, b, h, bg) - _model_box(ws.pos, ws.amp, nscan, a + 1, b, h, sigma, off, n, m)[0]
-            vz0 = _faint_value(integ, a, b - 1, h, bg) - _model_box(ws.pos, ws.amp, nscan, a, b - 1, h, sigma, off, n, m)[0]
-            vz1 = _faint_value(integ, a, b + 1, h, bg) - _model_box(ws.pos, ws.amp, nscan, a, b + 1, h, sigma, off, n, m)[0]
-            ws.pos[nout, 0] = a + off + _vertex(vx0, v, vx1)
-            ws.pos[nout, 1] = b + off + _vertex(vz0, v, vz1)
+            ws.pos[nout, 0] = a + off + _vertex(_faint_residual(integ, a - 1, b, fp, ws, nscan, sigma, off, n, m), v,
+                                                _faint_residual(integ, a + 1, b, fp, ws, nscan, sigma, off, n, m))
+            ws.pos[nout, 1] = b + off + _vertex(_faint_residual(integ, a, b - 1, fp, ws, nscan, sigma, off, n, m), v,
+                                                _faint_residual(integ, a, b + 1, fp, ws, nscan, sigma, off, n, m))
             ws.amp[nout] = v / fp.scale
             ws.mult[nout] = 1
             ws.bsize[nout] = 1

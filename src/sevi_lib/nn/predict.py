@@ -197,16 +197,15 @@ def predict_file(checkpoint, count_map, out, *, view=None, radii_from=None, devi
     return R, beta
 
 
-def _calib_centre(calib, centre, prior_sidecar):
-    """The prior centre the calibration shards were drawn around (``beta_mu`` of their prior),
-    refused unless it is `centre`, the prior sidecar's answer: the shrinkage measured on them
-    holds for the real map only if the members were fine-tuned around that answer."""
+def _check_calib_centre(calib, centre, prior_sidecar):
+    """Refuse calibration shards drawn around another prior centre (``beta_mu`` of their prior) than
+    `centre`, the prior sidecar's answer: the shrinkage measured on them holds for the real map
+    only if the members were fine-tuned around that answer."""
     for path in calib:
         mu = np.asarray(read_shard_attrs(path)["prior_json"].get("beta_mu", []), dtype=np.float64)
         if mu.shape != centre.shape or not np.allclose(mu, centre, rtol=0, atol=1e-9):
             raise InputError(f"{path}: drawn around another centre than the beta of {prior_sidecar} "
                              "(the calibration shards must come from the prior the members were fine-tuned on)")
-    return centre
 
 
 def ensemble_file(checkpoints, count_map, calib, out, sidecar, *, prior_sidecar=None, radii_from=None, view=None,
@@ -268,14 +267,14 @@ def ensemble_file(checkpoints, count_map, calib, out, sidecar, *, prior_sidecar=
         members.append(beta)
         calib_preds.append(predict(ck, calib, device=device))
         R = R_m if R is None else R
-    centre = calib_centre = None
+    centre = None
     if prior_sidecar:
         shells, _ = read_sidecar(prior_sidecar)
         centre = shells["beta"][np.argsort(shells["R"])]
         if centre.shape != members[0].shape:
             raise InputError(f"{prior_sidecar}: {centre.shape} betas, the network predicts {members[0].shape}")
-        calib_centre = _calib_centre(calib, centre, prior_sidecar)
-    doc = ensemble_answer(np.array(members), np.array(calib_preds), labels, centre=centre, calib_centre=calib_centre,
+        _check_calib_centre(calib, centre, prior_sidecar)
+    doc = ensemble_answer(np.array(members), np.array(calib_preds), labels, centre=centre,
                           combine=prior_sidecar is not None)
     beta = np.asarray(doc["beta"])
     check_prediction(R, beta, what=str(out))
