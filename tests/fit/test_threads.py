@@ -21,9 +21,10 @@ def _on_threads(k, f):
         numba.set_num_threads(before)
 
 
-def test_kernels_agree_bit_for_bit_across_threads(progression):
+def test_kernels_agree_bit_for_bit_across_threads(progression, monkeypatch):
     """Value, gradient, Fisher matrix, geometry curvature, curvature and centre gradient on 1 and 2
-    threads (several chunks)."""
+    threads (several chunks); the score pass with a sampled Fisher matrix too."""
+    from sevi_lib.fit import points
     from sevi_lib.fit.layout import ParamLayout
     from sevi_lib.fit.points import CHUNK, PointSet
 
@@ -51,6 +52,17 @@ def test_kernels_agree_bit_for_bit_across_threads(progression):
     for name, u, v in zip(("value", "mu", "loglike", "gradient", "Fisher", "geometry curvature", "curvature",
                            "centre gradient"), one, two):
         assert np.array_equal(u, v), f"{name}: max difference {np.max(np.abs(np.asarray(u) - np.asarray(v)))}"
+
+    def sampled():  # the score pass and a sampled Fisher matrix (every 3rd group)
+        pts = PointSet(x, z, 1, np.ones(len(x)), n, progression.sigma / 24, None)
+        geo = np.empty((S, 3))
+        ll, g, H = pts.loglike(theta, counts, S, want=2, geometry_curvature=geo)
+        return ll, g, H, geo
+
+    monkeypatch.setattr(points, "FISHER_GROUPS", len(x) // 3)
+    one, two = _on_threads(1, sampled), _on_threads(2, sampled)
+    for name, u, v in zip(("loglike", "gradient", "Fisher", "geometry curvature"), one, two):
+        assert np.array_equal(u, v), f"sampled {name}: max difference {np.max(np.abs(np.asarray(u) - np.asarray(v)))}"
 
 
 def test_fit_agrees_bit_for_bit_across_threads(progression):

@@ -11,10 +11,14 @@ Shells reach inwards only: shell j is non-zero for rho <= R_j + 9 sigma_j (table
 ``imax[j]``), so a group depends on the shells whose edge lies beyond it. The data are in radius
 order; the groups are taken in chunks of ``chunk`` (the argument of the likelihood kernels), and
 each chunk works only with the shells that reach its innermost node (:func:`_chunk_shells`):
-spline evaluations, gradient and Fisher rows grow with the shells that touch the points, not with
-all shells. The chunks run in parallel (numba ``prange``); every chunk's partial sums are kept
-apart and added in chunk order afterwards, so the answers do not depend on the number of threads
-(bit for bit).
+a group's Jacobian row (:func:`score_rows_kernel`, the Fisher matrix) grows with the shells that
+touch it, not with all shells. Sums over groups of weighted table values (the gradient,
+:func:`score_kernel`; the curvature, :func:`curvature_kernel`) do not need the rows: a spline is
+linear in its coefficients, so they are the tables contracted with sums of weight x t^p x P_2m per
+table cell (:func:`_cell_sums`, :func:`_row_sums`), a cost per node that does not grow with the
+shells. The chunks run in parallel (numba ``prange``); every chunk's partial sums are kept apart
+and added in chunk order afterwards, so the answers do not depend on the number of threads (bit
+for bit).
 """
 
 import math
@@ -392,6 +396,194 @@ def score_rows_kernel(ws, counts, theta, chunk, c0, c1, ll_parts, grad_parts, ro
         ll_parts[b] = ll
 
 
+@njit(cache=True)
+def _cell_sums(ws, g0, g1, wgt, lo, B):
+    """B[i - lo, p, m] = sum over the nodes of groups g0 .. g1 - 1 in table cell i of wgt_g t^(3 - p) P_2m.
+
+    (t: the node's offset into its cell.) A spline is linear in its coefficients, so a weighted
+    sum of table values over nodes is the table contracted with these sums; B is zeroed first.
+    """
+    n1 = ws.pm.shape[1]
+    B[:] = 0.0
+    for g in range(g0, g1):
+        w = wgt[g - g0]
+        if w == 0.0:
+            continue
+        for q in range(ws.K):
+            e = g * ws.K + q
+            i = ws.idx[e]
+            if i < 0:
+                continue
+            te = ws.t[e]
+            t2 = te * te
+            t3 = t2 * te
+            Bi = B[i - lo]
+            for m in range(n1):
+                u = w * ws.pm[e, m]
+                Bi[0, m] += u * t3
+                Bi[1, m] += u * t2
+                Bi[2, m] += u * te
+                Bi[3, m] += u
+
+
+@njit(cache=True)
+def _row_sums(ws, j, lo, hi, B, A):
+    """The sums of :func:`_cell_sums` (cells lo .. hi) re-expanded per table row of shell j; first row.
+
+    A row of ``2 ** shift[j]`` cells (inside the shell's fine start) is one cubic in the offset from
+    the row's start, tt = t + u (u: the cell's start in the row), so its sums of tt^p are binomial
+    combinations of the cells' sums of t^p. Rows ``r0 ..`` (r0 returned) go into A[0 ..], zeroed
+    first; only cells up to the shell's edge ``imax[j]``.
+    """
+    n1 = B.shape[2]
+    top = min(hi, ws.imax[j])
+    r0, _ = _row(ws, j, lo, 0.0)
+    r1, _ = _row(ws, j, top, 0.0)
+    for r in range(r1 - r0 + 1):
+        for p in range(4):
+            for m in range(n1):
+                A[r, p, m] = 0.0
+    for i in range(lo, top + 1):
+        r, u = _row(ws, j, i, 0.0)
+        Ar = A[r - r0]
+        Bi = B[i - lo]
+        if u == 0.0:
+            for p in range(4):
+                for m in range(n1):
+                    Ar[p, m] += Bi[p, m]
+            continue
+        u2 = u * u
+        for m in range(n1):
+            b0 = Bi[0, m]
+            b1 = Bi[1, m]
+            b2 = Bi[2, m]
+            b3 = Bi[3, m]
+            Ar[0, m] += b0 + 3.0 * u * b1 + 3.0 * u2 * b2 + u2 * u * b3
+            Ar[1, m] += b1 + 2.0 * u * b2 + u2 * b3
+            Ar[2, m] += b2 + u * b3
+            Ar[3, m] += b3
+    return r0, r1 - r0 + 1
+
+
+@njit(cache=True, inline="always")
+def _contract_pairs(tab, col0, Ar, n1, out, off):
+    """out[off + l] += sum over powers p and m <= l of tab[p, col0 + pair(l, m)] Ar[p, m]."""
+    for pw in range(4):
+        p = col0
+        for l in range(n1):  # pair_index order: l = 0, 1, ..; m = 0 .. l
+            acc = 0.0
+            for m in range(l + 1):
+                acc += tab[pw, p] * Ar[pw, m]
+                p += 1
+            out[off + l] += acc
+
+
+@njit(cache=True, inline="always")
+def _contract(tab, col0, Ar, n1):
+    """sum over powers p and m of tab[p, col0 + m] Ar[p, m]."""
+    acc = 0.0
+    for pw in range(4):
+        for m in range(n1):
+            acc += tab[pw, col0 + m] * Ar[pw, m]
+    return acc
+
+
+@njit(cache=True)
+def _node_span(ws, g0, g1):
+    """Smallest and largest table cell of the nodes of groups g0 .. g1 - 1 (1 << 62, -1 if none)."""
+    lo = 1 << 62
+    hi = -1
+    for e in range(g0 * ws.K, g1 * ws.K):
+        i = ws.idx[e]
+        if i >= 0:
+            lo = min(lo, i)
+            hi = max(hi, i)
+    return lo, hi
+
+
+@njit(cache=True, parallel=True)
+def score_kernel(ws, counts, theta, chunk, ll_parts, grad_parts, geo_parts):
+    """Per chunk of `chunk` groups: sum_g c_g log mu_g and its gradient, without the groups' Jacobians.
+
+    The same sums as :func:`score_rows_kernel` (up to rounding) at a cost per node that does not
+    grow with the shells: mu_g comes from the summed table (``ws.total``, all shells in one table),
+    and ``sum_g (c_g / mu_g) J_g`` is the tables contracted with the chunk's sums of ``(c_g
+    scale_g / mu_g) t^p P_2m`` per table cell (:func:`_cell_sums`, 4 (n + 1) additions per node;
+    :func:`_row_sums` per shell) instead of the (n + 1)(n + 2) / 2 + 2 (n + 1) spline evaluations
+    of a Jacobian row per node and shell. Writes ``ll_parts[ch]`` (-inf if some mu_g <= 0),
+    ``grad_parts[ch]`` (all P entries) and, if `geo_parts` (shape ``(n_chunks, n_shells, 3)``,
+    ``ws.cont`` with second derivatives) is not empty, sum_g (c_g / mu_g) d2 mu_g / d(R R,
+    R sigma, sigma sigma) of each shell. The chunks run in parallel; what each computes does not
+    depend on the thread.
+    """
+    S = ws.full.shape[0]
+    P = theta.shape[0]
+    n1 = amplitudes_per_shell(P, S)
+    K = ws.K
+    G = counts.shape[0]
+    nch = (G + chunk - 1) // chunk
+    bg = theta[P - 1]
+    ncells = ws.total.shape[0]
+    want_geo = geo_parts.shape[0] > 0
+    for ch in prange(nch):
+        g0 = ch * chunk
+        g1 = min(g0 + chunk, G)
+        gp = grad_parts[ch]
+        gp[:] = 0.0
+        if want_geo:
+            geo_parts[ch] = 0.0
+        wgt = np.zeros(g1 - g0)
+        ll = 0.0
+        gb = 0.0
+        for g in range(g0, g1):
+            c = counts[g]
+            if c == 0.0:
+                continue
+            lam = 0.0
+            for q in range(K):
+                e = g * K + q
+                i = ws.idx[e]
+                if 0 <= i < ncells:
+                    ttab = ws.total[i]
+                    te = ws.t[e]
+                    for m in range(n1):
+                        lam += _spl(ttab, m, te) * ws.pm[e, m]
+            sc = ws.scale[g]
+            mu = sc * lam + K * sc * bg
+            if not mu > 0.0:
+                ll = -np.inf
+                break
+            ll += c * math.log(mu)
+            w = c / mu
+            gb += w * K * sc
+            wgt[g - g0] = w * sc
+        ll_parts[ch] = ll
+        if ll == -np.inf:
+            continue
+        gp[P - 1] = gb
+        lo, hi = _node_span(ws, g0, g1)
+        if hi < 0:
+            continue
+        B = np.empty((hi - lo + 1, 4, n1))
+        _cell_sums(ws, g0, g1, wgt, lo, B)
+        A = np.empty((hi - lo + 1, 4, n1))
+        for j in range(S):
+            if ws.imax[j] < lo:
+                continue
+            r0, nr = _row_sums(ws, j, lo, hi, B, A)
+            off = shell_offset(j, n1)
+            for rr in range(nr):
+                tab = ws.full[j, r0 + rr]
+                ctab = ws.cont[j, r0 + rr]
+                Ar = A[rr]
+                _contract_pairs(tab, 0, Ar, n1, gp, off)
+                gp[off + n1] += _contract(ctab, n1, Ar, n1)
+                gp[off + n1 + 1] += _contract(ctab, 2 * n1, Ar, n1)
+                if want_geo:
+                    for k in range(3):
+                        geo_parts[ch, j, k] += _contract(ctab, (3 + k) * n1, Ar, n1)
+
+
 @njit(cache=True, parallel=True)
 def jacobian_kernel(ws, theta, out):
     """Jacobian d mu_g / d theta of every group into out, shape (n_groups, P) (groups in parallel)."""
@@ -416,8 +608,10 @@ def curvature_kernel(ws, weight, theta, Q):
     """Q += sum_g weight_g d2 mu_g / d theta2 (the second-derivative part of the information).
 
     `ws` must hold the tables with second derivatives; Q, shape (P, P), is symmetrised. The
-    groups are summed in :data:`CURVATURE_BLOCKS` fixed blocks in parallel, the blocks added in
-    order (the same Q on any number of threads).
+    groups (in radius order) are summed in :data:`CURVATURE_BLOCKS` fixed blocks in parallel, each
+    as the tables contracted with its sums per table cell (:func:`_cell_sums`, :func:`_row_sums`:
+    a cost per node that does not grow with the shells); the blocks are added in order (the same
+    Q on any number of threads).
     """
     S = ws.full.shape[0]
     P = theta.shape[0]
@@ -428,49 +622,39 @@ def curvature_kernel(ws, weight, theta, Q):
     size = (G + nb - 1) // nb
     parts = np.zeros((nb, P, P))
     for b in prange(nb):
-        Qb = parts[b]
+        g0 = min(b * size, G)
+        g1 = min(g0 + size, G)
+        lo, hi = _node_span(ws, g0, g1)
+        if hi < 0:
+            continue
+        wgt = np.empty(g1 - g0)
+        for g in range(g0, g1):
+            wgt[g - g0] = weight[g] * ws.scale[g]
+        B = np.empty((hi - lo + 1, 4, n1))
+        _cell_sums(ws, g0, g1, wgt, lo, B)
+        A = np.empty((hi - lo + 1, 4, n1))
         dR = np.empty(n1)
         ds = np.empty(n1)
-        sec = np.empty(3)
-        for g in range(b * size, min((b + 1) * size, G)):
-            wg = weight[g] * ws.scale[g]
-            if wg == 0.0:
+        Qb = parts[b]
+        for j in range(S):
+            if ws.imax[j] < lo:
                 continue
-            for j in range(S):
-                off = shell_offset(j, n1)
-                for l in range(n1):
-                    dR[l] = 0.0
-                    ds[l] = 0.0
-                sec[0] = 0.0
-                sec[1] = 0.0
-                sec[2] = 0.0
-                hit = False
-                for q in range(ws.K):
-                    e = g * ws.K + q
-                    i = ws.idx[e]
-                    if i < 0 or i > ws.imax[j]:
-                        continue
-                    hit = True
-                    r, tt = _row(ws, j, i, ws.t[e])
-                    tab = ws.full[j, r]
-                    for p in range(npairs):
-                        pmv = ws.pm[e, ws.mi[p]]
-                        dR[ws.li[p]] += _spl(tab, npairs + p, tt) * pmv
-                        ds[ws.li[p]] += _spl(tab, 2 * npairs + p, tt) * pmv
-                    ctab = ws.cont[j, r]
-                    for m in range(n1):
-                        pmv = ws.pm[e, m]
-                        sec[0] += _spl(ctab, 3 * n1 + m, tt) * pmv
-                        sec[1] += _spl(ctab, 4 * n1 + m, tt) * pmv
-                        sec[2] += _spl(ctab, 5 * n1 + m, tt) * pmv
-                if not hit:
-                    continue
-                for l in range(n1):
-                    Qb[off + l, off + n1] += wg * dR[l]
-                    Qb[off + l, off + n1 + 1] += wg * ds[l]
-                Qb[off + n1, off + n1] += wg * sec[0]
-                Qb[off + n1, off + n1 + 1] += wg * sec[1]
-                Qb[off + n1 + 1, off + n1 + 1] += wg * sec[2]
+            r0, nr = _row_sums(ws, j, lo, hi, B, A)
+            off = shell_offset(j, n1)
+            dR[:] = 0.0
+            ds[:] = 0.0
+            for rr in range(nr):
+                tab = ws.full[j, r0 + rr]
+                ctab = ws.cont[j, r0 + rr]
+                Ar = A[rr]
+                _contract_pairs(tab, npairs, Ar, n1, dR, 0)
+                _contract_pairs(tab, 2 * npairs, Ar, n1, ds, 0)
+                Qb[off + n1, off + n1] += _contract(ctab, 3 * n1, Ar, n1)
+                Qb[off + n1, off + n1 + 1] += _contract(ctab, 4 * n1, Ar, n1)
+                Qb[off + n1 + 1, off + n1 + 1] += _contract(ctab, 5 * n1, Ar, n1)
+            for l in range(n1):
+                Qb[off + l, off + n1] += dR[l]
+                Qb[off + l, off + n1 + 1] += ds[l]
     for b in range(nb):
         for k in range(P):
             for k2 in range(k, P):

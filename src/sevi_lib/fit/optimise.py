@@ -5,7 +5,10 @@ step as a small quadratic programme (:func:`qp_step`) that keeps every shell's a
 non-negative at a grid of c plus exact minimisers added as cutting planes
 (:func:`constraint_matrix`), limits geometry steps to a few widths and backtracks on the true
 objective. :func:`fit_poisson` is the (extended) Poisson likelihood of the unbinned and binned
-fits on a :class:`~sevi_lib.fit.points.PointSet`.
+fits on a :class:`~sevi_lib.fit.points.PointSet`. With many data groups the iterations' Fisher
+matrix is that of a sample of them (:meth:`~sevi_lib.fit.points.PointSet.loglike`): the steps'
+metric only, so the maximum, which the gradient of every group defines, does not move; the
+standard errors take the exact matrix at the end.
 """
 
 from dataclasses import dataclass
@@ -391,6 +394,8 @@ def fit_poisson(method, make_points, counts, theta, S, *, max_iter, log, n_data,
 
         c, info_c, rounds, conv_c = alternate(c, update, refit, first_rough=True, max_rounds=max_rounds, log=log)
         conv = conv and conv_c
+    if pts.fisher_every() > 1:  # the iterations' Fisher matrix was a sample's: the exact one for the errors
+        H = pts.loglike(theta, counts, S, want=2, exact=True)[2]
     mu = np.empty(pts.n_groups)
     pts.loglike(theta, counts, S, want=0, mu_out=mu)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -22,6 +22,13 @@ CHUNK = 4096
 #: ``BATCH * CHUNK * P`` values (64 MB at P = 256); the answers do not depend on it.
 BATCH = 8
 
+#: The Fisher matrix of an iteration is summed over at most about this many groups: every k-th
+#: group (data in radius order: a sample spread over the radius), times k
+#: (:meth:`PointSet.loglike`). The gradient, the value and the geometry curvature always take every
+#: group, so the maximum does not move; only the steps' metric is estimated. The standard errors
+#: take the exact matrix (``exact=True``, :func:`sevi_lib.fit.optimise.fit_poisson`).
+FISHER_GROUPS = 50_000
+
 #: Widths inside a shell's radius where its tables' fine step begins (:func:`_fine_start`).
 FINE_WIDTHS = 10.0
 
@@ -83,7 +90,7 @@ class PointSet:
         if len(x) != self.n_groups * self.K:
             raise ValueError("PointSet: len(x) must be n_groups * K")
 
-    def workspace(self, theta, S, second=False, like=None, value_only=False, curvature=False):
+    def workspace(self, theta, S, second=False, like=None, value_only=False, curvature=False, summed=False):
         """The kernels' :data:`~sevi_lib.fit._kernels.Workspace` at the geometry of `theta`.
 
         Per shell, the radial moments M_k (and their derivatives) are computed on the table grid
@@ -119,6 +126,9 @@ class PointSet:
         curvature : bool
             The contracted tables' second derivatives too (for the geometry curvature of
             :meth:`loglike`; implied by `second`).
+        summed : bool
+            The summed value table ``total`` too (always in a value-only workspace; for
+            :func:`~sevi_lib.fit._kernels.score_kernel`).
         """
         if like is not None:
             return like._replace(K=self.K, idx=self.idx, t=self.t, pm=self.pm, scale=self.scale)
@@ -162,34 +172,39 @@ class PointSet:
             _combine(coef, nd_cont, dc, cont[j, :rows[j]])
             if nd_full:
                 _combine(coef, nd_full, dp, full[j, :rows[j]])
-        if value_only:  # all shells' value tables summed per cell (the value kernel's one table)
-            total = np.empty((int(imax.max()) + 1 if S else 0, 4, n1))
-            _kernels.sum_tables(cont, imax, fine, shift, self.h, n1, total)
-        else:
-            total = np.empty((0, 4, n1))
-        return _kernels.Workspace(self.K, self.idx, self.t, self.pm, self.scale, self.li, self.mi, full, cont, imax,
-                                  fine, shift, self.h, total)
+        ws = _kernels.Workspace(self.K, self.idx, self.t, self.pm, self.scale, self.li, self.mi, full, cont, imax,
+                                fine, shift, self.h, np.empty((0, 4, n1)))
+        if value_only or summed:  # all shells' value tables summed per cell (the value kernel's one table)
+            ws = ws._replace(total=_summed_table(ws))
+        return ws
 
-    def loglike(self, theta, counts, S, want=0, mu_out=None, like=None, geometry_curvature=None):
+    def loglike(self, theta, counts, S, want=0, mu_out=None, like=None, geometry_curvature=None, exact=False):
         """sum_g counts_g log mu_g with gradient and Fisher matrix (want = 0, 1, 2).
 
         The value alone (``want=0``) comes from the amplitude-contracted tables
         (:func:`~sevi_lib.fit._kernels.value_kernel`, a value-only workspace unless `like` is
-        given); with derivatives, the groups are taken in chunks of :data:`CHUNK`, each over the
-        shells that reach it, a batch of chunks in parallel
-        (:func:`~sevi_lib.fit._kernels.score_rows_kernel`), and every chunk's Fisher rows
-        multiplied by BLAS on its own columns; the chunks' parts are added in chunk order (the
-        same answer on any number of numba threads). `mu_out` (filled only with ``want=0``)
-        receives every mu_g. `like`: a workspace whose tables to reuse (:meth:`workspace`).
-        `geometry_curvature` (shape ``(S, 3)``, only with ``want=2``) receives, per shell,
-        sum_g (counts_g / mu_g) d2 mu_g / d(R R, R sigma, sigma sigma): the curvature of the
-        log-likelihood is ``-Fisher + `` these on the geometry entries (the amplitudes enter mu
-        linearly; their cross terms with the geometry are left out), the Newton matrix of
-        :func:`sevi_lib.fit.optimise.fit_poisson`.
+        given). The Fisher matrix comes from the groups' Jacobian rows, in chunks of :data:`CHUNK`,
+        each over the shells that reach it, a batch of chunks in parallel
+        (:func:`~sevi_lib.fit._kernels.score_rows_kernel`), every chunk's rows multiplied by BLAS
+        on its own columns; the value and gradient come with them. With more than 2
+        :data:`FISHER_GROUPS` groups and not `exact`, the Fisher matrix is that of every k-th group
+        times k (:meth:`fisher_every`), and the value and gradient (with ``want=1`` always) come
+        from :func:`~sevi_lib.fit._kernels.score_kernel`, every group at a cost that does not grow
+        with the shells. The chunks' parts are added in chunk order (the same answer on any number
+        of numba threads). `mu_out` (filled only with ``want=0``) receives every mu_g. `like`: a workspace whose tables to
+        reuse (:meth:`workspace`). `geometry_curvature` (shape ``(S, 3)``, only with ``want=2``)
+        receives, per shell, sum_g (counts_g / mu_g) d2 mu_g / d(R R, R sigma, sigma sigma): the
+        curvature of the log-likelihood is ``-Fisher + `` these on the geometry entries (the
+        amplitudes enter mu linearly; their cross terms with the geometry are left out), the
+        Newton matrix of :func:`sevi_lib.fit.optimise.fit_poisson`.
         """
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         counts = np.ascontiguousarray(counts, dtype=np.float64)
-        ws = self.workspace(theta, S, like=like, value_only=want == 0, curvature=geometry_curvature is not None)
+        geo = geometry_curvature is not None
+        k = 1 if exact or want < 2 else self.fisher_every()
+        rows_only = want == 2 and k == 1  # every group's Jacobian row: the value, gradient and curvature with it
+        ws = self.workspace(theta, S, like=like, value_only=want == 0, curvature=geo,
+                            summed=want > 0 and not rows_only)
         P = len(theta)
         grad = np.zeros(P)
         hess = np.zeros((P, P))
@@ -198,17 +213,56 @@ class PointSet:
             return _kernels.value_kernel(ws, counts, theta, mu, CHUNK), grad, hess
         if mu_out is not None:
             raise ValueError("PointSet.loglike: mu_out is filled only with want=0")
-        if geometry_curvature is not None and want != 2:
+        if geo and want != 2:
             raise ValueError("PointSet.loglike: geometry_curvature is filled only with want=2")
+        if rows_only:
+            return self._rows(ws, counts, theta, geometry_curvature)
+        if ws.total.shape[0] == 0 and ws.imax.shape[0] > 0:  # a reused workspace without the summed table
+            ws = ws._replace(total=_summed_table(ws))
         n_chunks = -(-self.n_groups // CHUNK)
+        ll_parts = np.empty(n_chunks)
+        grad_parts = np.empty((n_chunks, P))
+        geo_parts = np.empty((n_chunks, S, 3) if geo else (0, S, 3))
+        _kernels.score_kernel(ws, counts, theta, CHUNK, ll_parts, grad_parts, geo_parts)
+        if not np.all(np.isfinite(ll_parts)):
+            return -np.inf, grad, hess
+        ll = 0.0
+        if geo:
+            geometry_curvature[:] = 0.0
+        for b in range(n_chunks):  # in chunk order: the same sums on any number of threads
+            ll += ll_parts[b]
+            grad += grad_parts[b]
+            if geo:
+                geometry_curvature += geo_parts[b]
+        if want == 2:  # the Fisher matrix of every k-th group, times k
+            nodes = (np.arange(0, self.n_groups, k)[:, None] * self.K + np.arange(self.K)).ravel()
+            wsk = ws._replace(idx=self.idx[nodes], t=self.t[nodes], pm=self.pm[nodes], scale=self.scale[::k])
+            hess = self._rows(wsk, np.ascontiguousarray(counts[::k]), theta, None)[2] * k
+        return ll, grad, hess
+
+    def fisher_every(self):
+        """k of the Fisher matrix's sample (every k-th group; :data:`FISHER_GROUPS`): 1 up to 2 FISHER_GROUPS groups."""
+        return 1 if self.n_groups <= 2 * FISHER_GROUPS else self.n_groups // FISHER_GROUPS
+
+    @staticmethod
+    def _rows(ws, counts, theta, geometry_curvature):
+        """(ll, gradient, Fisher matrix) over the groups of `ws` from their Jacobian rows
+        (:func:`~sevi_lib.fit._kernels.score_rows_kernel`); -inf if some mu_g <= 0."""
+        P = len(theta)
+        S = ws.full.shape[0]
+        G = counts.shape[0]
+        grad = np.zeros(P)
+        hess = np.zeros((P, P))
+        n_chunks = -(-G // CHUNK)
         batch = min(BATCH, n_chunks)
-        rows = np.empty((batch, min(CHUNK, self.n_groups), P))
+        rows = np.empty((batch, min(CHUNK, G), P))
         cols = np.empty((batch, P), dtype=np.int64)
         ncols = np.empty(batch, dtype=np.int64)
         ll_parts = np.empty(batch)
         grad_parts = np.empty((batch, P))
-        geo_parts = np.empty((batch, S, 3) if geometry_curvature is not None else (0, S, 3))
-        if geometry_curvature is not None:
+        geo = geometry_curvature is not None
+        geo_parts = np.empty((batch, S, 3) if geo else (0, S, 3))
+        if geo:
             geometry_curvature[:] = 0.0
         ll = 0.0
         for c0 in range(0, n_chunks, batch):
@@ -220,12 +274,12 @@ class PointSet:
                     return -np.inf, grad, hess
                 ll += ll_parts[b]
                 grad += grad_parts[b]
-                if geometry_curvature is not None:
+                if geo:
                     geometry_curvature += geo_parts[b]
-                if want >= 2:  # only the parameters of the shells that reach the chunk (radius order: few)
-                    nz = cols[b, :ncols[b]]
-                    sub = rows[b, :min(CHUNK, self.n_groups - (c0 + b) * CHUNK), :len(nz)]
-                    hess[np.ix_(nz, nz)] += sub.T @ sub
+                # only the parameters of the shells that reach the chunk (radius order: few)
+                nz = cols[b, :ncols[b]]
+                sub = rows[b, :min(CHUNK, G - (c0 + b) * CHUNK), :len(nz)]
+                hess[np.ix_(nz, nz)] += sub.T @ sub
         return ll, grad, hess
 
     def shift_gradient(self, theta, S, like=None):
@@ -274,6 +328,14 @@ def pixel_nodes(ix, iz):
     ox = np.repeat(_G2, 2) * hp
     oz = np.tile(_G2, 2) * hp
     return (xc[:, None] + ox[None, :]).ravel(), (zc[:, None] + oz[None, :]).ravel()
+
+
+def _summed_table(ws):
+    """The summed value table of a workspace's contracted tables (:func:`~sevi_lib.fit._kernels.sum_tables`)."""
+    n1 = ws.pm.shape[1]
+    total = np.empty((int(ws.imax.max()) + 1 if ws.imax.shape[0] else 0, 4, n1))  # cells up to the last edge
+    _kernels.sum_tables(ws.cont, ws.imax, ws.fine, ws.shift, ws.h, n1, total)
+    return total
 
 
 def _combine(coef, nd, comb, out):
