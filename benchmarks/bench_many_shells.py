@@ -7,7 +7,8 @@ Prints, on one core (set ``NUMBA_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1``):
     (0.5, 0.8), the same number of electrons in both, the number of shells and start radii given
     (no search), the centre fixed at the screen centre (the alternation with the centre adds
     rounds that do not depend on the shells); also the time of one likelihood evaluation with
-    gradient and Fisher matrix, and of one value-only evaluation (the line search's), per electron,
+    gradient and Fisher matrix (a sampled Fisher matrix above 100000 points, as in the fit's
+    iterations), and of one value-only evaluation (the line search's), per electron,
     each at a new geometry (the moment splines kept from the last call dropped: tables included).
 ``binned``
     The same for the count map of those electrons, per non-empty pixel.
@@ -84,18 +85,36 @@ With the Newton block only after a full step within the step limits (not from th
 was then Fisher scoring and from there the ascent crawled in the amplitudes under the positivity
 constraints; the first Newton step from this start lies 1.16 times outside the limits. The
 derivatives' ratio did not fall: their per-point work follows the shells that reach the point.
-The issue's goal, 3x, is not reached: 5.29x unbinned, 3.58x binned.
+At 60000 electrons the issue's goal, 3x, was not reached: 5.29x unbinned, 3.58x binned. A
+point's Jacobian row follows the shells that reach it (a projected shell covers the whole disc
+inside its radius: 5.5 of 10 shells per electron here against 1.5 of 2, 3.7x), the Fisher rows'
+BLAS product grows with the square of those shells, and the tables (moment splines, rows of up to
+8 cells inside the rim) with the number of shells (5x).
 
-Where the rest lies: per iteration, a point's work follows the shells that reach it (a projected
-shell covers the whole disc inside its radius: 5.5 of 10 shells per electron here against 1.5 of
-2, 3.7x), the Fisher rows' BLAS product grows with the square of those shells, and the tables
-(moment splines, now rows of up to 8 cells inside the rim) with the number of shells (5x); the
-per-iteration cost ratio is about 6-7, so with equal iterations the whole fit's ratio is near 5
-(unbinned) and, with the map's fixed cost (the dispersion's expectations of all 1024 x 1024
-pixels), near 3.7 (binned). Below 3 would need a per-point cost that does not grow with the
-shells reaching the point, which the projected basis does not give.
+Since commit d1312d7 (2026-12-07) the gradient and the curvature are the tables contracted with
+per-cell sums over the points (a cost per point that does not grow with the shells), and with more
+than 100000 groups the iterations' Fisher matrix is that of every k-th group (50000), the exact
+one once at the end for the standard errors. Quiet 2-core machine, one thread, CPU seconds, per
+electron (pixel) 2 / 10 shells, before = commit 9f7d40c from a copy right after:
 
-``fullmap`` (same machine and day, commit 76707fb, ``/usr/bin/time -v``): radii given, 69 s CPU
+=================  =============================  =============================
+electrons          unbinned before -> after       binned before -> after
+=================  =============================  =============================
+600000             5.53 / 26.0 -> 2.15 / 8.29 us  17.9 / 67.5 -> 9.81 / 30.2 us
+                   4.70x -> 3.86x                 3.78x -> 3.08x
+3.6 million        5.28 / 21.4 -> 1.79 / 3.70 us  16.7 / 52.6 -> 6.75 / 13.1 us
+                   4.06x -> **2.07x**             3.15x -> **1.94x**
+=================  =============================  =============================
+
+(60000 electrons: no sampling, 5.01x / 3.17x beside running tests.) Iterations after: 8 / 10 and
+8 / 12 at 600000, 11 / 9 and 9 / 8 at 3.6 million (7-8 before): the sampled metric converges
+linearly near the end. Below about 10^6 electrons the tables, the shell search and the exact pass
+at the end (fixed or per-shell costs) keep the ratio above 3; at the full-size job's 3.6 million
+electrons it is about 2.
+
+``fullmap`` (2026-12-07 after commit d1312d7, quiet, one thread, ``/usr/bin/time -v``): radii given,
+23 s CPU, 10 iterations, 2 centre rounds, converged, maximum resident set 1229 MiB; ``memory``:
+896 MiB. Before (2026-12-06, shared machine, commit 76707fb): radii given, 69 s CPU
 (9 min wall at a 9 % share of a core), 8 iterations, 2 centre rounds, maximum resident set 1243
 MiB (1734 MiB while the centre gradient kept P'_2m(c) per node); ``--search``: 98 s CPU, 1580
 MiB (2167 MiB before), but the search found only 8 of the 14 shells. The code before (d5e0144,
