@@ -191,12 +191,12 @@ class PointSet:
         times k (:meth:`fisher_every`), and the value and gradient (with ``want=1`` always) come
         from :func:`~sevi_lib.fit._kernels.score_kernel`, every group at a cost that does not grow
         with the shells. The chunks' parts are added in chunk order (the same answer on any number
-        of numba threads). `mu_out` (filled only with ``want=0``) receives every mu_g. `like`: a workspace whose tables to
-        reuse (:meth:`workspace`). `geometry_curvature` (shape ``(S, 3)``, only with ``want=2``)
-        receives, per shell, sum_g (counts_g / mu_g) d2 mu_g / d(R R, R sigma, sigma sigma): the
-        curvature of the log-likelihood is ``-Fisher + `` these on the geometry entries (the
-        amplitudes enter mu linearly; their cross terms with the geometry are left out), the
-        Newton matrix of :func:`sevi_lib.fit.optimise.fit_poisson`.
+        of numba threads). `mu_out` (filled only with ``want=0``) receives every mu_g. `like`: a
+        workspace whose tables to reuse (:meth:`workspace`). `geometry_curvature` (shape ``(S,
+        3)``, only with ``want=2``) receives, per shell, sum_g (counts_g / mu_g) d2 mu_g / d(R R,
+        R sigma, sigma sigma): the curvature of the log-likelihood is ``-Fisher + `` these on the
+        geometry entries (the amplitudes enter mu linearly; their cross terms with the geometry are
+        left out), the Newton matrix of :func:`sevi_lib.fit.optimise.fit_poisson`.
         """
         theta = np.ascontiguousarray(theta, dtype=np.float64)
         counts = np.ascontiguousarray(counts, dtype=np.float64)
