@@ -106,7 +106,8 @@ electrons          unbinned before -> after       binned before -> after
                    4.06x -> **2.07x**             3.15x -> **1.94x**
 =================  =============================  =============================
 
-(60000 electrons: no sampling, 5.01x / 3.17x beside running tests.) Iterations after: 8 / 10 and
+(The after figures at 600000 and 60000 electrons were taken beside running tests on the other
+core; 60000: no sampling, 5.01x / 3.17x.) Iterations after: 8 / 10 and
 8 / 12 at 600000, 11 / 9 and 9 / 8 at 3.6 million (7-8 before): the sampled metric converges
 linearly near the end. Below about 10^6 electrons the tables, the shell search and the exact pass
 at the end (fixed or per-shell costs) keep the ratio above 3; at the full-size job's 3.6 million
