@@ -86,6 +86,16 @@ def _row(ws, j, i, t):
     return i >> p, t + (i & ((1 << p) - 1)) * ws.h
 
 
+@njit(cache=True, inline="always")
+def _add_summed(ws, e, i, te, n1, lam):
+    """lam plus node e's value from the summed table ``ws.total`` (cell i, offset te; nothing beyond its last cell)."""
+    if i < ws.total.shape[0]:
+        ttab = ws.total[i]
+        for m in range(n1):
+            lam += _spl(ttab, m, te) * ws.pm[e, m]
+    return lam
+
+
 @njit(cache=True)
 def _chunk_shells(ws, g0, g1, act):
     """The shells some node of groups g0 .. g1 - 1 lies inside, ascending, into act; their number.
@@ -298,10 +308,7 @@ def value_kernel(ws, counts, theta, mu_out, chunk):
                     continue
                 te = ws.t[e]
                 if summed:  # all shells in one table
-                    if i < ws.total.shape[0]:
-                        ttab = ws.total[i]
-                        for m in range(n1):
-                            lam += _spl(ttab, m, te) * ws.pm[e, m]
+                    lam = _add_summed(ws, e, i, te, n1, lam)
                     continue
                 for a in range(na):
                     j = act[a]
@@ -523,7 +530,6 @@ def score_kernel(ws, counts, theta, chunk, ll_parts, grad_parts, geo_parts):
     G = counts.shape[0]
     nch = (G + chunk - 1) // chunk
     bg = theta[P - 1]
-    ncells = ws.total.shape[0]
     want_geo = geo_parts.shape[0] > 0
     for ch in prange(nch):
         g0 = ch * chunk
@@ -543,11 +549,8 @@ def score_kernel(ws, counts, theta, chunk, ll_parts, grad_parts, geo_parts):
             for q in range(K):
                 e = g * K + q
                 i = ws.idx[e]
-                if 0 <= i < ncells:
-                    ttab = ws.total[i]
-                    te = ws.t[e]
-                    for m in range(n1):
-                        lam += _spl(ttab, m, te) * ws.pm[e, m]
+                if i >= 0:
+                    lam = _add_summed(ws, e, i, ws.t[e], n1, lam)
             sc = ws.scale[g]
             mu = sc * lam + K * sc * bg
             if not mu > 0.0:
