@@ -14,7 +14,9 @@ from sevi_lib.calibrate import (
     fit_standard_errors,
     lab_camera,
     physical_shells,
+    pool_samples,
     simulate_response,
+    top_up_frames,
 )
 from sevi_lib.core.angular import min_density
 from sevi_lib.core.score import shell_distance
@@ -154,3 +156,69 @@ def test_calibration_frames_share_the_data_camera():
     px = np.stack([512 + 512 * sample.detected_x, 512 + 512 * sample.detected_z], axis=1)
     for ix, iz in hot:
         assert not np.any(np.all(np.abs(px - np.array([ix + 0.5, iz + 0.5])) < 1.0, axis=1))
+
+
+def test_top_up_frames_reach_the_added_error_within_the_cap():
+    s = CalibrationSettings(max_added_error=0.1, max_frames_fraction=1.0, blocks=4)
+    t2 = 1.1**2 - 1
+    # two shells, the worse one decides: (b / r)^2 = 1 -> n / t2 frames
+    bias = np.array([[0.01, 0.0], [0.03, 0.0]])
+    rest = np.array([[0.05, 0.0], [0.03, 0.0]])
+    n = 1000
+    assert top_up_frames(bias, rest, n, 100000, s) == int(np.ceil(n / t2)) - n
+    # after the top-up the rise is the goal: b falls as 1 / sqrt(frames)
+    grown = n + top_up_frames(bias, rest, n, 100000, s)
+    b = expected_distance(bias[1:]) * np.sqrt(n / grown)
+    assert np.sqrt(1 + (b / expected_distance(rest[1:])) ** 2) - 1 == pytest.approx(0.1, rel=1e-3)
+    assert top_up_frames(bias, rest, n, 3000, s) == 2000  # capped at the data's frames
+    assert top_up_frames(bias / 10, rest, n, 100000, s) == 0  # a rise of 0.5 %: nothing
+    assert top_up_frames(bias, rest, n, 1002, s) == 0  # fewer new frames than blocks
+    assert top_up_frames(bias, rest, n, 100000, CalibrationSettings(frames=n)) == 0  # a fixed count stays
+    assert top_up_frames(bias, rest, n, 100000, CalibrationSettings(max_frames_fraction=0.01)) == 0
+    for bad in ({"max_added_error": 0}, {"max_frames_fraction": -1}):
+        with pytest.raises(ValueError):
+            CalibrationSettings(**bad)
+
+
+def test_pool_samples_keeps_the_blocks():
+    a = _injected(SHELL, 40, [5.0], None, 1, 1, 256, 4, 0, "a")
+    b = _injected(SHELL, 20, [5.0], None, 2, 1, 256, 4, 0, "b")
+    p = pool_samples(a, b)
+    assert (p.n_frames, p.blocks, p.frame_start, p.frame_stop) == (60, 4, 0, 60)
+    assert p.true_x.size == a.true_x.size + b.true_x.size
+    for k in range(4):  # block k of the pool is block k of each
+        assert np.sum(p.true_block == k) == np.sum(a.true_block == k) + np.sum(b.true_block == k)
+    with pytest.raises(ValueError):
+        pool_samples(a, _injected(SHELL, 20, [5.0], None, 2, 1, 256, 2, 0, "c"))
+
+
+def test_a_noisy_response_gets_the_frames_it_needs():
+    """The injected response loses electrons at random (detection noise near the shot noise), so
+    0.1 of the data's frames leave the bias's error far above max_added_error: the pass tops up to
+    the frames its first estimate asks for, with its own seed, and the answer's errors are those
+    of the pooled frames."""
+    n_frames, per_frame = 1000, 30.0
+    data = _injected(SHELL, n_frames, [per_frame], None, 7, 1, 256, 1, 0, "data")
+    fit = fit_electrons(data.detected_x, data.detected_z, n_beta=4, n_shells=1)
+    se_fit = fit_standard_errors(fit)["beta"]
+    base = CalibrationSettings(frames_fraction=0.1, min_frames=8, blocks=4, seed=3)
+    # with the cap at frames_fraction: no top-up, the first estimate of 100 frames
+    plain = calibrate(fit, n_frames, settings=CalibrationSettings(**{**base.to_dict(), "max_frames_fraction": 0.1}),
+                      simulate=_injected)
+    assert plain["passes"][0]["top_up_frames"] == 0 and plain["passes"][0]["frames"] == 100
+    first = np.array(plain["bias_se"]["beta"])
+    want = top_up_frames(first, np.hypot(se_fit, first * np.sqrt(100 / n_frames)), 100, n_frames, base)
+    assert want > 100
+    lines = []
+    res = calibrate(fit, n_frames, settings=base, simulate=_injected, log=lines.append)
+    p0 = res["passes"][0]
+    assert p0["top_up_frames"] == want and p0["frames"] == 100 + want
+    assert p0["top_up_seed"] == base.top_up_seed(0) != base.pass_seed(0)
+    assert any(f"{want} frames more" in ln for ln in lines)
+    bias_se = np.array(res["bias_se"]["beta"])
+    noise_se = bias_se * np.sqrt((100 + want) / n_frames)
+    assert np.allclose(res["detection_noise_se"]["beta"], noise_se)
+    assert np.allclose(res["se_beta"], np.sqrt(se_fit**2 + bias_se**2 + noise_se**2))
+    ratio = expected_distance(first)[0] / expected_distance(bias_se)[0]
+    assert 1.2 < ratio < 2.5 * np.sqrt((100 + want) / 100)  # sqrt(frames) expected; 4 blocks each
+    assert res["expected_distance"][0] < plain["expected_distance"][0]

@@ -132,3 +132,9 @@ def test_calibration_section_gives_each_shells_corrected_electrons(tmp_path):
     rows = [line for line in text.splitlines() if line.startswith("| 0 ") or line.startswith("| 1 ")]
     assert "electrons (fit -> corrected)" in text
     assert "| 0.9500 | 99750 -> 105000 ± 400 |" in rows[0] and "| 1.0000 | 99000 -> 99000 ± 350 |" in rows[1]
+    assert "2000 frames per pass simulated" in text and "top-up" not in text
+    cal["passes"] = [{"top_up_frames": 1500}]
+    cal["calibration"]["settings"] = {"max_added_error": 0.1}
+    (tmp_path / "cal.json").write_text(json.dumps(cal))
+    text = build_report(tmp_path / "r.md", calibration=tmp_path / "cal.json", now=NOW)
+    assert "2000 frames per pass and 1500 more (a top-up" in text and "by more than 10 %" in text

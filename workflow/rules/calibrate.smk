@@ -14,19 +14,23 @@
 # that the shards are one complete set made of its own inputs, fits them and writes the answer.
 # Every calibration frame depends only on (seed, its index), so the answer is the same bit for bit
 # for any number of shards. Extra passes (`iterations` > 0) depend on pass 0's result and run in
-# the `calibrate` job itself. calibrate.shards: 0 (the default) is as many as detect.shards.
+# the `calibrate` job itself, as does pass 0's top-up (the frames the bias's error asks for beyond
+# frames_fraction, CalibrationSettings.max_added_error). calibrate.shards: 0 (the default) is as
+# many as detect.shards.
 # Uses from common.smk: settings_flags(); from detect.smk (include it first): DETECT,
 # DETECT_SKIP_KEYS (the job layout and the survey's spot_model, which reaches calibration through
 # camera.json).
 #
 # What reruns calibration (params): every value of the `calibrate:` section (CalibrationSettings
-# fields, one `--field-name value` flag each; their defaults live in CalibrationSettings), every
-# detector value of `detect:`, and (of the shards) their number. `threads` is the jobs' threads
+# fields, one `--field-name value` flag each; their defaults live in CalibrationSettings) but the
+# top-up's for the shards, every detector value of `detect:`, and (of the shards) their number. `threads` is the jobs' threads
 # (the result does not depend on it), not a param.
 
 # job layout (enabled, threads, shards: schema defaults); calibration values: defaults in CalibrationSettings
 CALIBRATE = config["calibrate"]
 CALIBRATE_LAYOUT_KEYS = ("enabled", "threads", "shards")
+# the top-up (more frames where the bias's error is large) runs in the combining job only
+CALIBRATE_TOP_UP_KEYS = ("max_added_error", "max_frames_fraction")
 CALIBRATE_SHARDS = int(CALIBRATE["shards"]) or DETECT_SHARDS
 CALIBRATE_SHARD_FILES = expand("results/calibrate/shards/shard_{i}.h5", i=range(CALIBRATE_SHARDS))
 
@@ -43,7 +47,7 @@ rule calibrate_shard:
         i=r"\d+",
     params:
         shards=CALIBRATE_SHARDS,
-        settings=settings_flags(CALIBRATE, skip=CALIBRATE_LAYOUT_KEYS),
+        settings=settings_flags(CALIBRATE, skip=CALIBRATE_LAYOUT_KEYS + CALIBRATE_TOP_UP_KEYS),
         detector=settings_flags(DETECT, skip=DETECT_SKIP_KEYS),
     threads: int(CALIBRATE["threads"])
     log:

@@ -19,10 +19,17 @@ quadrature to the fit's standard errors. Optionally the calibration is repeated 
 parameters (``iterations``), since the bias depends on the parameters (on the density at the
 poles above all).
 
+The bias's error falls as one over the square root of the calibration frames, and what it adds
+to the answer depends on the camera's detection noise: a pass whose first estimate says its own
+error raises a shell's expected distance by more than ``max_added_error`` simulates the frames
+that bring it there (:func:`top_up_frames`, :func:`pool_samples`), up to ``max_frames_fraction``
+of the data's frames.
+
 Everything streams: frames are simulated, rendered and detected a chunk at a time, never written
 to disk; only the detected and the true electron positions are kept.
 """
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -312,6 +319,73 @@ def simulate_response(shells, n_frames, electrons_per_frame, *, detector=None, s
                           start, stop)
 
 
+def pool_samples(first, more):
+    """Two independent calibration samples of the same blocks as one: block b of the pool is
+    block b of each (so the blocks stay alike when each sample's are).
+
+    Parameters
+    ----------
+    first, more : ResponseSample
+        Whole samples (not shards) with the same ``blocks``.
+
+    Returns
+    -------
+    ResponseSample
+        ``n_frames`` and ``seconds`` the sums; ``frame_start`` 0, ``frame_stop`` ``n_frames``.
+    """
+    if first.blocks != more.blocks:
+        raise ValueError(f"samples of {first.blocks} and {more.blocks} blocks cannot be pooled")
+
+    def cat(field):
+        return np.concatenate([getattr(first, field), getattr(more, field)])
+
+    n = int(first.n_frames) + int(more.n_frames)
+    return ResponseSample(cat("detected_x"), cat("detected_z"), cat("detected_block"), cat("true_x"), cat("true_z"),
+                          cat("true_block"), n, first.blocks, float(first.seconds + more.seconds), 0, n)
+
+
+def top_up_frames(bias_se_beta, rest_se_beta, n_frames, n_data_frames, settings):
+    """Frames a pass of `n_frames` calibration frames adds so that its own error raises no shell's
+    expected distance by more than ``settings.max_added_error``.
+
+    With per-shell expected distances b of the bias's error and r of the rest (the fit's and the
+    data's detection noise, which do not depend on the calibration frames), the bias's error
+    raises the answer's expected distance by ``sqrt(1 + (b / r)^2) - 1``; b falls as one over
+    the square root of the frames, so ``n (b / r)^2 / ((1 + max_added_error)^2 - 1)`` frames reach
+    the goal on every shell. The pass grows to that, at most to
+    :meth:`CalibrationSettings.top_up_cap` frames; fewer new frames than ``blocks`` are not worth
+    a top-up (0 returned).
+
+    Parameters
+    ----------
+    bias_se_beta, rest_se_beta : ndarray, shape (S, N)
+        The bias's standard errors of the betas and those of the rest.
+    n_frames, n_data_frames : int
+    settings : CalibrationSettings
+
+    Returns
+    -------
+    int
+        Frames to add (0: none).
+
+    Examples
+    --------
+    >>> s = CalibrationSettings(blocks=2)
+    >>> top_up_frames([[0.2]], [[0.1]], 1000, 10000, s)  # b / r = 2: 4 / 0.21 = 19.05 times the frames
+    9000
+    >>> top_up_frames([[0.02]], [[0.1]], 1000, 10000, s)  # b / r = 0.2: a rise of 2 %
+    0
+    """
+    cap = settings.top_up_cap(n_data_frames)
+    if cap <= n_frames:
+        return 0
+    b = expected_distance(np.asarray(bias_se_beta, dtype=np.float64))
+    r = np.maximum(expected_distance(np.asarray(rest_se_beta, dtype=np.float64)), 1e-300)
+    need = n_frames * float(np.max((b / r) ** 2)) / ((1.0 + settings.max_added_error) ** 2 - 1.0)
+    extra = min(math.ceil(need), cap) - int(n_frames)
+    return extra if extra >= settings.blocks else 0
+
+
 def _fit(x, z, n_beta, n_shells, what, centre="free"):
     """One fit of the calibration; a fit about a fixed centre that does not converge is redone
     with the centre free.
@@ -560,8 +634,11 @@ def calibrate(fit, n_data_frames, *, detector=None, settings=None, threads=1, lo
     with ``weights / n_data_frames`` electrons per shell and frame (around the fitted image
     centre, with the fitted flat background as stray electrons, through the data's camera:
     :func:`lab_camera`), detects them with `detector` (and the camera `survey`),
-    and measures :func:`response_bias`; pass p >= 1 (``settings.iterations``) repeats this at
-    the parameters corrected by pass p - 1. The answer is the fit minus the last pass's bias,
+    and measures :func:`response_bias`; where the bias's error would raise a shell's expected
+    distance by more than ``settings.max_added_error``, the pass simulates the frames
+    :func:`top_up_frames` asks for (seed ``settings.top_up_seed(p)``), pools them with its first
+    ones (:func:`pool_samples`) and measures again. Pass p >= 1 (``settings.iterations``)
+    repeats this at the parameters corrected by pass p - 1. The answer is the fit minus the last pass's bias,
     with two errors added in quadrature: the bias's own (the spread of the block biases over
     sqrt(blocks)) and the data's detection noise -- the same per-frame spread of detected - true,
     over the data's frames (``bias_se * sqrt(calibration frames / data frames)``). The fit's
@@ -590,7 +667,7 @@ def calibrate(fit, n_data_frames, *, detector=None, settings=None, threads=1, lo
     sample : ResponseSample, optional
         Pass 0's calibration frames, already simulated and detected (the joined calibration
         shards: :func:`sevi_lib.calibrate.shards.join_samples`; their inputs are
-        :func:`pass_inputs` of pass 0); passes >= 1 are simulated here.
+        :func:`pass_inputs` of pass 0); its top-up and passes >= 1 are simulated here.
 
     Returns
     -------
@@ -599,8 +676,8 @@ def calibrate(fit, n_data_frames, *, detector=None, settings=None, threads=1, lo
         ``weights``, ``beta``, ``se_*``, ``expected_distance``, ``min_density``),
         ``uncorrected`` (the same for the fit), ``bias``, ``bias_se``, ``detection_noise_se``
         (:data:`PARAMETERS`; ``ln_weights`` is the log detection efficiency), ``fit_se`` and
-        ``passes`` (per pass:
-        parameters simulated, bias, its error, the detected and true fits' betas, timing) and
+        ``passes`` (per pass: frames, of them top-up frames, parameters simulated, bias, its
+        error, the detected and true fits' betas, timing) and
         ``calibration`` (settings, frames, electrons per frame, detector, seconds).
     """
     settings = (settings or CalibrationSettings()).validate()
@@ -634,22 +711,38 @@ def calibrate(fit, n_data_frames, *, detector=None, settings=None, threads=1, lo
                                                      progress_seconds=settings.progress_seconds,
                                                      what=f"calibrate pass {p}", camera=camera)
         res = response_bias(sample, N, S, centre=centre_mode)
+        rest = np.hypot(se["beta"], res["se"]["beta"] * np.sqrt(n_cal / n_data_frames))
+        extra = top_up_frames(res["se"]["beta"], rest, n_cal, n_data_frames, settings)
+        if extra:
+            if log is not None:
+                ratio = np.max(expected_distance(res["se"]["beta"]) / np.maximum(expected_distance(rest), 1e-300))
+                log(f"pass {p}: the bias's error on {n_cal} frames would raise the expected distance by up to "
+                    f"{100 * (np.sqrt(1 + ratio ** 2) - 1):.0f} % (max_added_error {settings.max_added_error:g}): "
+                    f"{extra} frames more")
+            more = (simulate or simulate_response)(shells, extra, per_frame, detector=detector,
+                                                   seed=settings.top_up_seed(p), threads=threads, chunk=settings.chunk,
+                                                   blocks=settings.blocks, progress_seconds=settings.progress_seconds,
+                                                   what=f"calibrate pass {p} top-up", camera=camera)
+            sample = pool_samples(sample, more)
+            res = response_bias(sample, N, S, centre=centre_mode)
+        n_used = int(sample.n_frames)
         # the data's own detection noise: the per-frame spread of detected - true, over its frames
-        noise_se = {k: v * np.sqrt(n_cal / n_data_frames) for k, v in res["se"].items()}
+        noise_se = {k: v * np.sqrt(n_used / n_data_frames) for k, v in res["se"].items()}
         corrected, corrected_se = correct(params, se, res["bias"], res["se"], noise_se)
-        passes.append({"seed": seed, "simulated": {"R": shells.R.tolist(), "sigma_R": shells.sigma_R.tolist(),
+        passes.append({"seed": seed, "frames": n_used, "top_up_frames": int(extra),
+                       "top_up_seed": settings.top_up_seed(p) if extra else None, "simulated": {"R": shells.R.tolist(), "sigma_R": shells.sigma_R.tolist(),
                                                    "beta": shells.beta.tolist(),
                                                    "electrons_per_frame": per_frame.tolist()},
                        "bias": _plain(res["bias"]), "bias_se": _plain(res["se"]),
                        "detected_electrons": int(sample.detected_x.size), "true_electrons": int(sample.true_x.size),
                        "centre_fallbacks": res["centre_fallbacks"],
                        "simulate_detect_seconds": sample.seconds, "fit_seconds": res["seconds"],
-                       "frames_per_second": n_cal / max(sample.seconds, 1e-9),
+                       "frames_per_second": n_used / max(sample.seconds, 1e-9),
                        "true_fit_beta": res["true"].beta.tolist(), "detected_fit_beta": res["detected"].beta.tolist()})
         if log is not None:
             ratio = np.sqrt(np.sum(distance_weights(N) * res["se"]["beta"] ** 2, axis=1)) / \
                 np.maximum(expected_distance(se["beta"]), 1e-300)
-            log(f"pass {p}: {n_cal} frames ({n_cal / max(sample.seconds, 1e-9):.1f} frames/s), detection efficiency "
+            log(f"pass {p}: {n_used} frames ({n_used / max(sample.seconds, 1e-9):.1f} frames/s), detection efficiency "
                 + ", ".join(f"{e:.4f}" for e in np.exp(res["bias"]["ln_weights"]))
                 + "; bias distance " + ", ".join(f"{v:.4f}" for v in expected_distance(res["bias"]["beta"]))
                 + "; its error / the fit's " + ", ".join(f"{v:.2f}" for v in ratio))

@@ -30,6 +30,19 @@ class CalibrationSettings:
         distance there instead of 1.035x at fraction 1.
     min_frames : int
         Fewest calibration frames when ``frames`` is 0.
+    max_added_error : float
+        When ``frames`` is 0, a pass whose own error (the bias's) raises the expected distance of
+        some shell's betas by more than this fraction, over what the fit and the data's detection
+        noise give, simulates more frames (a top-up, pooled with the first ones block by block):
+        as many as its first estimate says bring that rise to this fraction, up to
+        ``max_frames_fraction`` of the data's frames. The detection noise, and with it the
+        frames a calibration needs, depends on the camera: the published one stays at
+        ``frames_fraction`` (a rise of about 6 % on the sharply peaked 50000-frame case), a broad
+        gain law gets more (lab5 of ``bench_cameras``, the same case: 21 % at 0.3 of the frames,
+        so about 0.67 of them).
+    max_frames_fraction : float
+        Most calibration frames per data frame a pass may grow to by a top-up (at or below
+        ``frames_fraction``: no top-up).
     blocks : int
         Independent blocks the calibration frames are split into; the spread of the block biases
         gives the bias's standard error.
@@ -47,6 +60,8 @@ class CalibrationSettings:
     frames: int = 0
     frames_fraction: float = 0.3
     min_frames: int = 2000
+    max_added_error: float = 0.1
+    max_frames_fraction: float = 1.0
     blocks: int = 8
     iterations: int = 0
     seed: int = 0
@@ -65,6 +80,8 @@ class CalibrationSettings:
             (self.frames >= 0, "frames must be >= 0"),
             (self.frames_fraction > 0, "frames_fraction must be > 0"),
             (self.min_frames >= 1, "min_frames must be >= 1"),
+            (self.max_added_error > 0, "max_added_error must be > 0"),
+            (self.max_frames_fraction > 0, "max_frames_fraction must be > 0"),
             (self.blocks >= 2, "blocks must be >= 2 (their spread is the bias's error)"),
             (self.iterations >= 0, "iterations must be >= 0"),
             (0 <= self.seed < 2**32, "seed must be in [0, 2**32)"),
@@ -82,6 +99,16 @@ class CalibrationSettings:
     def pass_seed(self, p):
         """Seed of pass `p` (independent streams for the passes)."""
         return int(np.random.SeedSequence([int(self.seed), int(p)]).generate_state(1)[0])
+
+    def top_up_seed(self, p):
+        """Seed of pass `p`'s top-up frames (a stream independent of every pass's)."""
+        return int(np.random.SeedSequence([int(self.seed), int(p), 1]).generate_state(1)[0])
+
+    def top_up_cap(self, n_data_frames):
+        """Most frames a pass may grow to by a top-up (0 when ``frames`` fixes the count)."""
+        if self.frames:
+            return 0
+        return math.floor(self.max_frames_fraction * n_data_frames)
 
     def to_dict(self):
         """Settings as a plain dict."""

@@ -136,7 +136,7 @@ def _calibration(cal):
                      f"{unc['expected_distance'][j]:.4f} -> {cal['expected_distance'][j]:.4f}"])
     info = cal["calibration"]
     return ["## Detector calibration\n\n"
-            f"{info['frames_per_pass']} frames simulated at the fitted parameters per pass "
+            f"{_calibration_frames(cal)} simulated at the fitted parameters "
             f"({len(cal['passes'])} pass(es), {info['seconds']:.0f} s), detected like the data; the "
             "difference between the fits of the detected and the true electrons (the bias) was "
             "subtracted from the fit, and its error added to the standard errors. The corrected "
@@ -144,6 +144,16 @@ def _calibration(cal):
             "estimate of the electrons that reached the detector, pile-up and faint spots included.\n\n"
             + markdown_table(["shell", "detected / true electrons", "electrons (fit -> corrected)", "bias of R", "bias of beta_2",
                               "bias distance", "expected distance (uncorrected -> corrected)"], rows)]
+
+
+def _calibration_frames(cal):
+    """'N frames per pass', with the top-up frames that the camera's detection noise asked for."""
+    text = f"{cal['calibration']['frames_per_pass']} frames per pass"
+    extra = [p.get("top_up_frames", 0) for p in cal["passes"]]
+    if any(extra):
+        text += (" and " + " / ".join(str(e) for e in extra) + " more (a top-up: the bias's error would have raised "
+                 f"the expected distance by more than {100 * cal['calibration']['settings']['max_added_error']:g} %)")
+    return text
 
 
 def _score(path):
