@@ -69,8 +69,9 @@ inner shell's poles (its detection efficiency 0.946, 0.962, 0.915; the outer she
 The electrons per shell (detected, fitted, calibrated, against the true count) and these ratios
 for all five cameras again on a quiet machine: docs/benchmarks.md, "Counting electrons".
 
-``--store DIR`` keeps the detected and true electrons of every data file and calibration pass
-(``DIR/<set>_data.npz``, ``DIR/<set>_cal<p>.npz``) and reuses the data's on a later run, so
+``--store DIR`` keeps the detected and true electrons of every data file and calibration
+simulation (``DIR/<set>_data.npz``, ``DIR/<set>_cal<k>.npz``, k counting the simulations: a pass's
+top-up is one of its own) and reuses the data's on a later run, so
 that fit or calibration settings can be compared without detecting the 50000 frames again.
 
 Run (one core):
@@ -193,7 +194,7 @@ def run_set(name, shells, args):
 
     def simulate(*a, **kw):
         sample = simulate_response(*a, **kw)
-        if args.store:
+        if args.store:  # numbered by call: a top-up is a call of its own
             _save(os.path.join(args.store, f"{name}_cal{len(passes)}.npz"), sample)
         passes.append(sample.seconds)
         return sample
@@ -212,7 +213,8 @@ def run_set(name, shells, args):
         raise SystemExit(f"{name}: {n_true.sum()} true shell electrons recounted, {data.true_x.size} rendered")
     print(f"\n{name}: {args.frames} frames, {data.detected_x.size} detected / {data.true_x.size} true electrons; "
           f"detect {t_detect:.0f} s ({args.frames / t_detect:.1f} frames/s), fits {t_fit:.0f} s, "
-          f"calibration {t_cal:.0f} s ({cal['calibration']['frames_per_pass']} frames/pass)")
+          f"calibration {t_cal:.0f} s ({' + '.join(str(p['frames']) for p in cal['passes'])} frames, "
+          f"{', '.join(str(p['top_up_frames']) for p in cal['passes'])} of them top-up)")
     print("| shell | uncorrected | calibrated | true positions | expected (calibrated) | fit SE expected | "
           "calibrated / true | expected / Poisson | dR uncorr | dR cal | electrons: fit / true | calibrated / true |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

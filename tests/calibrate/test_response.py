@@ -201,7 +201,7 @@ def test_a_noisy_response_gets_the_frames_it_needs():
     data = _injected(SHELL, n_frames, [per_frame], None, 7, 1, 256, 1, 0, "data")
     fit = fit_electrons(data.detected_x, data.detected_z, n_beta=4, n_shells=1)
     se_fit = fit_standard_errors(fit)["beta"]
-    base = CalibrationSettings(frames_fraction=0.1, min_frames=8, blocks=4, seed=3)
+    base = CalibrationSettings(frames_fraction=0.1, min_frames=8, blocks=4, seed=3, second_pass_above=0)
     # with the cap at frames_fraction: no top-up, the first estimate of 100 frames
     plain = calibrate(fit, n_frames, settings=CalibrationSettings(**{**base.to_dict(), "max_frames_fraction": 0.1}),
                       simulate=_injected)
@@ -222,3 +222,27 @@ def test_a_noisy_response_gets_the_frames_it_needs():
     ratio = expected_distance(first)[0] / expected_distance(bias_se)[0]
     assert 1.2 < ratio < 2.5 * np.sqrt((100 + want) / 100)  # sqrt(frames) expected; 4 blocks each
     assert res["expected_distance"][0] < plain["expected_distance"][0]
+
+
+def test_a_large_bias_gets_a_second_pass():
+    """The injected response's bias is many expected distances: with iterations 0 a second pass
+    runs at the corrected parameters, and only it is topped up; a higher second_pass_above keeps
+    one pass."""
+    n_frames = 1000
+    data = _injected(SHELL, n_frames, [30.0], None, 7, 1, 256, 1, 0, "data")
+    fit = fit_electrons(data.detected_x, data.detected_z, n_beta=4, n_shells=1)
+    base = CalibrationSettings(frames_fraction=0.1, min_frames=8, blocks=4, seed=3)
+    lines = []
+    res = calibrate(fit, n_frames, settings=base, simulate=_injected, log=lines.append)
+    p0, p1 = res["passes"]
+    size = expected_distance(p0["bias"]["beta"])[0] / res["expected_distance"][0]
+    assert size > 3 * base.second_pass_above  # the bias is large, so the second pass ran
+    assert any("a second pass at the corrected parameters" in ln for ln in lines)
+    assert np.allclose(p1["simulated"]["beta"], np.array(fit.beta) - np.array(p0["bias"]["beta"]))
+    assert p0["top_up_frames"] == 0 and p0["frames"] == 100 and p1["top_up_frames"] > 0
+    assert np.allclose(res["beta"], np.array(fit.beta) - np.array(p1["bias"]["beta"]))
+    one = calibrate(fit, n_frames, settings=CalibrationSettings(**{**base.to_dict(), "second_pass_above": 1e6}),
+                    simulate=_injected)
+    assert len(one["passes"]) == 1 and one["passes"][0]["top_up_frames"] > 0
+    with pytest.raises(ValueError):
+        CalibrationSettings(second_pass_above=-1)

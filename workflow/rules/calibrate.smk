@@ -14,8 +14,9 @@
 # that the shards are one complete set made of its own inputs, fits them and writes the answer.
 # Every calibration frame depends only on (seed, its index), so the answer is the same bit for bit
 # for any number of shards. Extra passes (`iterations` > 0) depend on pass 0's result and run in
-# the `calibrate` job itself, as does pass 0's top-up (the frames the bias's error asks for beyond
-# frames_fraction, CalibrationSettings.max_added_error). calibrate.shards: 0 (the default) is as
+# the `calibrate` job itself, as do the second pass that a large bias asks for
+# (CalibrationSettings.second_pass_above) and the last pass's top-up (the frames the bias's error
+# asks for beyond frames_fraction, max_added_error). calibrate.shards: 0 (the default) is as
 # many as detect.shards.
 # Uses from common.smk: settings_flags(); from detect.smk (include it first): DETECT,
 # DETECT_SKIP_KEYS (the job layout and the survey's spot_model, which reaches calibration through
@@ -23,14 +24,15 @@
 #
 # What reruns calibration (params): every value of the `calibrate:` section (CalibrationSettings
 # fields, one `--field-name value` flag each; their defaults live in CalibrationSettings) but the
-# top-up's for the shards, every detector value of `detect:`, and (of the shards) their number. `threads` is the jobs' threads
+# combining job's for the shards, every detector value of `detect:`, and (of the shards) their number. `threads` is the jobs' threads
 # (the result does not depend on it), not a param.
 
 # job layout (enabled, threads, shards: schema defaults); calibration values: defaults in CalibrationSettings
 CALIBRATE = config["calibrate"]
 CALIBRATE_LAYOUT_KEYS = ("enabled", "threads", "shards")
-# the top-up (more frames where the bias's error is large) runs in the combining job only
-CALIBRATE_TOP_UP_KEYS = ("max_added_error", "max_frames_fraction")
+# the top-up (more frames where the bias's error is large) and the second pass (where the bias is
+# large) run in the combining job only
+CALIBRATE_COMBINE_KEYS = ("max_added_error", "max_frames_fraction", "second_pass_above")
 CALIBRATE_SHARDS = int(CALIBRATE["shards"]) or DETECT_SHARDS
 CALIBRATE_SHARD_FILES = expand("results/calibrate/shards/shard_{i}.h5", i=range(CALIBRATE_SHARDS))
 
@@ -47,7 +49,7 @@ rule calibrate_shard:
         i=r"\d+",
     params:
         shards=CALIBRATE_SHARDS,
-        settings=settings_flags(CALIBRATE, skip=CALIBRATE_LAYOUT_KEYS + CALIBRATE_TOP_UP_KEYS),
+        settings=settings_flags(CALIBRATE, skip=CALIBRATE_LAYOUT_KEYS + CALIBRATE_COMBINE_KEYS),
         detector=settings_flags(DETECT, skip=DETECT_SKIP_KEYS),
     threads: int(CALIBRATE["threads"])
     log:

@@ -634,11 +634,12 @@ def calibrate(fit, n_data_frames, *, detector=None, settings=None, threads=1, lo
     with ``weights / n_data_frames`` electrons per shell and frame (around the fitted image
     centre, with the fitted flat background as stray electrons, through the data's camera:
     :func:`lab_camera`), detects them with `detector` (and the camera `survey`),
-    and measures :func:`response_bias`; where the bias's error would raise a shell's expected
-    distance by more than ``settings.max_added_error``, the pass simulates the frames
+    and measures :func:`response_bias`. Pass p >= 1 (``settings.iterations``, or one more pass
+    when pass 0's bias exceeds ``settings.second_pass_above`` expected distances) repeats this at
+    the parameters corrected by pass p - 1. Where the bias's error would raise a shell's expected
+    distance by more than ``settings.max_added_error``, the last pass simulates the frames
     :func:`top_up_frames` asks for (seed ``settings.top_up_seed(p)``), pools them with its first
-    ones (:func:`pool_samples`) and measures again. Pass p >= 1 (``settings.iterations``)
-    repeats this at the parameters corrected by pass p - 1. The answer is the fit minus the last pass's bias,
+    ones (:func:`pool_samples`) and measures again. The answer is the fit minus the last pass's bias,
     with two errors added in quadrature: the bias's own (the spread of the block biases over
     sqrt(blocks)) and the data's detection noise -- the same per-frame spread of detected - true,
     over the data's frames (``bias_se * sqrt(calibration frames / data frames)``). The fit's
@@ -701,7 +702,9 @@ def calibrate(fit, n_data_frames, *, detector=None, settings=None, threads=1, lo
         raise InputError(f"calibration: the given sample holds frames {given.frame_start} .. {given.frame_stop} of "
                          f"{given.n_frames} in {given.blocks} blocks, not the {n_cal} frames in {settings.blocks} "
                          "blocks of these settings")
-    for p in range(settings.iterations + 1):
+    n_passes = settings.iterations + 1
+    p = 0
+    while p < n_passes:
         shells, per_frame, seed = pass_inputs(at, params, n_data_frames, settings, p)
         if p == 0 and given is not None:
             sample = given
@@ -712,7 +715,15 @@ def calibrate(fit, n_data_frames, *, detector=None, settings=None, threads=1, lo
                                                      what=f"calibrate pass {p}", camera=camera)
         res = response_bias(sample, N, S, centre=centre_mode)
         rest = np.hypot(se["beta"], res["se"]["beta"] * np.sqrt(n_cal / n_data_frames))
-        extra = top_up_frames(res["se"]["beta"], rest, n_cal, n_data_frames, settings)
+        if p == 0 and n_passes == 1 and settings.second_pass_above > 0:
+            size = expected_distance(res["bias"]["beta"]) / np.maximum(
+                expected_distance(np.hypot(rest, res["se"]["beta"])), 1e-300)
+            if np.max(size) > settings.second_pass_above:
+                n_passes = 2
+                if log is not None:
+                    log(f"pass 0: the bias is {np.max(size):.1f} expected distances (second_pass_above "
+                        f"{settings.second_pass_above:g}): a second pass at the corrected parameters")
+        extra = top_up_frames(res["se"]["beta"], rest, n_cal, n_data_frames, settings) if p + 1 == n_passes else 0
         if extra:
             if log is not None:
                 ratio = np.max(expected_distance(res["se"]["beta"]) / np.maximum(expected_distance(rest), 1e-300))
@@ -747,6 +758,7 @@ def calibrate(fit, n_data_frames, *, detector=None, settings=None, threads=1, lo
                 + "; bias distance " + ", ".join(f"{v:.4f}" for v in expected_distance(res["bias"]["beta"]))
                 + "; its error / the fit's " + ", ".join(f"{v:.2f}" for v in ratio))
         at = corrected
+        p += 1
     out = _user_view(corrected, corrected_se)
     out.update({
         "method": "calibrated", "uncorrected": _user_view(params, se), "bias": _plain(res["bias"]),
