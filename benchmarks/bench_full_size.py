@@ -33,6 +33,9 @@ surveyed first from 64 frames of its own (``sevi survey``'s :func:`~sevi_lib.det
 and detection and calibration use the survey, as the workflow does; the data frames are
 rendered with the true spot model, the calibration frames with the measured one.
 
+At 50000 frames on lab5, dim8 and lab4noisy (2026-12-07, before and after the calibration's
+second pass and top-up): docs/benchmarks.md, "Lab cameras at 50000 frames".
+
 Measured 2026-12-06, 2-core development machine (shared), ``--frames 10000 --sets peaked --camera
 NAME --threads 2``: distance to the truth per shell (inner, outer), detected / true electrons
 
