@@ -80,7 +80,8 @@ that fit or calibration settings can be compared without detecting the 50000 fra
 Run (one core):
 
     NUMBA_NUM_THREADS=1 python benchmarks/bench_full_size.py [--frames 50000] [--sets peaked]
-        [--threads 1] [--cal-frames 0] [--iterations 0] [--json out.json] [--store DIR]
+        [--threads 1] [--cal-frames 0] [--iterations 0] [--second-pass-above X] [--json out.json]
+        [--store DIR]
 """
 
 import argparse
@@ -192,7 +193,8 @@ def run_set(name, shells, args):
                          n_frames=args.frames)
     t_fit = time.perf_counter() - t1
     settings = CalibrationSettings(frames=args.cal_frames, iterations=args.iterations, seed=args.seed + 1,
-                                   progress_seconds=30)
+                                   progress_seconds=30, **({} if args.second_pass_above is None else
+                                                           {"second_pass_above": args.second_pass_above}))
     passes = []
 
     def simulate(*a, **kw):
@@ -247,6 +249,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="detection threads")
     ap.add_argument("--cal-frames", type=int, default=0, help="calibration frames per pass (0: the default)")
     ap.add_argument("--iterations", type=int, default=0, help="extra calibration passes")
+    ap.add_argument("--second-pass-above", type=float, default=None,
+                    help="the calibration's second_pass_above (0: one pass; default: the library's)")
     ap.add_argument("--seed", type=int, default=20261201)
     ap.add_argument("--json", default=None, help="write the figures here too")
     ap.add_argument("--store", default=None, help="keep (and reuse) the detected electrons here")

@@ -17,11 +17,12 @@ blocks of calibration frames measures that noise per frame; it gives the bias's 
 detection noise of the data's fit (which the fit's Poisson errors do not hold), both added in
 quadrature to the fit's standard errors. Optionally the calibration is repeated at the corrected
 parameters (``iterations``), since the bias depends on the parameters (on the density at the
-poles above all).
+poles above all); a bias of more than ``second_pass_above`` expected distances gets that second
+pass by itself.
 
 The bias's error falls as one over the square root of the calibration frames, and what it adds
-to the answer depends on the camera's detection noise: a pass whose first estimate says its own
-error raises a shell's expected distance by more than ``max_added_error`` simulates the frames
+to the answer depends on the camera's detection noise: a last pass whose first estimate says its
+own error raises a shell's expected distance by more than ``max_added_error`` simulates the frames
 that bring it there (:func:`top_up_frames`, :func:`pool_samples`), up to ``max_frames_fraction``
 of the data's frames.
 
