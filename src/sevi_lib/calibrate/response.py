@@ -703,6 +703,11 @@ def calibrate(fit, n_data_frames, *, detector=None, settings=None, threads=1, lo
         raise InputError(f"calibration: the given sample holds frames {given.frame_start} .. {given.frame_stop} of "
                          f"{given.n_frames} in {given.blocks} blocks, not the {n_cal} frames in {settings.blocks} "
                          "blocks of these settings")
+    def frames(shells, n, per_frame, seed, what):
+        return (simulate or simulate_response)(shells, n, per_frame, detector=detector, seed=seed, threads=threads,
+                                               chunk=settings.chunk, blocks=settings.blocks,
+                                               progress_seconds=settings.progress_seconds, what=what, camera=camera)
+
     n_passes = settings.iterations + 1
     p = 0
     while p < n_passes:
@@ -710,10 +715,7 @@ def calibrate(fit, n_data_frames, *, detector=None, settings=None, threads=1, lo
         if p == 0 and given is not None:
             sample = given
         else:
-            sample = (simulate or simulate_response)(shells, n_cal, per_frame, detector=detector, seed=seed,
-                                                     threads=threads, chunk=settings.chunk, blocks=settings.blocks,
-                                                     progress_seconds=settings.progress_seconds,
-                                                     what=f"calibrate pass {p}", camera=camera)
+            sample = frames(shells, n_cal, per_frame, seed, f"calibrate pass {p}")
         res = response_bias(sample, N, S, centre=centre_mode)
         rest = np.hypot(se["beta"], res["se"]["beta"] * np.sqrt(n_cal / n_data_frames))
         if p == 0 and n_passes == 1 and settings.second_pass_above > 0:
@@ -731,10 +733,7 @@ def calibrate(fit, n_data_frames, *, detector=None, settings=None, threads=1, lo
                 log(f"pass {p}: the bias's error on {n_cal} frames would raise the expected distance by up to "
                     f"{100 * (np.sqrt(1 + ratio ** 2) - 1):.0f} % (max_added_error {settings.max_added_error:g}): "
                     f"{extra} frames more")
-            more = (simulate or simulate_response)(shells, extra, per_frame, detector=detector,
-                                                   seed=settings.top_up_seed(p), threads=threads, chunk=settings.chunk,
-                                                   blocks=settings.blocks, progress_seconds=settings.progress_seconds,
-                                                   what=f"calibrate pass {p} top-up", camera=camera)
+            more = frames(shells, extra, per_frame, settings.top_up_seed(p), f"calibrate pass {p} top-up")
             sample = pool_samples(sample, more)
             res = response_bias(sample, N, S, centre=centre_mode)
         n_used = int(sample.n_frames)
