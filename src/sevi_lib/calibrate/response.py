@@ -40,7 +40,6 @@ from numba import get_num_threads
 from sevi_lib.calibrate.settings import CalibrationSettings  # noqa: F401  (re-exported)
 from sevi_lib.core.angular import distance_weights, legendre_even, min_density
 from sevi_lib.core.errors import InputError
-from sevi_lib.core.io import HOT_PIXEL_DTYPE
 from sevi_lib.core.progress import ProgressLog
 from sevi_lib.core.shells import Shells
 from sevi_lib.detect.blobs import FrameDetector
@@ -50,7 +49,7 @@ from sevi_lib.fit.layout import ParamLayout
 from sevi_lib.fit.points import PointSet
 from sevi_lib.fit.result import user_jacobian
 from sevi_lib.simulate.electrons import iter_frame_electrons
-from sevi_lib.simulate.render import camera_effects, render_camera_chunk, render_chunk, spot_kernel
+from sevi_lib.simulate.render import render_camera_chunk, render_chunk, spot_kernel
 from sevi_lib.simulate.settings import SimulationSettings
 
 #: Per-shell parameters the bias is measured for; ``ln_weights`` is the log of the fitted electron
@@ -196,13 +195,7 @@ class LabCamera:
 
     def effects(self):
         """The renderer's camera record (:func:`sevi_lib.simulate.render.camera_effects`), or None."""
-        if self.survey is None:
-            return None
-        hot = np.zeros(len(self.survey.hot_pixels), dtype=HOT_PIXEL_DTYPE)
-        if len(hot):
-            hot["ix"], hot["iz"] = np.asarray(self.survey.hot_pixels, dtype=np.int64).T
-            hot["level"] = self.survey.hot_levels
-        return camera_effects(float(self.survey.read_noise), hot)
+        return None if self.survey is None else self.survey.render_effects()
 
     def to_dict(self):
         """JSON-ready summary."""

@@ -22,7 +22,10 @@ stays light):
   :meth:`CameraSurvey.faint_params`).
 - :mod:`sevi_lib.detect.spotfit` -- the mixture fit of model spots to one blob, its phases
   (how many spots): :func:`decompose` (Python), the kernels :func:`decompose_blob` and
-  :func:`blob_electrons`, the electron count :func:`n_electrons`.
+  :func:`blob_electrons`, the electron count :func:`n_electrons` (the posterior's mode) and
+  :func:`n_electrons_drawn` (a draw from it, keyed by the light).
+- :mod:`sevi_lib.detect.pileup` -- the pile-up prior of a camera, measured by the survey from
+  its own frames re-rendered with its spot model: :func:`measure_pileup`.
 - ``detect._lm`` -- the spot model and its Levenberg-Marquardt solver (kernels, the
   ``FitWorkspace`` of :func:`fit_workspace`); ``detect._peaks`` -- ``is_lattice_peak`` and its
   cases ``is_peak`` / ``is_patch_max`` (plateau-safe local maxima, shared by the blob scan, the

@@ -106,6 +106,11 @@ class CameraSurvey:
     warnings : tuple of str
         What the data contradict (one line each, with the numbers); the survey, the detection
         summary and the top of the report show them.
+    pileup : dict or None
+        The pile-up prior measured for a spot model other than the published one
+        (:func:`~sevi_lib.detect.pileup.measure_pileup`: ``odds``, ``ratio``, ``target``,
+        ``electrons``, ..); detection then draws ambiguous counts from the posterior under it
+        (:meth:`detector_params`). None: the published model's fixed prior and mode.
     """
 
     read_noise: float
@@ -125,6 +130,7 @@ class CameraSurvey:
     spot_model: dict = field(default_factory=dict)
     spot_model_source: str = "published"
     warnings: tuple = ()
+    pileup: dict | None = None
 
     def spots(self):
         """The :class:`~sevi_lib.core.spots.SpotModel` in use."""
@@ -257,7 +263,8 @@ class CameraSurvey:
         and the thresholds the noise implies.
 
         ``threshold`` becomes ``max(threshold, self.threshold)`` (at most 254), ``peak_min`` at
-        least that, and ``peak_radius`` at least :meth:`peak_radius`; everything else is kept.
+        least that, and ``peak_radius`` at least :meth:`peak_radius`; with a measured
+        :attr:`pileup`, ``pileup_odds`` is its odds and ``count_draw`` 1; everything else is kept.
         Without noise (published frames) `params` is returned unchanged.
 
         Raises
@@ -270,11 +277,29 @@ class CameraSurvey:
             raise ValueError(f"read noise {self.read_noise:.3g} over a pedestal of {self.pedestal:.3g} counts needs "
                              f"a threshold of {self.threshold} counts, above 254")
         params = spot_detector_params(self.spots(), params)
+        if self.pileup is not None:
+            params = replace(params, pileup_odds=float(self.pileup["odds"]), count_draw=1)
         thr = max(params.threshold, self.threshold)
         radius = max(params.peak_radius, self.peak_radius(params))
         if thr == params.threshold and radius == params.peak_radius:
             return params
         return replace(params, threshold=thr, peak_min=max(params.peak_min, thr), peak_radius=radius)
+
+    def render_effects(self):
+        """This camera's read noise and hot pixels (at their measured levels) for the renderer.
+
+        :func:`sevi_lib.simulate.render.camera_effects` of them: None without either. The
+        calibration and the pile-up measurement render their frames through it.
+        """
+        # local: the renderer is needed only where frames are rendered
+        from sevi_lib.core.io import HOT_PIXEL_DTYPE
+        from sevi_lib.simulate.render import camera_effects
+
+        hot = np.zeros(len(self.hot_pixels), dtype=HOT_PIXEL_DTYPE)
+        if len(hot):
+            hot["ix"], hot["iz"] = np.asarray(self.hot_pixels, dtype=np.int64).T
+            hot["level"] = self.hot_levels
+        return camera_effects(float(self.read_noise), hot)
 
     def peak_radius(self, params=None):
         """Radius of a local maximum under this noise: the smallest r >= 1 (at most 8) over which a
@@ -331,6 +356,14 @@ class CameraSurvey:
                  warnings=tuple(str(w) for w in d.get("warnings", ())))
         if d.get("spot") is not None:
             SpotMeasurement.from_dict(d["spot"])  # ValueError when malformed
+        pileup = d.get("pileup")
+        if pileup is not None:
+            try:
+                odds = float(pileup["odds"])
+            except (TypeError, KeyError, ValueError):
+                raise ValueError("pileup must be a mapping with a numeric \"odds\"") from None
+            if not 0 < odds <= 10:
+                raise ValueError(f"pileup odds {odds:g} outside (0, 10]")
         SpotModel.from_dict(d.get("spot_model") or {})
         for key in ("read_noise", "read_noise_se", "pedestal", "pedestal_se"):
             if key not in d:
@@ -367,6 +400,12 @@ class CameraSurvey:
                          f"counts x {1 / eff:.4f} estimate the electrons that arrived")
         except ValueError:
             pass
+        if self.pileup is not None:
+            p = self.pileup
+            bound = f" (at the search's {p['at_bound']} bound)" if p.get("at_bound") else ""
+            lines.append(f"pile-up prior (measured: {p['electrons']} detected electrons of {p['frames']} frames "
+                         f"rendered again with this spot model): odds {p['odds']:.3g}{bound}, detected / rendered "
+                         f"{p['ratio']:.4f} against {p['target']:.4f}; counts drawn from the posterior")
         lines += [f"WARNING: {w}" for w in self.warnings]
         return lines
 
@@ -669,7 +708,10 @@ def sample_indices(n_frames, n_sample):
 
 
 def survey_frames(source, settings=None, threads=1):
-    """Survey the camera: read noise, pedestal and hot pixels from a sample of frames.
+    """Survey the camera: read noise, pedestal, hot pixels, spot model and pile-up prior from a sample of frames.
+
+    The pile-up prior is measured (:func:`~sevi_lib.detect.pileup.measure_pileup`) when the spot
+    model in use is not the published one.
 
     Parameters
     ----------
@@ -677,7 +719,7 @@ def survey_frames(source, settings=None, threads=1):
         A ``FinalImage`` file, an open reader of one, or frames (uint8, (k, 1024, 1024)).
     settings : SurveySettings, optional
     threads : int
-        Decompression threads (a path only).
+        Decompression threads (a path) and detection threads of the pile-up measurement.
 
     Returns
     -------
@@ -705,7 +747,7 @@ def survey_frames(source, settings=None, threads=1):
         fingerprint = file_fingerprint(source.path)
     else:
         with FrameReader(source, threads=threads) as reader:
-            return survey_frames(reader, settings)
+            return survey_frames(reader, settings, threads)
     if frames.shape[0] == 0:
         raise InputError(f"{name or 'frames'}: no frames to survey")
     # the bright level needs the noise: a fixed point of (noise fit of the pixels far from light ->
@@ -740,7 +782,19 @@ def survey_frames(source, settings=None, threads=1):
                           hot_pixels=tuple(pixels), hot_levels=tuple(levels), bright_level=bright,
                           noise_pixels=int(n_px), frames_sampled=tuple(int(i) for i in idx), n_file_frames=int(n_file),
                           settings=settings.to_dict(), source=name, frames_fingerprint=fingerprint)
-    return _with_spot_model(survey, frames, settings)
+    survey = _with_spot_model(survey, frames, settings)
+    if survey.spot_model_source == "published":
+        return survey
+    # local: the measurement renders frames (the simulator's kernels), needed only here
+    from sevi_lib.detect.pileup import measure_pileup
+
+    pileup = measure_pileup(frames, survey, threads=threads)
+    warnings = survey.warnings
+    if pileup["at_bound"]:
+        warnings += (f"the pile-up prior lies beyond the search's {pileup['at_bound']} bound ({pileup['odds']:g}): "
+                     f"detected / rendered {pileup['ratio']:.4f} against {pileup['target']:.4f}; the electron count "
+                     "is off by the difference",)
+    return replace(survey, pileup=pileup, warnings=warnings)
 
 
 def _with_spot_model(survey, frames, settings):

@@ -48,6 +48,16 @@ class DetectorParams:
         Prior odds of one more electron in one unresolved component (Poisson with this mean for
         the electrons beyond the first). With a narrow gain law (published: cv 0.1) the count
         hardly depends on it; with a broad one it keeps a bright single electron one electron.
+        The camera survey measures it for a camera other than the published one
+        (:func:`~sevi_lib.detect.pileup.measure_pileup`).
+    count_draw : int
+        0: a fitted component holds the most probable count (the posterior's mode). 1: the
+        components left single by the fit hold a count drawn from the posterior under
+        ``pileup_odds``, keyed by their light (:func:`~sevi_lib.detect.spotfit.n_electrons_drawn`;
+        the same light, the same count). The mode counts an unresolved pair under a broad gain
+        law as one electron more often than not, so a dense image counts short; the draw counts
+        right on average when the prior is the camera's. The survey turns it on with the prior
+        it measures.
     merge_px : float
         Components that converge closer than this (pixels) are merged into one.
     subgrid_offset : float
@@ -86,6 +96,7 @@ class DetectorParams:
     rho_sd: float = 0.1
     gain_cv: float = 0.1
     pileup_odds: float = 0.1
+    count_draw: int = 0
     merge_px: float = 3.0
     subgrid_offset: float = 0.4
     single_max_peak: float = 140.0
@@ -138,6 +149,7 @@ class DetectorParams:
             (0 < self.rho_sd <= 1, "rho_sd must be in (0, 1]"),
             (0.01 <= self.gain_cv <= 3, "gain_cv must be in [0.01, 3]"),
             (0 < self.pileup_odds <= 10, "pileup_odds must be in (0, 10]"),
+            (self.count_draw in (0, 1), "count_draw must be 0 or 1"),
             (self.merge_px > 0, "merge_px must be > 0"),
             (0 <= self.subgrid_offset < 1, "subgrid_offset must be in [0, 1)"),
             (self.add_threshold > 0, "add_threshold must be > 0"),

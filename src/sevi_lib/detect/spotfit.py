@@ -78,6 +78,12 @@ def _flux(comp, k, sigma):
 
 
 @njit(cache=True, nogil=True)
+def _log_post(n, k, la, lq):
+    """Log-posterior of n electrons, up to a constant (:func:`n_electrons`)."""
+    return n * k * la - math.lgamma(n * k) + (n - 1) * lq - math.lgamma(n)
+
+
+@njit(cache=True, nogil=True)
 def n_electrons(a, par):
     """Electrons in a component of peak-equivalent light `a` (counts) under the gain law of `par`.
 
@@ -94,10 +100,10 @@ def n_electrons(a, par):
     la = np.log(a / theta)
     lq = np.log(par.pileup_odds)
     best = 1
-    best_ll = k * la - math.lgamma(k)
+    best_ll = _log_post(1, k, la, lq)
     n = 2
     while n < 256:
-        ll = n * k * la - math.lgamma(n * k) + (n - 1) * lq - math.lgamma(n)
+        ll = _log_post(n, k, la, lq)
         if ll <= best_ll:
             break  # the log-posterior is concave in n
         best = n
@@ -107,14 +113,68 @@ def n_electrons(a, par):
 
 
 @njit(cache=True, nogil=True)
-def _n_spots(comp, k, sigma, par):
-    """Electrons in component k: :func:`n_electrons` of ``sqrt(F A)`` for flux F (:func:`_flux`) and peak A.
+def light_uniform(a):
+    """A number in [0, 1) that is a fixed function of the light `a`: splitmix64 of ``a`` to 1e-6 counts.
 
-    The one electron-count rule (the final expansion of :func:`decompose_blob` and
-    :func:`blob_electrons`). The geometric mean of flux and peak counts a wide, flat component
-    (one spot's light spread by the fit) as one, and a pile-up (flux and peak both n spots') as n.
+    The key of :func:`n_electrons_drawn`: the same light draws the same count, in every run, thread
+    and shard, so detection stays deterministic.
     """
-    return n_electrons(np.sqrt(_flux(comp, k, sigma) * comp[k, 2]), par)
+    z = np.uint64(int(a * 1e6) & 0xFFFFFFFFFFFF) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return float(z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True, nogil=True)
+def n_electrons_drawn(a, par):
+    """Electrons in a component of light `a`, drawn from the posterior of :func:`n_electrons`.
+
+    The n >= 1 at which the posterior's cumulative sum first exceeds ``light_uniform(a)`` of its
+    total (:func:`light_uniform`: a fixed function of `a`). Over many components the drawn counts
+    sum to the posterior means', which under the right prior (``pileup_odds``) is the true count
+    on average; the mode (:func:`n_electrons`) counts an ambiguous pair as one more often than not.
+    """
+    if a <= 0.0:
+        return 0
+    k = 1.0 / (par.gain_cv * par.gain_cv)
+    la = np.log(a / (par.amplitude / k))
+    lq = np.log(par.pileup_odds)
+    m = n_electrons(a, par)
+    lm = _log_post(m, k, la, lq)
+    top = m
+    while top < 255 and _log_post(top + 1, k, la, lq) > lm - 40.0:
+        top += 1
+    tot = 0.0
+    for n in range(1, top + 1):
+        tot += math.exp(_log_post(n, k, la, lq) - lm)
+    t = light_uniform(a) * tot
+    c = 0.0
+    for n in range(1, top + 1):
+        c += math.exp(_log_post(n, k, la, lq) - lm)
+        if c > t:
+            return n
+    return top
+
+
+@njit(cache=True, nogil=True)
+def _light(comp, k, sigma):
+    """Peak-equivalent light of component k: ``sqrt(F A)``, flux F (:func:`_flux`) and peak A.
+
+    The geometric mean of flux and peak counts a wide, flat component (one spot's light spread by
+    the fit) as one, and a pile-up (flux and peak both n spots') as n.
+    """
+    return np.sqrt(_flux(comp, k, sigma) * comp[k, 2])
+
+
+@njit(cache=True, nogil=True)
+def _n_spots(comp, k, sigma, par):
+    """Electrons in component k: :func:`n_electrons` of its light (:func:`_light`).
+
+    The count rule of the expansion of :func:`decompose_blob` and, for the members of a group
+    and every component unless ``par.count_draw``, of :func:`blob_electrons`.
+    """
+    return n_electrons(_light(comp, k, sigma), par)
 
 
 @njit(cache=True, nogil=True)
@@ -226,7 +286,8 @@ def _group_spacing(excess, n, sigma, min_px):
 def blob_electrons(ws, par, K, out):
     """Electrons of the fitted components ws.comp[:K] into out[:, (a, b, amplitude, multiplicity)].
 
-    A component is :func:`_n_spots` electrons, at least one; none if its flux (as a nominal
+    A component is :func:`_n_spots` electrons (with ``par.count_draw``, one that is not a member
+    of a group: :func:`n_electrons_drawn`), at least one; none if its flux (as a nominal
     spot's peak) is below ``min_amplitude``, unless it is a member of a :data:`GROUP`. For n >= 2
     they are spread evenly along the component's long axis so that their spread matches the
     excess second moment of its light (:func:`_group_spacing`, no lower bound), each with 1/n of
@@ -240,7 +301,10 @@ def blob_electrons(ws, par, K, out):
         A = _flux(comp, k, sigma)
         if A < par.min_amplitude and ws.flag[k] != GROUP:
             continue
-        n = max(_n_spots(comp, k, sigma, par), 1)
+        if par.count_draw and ws.flag[k] != GROUP:
+            n = max(n_electrons_drawn(_light(comp, k, sigma), par), 1)
+        else:
+            n = max(_n_spots(comp, k, sigma, par), 1)
         if n_out + n > cap:
             return -1
         if n == 1:
