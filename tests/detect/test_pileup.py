@@ -16,7 +16,7 @@ from sevi_lib.core.shells import Shells
 from sevi_lib.core.spots import SpotModel
 from sevi_lib.detect.blobs import FrameDetector
 from sevi_lib.detect.camera import CameraSurvey
-from sevi_lib.detect.pileup import PILEUP_BOUNDS, measure_pileup
+from sevi_lib.detect.pileup import JITTER_PX, PILEUP_BOUNDS, measure_pileup, resampled_electrons
 from sevi_lib.detect.settings import DetectorParams, kernel_params
 from sevi_lib.detect.spotfit import light_uniform, n_electrons, n_electrons_drawn
 from sevi_lib.simulate.render import iter_rendered_chunks
@@ -58,6 +58,23 @@ def test_the_draw_is_a_fixed_function_of_the_light():
     assert ((u >= 0) & (u < 1)).all()
     assert abs(u.mean() - 0.5) < 5 * math.sqrt(1 / 12 / u.size)
     assert abs(u.var() - 1 / 12) < 5 * math.sqrt(1 / 180 / u.size)
+
+
+def test_resampled_frames_hold_distinct_electrons_of_the_pool():
+    # a pool on a lattice 36 px apart, so that each new electron's own is the nearest
+    px, pz = (v.ravel() for v in np.meshgrid(np.arange(20) * 0.07 - 0.7, np.arange(25) * 0.07 - 0.85))
+    counts = np.array([80, 0, 75, 500])
+    x, z, off = resampled_electrons(px, pz, counts, seed=1)
+    np.testing.assert_array_equal(np.diff(off), counts)
+    # each new electron lies within 5 jitters of its own pool electron, and the electrons of a frame
+    # are distinct pool electrons: the last frame takes the whole pool, once each
+    d = np.hypot(x[:, None] - px[None], z[:, None] - pz[None]) * 512
+    nearest = d.argmin(axis=1)
+    assert d.min(axis=1).max() < 5 * JITTER_PX
+    for f in range(len(counts)):
+        assert np.unique(nearest[off[f]:off[f + 1]]).size == counts[f]
+    x2, z2, _ = resampled_electrons(px, pz, counts, seed=1)
+    np.testing.assert_array_equal(x, x2)
 
 
 def test_count_draw_must_be_0_or_1():

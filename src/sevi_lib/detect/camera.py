@@ -403,9 +403,9 @@ class CameraSurvey:
         if self.pileup is not None:
             p = self.pileup
             bound = f" (at the search's {p['at_bound']} bound)" if p.get("at_bound") else ""
-            lines.append(f"pile-up prior (measured: {p['electrons']} detected electrons of {p['frames']} frames "
-                         f"rendered again with this spot model): odds {p['odds']:.3g}{bound}, detected / rendered "
-                         f"{p['ratio']:.4f} against {p['target']:.4f}; counts drawn from the posterior")
+            lines.append(f"pile-up prior (measured on {p['frames']} frames of {p['electrons']} electrons resampled from "
+                         f"the detected ones, rendered with this spot model): odds {p['odds']:.3g}{bound}, detected / "
+                         f"rendered {p['ratio']:.4f} against {p['target']:.4f}; counts drawn from the posterior")
         lines += [f"WARNING: {w}" for w in self.warnings]
         return lines
 
