@@ -145,6 +145,8 @@ def camera_survey(args):
         n_frames=64, electrons_per_shell=[ELECTRONS * (1 - LOSS)] * 2, detection_loss=0.0, seed=args.seed + 7,
         chunk=32, read_noise=noise, spot=model))])
     survey = survey_frames(frames)
+    if args.count == "mode":  # the fixed prior's mode, as before the survey measured the pile-up odds
+        survey = dataclasses.replace(survey, pileup=None)
     print("\n".join(f"  {args.camera}: {line}" for line in survey.summary_lines()), flush=True)
     # the data are rendered with the true camera (its noise, its spot model) and detected with the survey
     return LabCamera(survey=dataclasses.replace(survey, read_noise=float(noise)), spots=model), survey
@@ -175,6 +177,8 @@ def run_set(name, shells, args):
     camera, survey = camera_survey(args) if args.camera else (None, None)
     if args.camera:
         name = f"{name}-{args.camera}"
+    if args.count == "mode":
+        name = f"{name}-mode"
     if args.files > 1:
         name = f"{name}-s{args.seed}"
     stored = os.path.join(args.store, f"{name}_data.npz") if args.store else None
@@ -289,6 +293,9 @@ def main():
     ap.add_argument("--second-pass-above", type=float, default=None,
                     help="the calibration's second_pass_above (0: one pass; default: the library's)")
     ap.add_argument("--seed", type=int, default=20261201)
+    ap.add_argument("--count", choices=["survey", "mode"], default="survey",
+                    help="with --camera: the survey's counting rule (its measured pile-up prior, counts drawn) "
+                         "or the mode under the fixed prior")
     ap.add_argument("--files", type=int, default=1,
                     help="simulated files per set (seeds --seed + 1000 i); with more than one, a pooled summary")
     ap.add_argument("--json", default=None, help="write the figures here too")
