@@ -253,34 +253,50 @@ def run_set(name, shells, args):
             "calibration": {k: cal[k] for k in ("bias", "bias_se", "fit_se", "calibration")}}
 
 
-def print_pooled(runs):
+def pooled(runs):
     """Per shell over several files: the calibrated answer against the fit of the true positions, pooled.
 
     One file's ratio of distances scatters by tens of per cent (each distance is the norm of a
     12-vector of errors), so the goal (calibrated within 1.2x of the true-position fit) is read
-    over files: ``pooled`` is sqrt(sum d_cal^2 / sum d_true^2), the ratio of root-mean-square
-    distances, and ``expected`` the same of the reported expected distances over the fit's
+    over files: ``ratio`` is sqrt(sum d_cal^2 / sum d_true^2), the ratio of root-mean-square
+    distances, and ``expected_ratio`` the same of the reported expected distances over the fit's
     Poisson ones. ``residual`` tests for a bias the calibration leaves: the distance between the
     calibrated answer and the true-position fit of the same frames (both see the same electrons'
     shot noise, which cancels) over what detection and calibration should add,
     sqrt(sum |b_cal - b_true|^2 / sum (E_cal^2 - E_fit^2)); about 1 without a residual bias
-    (E_fit, the fit's Poisson expected distance, is that of the detected electrons: a slight
-    overestimate of the true-position fit's, so the figure leans low), a residual bias raises it.
+    (E_fit, the fit's Poisson expected distance, is that of the detected electrons, not of the
+    true positions: where detection loses electrons the figure leans high, where it counts too
+    many low, by a few per cent at these counts); a residual bias raises it.
+
+    Parameters
+    ----------
+    runs : list of dict
+        :func:`run_set`'s results, one per file, with the same shells.
+
+    Returns
+    -------
+    list of dict
+        Per shell: ``ratios`` (each file's), ``ratio``, ``expected_ratio``, ``residual``.
     """
-    n_shells = len(runs[0]["rows"])
+    out = []
+    for j in range(len(runs[0]["rows"])):
+        rows = [r["rows"][j] for r in runs]
+        cal2, true2, exp2, fit2, res2 = (sum(r[k] ** 2 for r in rows) for k in
+                                         ("calibrated", "true", "expected", "fit_expected", "residual"))
+        out.append({"ratios": [r["ratio"] for r in rows], "ratio": float(np.sqrt(cal2 / true2)),
+                    "expected_ratio": float(np.sqrt(exp2 / fit2)),
+                    "residual": float(np.sqrt(res2 / max(exp2 - fit2, 1e-30)))})
+    return out
+
+
+def print_pooled(runs):
+    """Print :func:`pooled` as a table."""
     print(f"\npooled over {len(runs)} files ({runs[0]['frames']} frames each):")
     print("| shell | calibrated / true per file | pooled calibrated / true | expected / Poisson | residual |")
     print("|---|---|---|---|---|")
-    for j in range(n_shells):
-        rows = [r["rows"][j] for r in runs]
-        cal2 = sum(r["calibrated"] ** 2 for r in rows)
-        true2 = sum(r["true"] ** 2 for r in rows)
-        exp2 = sum(r["expected"] ** 2 for r in rows)
-        fit2 = sum(r["fit_expected"] ** 2 for r in rows)
-        diff2 = sum(r["residual"] ** 2 for r in rows)
-        per_file = " ".join(f"{r['ratio']:.2f}" for r in rows)
-        print(f"| {j} | {per_file} | {np.sqrt(cal2 / true2):.2f} | "
-              f"{np.sqrt(exp2 / fit2):.2f} | {np.sqrt(diff2 / max(exp2 - fit2, 1e-30)):.2f} |", flush=True)
+    for j, p in enumerate(pooled(runs)):
+        per_file = " ".join(f"{r:.2f}" for r in p["ratios"])
+        print(f"| {j} | {per_file} | {p['ratio']:.2f} | {p['expected_ratio']:.2f} | {p['residual']:.2f} |", flush=True)
 
 
 def main():
