@@ -129,23 +129,31 @@ def _load(path):
 
 
 def camera_survey(args):
-    """(data LabCamera, survey) of ``--camera``: the survey measured on ``--survey-frames`` frames of that camera."""
+    """(data LabCamera, survey) of ``--camera``: the survey measured on frames of that camera.
+
+    As the workflow's survey of a ``--frames``-frame file (:func:`~sevi_lib.detect.camera.spot_frames`
+    frames for the spot model, 64 for the rest) unless ``--survey-frames`` says how many.
+    """
     import sys
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from bench_cameras import CAMERAS
 
     from sevi_lib.calibrate.response import LabCamera
-    from sevi_lib.detect.camera import survey_frames
+    from sevi_lib.detect.camera import spot_frames, survey_frames
     from sevi_lib.detect.settings import SurveySettings
     from sevi_lib.simulate.render import iter_rendered_chunks
     from sevi_lib.simulate.settings import SimulationSettings
 
     model, noise = CAMERAS[args.camera]
+    n_spot = args.survey_frames or spot_frames(args.frames, SurveySettings())
     frames = np.concatenate([out.copy() for _, out, _ in iter_rendered_chunks(SETS["peaked"], SimulationSettings(
-        n_frames=args.survey_frames, electrons_per_shell=[ELECTRONS * (1 - LOSS)] * 2, detection_loss=0.0, seed=args.seed + 7,
+        n_frames=max(n_spot, SurveySettings().n_sample), electrons_per_shell=[ELECTRONS * (1 - LOSS)] * 2, detection_loss=0.0, seed=args.seed + 7,
         chunk=32, read_noise=noise, spot=model))])
-    survey = survey_frames(frames, SurveySettings(n_sample=args.survey_frames), threads=args.threads)
+    # as the workflow's survey of an args.frames-frame file: noise, hot pixels and the pile-up prior
+    # from 64 frames, the spot model from n_spot
+    survey = survey_frames(frames, SurveySettings(spot_fraction=1.0) if n_spot >= SurveySettings().n_sample else
+                           SurveySettings(n_sample=n_spot, spot_fraction=0.0), threads=args.threads)
     if args.count == "mode":  # the fixed prior's mode, as before the survey measured the pile-up odds
         survey = dataclasses.replace(survey, pileup=None)
     print("\n".join(f"  {args.camera}: {line}" for line in survey.summary_lines()), flush=True)
@@ -313,8 +321,9 @@ def main():
     ap.add_argument("--count", choices=["survey", "mode"], default="survey",
                     help="with --camera: the survey's counting rule (its measured pile-up prior, counts drawn) "
                          "or the mode under the fixed prior")
-    ap.add_argument("--survey-frames", type=int, default=64,
-                    help="with --camera: frames of the camera surveyed (the workflow's default 64)")
+    ap.add_argument("--survey-frames", type=int, default=0,
+                    help="with --camera: frames whose isolated spots measure the spot model "
+                         "(0: as the workflow's survey of a --frames file; fewer than 64: all of the survey)")
     ap.add_argument("--files", type=int, default=1,
                     help="simulated files per set (seeds --seed + 1000 i); with more than one, a pooled summary")
     ap.add_argument("--json", default=None, help="write the figures here too")

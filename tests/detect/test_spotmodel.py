@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sevi_lib.core.spots import SpotModel
-from sevi_lib.detect.camera import survey_frames
+from sevi_lib.detect.camera import SPOT_FRAMES_MAX, spot_frames, survey_frames
 from sevi_lib.detect.settings import DetectorParams, SurveySettings, kernel_params, spot_detector_params
 from sevi_lib.detect.spotfit import n_electrons
 from sevi_lib.detect.spotmodel import fit_gain, fit_spots, isolated_spots, measure_spot_model
@@ -92,6 +92,29 @@ def test_survey_recovers_the_spot_model(model, noise, seed):
         assert not sv.warnings
         p = sv.detector_params()
         assert p.sigma_px == pytest.approx(sv.spots().sigma_px) and p.amplitude == pytest.approx(sv.spots().gain_mean)
+
+
+def test_spot_model_from_chunks_is_the_model_from_the_whole_sample():
+    frames = _frames(LAB, 24, 80, 7)
+    whole = measure_spot_model(frames, threshold=10.0)
+    chunked = measure_spot_model(iter([frames[:16], frames[16:20], frames[20:]]), threshold=10.0)
+    assert whole.n_frames == chunked.n_frames == 24
+    assert chunked.to_dict() == whole.to_dict()
+
+
+def test_spot_sample_grows_with_the_file():
+    s = SurveySettings()
+    assert [spot_frames(n, s) for n in (30, 3000, 10000, 50000, 10**6)] == [30, 64, 200, SPOT_FRAMES_MAX, SPOT_FRAMES_MAX]
+    assert spot_frames(10000, SurveySettings(spot_fraction=0.0)) == 64
+    frames = _frames(LAB, 40, 80, 8)
+    few = survey_frames(frames, SurveySettings(n_sample=8, spot_fraction=0.0))
+    more = survey_frames(frames, SurveySettings(n_sample=8, spot_fraction=0.5))
+    assert len(few.frames_sampled) == len(more.frames_sampled) == 8  # noise and pile-up: the same 8 frames
+    assert few.spot["n_frames"] == 8 and more.spot["n_frames"] == 20
+    assert more.spot["n_spots"] > 2 * few.spot["n_spots"]
+    assert more.spot["gain_mean_se"] < 0.75 * few.spot["gain_mean_se"]
+    assert abs(more.spot["gain_mean"] - LAB.gain_mean) < 4 * more.spot["gain_mean_se"] + 0.03 * LAB.gain_mean
+    assert any("isolated spots of 20 frames" in line for line in more.summary_lines())
 
 
 def test_fixed_model_that_the_frames_contradict_is_reported():

@@ -21,8 +21,8 @@ def _fields(cls):
 
 
 @pytest.mark.parametrize("props, cls, layout", [
-    # detect.spot_model is the survey's (SurveySettings), not the detector's
-    (PROPS["detect"]["properties"], DetectorParams, {"shards", "threads", "chunk", "spot_model"}),
+    # detect.spot_model and spot_fraction are the survey's (SurveySettings), not the detector's
+    (PROPS["detect"]["properties"], DetectorParams, {"shards", "threads", "chunk", "spot_model", "spot_fraction"}),
     (PROPS["calibrate"]["properties"], CalibrationSettings, {"enabled", "threads", "shards"}),
     (SCHEMA["$defs"]["train"]["properties"], TrainConfig, set()),
     (PROPS["fit"]["properties"], FitSettings, {"n_shells", "threads"}),
@@ -78,4 +78,4 @@ def test_spot_model_fields_are_the_dataclass_fields():
     assert set(SCHEMA["$defs"]["spot_model"]["properties"]) == _fields(SpotModel)
     assert PROPS["simulation"]["properties"]["spot"]["$ref"] == "#/$defs/spot_model"
     assert set(PROPS["detect"]["properties"]) - set(_fields(DetectorParams)) - {"shards", "threads", "chunk"} == {
-        f.name for f in dataclasses.fields(SurveySettings) if f.name == "spot_model"}
+        f.name for f in dataclasses.fields(SurveySettings) if f.name in ("spot_model", "spot_fraction")}

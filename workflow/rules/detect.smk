@@ -16,7 +16,8 @@
 # file, and fewer frames than shards simply gives empty, valid shards.
 #
 # What reruns the survey (params): detect.spot_model (`sevi survey --spot-model`: measured,
-# published or a mapping of spot-model fields, passed as compact JSON) and the frames' identity.
+# published or a mapping of spot-model fields, passed as compact JSON), detect.spot_fraction (the
+# frames whose isolated spots measure the model) and the frames' identity.
 #
 # What reruns detection (params): every detector value of the config (DetectorParams fields,
 # one `--field-name value` flag each), the number of shards, and the identity of a user's frames
@@ -37,7 +38,7 @@ DETECT_LAYOUT_KEYS = ("shards", "threads", "chunk")
 # config keys of the survey (SurveySettings fields), not of `sevi detect`: the spot model reaches
 # detection through camera.json, so editing it reruns the survey and, through its output,
 # everything after it
-DETECT_SURVEY_KEYS = ("spot_model",)
+DETECT_SURVEY_KEYS = ("spot_model", "spot_fraction")
 # keys of `detect:` that are not detector flags (`sevi detect` and `sevi calibrate` skip them)
 DETECT_SKIP_KEYS = DETECT_LAYOUT_KEYS + DETECT_SURVEY_KEYS
 

@@ -1,6 +1,7 @@
 """The camera's spot model measured from the isolated spots of a sample of frames.
 
-The second half of the camera survey (:mod:`sevi_lib.detect.camera`): from the frames it samples,
+The second half of the camera survey (:mod:`sevi_lib.detect.camera`): from the frames it samples
+for the spot model (:func:`~sevi_lib.detect.camera.spot_frames`, read in chunks),
 :func:`measure_spot_model` estimates the spot width and its spread, the correlation (shape), the
 gain (peak) distribution and the saturation level, with standard errors, as a
 :class:`SpotMeasurement`; :meth:`SpotMeasurement.model` is the
@@ -117,7 +118,7 @@ def _blob_labels(lit, structure, join_px):
     return joined, n
 
 
-def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=20000, *, join_px=0):
+def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=20000, *, join_px=0, rough_width=None):
     """Patches around the isolated single spots of `frames` (see the module docstring).
 
     Parameters
@@ -139,6 +140,9 @@ def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=2000
         near the spot, would reject it; faint spots have shallow edges and many fragments, so the
         sample (and the gain law fitted to it) would lean to bright spots
         (:func:`measure_spot_model` joins them).
+    rough_width : float, optional
+        ``s0`` as found on an earlier chunk of the same sample, so that every chunk is cut
+        alike; default: from the blobs of the first 16 frames.
 
     Returns
     -------
@@ -158,7 +162,7 @@ def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=2000
     eight = np.ones((3, 3), dtype=bool)
     # rough width from the blobs of the first frames
     areas, peaks = [], []
-    for f in frames[: min(len(frames), 16)]:
+    for f in frames[: 0 if rough_width is not None else min(len(frames), 16)]:
         lit = f >= threshold
         if mask is not None:
             lit &= ~mask
@@ -167,7 +171,10 @@ def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=2000
             idx = np.arange(1, n + 1)
             areas.append(ndimage.sum_labels(lit, lab, idx))
             peaks.append(ndimage.maximum(f, lab, idx))
-    s0 = _rough_width(np.concatenate(areas), np.concatenate(peaks).astype(float), threshold) if areas else math.nan
+    if rough_width is not None:
+        s0 = float(rough_width)
+    else:
+        s0 = _rough_width(np.concatenate(areas), np.concatenate(peaks).astype(float), threshold) if areas else math.nan
     if half_width is None:
         half_width = int(math.ceil(3.0 * s0)) if math.isfinite(s0) else 12
     h = max(int(half_width), 3)
@@ -540,6 +547,8 @@ class SpotMeasurement:
     profile : dict
         ``r`` (bin centres, widths), ``mean`` (mean (value - pedestal) / A over the spots), ``model``
         (``exp(-r^2 / 2)``): the mean radial profile.
+    n_frames : int
+        Frames the isolated spots came from (0: not recorded, a ``camera.json`` written before).
     """
 
     n_spots: int
@@ -563,6 +572,7 @@ class SpotMeasurement:
     saturated_fraction: float = 0.0
     gain_hist: dict = field(default_factory=dict)
     profile: dict = field(default_factory=dict)
+    n_frames: int = 0
 
     def model(self):
         """The :class:`~sevi_lib.core.spots.SpotModel` measured (gamma gain law)."""
@@ -582,7 +592,7 @@ class SpotMeasurement:
         if unknown:
             raise ValueError(f"spot: unknown key(s) {', '.join(unknown)}")
         missing = sorted(f.name for f in fields(cls) if f.name not in d and f.name not in (
-            "saturation_level", "saturated_fraction", "gain_hist", "profile"))
+            "saturation_level", "saturated_fraction", "gain_hist", "profile", "n_frames"))
         if missing:
             raise ValueError(f"spot: missing key(s) {', '.join(missing)}")
         return cls(**d)
@@ -590,7 +600,7 @@ class SpotMeasurement:
     def summary_lines(self):
         """Lines for ``sevi survey`` and the detection summary."""
         return [
-            f"spot model from {self.n_spots} isolated spots: width {self.sigma_px:.3f} +- {self.sigma_px_se:.3f} px "
+            f"spot model from {self.n_spots} isolated spots{f' of {self.n_frames} frames' if self.n_frames else ''}: width {self.sigma_px:.3f} +- {self.sigma_px_se:.3f} px "
             f"(spread {self.sigma_sd_px:.3f} +- {self.sigma_sd_px_se:.3f}), correlation spread {self.rho_sd:.3f} "
             f"+- {self.rho_sd_se:.3f} (mean {self.rho_mean:+.3f})",
             f"gain (gamma law): mean {self.gain_mean:.1f} +- {self.gain_mean_se:.1f} counts, cv {self.gain_cv:.3f} "
@@ -612,19 +622,15 @@ def _spread(values, errors):
     return mean, math.sqrt(var / n), sd, sd_se
 
 
-def _saturation(frames, threshold):
-    """(255, fraction of the lit pixels at 255): frames are uint8, so the camera clips at 255."""
-    lit = int(np.count_nonzero(frames >= threshold))
-    return 255, float(np.count_nonzero(frames == 255)) / max(lit, 1)
-
-
 def measure_spot_model(frames, *, threshold, pedestal=0.0, read_noise=0.0, mask=None, subgrid_offset=0.4,
                        max_spots=20000):
     """Measure the spot model from the isolated spots of `frames` (see the module docstring).
 
     Parameters
     ----------
-    frames : ndarray of uint8, shape (k, n, m)
+    frames : ndarray of uint8, shape (k, n, m), or an iterable of such arrays
+        The sample, whole or in chunks (read one at a time: a sample of a thousand frames need
+        not be in memory at once).
     threshold : float
         Lit pixels are ``>= threshold`` (the detector's threshold under the survey's noise).
     pedestal, read_noise : float
@@ -645,11 +651,26 @@ def measure_spot_model(frames, *, threshold, pedestal=0.0, read_noise=0.0, mask=
     ValueError
         Too few isolated spots to measure the model.
     """
-    level, sat_frac = _saturation(frames, threshold)
-    patches, _, s0 = isolated_spots(frames, threshold, mask=mask, max_spots=max_spots,
-                                    join_px=JOIN_PX if read_noise > 0 else 0)
+    chunks = [frames] if isinstance(frames, np.ndarray) else frames
+    level, n_lit, n_sat, n_frames = 255, 0, 0, 0  # uint8 frames: the camera clips at 255
+    parts, s0, half_width, total = [], None, None, 0
+    for chunk in chunks:
+        chunk = chunk[None] if chunk.ndim == 2 else chunk
+        n_frames += len(chunk)
+        n_lit += int(np.count_nonzero(chunk >= threshold))
+        n_sat += int(np.count_nonzero(chunk == level))
+        if total < max_spots:  # later chunks cut with the first one's rough width and patch size
+            got, _, s = isolated_spots(chunk, threshold, mask=mask, half_width=half_width, max_spots=max_spots - total,
+                                       join_px=JOIN_PX if read_noise > 0 else 0, rough_width=s0)
+            if s0 is None:
+                s0, half_width = s, (got.shape[1] - 1) // 2
+            parts.append(got)
+            total += len(got)
+    sat_frac = n_sat / max(n_lit, 1)
+    patches = np.concatenate(parts) if parts else np.empty((0, 1, 1))
+    s0 = math.nan if s0 is None else s0
     if len(patches) < 20:
-        raise ValueError(f"only {len(patches)} isolated spots in {len(frames)} sampled frames: too few to measure the "
+        raise ValueError(f"only {len(patches)} isolated spots in {n_frames} sampled frames: too few to measure the "
                          "spot model")
     fits = fit_spots(patches, pedestal, float(level), subgrid_offset, width0=s0 if math.isfinite(s0) else None)
     h = (patches.shape[1] - 1) // 2
@@ -694,6 +715,6 @@ def measure_spot_model(frames, *, threshold, pedestal=0.0, read_noise=0.0, mask=
         rho_mean=r_mean, rho_sd=r_sd, rho_sd_se=r_sd_se, gain_mean=g["mean"], gain_mean_se=g["mean_se"],
         gain_cv=g["cv"], gain_cv_se=g["cv_se"], gain_floor=floor, gain_chi2=g["chi2"], gain_dof=g["dof"],
         gain_p=g["p"], fit_chi2=fit_chi2, saturation_level=int(level), saturated_fraction=sat_frac,
-        gain_hist={"edges": g["edges"], "counts": g["counts"], "expected": g["expected"]},
+        gain_hist={"edges": g["edges"], "counts": g["counts"], "expected": g["expected"]}, n_frames=n_frames,
         profile={"r": centres.tolist(), "mean": [None if not np.isfinite(x) else float(x) for x in prof],
                  "model": np.exp(-0.5 * centres**2).tolist()})
