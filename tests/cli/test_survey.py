@@ -77,3 +77,16 @@ def test_plot_refusals(frames, tmp_path, capsys):
     assert main(["plot-camera", str(bad), "--out", str(bad)]) == 2
     one_line_error(capsys, "bad.json")
     assert bad.read_text() == "[1, 2]" and not (tmp_path / "p.png").exists()
+
+
+def test_spot_model_from_more_frames_than_the_noise_sample(frames, tmp_path, capsys):
+    """``--spot-fraction``: the spot model's sample is read from the file in chunks, with progress."""
+    cam = tmp_path / "camera.json"
+    assert main(["survey", str(frames), "--out", str(cam), "--n-sample", "2", "--spot-fraction", "1"]) == 0
+    err = capsys.readouterr().err
+    d = json.loads(cam.read_text())
+    assert len(d["frames_sampled"]) == 2 and d["spot"]["n_frames"] == 6
+    assert "spot model: 6/6 frames" in err and "isolated spots of 6 frames" in err
+    assert main(["survey", str(frames), "--out", str(cam), "--n-sample", "2", "--spot-fraction", "0"]) == 0
+    few = json.loads(cam.read_text())
+    assert few["spot"]["n_frames"] == 2 and few["spot"]["n_spots"] < d["spot"]["n_spots"]

@@ -55,6 +55,7 @@ from numba import njit
 from sevi_lib.core.errors import InputError
 from sevi_lib.core.geometry import N_PIX
 from sevi_lib.core.io import FrameReader, check_input, check_outputs, file_fingerprint, write_text
+from sevi_lib.core.progress import ProgressLog
 from sevi_lib.core.spots import SpotModel
 from sevi_lib.detect.settings import NO_FAINT_PASS, DetectorParams, FaintParams, SurveySettings, spot_detector_params
 from sevi_lib.detect.spotmodel import SpotMeasurement, measure_spot_model
@@ -707,7 +708,7 @@ def sample_indices(n_frames, n_sample):
     return np.unique(np.round(np.linspace(0, n_frames - 1, n_sample)).astype(np.int64))
 
 
-def survey_frames(source, settings=None, threads=1):
+def survey_frames(source, settings=None, threads=1, progress=0.0):
     """Survey the camera: read noise, pedestal, hot pixels, spot model and pile-up prior from a sample of frames.
 
     The pile-up prior is measured (:func:`~sevi_lib.detect.pileup.measure_pileup`) when the spot
@@ -720,6 +721,8 @@ def survey_frames(source, settings=None, threads=1):
     settings : SurveySettings, optional
     threads : int
         Decompression threads (a path) and detection threads of the pile-up measurement.
+    progress : float
+        Seconds between progress lines (stderr) while the spot model's sample is read; 0: silent.
 
     Returns
     -------
@@ -755,7 +758,7 @@ def survey_frames(source, settings=None, threads=1):
         fingerprint = file_fingerprint(source.path)
     else:
         with FrameReader(source, threads=threads) as reader:
-            return survey_frames(reader, settings, threads)
+            return survey_frames(reader, settings, threads, progress)
     if frames.shape[0] == 0:
         raise InputError(f"{name or 'frames'}: no frames to survey")
     # the bright level needs the noise: a fixed point of (noise fit of the pixels far from light ->
@@ -791,8 +794,17 @@ def survey_frames(source, settings=None, threads=1):
                           noise_pixels=int(n_px), frames_sampled=tuple(int(i) for i in idx), n_file_frames=int(n_file),
                           settings=settings.to_dict(), source=name, frames_fingerprint=fingerprint)
     spot_idx = sample_indices(n_file, spot_frames(n_file, settings))
-    spot_sample = frames if np.array_equal(spot_idx, idx) else (
-        read(spot_idx[i: i + SPOT_CHUNK]) for i in range(0, spot_idx.size, SPOT_CHUNK))
+    if np.array_equal(spot_idx, idx):
+        spot_sample = frames
+    else:
+        log = ProgressLog(spot_idx.size, f"survey {name or 'frames'}: spot model", every=float(progress))
+
+        def chunks():
+            for i in range(0, spot_idx.size, SPOT_CHUNK):
+                yield read(spot_idx[i: i + SPOT_CHUNK])
+                log(min(i + SPOT_CHUNK, spot_idx.size))
+
+        spot_sample = chunks()
     survey = _with_spot_model(survey, spot_sample, settings)
     if survey.spot_model_source == "published":
         return survey
@@ -905,7 +917,7 @@ def spot_model_checks(measured, model):
     return out
 
 
-def survey_file(frames, out, settings=None, threads=1):
+def survey_file(frames, out, settings=None, threads=1, progress=0.0):
     """``sevi survey``: survey a frames file and write the JSON `out` atomically.
 
     The output is checked before any work (not the input, not a directory, writable).
@@ -916,7 +928,7 @@ def survey_file(frames, out, settings=None, threads=1):
     """
     check_input(frames)
     check_outputs([out], [frames])
-    survey = survey_frames(frames, settings, threads=threads)
+    survey = survey_frames(frames, settings, threads=threads, progress=progress)
     write_survey(out, survey)
     return survey
 
