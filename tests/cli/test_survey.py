@@ -80,13 +80,33 @@ def test_plot_refusals(frames, tmp_path, capsys):
 
 
 def test_spot_model_from_more_frames_than_the_noise_sample(frames, tmp_path, capsys):
-    """``--spot-fraction``: the spot model's sample is read from the file in chunks, with progress."""
+    """``--spot-fraction``: a measured model's sample is read from the file in chunks, with progress.
+
+    The published camera's frames keep the first sample: its model is the published one's exact
+    values, which the first sample's check decides.
+    """
+    from sevi_lib.core.spots import SpotModel
+
+    lab = SpotModel(sigma_px=5.0, sigma_sd_px=0.3, rho_sd=0.1, gain="gamma", gain_mean=120.0, gain_cv=0.45)
+    rng = np.random.default_rng(2)
+    rows = np.zeros(6, dtype=FINAL_IMAGE_DTYPE)
+    rows["ImageId"] = np.arange(6)
+    for i in range(6):
+        x, z = rng.uniform(-0.9, 0.9, (2, 60))
+        rows["Image"][i] = render_frame(x, z, *draw_spot_params(60, rng, lab))
+    path = tmp_path / "lab.h5"
+    with h5py.File(path, "w") as f:
+        f["FinalImage"] = rows
     cam = tmp_path / "camera.json"
-    assert main(["survey", str(frames), "--out", str(cam), "--n-sample", "2", "--spot-fraction", "1"]) == 0
+    assert main(["survey", str(path), "--out", str(cam), "--n-sample", "2", "--spot-fraction", "1"]) == 0
     err = capsys.readouterr().err
     d = json.loads(cam.read_text())
+    assert d["spot_model_source"] == "measured"
     assert len(d["frames_sampled"]) == 2 and d["spot"]["n_frames"] == 6
     assert "spot model: 6/6 frames" in err and "isolated spots of 6 frames" in err
-    assert main(["survey", str(frames), "--out", str(cam), "--n-sample", "2", "--spot-fraction", "0"]) == 0
+    assert main(["survey", str(path), "--out", str(cam), "--n-sample", "2", "--spot-fraction", "0"]) == 0
     few = json.loads(cam.read_text())
     assert few["spot"]["n_frames"] == 2 and few["spot"]["n_spots"] < d["spot"]["n_spots"]
+    assert main(["survey", str(frames), "--out", str(cam), "--n-sample", "2", "--spot-fraction", "1"]) == 0
+    published = json.loads(cam.read_text())
+    assert published["spot_model_source"] == "published" and published["spot"]["n_frames"] == 2

@@ -793,10 +793,11 @@ def survey_frames(source, settings=None, threads=1, progress=0.0):
                           hot_pixels=tuple(pixels), hot_levels=tuple(levels), bright_level=bright,
                           noise_pixels=int(n_px), frames_sampled=tuple(int(i) for i in idx), n_file_frames=int(n_file),
                           settings=settings.to_dict(), source=name, frames_fingerprint=fingerprint)
+    survey = _with_spot_model(survey, frames, settings)
     spot_idx = sample_indices(n_file, spot_frames(n_file, settings))
-    if np.array_equal(spot_idx, idx):
-        spot_sample = frames
-    else:
+    if survey.spot_model_source == "measured" and not np.array_equal(spot_idx, idx):
+        # the model in use is measured (not published, not given): from the larger sample (the
+        # published model's exact values and a given model need only the first sample's check)
         log = ProgressLog(spot_idx.size, f"survey {name or 'frames'}: spot model", every=float(progress))
 
         def chunks():
@@ -804,8 +805,7 @@ def survey_frames(source, settings=None, threads=1, progress=0.0):
                 yield read(spot_idx[i: i + SPOT_CHUNK])
                 log(min(i + SPOT_CHUNK, spot_idx.size))
 
-        spot_sample = chunks()
-    survey = _with_spot_model(survey, spot_sample, settings)
+        survey = _with_spot_model(survey, chunks(), settings)
     if survey.spot_model_source == "published":
         return survey
     # local: the measurement renders frames (the simulator's kernels), needed only here

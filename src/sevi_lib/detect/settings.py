@@ -207,16 +207,18 @@ class SurveySettings:
         Frames sampled, spread evenly over the file (all of them when the file is shorter): the
         read noise, the hot pixels and the pile-up prior are measured on them.
     spot_fraction : float
-        The spot model (width, gain law) is measured from the isolated spots of this fraction of
-        the file's frames, spread evenly, at least ``n_sample`` and at most
-        :data:`~sevi_lib.detect.camera.SPOT_FRAMES_MAX` (1000) frames, read in chunks. The
+        A measured spot model (width, gain law; ``spot_model`` measured and the ``n_sample``
+        frames' spots not those of the published model) is measured again from the isolated
+        spots of this fraction of the file's frames, spread evenly, at least ``n_sample`` and at
+        most :data:`~sevi_lib.detect.camera.SPOT_FRAMES_MAX` (1000) frames, read in chunks. The
         calibration renders its frames with that model, so the gain law's error is an error of
         the calibrated answer that no calibration frame averages away: a fixed fraction keeps it
         in the same proportion to the data's own error at any file size (measured, 10000-frame
         files of a camera with gain cv 0.7: the gain mean from 64 frames (2000 spots) is 1.8 %
         uncertain and moved a calibrated shell's electron count by up to 1.3 %; from 256 frames
         the counts were within 0.2 %, docs/benchmarks.md "Counting electrons"). 0.02: 64 frames
-        up to 3200 frames, 200 at 10000, 1000 from 50000; about 0.15 s of one core per frame.
+        up to 3200 frames, 200 at 10000, 1000 from 50000 (the first 20000 isolated spots count);
+        about 0.13 s of one core per frame.
     noise_sigmas : float
         k of the noise-implied levels: a pixel above ``pedestal + k sd`` is light, not read
         noise. The detector's ``threshold`` becomes at least ``ceil(pedestal + k sd)``; the
