@@ -85,7 +85,8 @@ Run (one core):
 
 ``--files N`` simulates N files per set (seeds ``--seed``, ``--seed`` + 1000, ...) and ends with
 :func:`print_pooled`'s summary over them: one file's ratio scatters by tens of per cent, the
-pooled one is what the 1.2x goal is about.
+pooled one is what the 1.2x goal is about. Five files of lab5 and lab4noisy at 10000
+frames (2026-12-07): docs/benchmarks.md, "Over five files".
 """
 
 import argparse
