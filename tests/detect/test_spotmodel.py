@@ -117,6 +117,16 @@ def test_spot_sample_grows_with_the_file():
     assert any("isolated spots of 20 frames" in line for line in more.summary_lines())
 
 
+def test_sparse_frames_measured_from_the_larger_sample():
+    """Too few isolated spots in the first sample: the larger one measures the model."""
+    frames = _frames(LAB, 12, 5, 9)
+    first = survey_frames(frames, SurveySettings(n_sample=2, spot_fraction=0.0))
+    assert first.spot is None and first.spot_model_source == "published" and first.warnings
+    more = survey_frames(frames, SurveySettings(n_sample=2, spot_fraction=1.0))
+    assert more.spot is not None and more.spot["n_frames"] == 12 and more.spot_model_source == "measured"
+    assert not any("not measured" in w for w in more.warnings)
+
+
 def test_fixed_model_that_the_frames_contradict_is_reported():
     frames = _frames(LAB, 16, 80, 5)
     sv = survey_frames(frames, SurveySettings(spot_model="published"))

@@ -795,9 +795,11 @@ def survey_frames(source, settings=None, threads=1, progress=0.0):
                           settings=settings.to_dict(), source=name, frames_fingerprint=fingerprint)
     survey = _with_spot_model(survey, frames, settings)
     spot_idx = sample_indices(n_file, spot_frames(n_file, settings))
-    if survey.spot_model_source == "measured" and not np.array_equal(spot_idx, idx):
-        # the model in use is measured (not published, not given): from the larger sample (the
-        # published model's exact values and a given model need only the first sample's check)
+    unmeasured = survey.spot is None and settings.given_model() is None  # too few spots in the first sample
+    if (survey.spot_model_source == "measured" or unmeasured) and not np.array_equal(spot_idx, idx):
+        # the model in use is measured (not published, not given), or could not be measured yet:
+        # from the larger sample (the published model's exact values and a given model need only
+        # the first sample's check)
         log = ProgressLog(spot_idx.size, f"survey {name or 'frames'}: spot model", every=float(progress))
 
         def chunks():
