@@ -4,8 +4,9 @@ A lab camera adds Gaussian read noise to every pixel before rounding and clippin
 (so an empty pixel reads 0, 1, 2, .. with ``P(0) = Phi((0.5 - pedestal) / sd)``) and has a few
 hot pixels, lit at a fixed level in every frame. :func:`survey_frames` looks at a sample of
 frames spread over the file (:class:`~sevi_lib.detect.settings.SurveySettings`, 64 by default;
-the spot model from a larger one, :func:`spot_frames`) and returns a :class:`CameraSurvey`; ``sevi survey`` writes it as JSON and ``sevi detect
---camera`` reads it back (:mod:`sevi_lib.detect.shards`).
+a measured spot model from a larger one, :func:`spot_frames`) and returns a :class:`CameraSurvey`;
+``sevi survey`` writes it as JSON and ``sevi detect --camera`` reads it back
+(:mod:`sevi_lib.detect.shards`).
 
 **Noise.** The pixel values far from any light follow the clipped, rounded normal
 ``v = clip(round(pedestal + sd e), 0, 255)``, ``e ~ N(0, 1)``; its two parameters are
@@ -823,7 +824,8 @@ def survey_frames(source, settings=None, threads=1, progress=0.0):
 
 
 #: Most frames whose isolated spots measure the spot model (:attr:`SurveySettings.spot_fraction`):
-#: 1000 frames give about 35000 spots, the gain law's mean to about 0.3 %.
+#: 1000 frames hold about 20000-35000 isolated spots, of which :func:`measure_spot_model` fits the
+#: first 20000 (``max_spots``): the gain law's mean to 0.3-0.5 % at a cv of 0.45-0.7.
 SPOT_FRAMES_MAX = 1000
 
 #: Frames of the spot sample read at a time (about that many MiB).
