@@ -252,7 +252,12 @@ def run_set(name, shells, args):
                "expected_ratio": float(exp_cal[j] / fit.expected_distance[j]), "dR_uncorrected": float(fit.R[j] - shells.R[j]),
                "dR_calibrated": float(cal["R"][j] - shells.R[j]), "true_electrons": int(n_true[j]),
                "electrons_fit": float(fit.weights[j]), "electrons_calibrated": float(cal["weights"][j]),
-               "electrons_calibrated_se": float(cal["se_weights"][j])}
+               "electrons_calibrated_se": float(cal["se_weights"][j]),
+               # the coefficients themselves, to tell a bias (the same sign over files) from noise
+               "beta_calibrated": [float(b) for b in np.array(cal["beta"])[j]],
+               "beta_uncorrected": [float(b) for b in fit.beta[j]],
+               "beta_true_fit": [float(b) for b in true.beta[j]],
+               "beta_truth": [float(b) for b in shells.beta[j]]}
         rows.append(row)
         print(f"| {j} | {d_unc[j]:.4f} | {d_cal[j]:.4f} | {d_true[j]:.4f} | {exp_cal[j]:.4f} | "
               f"{fit.expected_distance[j]:.4f} | {row['ratio']:.2f} | {row['expected_ratio']:.2f} | {row['dR_uncorrected']:+.1e} | "
