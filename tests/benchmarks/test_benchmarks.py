@@ -22,6 +22,7 @@ BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
         ("bench_detect.py", ["--quick"], "(b) sevi detector"),
         ("bench_synth.py", ["--quick"], "ratio"),
         ("bench_fit.py", ["--quick", "speed"], "ratio fit / exact evaluation"),
+        ("bench_survey.py", ["--frames", "16", "--electrons", "40"], "identical: True"),
     ],
 )
 def test_benchmark_runs(script, args, expect):

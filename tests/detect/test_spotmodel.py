@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from sevi_lib.core.spots import SpotModel
 from sevi_lib.detect.camera import SPOT_FRAMES_MAX, spot_frames, survey_frames
@@ -100,6 +101,65 @@ def test_spot_model_from_chunks_is_the_model_from_the_whole_sample():
     chunked = measure_spot_model(iter([frames[:16], frames[16:20], frames[20:]]), threshold=10.0)
     assert whole.n_frames == chunked.n_frames == 24
     assert chunked.to_dict() == whole.to_dict()
+
+
+def _reference():
+    """bench_survey's whole-frame scipy.ndimage search (the code the kernels replaced): the oracle."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks"
+    sys.path.insert(0, str(bench))  # bench_survey imports bench_cameras
+    try:
+        spec = importlib.util.spec_from_file_location("bench_survey", bench / "bench_survey.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    return mod.reference_isolated_spots
+
+
+@pytest.mark.parametrize("read_noise, join_px", [(0.0, 0), (1.5, 2)])
+def test_isolated_spots_are_those_of_the_whole_frame_search(read_noise, join_px):
+    """The kernels find the spots the scipy.ndimage search found, with the same patches, except
+    pixels equidistant from lit pixels of two blobs (left out now)."""
+    frames = _frames(LAB, 6, 80, 11, read_noise=read_noise)
+    rng = np.random.default_rng(2)
+    mask = np.zeros((1024, 1024), bool)
+    mask[rng.integers(100, 900, 40), rng.integers(100, 900, 40)] = True
+    got = isolated_spots(frames, 12.0, mask=mask, join_px=join_px)
+    want = _reference()(frames, 12.0, mask=mask, join_px=join_px)
+    assert len(got[1]) > 100 and np.array_equal(got[1], want[1]) and got[2] == want[2]
+    both = np.isfinite(got[0]) & np.isfinite(want[0])
+    assert np.array_equal(got[0][both], want[0][both])
+    assert not np.any(np.isnan(want[0]) & ~np.isnan(got[0]))  # every pixel left out before is left out
+    h = (got[0].shape[1] - 1) // 2
+    for k, a, b in np.argwhere(np.isnan(got[0]) & ~np.isnan(want[0])):  # the rest: ties
+        fi, i0, j0 = got[1][k]
+        lit = (frames[fi] >= 12.0) & ~mask
+        lab = ndimage.label(ndimage.binary_dilation(lit, np.ones((3, 3), bool), iterations=join_px) if join_px else lit,
+                            np.ones((3, 3), bool))[0] * lit
+        li, lj = np.nonzero(lit)
+        d2 = (li - i0 - a) ** 2 + (lj - j0 - b) ** 2
+        nearest = set(lab[li, lj][d2 == d2.min()])
+        assert len(nearest) == 2 and lab[i0 + h, j0 + h] in nearest, (k, a, b)
+
+
+def test_spot_model_does_not_depend_on_the_threads():
+    """Chunks searched in parallel give the serial answer, also where `max_spots` cuts a chunk short."""
+    frames = _frames(LAB, 24, 80, 7)
+
+    def chunks():
+        return (frames[i: i + 3] for i in range(0, 24, 3))
+
+    serial = measure_spot_model(chunks(), threshold=10.0)
+    assert measure_spot_model(chunks(), threshold=10.0, threads=3).to_dict() == serial.to_dict()
+    cut = measure_spot_model(chunks(), threshold=10.0, max_spots=250)
+    assert cut.n_spots < serial.n_spots and cut.n_frames == 24  # the cut falls inside a chunk
+    assert measure_spot_model(chunks(), threshold=10.0, max_spots=250, threads=4).to_dict() == cut.to_dict()
+    settings = SurveySettings(n_sample=8, spot_fraction=0.5)  # the survey: spot model and pile-up prior alike
+    assert survey_frames(frames, settings, threads=3) == survey_frames(frames, settings)
 
 
 def test_spot_sample_grows_with_the_file():

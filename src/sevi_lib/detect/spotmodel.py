@@ -7,13 +7,15 @@ gain (peak) distribution and the saturation level, with standard errors, as a
 :class:`SpotMeasurement`; :meth:`SpotMeasurement.model` is the
 :class:`~sevi_lib.core.spots.SpotModel` detection and calibration then use.
 
-**Isolated spots** (:func:`isolated_spots`, array operations of :mod:`scipy.ndimage`): the
-8-connected blobs of pixels ``>= threshold`` with one local maximum (3 x 3, on the frame
-smoothed by a 3 x 3 box, so that read noise makes no maxima), no lit pixel of another blob within
-``h + 2`` pixels (Chebyshev) and at least ``h`` pixels from the frame's edge, ``h = ceil(3 s0)``
-for the rough width ``s0`` that the blobs' areas and peaks imply (a Gaussian of peak A is above
-T on ``2 pi s^2 ln(A / T)`` pixels). The patch of half-width ``h`` around each one's peak is
-fitted.
+**Isolated spots** (:func:`isolated_spots`, numba kernels one frame at a time in
+:mod:`sevi_lib.detect._isolated`; chunks of the sample on several threads): the 8-connected
+blobs of pixels ``>= threshold`` with one local maximum (3 x 3, on the frame smoothed by a 3 x 3
+box, so that read noise makes no maxima), no lit pixel of another blob within ``reach = max(ceil(4
+s0), h)`` pixels (a disc) of the blob's intensity centroid, which lies at least ``reach`` pixels
+from the frame's edges, ``h = ceil(3 s0)`` for the rough width ``s0`` that the blobs' areas and
+peaks imply (a Gaussian of peak A is above T on ``2 pi s^2 ln(A / T)`` pixels). The patch of
+half-width ``h`` around the centroid is fitted, its pixels nearer to another blob's light
+(within ``1.2 s0``) left out.
 
 **Spot fit** (:func:`fit_spots`, one numba kernel over all patches): Levenberg-Marquardt of
 ``pedestal + A exp(-[dx^2 + dz^2 + 2 rho dx dz] / (2 s^2))`` on the patch's pixels, each sampled
@@ -58,6 +60,7 @@ import numpy as np
 from numba import njit
 
 from sevi_lib.core.spots import SpotModel
+from sevi_lib.detect._isolated import cut_patches, isolated_workspace, label_frame, select_isolated
 
 __all__ = ["SpotMeasurement", "fit_gain", "fit_spots", "isolated_spots", "measure_spot_model"]
 
@@ -103,21 +106,6 @@ def _rough_width(area, peak, threshold):
     return float(np.sqrt(np.median(s2)))
 
 
-def _blob_labels(lit, structure, join_px):
-    """Labels of the lit pixels' blobs (0 elsewhere) and their number; with `join_px` > 0 lit
-    pixels within ``2 join_px + 1`` pixels of one another (the lit mask dilated `join_px` times)
-    share a label."""
-    # local: scipy.ndimage takes about a second to import and detection needs it only here
-    from scipy import ndimage
-
-    if join_px <= 0:
-        return ndimage.label(lit, structure=structure)
-    joined, n = ndimage.label(ndimage.binary_dilation(lit, structure=structure, iterations=int(join_px)),
-                              structure=structure)
-    joined[~lit] = 0  # every component of the dilated mask holds lit pixels: labels 1..n stay in use
-    return joined, n
-
-
 def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=20000, *, join_px=0, rough_width=None):
     """Patches around the isolated single spots of `frames` (see the module docstring).
 
@@ -153,28 +141,22 @@ def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=2000
     rough_width : float
         ``s0`` (px; NaN when no blob is bright enough).
     """
-    # local: scipy.ndimage takes about a second to import and detection needs it only here
-    from scipy import ndimage
-
     frames = np.asarray(frames)
     if frames.ndim == 2:
         frames = frames[None]
-    eight = np.ones((3, 3), dtype=bool)
-    # rough width from the blobs of the first frames
-    areas, peaks = [], []
-    for f in frames[: 0 if rough_width is not None else min(len(frames), 16)]:
-        lit = f >= threshold
-        if mask is not None:
-            lit &= ~mask
-        lab, n = ndimage.label(lit, structure=eight)
-        if n:
-            idx = np.arange(1, n + 1)
-            areas.append(ndimage.sum_labels(lit, lab, idx))
-            peaks.append(ndimage.maximum(f, lab, idx))
+    n_i, n_j = frames.shape[1:]
+    ws = isolated_workspace((n_i, n_j))
+    no_mask = np.zeros((n_i, n_j), dtype=np.bool_) if mask is None else np.asarray(mask, dtype=np.bool_)
     if rough_width is not None:
         s0 = float(rough_width)
-    else:
-        s0 = _rough_width(np.concatenate(areas), np.concatenate(peaks).astype(float), threshold) if areas else math.nan
+    else:  # from the blobs (8-connected lit pixels) of the first frames
+        areas, peaks = [], []
+        for f in frames[: min(len(frames), 16)]:
+            count = label_frame(ws, f, no_mask, float(threshold), 0)
+            areas.append(ws.area[1: count + 1].copy())
+            peaks.append(ws.peak[1: count + 1].astype(np.float64))
+        areas, peaks = np.concatenate(areas), np.concatenate(peaks)
+        s0 = _rough_width(areas, peaks, threshold) if areas.size else math.nan
     if half_width is None:
         half_width = int(math.ceil(3.0 * s0)) if math.isfinite(s0) else 12
     h = max(int(half_width), 3)
@@ -183,61 +165,25 @@ def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=2000
     # a spot of peak <= 400 is lit out to 2.8 widths (threshold >= 10): no other blob may come closer
     reach = max(int(math.ceil(4.0 * s0)) if math.isfinite(s0) else 32, h)
     d = np.arange(-reach, reach + 1)
-    inside = d[:, None] ** 2 + d[None, :] ** 2 <= reach * reach
-    disc_i, disc_j = [v[inside] for v in np.meshgrid(d, d, indexing="ij")]
-    disc_i, disc_j = disc_i[:, None], disc_j[:, None]
+    di, dj = np.meshgrid(d, d, indexing="ij")
+    inside = di**2 + dj**2 <= reach * reach
+    disc = np.column_stack([di[inside], dj[inside]]).astype(np.int64)
     P = 2 * h + 1
     out, corners = [], []
     total = 0
-    n_i, n_j = frames.shape[1:]
     for fi, f in enumerate(frames):
         if total >= max_spots:
             break
-        fv = f.astype(np.float64)
-        if mask is not None:
-            fv[mask] = 0.0
-        lit = fv >= threshold
-        lab, n = _blob_labels(lit, eight, join_px)
-        if n == 0:
+        count = label_frame(ws, f, no_mask, float(threshold), int(join_px))
+        pos, own = np.empty((count, 2), dtype=np.int64), np.empty(count, dtype=np.int64)
+        got = select_isolated(ws, count, reach, disc, max_spots - total, pos, own) if count else 0
+        if got == 0:
             continue
-        idx = np.arange(1, n + 1)
-        sm = ndimage.correlate(fv.astype(np.int32), np.ones((3, 3), dtype=np.int32), mode="constant")  # exact 3 x 3 sums
-        # under noise (join_px > 0) a maximum of the 3 x 3 sums must hold over 5 x 5: the flat top of a
-        # faint spot has spurious 3 x 3 maxima, which would reject faint spots more than bright ones
-        size = 5 if join_px > 0 else 3
-        locmax = (sm == ndimage.maximum_filter(sm, size=size, mode="constant")) & lit
-        # maxima as connected plateaus (a saturated top is one plateau), counted per blob
-        mlab, _ = ndimage.label(locmax, structure=eight)
-        at = np.flatnonzero(locmax)  # few pixels: one blob label per plateau from any of its pixels
-        _, first = np.unique(mlab.ravel()[at], return_index=True)
-        nmax = np.bincount(lab.ravel()[at[first]], minlength=n + 1)[1:]
-        # the patch is centred on the blob's intensity centroid (a saturated top has no single maximum)
-        pos = np.floor(np.asarray(ndimage.center_of_mass(fv, lab, idx)).reshape(-1, 2)).astype(np.int64)
-        ok = (nmax == 1) & (pos[:, 0] >= reach) & (pos[:, 0] < n_i - reach) & (pos[:, 1] >= reach) & (pos[:, 1] < n_j - reach)
-        cand = np.flatnonzero(ok)
-        # no lit pixel of another blob within `reach` px of the peak (a disc that does not depend on
-        # the spot's own brightness, so that the sample is not biased towards faint spots)
-        ci = pos[cand, 0, None, None] + disc_i[None]
-        cj = pos[cand, 1, None, None] + disc_j[None]
-        lc = lab[ci, cj]
-        alone = np.all((lc == 0) | (lc == (cand + 1)[:, None, None]), axis=(1, 2))
-        sel = pos[cand[alone]][: max_spots - total]
-        if sel.size == 0:
-            continue
-        own = lab[sel[:, 0], sel[:, 1]]
-        # every pixel's nearest lit pixel: those nearer to another blob than `tail` px are left out
-        dist, (ni, nj) = ndimage.distance_transform_edt(~lit, return_indices=True)
-        near = lab[ni, nj]
-        ii = sel[:, 0, None, None] + np.arange(-h, h + 1)[None, :, None]
-        jj = sel[:, 1, None, None] + np.arange(-h, h + 1)[None, None, :]
-        patch = f[ii, jj].astype(np.float64)
-        other = (near[ii, jj] != own[:, None, None]) & (dist[ii, jj] <= tail)
-        if mask is not None:
-            other |= mask[ii, jj]
-        patch[other] = np.nan
+        patch = np.empty((got, P, P))
+        cut_patches(ws, f, no_mask, pos, own, got, h, tail, patch)
         out.append(patch)
-        corners.append(np.column_stack([np.full(len(sel), fi), sel - h]))
-        total += len(sel)
+        corners.append(np.column_stack([np.full(got, fi), pos[:got] - h]))
+        total += got
     if not out:
         return np.empty((0, P, P)), np.empty((0, 3), dtype=np.int64), s0
     return np.concatenate(out), np.concatenate(corners).astype(np.int64), s0
@@ -622,8 +568,63 @@ def _spread(values, errors):
     return mean, math.sqrt(var / n), sd, sd_se
 
 
+def _isolated_in_chunks(chunks, threshold, mask, join_px, max_spots, threads):
+    """:func:`isolated_spots` over `chunks` in order, `threads` chunks at a time.
+
+    The first chunk fixes the rough width and the patch size for the rest (every chunk is cut
+    alike); the patches are the first `max_spots` in frame order whatever the thread count
+    (the kernels release the GIL, so the chunks run in parallel).
+    At most ``2 threads`` chunks are held in memory at once.
+
+    Returns
+    -------
+    patches : list of ndarray
+        Per chunk, in order (the last ones may be empty).
+    s0 : float or None
+        The rough width (None: no chunk).
+    counts : tuple of int
+        Frames, lit pixels and pixels at the saturation level (255) over all chunks.
+    """
+    import collections
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts, pending = [], collections.deque()
+    state = {"s0": None, "h": None, "total": 0, "frames": 0, "lit": 0, "sat": 0}
+
+    def find(chunk, s0, h):
+        got, _, s = isolated_spots(chunk, threshold, mask=mask, half_width=h, max_spots=max_spots, join_px=join_px,
+                                   rough_width=s0)
+        return got, s
+
+    def collect(job):
+        got, s = job.result()
+        if state["s0"] is None:
+            state["s0"], state["h"] = s, (got.shape[1] - 1) // 2
+        got = got[: max(max_spots - state["total"], 0)]
+        parts.append(got)
+        state["total"] += len(got)
+
+    threads = max(int(threads), 1)
+    with ThreadPoolExecutor(threads) as pool:
+        for chunk in chunks:
+            chunk = chunk[None] if chunk.ndim == 2 else chunk
+            state["frames"] += len(chunk)
+            state["lit"] += int(np.count_nonzero(chunk >= threshold))
+            state["sat"] += int(np.count_nonzero(chunk == 255))
+            if state["s0"] is None and pending:  # the first chunk's rough width cuts the others
+                collect(pending.popleft())
+            if state["total"] >= max_spots:
+                continue
+            pending.append(pool.submit(find, chunk, state["s0"], state["h"]))
+            while len(pending) >= 2 * threads or (pending and pending[0].done()):
+                collect(pending.popleft())
+        while pending:
+            collect(pending.popleft())
+    return parts, state["s0"], (state["frames"], state["lit"], state["sat"])
+
+
 def measure_spot_model(frames, *, threshold, pedestal=0.0, read_noise=0.0, mask=None, subgrid_offset=0.4,
-                       max_spots=20000):
+                       max_spots=20000, threads=1):
     """Measure the spot model from the isolated spots of `frames` (see the module docstring).
 
     Parameters
@@ -641,6 +642,8 @@ def measure_spot_model(frames, *, threshold, pedestal=0.0, read_noise=0.0, mask=
         Mean sample offset of a pixel (px).
     max_spots : int
         At most this many isolated spots are fitted.
+    threads : int
+        Chunks whose isolated spots are found at a time (the answer does not depend on it).
 
     Returns
     -------
@@ -652,20 +655,9 @@ def measure_spot_model(frames, *, threshold, pedestal=0.0, read_noise=0.0, mask=
         Too few isolated spots to measure the model.
     """
     chunks = [frames] if isinstance(frames, np.ndarray) else frames
-    level, n_lit, n_sat, n_frames = 255, 0, 0, 0  # uint8 frames: the camera clips at 255
-    parts, s0, half_width, total = [], None, None, 0
-    for chunk in chunks:
-        chunk = chunk[None] if chunk.ndim == 2 else chunk
-        n_frames += len(chunk)
-        n_lit += int(np.count_nonzero(chunk >= threshold))
-        n_sat += int(np.count_nonzero(chunk == level))
-        if total < max_spots:  # later chunks cut with the first one's rough width and patch size
-            got, _, s = isolated_spots(chunk, threshold, mask=mask, half_width=half_width, max_spots=max_spots - total,
-                                       join_px=JOIN_PX if read_noise > 0 else 0, rough_width=s0)
-            if s0 is None:
-                s0, half_width = s, (got.shape[1] - 1) // 2
-            parts.append(got)
-            total += len(got)
+    level = 255  # uint8 frames: the camera clips at 255
+    parts, s0, (n_frames, n_lit, n_sat) = _isolated_in_chunks(chunks, threshold, mask, JOIN_PX if read_noise > 0 else 0,
+                                                               max_spots, threads)
     sat_frac = n_sat / max(n_lit, 1)
     patches = np.concatenate(parts) if parts else np.empty((0, 1, 1))
     s0 = math.nan if s0 is None else s0
