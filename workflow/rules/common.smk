@@ -97,20 +97,36 @@ def settings_flags(mapping, skip=()):
     return " ".join(flags)
 
 
-def detect_threads():
-    """Threads of one detection shard: `detect.threads`, or with 0 the cores Snakemake was given
-    shared out over the shards (rounded up), so that `--cores 16` keeps 16 cores busy with 10
-    shards (2 threads each, 8 at a time) instead of 10 busy and 6 idle. One where the core count
-    is not a plain number (cluster executors; each SLURM job gets the CPUs it asks for)."""
-    threads = int(config["detect"]["threads"])
-    if threads > 0:
-        return threads
+def granted_cores():
+    """The cores Snakemake was given (`--cores`), or None where the count is not a plain number
+    (cluster executors: each SLURM job gets the CPUs it asks for)."""
     try:
         cores = workflow.cores
     except Exception:  # a cluster executor defines no total core count (WorkflowError)
-        cores = None
-    cores = cores if isinstance(cores, int) and 0 < cores < 4096 else 1
-    return max(1, -(-cores // int(config["detect"]["shards"])))
+        return None
+    return cores if isinstance(cores, int) and 0 < cores < 4096 else None
+
+
+def detect_threads():
+    """Threads of one detection shard: `detect.threads`, or with 0 the cores Snakemake was given
+    shared out over the shards (rounded up), so that `--cores 16` keeps 16 cores busy with 10
+    shards (2 threads each, 8 at a time) instead of 10 busy and 6 idle. One on a cluster."""
+    threads = int(config["detect"]["threads"])
+    if threads > 0:
+        return threads
+    return max(1, -(-(granted_cores() or 1) // int(config["detect"]["shards"])))
+
+
+#: Most threads of the survey: its spot sample (at most 1000 frames) is searched 64 frames at a
+#: time, so more threads than this find too little to do.
+SURVEY_THREADS_MAX = 8
+
+
+def survey_threads():
+    """Threads of the survey, which runs alone before detection (every shard waits for it): the
+    cores Snakemake was given, at most SURVEY_THREADS_MAX; 2 on a cluster (a job's CPUs must fit
+    a node, and CI's throwaway node has 2)."""
+    return min(granted_cores() or 2, SURVEY_THREADS_MAX)
 
 
 def final_targets():

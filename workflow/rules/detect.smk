@@ -55,7 +55,7 @@ rule survey:
         "results/logs/survey.log",
     benchmark:
         "results/benchmarks/survey.tsv"
-    threads: 1
+    threads: survey_threads()
     shell:
         "sevi survey {input.frames:q} --out {output:q} --threads {threads} {params.survey} > {log:q} 2>&1"
 

@@ -22,7 +22,8 @@ def register(sub):
     )
     p.add_argument("frames", help="HDF5 test file with a FinalImage dataset")
     p.add_argument("--out", required=True, metavar="CAMERA.json", help="survey to write (JSON)")
-    p.add_argument("--threads", type=int, help="decompression threads (default 1)")
+    p.add_argument("--threads", type=int,
+                   help="threads: decompression, the spot sample's chunks in parallel, the pile-up measurement (default 1)")
     p.add_argument("--plot", metavar="CAMERA.png", help="also draw the measured spot model (as sevi plot-camera)")
     add_settings_arguments(p, SurveySettings, title="survey settings")
     p.set_defaults(func=run)

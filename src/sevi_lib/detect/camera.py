@@ -721,7 +721,9 @@ def survey_frames(source, settings=None, threads=1, progress=0.0):
         A ``FinalImage`` file, an open reader of one, or frames (uint8, (k, 1024, 1024)).
     settings : SurveySettings, optional
     threads : int
-        Decompression threads (a path) and detection threads of the pile-up measurement.
+        Decompression threads (a path), chunks of the spot model's sample searched for isolated
+        spots at a time and detection threads of the pile-up measurement; the survey does not
+        depend on it.
     progress : float
         Seconds between progress lines (stderr) while the spot model's sample is read; 0: silent.
 
@@ -808,7 +810,7 @@ def survey_frames(source, settings=None, threads=1, progress=0.0):
                 yield read(spot_idx[i: i + SPOT_CHUNK])
                 log(min(i + SPOT_CHUNK, spot_idx.size))
 
-        survey = _with_spot_model(survey, chunks(), settings)
+        survey = _with_spot_model(survey, chunks(), settings, threads)
     if survey.spot_model_source == "published":
         return survey
     # local: the measurement renders frames (the simulator's kernels), needed only here
@@ -842,15 +844,16 @@ def spot_frames(n_file, settings):
     return int(min(n_file, want))
 
 
-def _with_spot_model(survey, frames, settings):
-    """`survey` with the spot model measured from `frames` (an array or chunks of one), the model in use and the checks."""
+def _with_spot_model(survey, frames, settings, threads=1):
+    """`survey` with the spot model measured from `frames` (an array or chunks of one, `threads` chunks at a time), the
+    model in use and the checks."""
     threshold = max(DetectorParams().threshold, survey.threshold)
     warnings = []
     try:
         measured = measure_spot_model(frames, threshold=threshold, pedestal=survey.pedestal,
                                       read_noise=survey.read_noise,
                                       mask=survey.mask() if survey.hot_pixels else None,
-                                      subgrid_offset=DetectorParams().subgrid_offset)
+                                      subgrid_offset=DetectorParams().subgrid_offset, threads=threads)
     except ValueError as exc:
         measured = None
         warnings.append(f"spot model not measured ({exc}); the {'given' if settings.given_model() else 'published'} "
