@@ -568,17 +568,18 @@ def _spread(values, errors):
     return mean, math.sqrt(var / n), sd, sd_se
 
 
-def _isolated_in_chunks(chunks, threshold, mask, join_px, max_spots, threads):
-    """:func:`isolated_spots` over `chunks` in order, `threads` chunks at a time.
+def _spots_in_chunks(chunks, threshold, mask, join_px, max_spots, threads, fit_args):
+    """:func:`isolated_spots` and :func:`fit_spots` over `chunks` in order, `threads` chunks at a time.
 
-    The first chunk fixes the rough width and the patch size for the rest (every chunk is cut
-    alike); the patches are the first `max_spots` in frame order whatever the thread count
-    (the kernels release the GIL, so the chunks run in parallel).
-    At most ``2 threads`` chunks are held in memory at once.
+    The first chunk fixes the rough width (the fits' starting width) and the patch size for the
+    rest (every chunk is cut alike); the patches are the first `max_spots` in frame order
+    whatever the thread count (the kernels release the GIL, so the chunks run in parallel), and
+    each spot's fit depends on its patch alone. At most ``2 threads`` chunks are held in memory
+    at once. `fit_args` are :func:`fit_spots`' pedestal, saturation and subgrid offset.
 
     Returns
     -------
-    patches : list of ndarray
+    patches, fits : list of ndarray
         Per chunk, in order (the last ones may be empty).
     s0 : float or None
         The rough width (None: no chunk).
@@ -588,21 +589,22 @@ def _isolated_in_chunks(chunks, threshold, mask, join_px, max_spots, threads):
     import collections
     from concurrent.futures import ThreadPoolExecutor
 
-    parts, pending = [], collections.deque()
+    parts, fitted, pending = [], [], collections.deque()
     state = {"s0": None, "h": None, "total": 0, "frames": 0, "lit": 0, "sat": 0}
 
     def find(chunk, s0, h):
         got, _, s = isolated_spots(chunk, threshold, mask=mask, half_width=h, max_spots=max_spots, join_px=join_px,
                                    rough_width=s0)
-        return got, s
+        return got, fit_spots(got, *fit_args, width0=s if math.isfinite(s) else None), s
 
     def collect(job):
-        got, s = job.result()
+        got, fits, s = job.result()
         if state["s0"] is None:
             state["s0"], state["h"] = s, (got.shape[1] - 1) // 2
-        got = got[: max(max_spots - state["total"], 0)]
-        parts.append(got)
-        state["total"] += len(got)
+        keep = max(max_spots - state["total"], 0)
+        parts.append(got[:keep])
+        fitted.append(fits[:keep])
+        state["total"] += len(parts[-1])
 
     threads = max(int(threads), 1)
     with ThreadPoolExecutor(threads) as pool:
@@ -620,7 +622,7 @@ def _isolated_in_chunks(chunks, threshold, mask, join_px, max_spots, threads):
                 collect(pending.popleft())
         while pending:
             collect(pending.popleft())
-    return parts, state["s0"], (state["frames"], state["lit"], state["sat"])
+    return parts, fitted, state["s0"], (state["frames"], state["lit"], state["sat"])
 
 
 def measure_spot_model(frames, *, threshold, pedestal=0.0, read_noise=0.0, mask=None, subgrid_offset=0.4,
@@ -656,15 +658,15 @@ def measure_spot_model(frames, *, threshold, pedestal=0.0, read_noise=0.0, mask=
     """
     chunks = [frames] if isinstance(frames, np.ndarray) else frames
     level = 255  # uint8 frames: the camera clips at 255
-    parts, s0, (n_frames, n_lit, n_sat) = _isolated_in_chunks(chunks, threshold, mask, JOIN_PX if read_noise > 0 else 0,
-                                                               max_spots, threads)
+    parts, fitted, _, (n_frames, n_lit, n_sat) = _spots_in_chunks(
+        chunks, threshold, mask, JOIN_PX if read_noise > 0 else 0, max_spots, threads,
+        (pedestal, float(level), subgrid_offset))
     sat_frac = n_sat / max(n_lit, 1)
     patches = np.concatenate(parts) if parts else np.empty((0, 1, 1))
-    s0 = math.nan if s0 is None else s0
     if len(patches) < 20:
         raise ValueError(f"only {len(patches)} isolated spots in {n_frames} sampled frames: too few to measure the "
                          "spot model")
-    fits = fit_spots(patches, pedestal, float(level), subgrid_offset, width0=s0 if math.isfinite(s0) else None)
+    fits = np.concatenate(fitted)
     h = (patches.shape[1] - 1) // 2
     a, b, A, s, rho = fits[:, 0], fits[:, 1], fits[:, 2], fits[:, 3], fits[:, 4]
     se = fits[:, 5:10]
