@@ -108,6 +108,20 @@ def _components(fg, parent, out):
 
 
 @njit(cache=True, nogil=True)
+def _dilate_rows(src, dst, join):
+    """dst[i, j] = any(src[i, j - join: j + join + 1]): `src` dilated along its rows."""
+    n, m = src.shape
+    for i in range(n):
+        last = -(10 ** 9)  # the last True column seen
+        for j in range(m + join):
+            if j < m and src[i, j]:
+                last = j
+            jj = j - join
+            if 0 <= jj < m:
+                dst[i, jj] = last >= jj - join
+
+
+@njit(cache=True, nogil=True)
 def label_frame(ws, f, mask, threshold, join):
     """Blobs of frame `f` and their statistics into `ws`; returns their number.
 
@@ -124,24 +138,9 @@ def label_frame(ws, f, mask, threshold, join):
     if join > 0:
         # the lit mask dilated by a square of half-width `join` (separable: rows, then columns),
         # labelled; the labels kept on the lit pixels
-        grow, rows = ws.grow, ws.rows
-        for i in range(n):
-            last = -(10 ** 9)
-            for j in range(m + join):
-                if j < m and lit[i, j]:
-                    last = j
-                jj = j - join
-                if 0 <= jj < m:
-                    rows[i, jj] = last >= jj - join
-        for j in range(m):
-            last = -(10 ** 9)
-            for i in range(n + join):
-                if i < n and rows[i, j]:
-                    last = i
-                ii = i - join
-                if 0 <= ii < n:
-                    grow[ii, j] = last >= ii - join
-        count = _components(grow, ws.parent, lab)
+        _dilate_rows(lit, ws.rows, join)
+        _dilate_rows(ws.rows.T, ws.grow.T, join)
+        count = _components(ws.grow, ws.parent, lab)
         for i in range(n):
             for j in range(m):
                 if not lit[i, j]:
