@@ -53,7 +53,9 @@ of lit pixels there.
 
 from __future__ import annotations
 
+import collections
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
@@ -146,17 +148,16 @@ def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=2000
         frames = frames[None]
     n_i, n_j = frames.shape[1:]
     ws = isolated_workspace((n_i, n_j))
-    no_mask = np.zeros((n_i, n_j), dtype=np.bool_) if mask is None else np.asarray(mask, dtype=np.bool_)
+    masked = np.zeros((n_i, n_j), dtype=np.bool_) if mask is None else np.asarray(mask, dtype=np.bool_)
     if rough_width is not None:
         s0 = float(rough_width)
     else:  # from the blobs (8-connected lit pixels) of the first frames
         areas, peaks = [], []
         for f in frames[: min(len(frames), 16)]:
-            count = label_frame(ws, f, no_mask, float(threshold), 0)
+            count = label_frame(ws, f, masked, float(threshold), 0)
             areas.append(ws.area[1: count + 1].copy())
             peaks.append(ws.peak[1: count + 1].astype(np.float64))
-        areas, peaks = np.concatenate(areas), np.concatenate(peaks)
-        s0 = _rough_width(areas, peaks, threshold) if areas.size else math.nan
+        s0 = _rough_width(np.concatenate(areas), np.concatenate(peaks), threshold) if areas else math.nan
     if half_width is None:
         half_width = int(math.ceil(3.0 * s0)) if math.isfinite(s0) else 12
     h = max(int(half_width), 3)
@@ -164,6 +165,8 @@ def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=2000
     tail = int(math.ceil(1.2 * s0)) if math.isfinite(s0) else 8
     # a spot of peak <= 400 is lit out to 2.8 widths (threshold >= 10): no other blob may come closer
     reach = max(int(math.ceil(4.0 * s0)) if math.isfinite(s0) else 32, h)
+    # no lit pixel of another blob within `reach` px of the centroid: a disc that does not depend on
+    # the spot's own brightness, so that the sample is not biased towards faint spots
     d = np.arange(-reach, reach + 1)
     di, dj = np.meshgrid(d, d, indexing="ij")
     inside = di**2 + dj**2 <= reach * reach
@@ -174,13 +177,13 @@ def isolated_spots(frames, threshold, mask=None, half_width=None, max_spots=2000
     for fi, f in enumerate(frames):
         if total >= max_spots:
             break
-        count = label_frame(ws, f, no_mask, float(threshold), int(join_px))
+        count = label_frame(ws, f, masked, float(threshold), int(join_px))
         pos, own = np.empty((count, 2), dtype=np.int64), np.empty(count, dtype=np.int64)
         got = select_isolated(ws, count, reach, disc, max_spots - total, pos, own) if count else 0
         if got == 0:
             continue
         patch = np.empty((got, P, P))
-        cut_patches(ws, f, no_mask, pos, own, got, h, tail, patch)
+        cut_patches(ws, f, masked, pos, own, got, h, tail, patch)
         out.append(patch)
         corners.append(np.column_stack([np.full(got, fi), pos[:got] - h]))
         total += got
@@ -586,9 +589,6 @@ def _spots_in_chunks(chunks, threshold, mask, join_px, max_spots, threads, fit_a
     counts : tuple of int
         Frames, lit pixels and pixels at the saturation level (255) over all chunks.
     """
-    import collections
-    from concurrent.futures import ThreadPoolExecutor
-
     parts, fitted, pending = [], [], collections.deque()
     state = {"s0": None, "h": None, "total": 0, "frames": 0, "lit": 0, "sat": 0}
 
